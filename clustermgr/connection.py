@@ -1,0 +1,581 @@
+"""One connection to one Redis server.
+
+``execute()`` writes the command and returns a future at once; replies are
+matched to waiting futures in FIFO order, so any number of commands can be in
+flight on one socket. Commands issued in the same event-loop tick leave in a
+single ``write``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl as ssl_module
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from types import MappingProxyType
+from typing import Any
+
+from ._timeout import timeout as _timeout
+from .abc import AbcChannel, AbcConnection
+from .address import ServerAddress, parse_address
+from .errors import (
+    ConnectError,
+    ConnectionClosedError,
+    ConnectionForcedCloseError,
+    ProtocolError,
+    RedisError,
+    ReplyError,
+    TimeoutError,
+)
+from .protocol import case_variants, decode, encode_command, lookup_command, new_reader
+from .pubsub import Channel
+
+__all__ = ["RedisConnection", "create_connection"]
+
+logger = logging.getLogger("clustermgr.connection")
+
+_NOT_SET: Any = object()
+
+_SUBSCRIBE_KINDS = {
+    b"SUBSCRIBE": (b"subscribe", "channels", True),
+    b"PSUBSCRIBE": (b"psubscribe", "patterns", True),
+    b"SSUBSCRIBE": (b"ssubscribe", "shard_channels", True),
+    b"UNSUBSCRIBE": (b"unsubscribe", "channels", False),
+    b"PUNSUBSCRIBE": (b"punsubscribe", "patterns", False),
+    b"SUNSUBSCRIBE": (b"sunsubscribe", "shard_channels", False),
+}
+_CONFIRMATIONS = {
+    b"subscribe": ("channels", True),
+    b"psubscribe": ("patterns", True),
+    b"ssubscribe": ("shard_channels", True),
+    b"unsubscribe": ("channels", False),
+    b"punsubscribe": ("patterns", False),
+    b"sunsubscribe": ("shard_channels", False),
+}
+_MESSAGES = frozenset({b"message", b"pmessage", b"smessage"})
+_PUBSUB_EVENTS = _MESSAGES | frozenset(_CONFIRMATIONS)
+
+
+# Commands the connection must look at (state or pub/sub); everything else
+# passes straight through. Looked up by the command exactly as the caller
+# spelled it, falling back to upper-casing only for mixed case.
+_SPECIAL = case_variants(
+    "SELECT", "MULTI", "EXEC", "DISCARD", "QUIT",
+    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+)
+
+
+def _special(command: Any) -> bytes | None:
+    return lookup_command(_SPECIAL, command)
+
+
+PubSubLostHook = Callable[["RedisConnection", BaseException | None], None]
+UnsubscribedHook = Callable[["RedisConnection", bytes, AbcChannel], None]
+
+
+class _PubSubWait:
+    """A pending (un)subscribe command waiting for its confirmations."""
+
+    __slots__ = ("future", "kind", "pending", "remaining", "replies")
+
+    def __init__(
+        self,
+        future: asyncio.Future[Any],
+        kind: bytes,
+        pending: dict[bytes, AbcChannel],
+        remaining: int | None,
+    ) -> None:
+        self.future = future
+        self.kind = kind
+        self.pending = pending
+        self.remaining = remaining  # None: "all", for UNSUBSCRIBE without names
+        self.replies: list[Any] = []
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, conn: RedisConnection) -> None:
+        self.conn = conn
+        # Bind straight to the connection: one call per chunk, no indirection.
+        self.data_received = conn._on_data  # type: ignore[method-assign]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn._on_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        return None
+
+
+class RedisConnection(AbcConnection):
+    """A connection to one Redis server (see :func:`create_connection`)."""
+
+    def __init__(
+        self,
+        address: ServerAddress,
+        *,
+        encoding: str | None = None,
+        parser: Any = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self._address = address
+        self._encoding = encoding
+        self._loop = loop or asyncio.get_running_loop()
+        self._reader = new_reader(parser)
+        self._transport: asyncio.Transport | None = None
+        self._waiters: deque[tuple[asyncio.Future[Any], str | None, Any]] = deque()
+        self._buffer: list[bytes] = []
+        self._unflushed = 0
+        self._flush_handle: asyncio.Handle | None = None
+        self._db = 0
+        self._in_transaction = False
+        self._closing = False
+        self._close_error: BaseException | None = None
+        self._closed_future: asyncio.Future[None] = self._loop.create_future()
+        self._channels: dict[bytes, AbcChannel] = {}
+        self._patterns: dict[bytes, AbcChannel] = {}
+        self._shard_channels: dict[bytes, AbcChannel] = {}
+        self._pubsub_pending = 0
+        #: Called when the connection drops (not on close()). When set, its
+        #: channels are left open for the owner to resubscribe elsewhere.
+        self.on_pubsub_lost: PubSubLostHook | None = None
+        #: Called when the server unsubscribes a channel on its own (sharded
+        #: channel whose slot moved). When unset the channel is closed.
+        self.on_unsubscribed: UnsubscribedHook | None = None
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _attach(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if self._buffer and self._transport is not None:
+            data = b"".join(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
+            self._buffer.clear()
+            self._unflushed = 0
+            self._transport.write(data)
+
+    def _send(self, data: bytes) -> None:
+        self._buffer.append(data)
+        self._unflushed += 1
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _on_data(self, data: bytes) -> None:
+        reader = self._reader
+        reader.feed(data)
+        waiters = self._waiters
+        while True:
+            try:
+                obj = reader.gets()
+            except ProtocolError as exc:
+                logger.error("protocol error from %s: %s", self._address_text, exc)
+                self._abort(exc)
+                return
+            if obj is False:
+                return
+            if (
+                (self._pubsub_pending or self._channels or self._patterns or self._shard_channels)
+                and type(obj) is list
+                and obj
+                and obj[0] in _PUBSUB_EVENTS
+            ):
+                self._on_pubsub_event(obj)
+                continue
+            if not waiters:
+                self._abort(ProtocolError(f"unexpected reply from {self._address_text}: {obj!r}"))
+                return
+            future, encoding, hook = waiters.popleft()
+            if type(hook) is _PubSubWait:  # the (un)subscribe command was refused
+                self._pubsub_pending -= 1
+                hook = None
+            if future.done():  # cancelled by its caller; the reply is dropped
+                continue
+            if isinstance(obj, ReplyError):
+                future.set_exception(obj)
+                continue
+            if hook is not None:
+                obj = hook(obj)
+            if encoding is not None:
+                try:
+                    obj = decode(obj, encoding)
+                except UnicodeDecodeError as exc:
+                    future.set_exception(exc)
+                    continue
+            future.set_result(obj)
+
+    def _on_lost(self, exc: BaseException | None) -> None:
+        forced = self._closing
+        self._closing = True
+        self._transport = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        cause = self._close_error or exc
+        if forced and self._close_error is None:
+            message = f"connection to {self._address_text} was closed"
+        else:
+            message = f"connection to {self._address_text} lost"
+            if cause is not None:
+                message += f": {cause}"
+        # Waiters whose bytes never left our buffer cannot have run.
+        written = len(self._waiters) - self._unflushed
+        error_cls = ConnectionForcedCloseError if forced else ConnectionClosedError
+        for index, (future, _enc, hook) in enumerate(self._waiters):
+            target = hook.future if isinstance(hook, _PubSubWait) else future
+            if not target.done():
+                error = error_cls(message, may_have_executed=index < written)
+                error.__cause__ = cause
+                target.set_exception(error)
+        self._waiters.clear()
+        self._buffer.clear()
+        self._unflushed = 0
+        self._pubsub_pending = 0
+        self._release_channels(cause, forced)
+        if not self._closed_future.done():
+            self._closed_future.set_result(None)
+        if not forced:
+            logger.info("%s", message)
+
+    def _release_channels(self, cause: BaseException | None, forced: bool) -> None:
+        if self.on_pubsub_lost is not None and not forced:
+            # The owner keeps the channels open and resubscribes them elsewhere.
+            self.on_pubsub_lost(self, cause)
+        else:
+            for registry in (self._channels, self._patterns, self._shard_channels):
+                for channel in registry.values():
+                    channel.close(cause if not forced else None)
+        self._channels = {}
+        self._patterns = {}
+        self._shard_channels = {}
+
+    def _abort(self, exc: BaseException) -> None:
+        self._close_error = exc
+        if self._transport is not None:
+            self._transport.abort()
+
+    @property
+    def _address_text(self) -> str:
+        target = self._address.target
+        return target if isinstance(target, str) else f"{target[0]}:{target[1]}"
+
+    # -- commands ---------------------------------------------------------
+
+    def execute(
+        self, command: bytes | str, *args: Any, encoding: Any = _NOT_SET
+    ) -> asyncio.Future[Any]:
+        """Send ``command *args``; return a future of the reply.
+
+        ``encoding`` overrides the connection's codec for this reply
+        (``None`` returns bytes). Raises :class:`ConnectionClosedError` at
+        once if the connection is closed, and :class:`TypeError` for
+        arguments that cannot be sent.
+        """
+        if self._closing:
+            raise ConnectionClosedError(
+                f"connection to {self._address_text} is closed", may_have_executed=False
+            )
+        hook: Any = None
+        special = _special(command)
+        if special is not None:
+            if special in _SUBSCRIBE_KINDS:
+                return self.execute_pubsub(command, *args)
+            hook = self._state_hook(special, args)
+        data = encode_command(command, args)
+        future = self._loop.create_future()
+        self._waiters.append(
+            (future, self._encoding if encoding is _NOT_SET else encoding, hook)
+        )
+        self._send(data)
+        return future
+
+    def _state_hook(self, special: bytes, args: tuple[Any, ...]) -> Any:
+        if special == b"SELECT":
+            if len(args) != 1:
+                raise TypeError("SELECT takes exactly one argument: the db index")
+            db = int(args[0])
+
+            def selected(reply: Any) -> Any:
+                self._db = db
+                return reply
+
+            return selected
+        if special == b"MULTI":
+            self._in_transaction = True
+        elif special in (b"EXEC", b"DISCARD"):
+            self._in_transaction = False
+        return None
+
+    def execute_pubsub(self, command: bytes | str, *channels: Any) -> asyncio.Future[Any]:
+        """Run a (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE command.
+
+        ``channels`` are names (bytes/str) or :class:`AbcChannel` objects to
+        subscribe with. The future resolves to the server's confirmations
+        once every channel is confirmed; subscribed channels are then in
+        :attr:`pubsub_channels` / :attr:`pubsub_patterns`.
+        """
+        if self._closing:
+            raise ConnectionClosedError(
+                f"connection to {self._address_text} is closed", may_have_executed=False
+            )
+        name = _special(command)
+        if name is None or name not in _SUBSCRIBE_KINDS:
+            raise ValueError(f"{command!r} is not a pub/sub (un)subscribe command")
+        kind, registry, subscribing = _SUBSCRIBE_KINDS[name]
+        if subscribing and not channels:
+            raise TypeError(f"{name.decode()} needs at least one channel")
+        pending: dict[bytes, AbcChannel] = {}
+        names: list[bytes] = []
+        for item in channels:
+            if isinstance(item, AbcChannel):
+                key = item.name
+                channel = item
+            elif isinstance(item, (bytes, str)):
+                key = item.encode() if isinstance(item, str) else item
+                channel = getattr(self, "_" + registry).get(key) or Channel(
+                    key, is_pattern=registry == "patterns"
+                )
+            else:
+                raise TypeError(f"channel must be bytes, str or a Channel, not {item!r}")
+            pending[key] = channel
+            names.append(key)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        expected = len(set(names)) if names else None
+        wait = _PubSubWait(future, kind, pending, expected)
+        data = encode_command(name, tuple(names))
+        self._waiters.append((future, None, wait))
+        self._pubsub_pending += 1
+        self._send(data)
+        return future
+
+    def _on_pubsub_event(self, obj: list[Any]) -> None:
+        kind = obj[0]
+        if kind in _MESSAGES:
+            if kind == b"message":
+                channel = self._channels.get(obj[1])
+                if channel is not None:
+                    channel.put_nowait(obj[2])
+            elif kind == b"pmessage":
+                channel = self._patterns.get(obj[1])
+                if channel is not None:
+                    channel.put_nowait((obj[2], obj[3]))
+            else:
+                channel = self._shard_channels.get(obj[1])
+                if channel is not None:
+                    channel.put_nowait(obj[2])
+            return
+        registry_name, subscribed = _CONFIRMATIONS[kind]
+        registry: dict[bytes, AbcChannel] = getattr(self, "_" + registry_name)
+        name = obj[1]
+        head = self._waiters[0] if self._waiters else None
+        wait = head[2] if head is not None else None
+        if not isinstance(wait, _PubSubWait) or wait.kind != kind:
+            # Pushed by the server on its own (e.g. SUNSUBSCRIBE after a slot move).
+            channel = registry.pop(name, None) if name is not None else None
+            if channel is not None:
+                if self.on_unsubscribed is not None:
+                    self.on_unsubscribed(self, kind, channel)
+                else:
+                    channel.close()
+            return
+        if subscribed:
+            channel = wait.pending.get(name)
+            if channel is not None:
+                registry[name] = channel
+        elif name is not None:
+            channel = registry.pop(name, None)
+            if channel is not None:
+                channel.close()
+        wait.replies.append(obj)
+        if wait.remaining is None:
+            done = name is None or not registry
+        else:
+            wait.remaining -= 1
+            done = wait.remaining <= 0
+        if done:
+            self._waiters.popleft()
+            self._pubsub_pending -= 1
+            if not wait.future.done():
+                wait.future.set_result(wait.replies)
+
+    @contextmanager
+    def _buffered(self) -> Iterator[None]:
+        """Kept for aioredis 1.x pipelines: writes are already coalesced per tick."""
+        yield
+
+    # -- state ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection; pending commands fail with ConnectionForcedCloseError."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._transport is not None:
+            # Give written-but-unflushed commands no chance: they fail as not executed.
+            self._transport.close()
+        elif not self._closed_future.done():
+            self._on_lost(None)
+
+    async def wait_closed(self) -> None:
+        """Wait until the socket is closed."""
+        await asyncio.shield(self._closed_future)
+
+    @property
+    def closed(self) -> bool:
+        """True when closing or closed."""
+        return self._closing
+
+    @property
+    def address(self) -> tuple[str, int] | str:
+        """``(host, port)`` or the unix socket path."""
+        return self._address.target
+
+    @property
+    def server_address(self) -> ServerAddress:
+        """The full parsed address, with options (password hidden in repr)."""
+        return self._address
+
+    @property
+    def db(self) -> int:
+        """The selected database index."""
+        return self._db
+
+    @property
+    def encoding(self) -> str | None:
+        """The default reply codec."""
+        return self._encoding
+
+    @property
+    def in_transaction(self) -> bool:
+        """True between MULTI and EXEC/DISCARD."""
+        return self._in_transaction
+
+    @property
+    def in_flight(self) -> int:
+        """Commands sent or queued whose replies have not arrived yet."""
+        return len(self._waiters)
+
+    @property
+    def in_pubsub(self) -> int:
+        """Number of subscribed channels, patterns and shard channels."""
+        return len(self._channels) + len(self._patterns) + len(self._shard_channels)
+
+    @property
+    def pubsub_channels(self) -> Mapping[bytes, AbcChannel]:
+        """Read-only view of subscribed channels."""
+        return MappingProxyType(self._channels)
+
+    @property
+    def pubsub_patterns(self) -> Mapping[bytes, AbcChannel]:
+        """Read-only view of subscribed patterns."""
+        return MappingProxyType(self._patterns)
+
+    @property
+    def pubsub_shard_channels(self) -> Mapping[bytes, AbcChannel]:
+        """Read-only view of subscribed sharded channels (SSUBSCRIBE)."""
+        return MappingProxyType(self._shard_channels)
+
+    async def select(self, db: int) -> bool:
+        """Change the selected database."""
+        return bool(await self.execute(b"SELECT", db) in (b"OK", "OK"))
+
+    async def auth(self, password: str, username: str | None = None) -> bool:
+        """Authenticate (ACL ``username`` optional)."""
+        args = (username, password) if username else (password,)
+        return bool(await self.execute(b"AUTH", *args) in (b"OK", "OK"))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closing else f"db={self._db}"
+        return f"<RedisConnection {self._address_text} {state}>"
+
+
+async def create_connection(
+    address: Any,
+    *,
+    db: int | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    ssl: ssl_module.SSLContext | bool | None = None,
+    encoding: str | None = None,
+    parser: Any = None,
+    timeout: float | None = None,
+    connection_cls: type[RedisConnection] | None = None,
+    name: str | None = None,
+) -> RedisConnection:
+    """Open a connection to one server and run the handshake.
+
+    ``address`` is ``(host, port)``, a unix socket path or a ``redis://``,
+    ``rediss://`` or ``unix://`` URL; keyword arguments fill what the URL does
+    not say. The handshake sends AUTH (with ACL ``username``), SELECT and
+    CLIENT SETNAME as needed, pipelined. ``timeout`` bounds connect and
+    handshake together (:class:`clustermgr.errors.TimeoutError`).
+    """
+    parsed = parse_address(address).with_defaults(
+        db=db, username=username, password=password, encoding=encoding,
+        timeout=timeout, name=name,
+    )
+    if ssl is not None and ssl is not False:
+        use_ssl: ssl_module.SSLContext | bool | None = ssl
+    elif parsed.ssl:
+        use_ssl = ssl_module.create_default_context()
+    else:
+        use_ssl = None
+    if parsed.db is not None and (isinstance(parsed.db, bool) or not isinstance(parsed.db, int)):
+        raise TypeError(f"db must be an int, got {parsed.db!r}")
+    cls = connection_cls or RedisConnection
+    if not (isinstance(cls, type) and issubclass(cls, RedisConnection)):
+        raise TypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")
+    loop = asyncio.get_running_loop()
+    conn = cls(parsed, encoding=parsed.encoding, parser=parser, loop=loop)
+    try:
+        async with _timeout(parsed.timeout):
+            if parsed.path is not None:
+                transport, _ = await loop.create_unix_connection(
+                    lambda: _Protocol(conn), parsed.path, ssl=use_ssl or None
+                )
+            else:
+                transport, _ = await loop.create_connection(
+                    lambda: _Protocol(conn), parsed.host or "127.0.0.1", parsed.port or 6379,
+                    ssl=use_ssl or None,
+                )
+            conn._attach(transport)
+            await _handshake(conn, parsed)
+    except asyncio.TimeoutError:
+        conn.close()
+        raise TimeoutError(
+            f"connecting to {conn._address_text} timed out after {parsed.timeout}s"
+        ) from None
+    except OSError as exc:
+        conn.close()
+        raise ConnectError(
+            f"cannot connect to {conn._address_text}: {exc.strerror or exc}"
+        ) from exc
+    except BaseException:
+        conn.close()
+        await conn.wait_closed()
+        raise
+    return conn
+
+
+async def _handshake(conn: RedisConnection, address: ServerAddress) -> None:
+    steps: list[asyncio.Future[Any]] = []
+    if address.password:
+        auth = (address.username, address.password) if address.username else (address.password,)
+        steps.append(conn.execute(b"AUTH", *auth, encoding=None))
+    if address.db:
+        steps.append(conn.execute(b"SELECT", address.db, encoding=None))
+    if address.name:
+        steps.append(conn.execute(b"CLIENT", b"SETNAME", address.name, encoding=None))
+    if not steps:
+        return
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, RedisError):
+            raise result
+        if isinstance(result, BaseException):
+            raise result

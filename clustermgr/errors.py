@@ -1,0 +1,274 @@
+"""Exceptions raised by clustermgr.
+
+The names and hierarchy follow aioredis 1.x so code that catches those keeps
+working; the cluster-specific errors are added beside them.
+
+Every error raised for a failed command carries ``may_have_executed``:
+``False`` when the command provably never reached the server (it was not
+written, or the server refused it with an error reply), ``True`` when the
+connection broke after the command was written and the outcome is unknown.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AskError",
+    "AuthError",
+    "BusyLoadingError",
+    "ChannelClosedError",
+    "ClusterDownError",
+    "ConnectError",
+    "ConnectionClosedError",
+    "ConnectionForcedCloseError",
+    "CrossSlotError",
+    "LoadingError",
+    "MasterNotFoundError",
+    "MasterReplyError",
+    "MaxClientsError",
+    "MovedError",
+    "MultiExecError",
+    "NoPermissionError",
+    "PipelineError",
+    "PoolClosedError",
+    "ProtocolError",
+    "ReadOnlyError",
+    "RedirectError",
+    "RedisError",
+    "ReplyError",
+    "RouteError",
+    "SlaveNotFoundError",
+    "SlaveReplyError",
+    "TimeoutError",
+    "TryAgainError",
+    "WatchVariableError",
+    "WrongTypeError",
+]
+
+
+class RedisError(Exception):
+    """Base class of every error raised by clustermgr."""
+
+    #: Whether the command this error reports on may have been applied.
+    may_have_executed: bool = False
+
+
+class ProtocolError(RedisError):
+    """The server sent something that is not valid RESP."""
+
+    may_have_executed = True
+
+
+class ReplyError(RedisError):
+    """The server answered a command with an error reply.
+
+    Instantiating ``ReplyError(msg)`` returns the most specific subclass whose
+    ``MATCH_REPLY`` prefix matches the message (one table, see
+    :func:`_register_reply_error`). A reply error means the server processed
+    and refused the command, so ``may_have_executed`` is ``False`` (except for
+    errors raised by EXEC, see :class:`MultiExecError`).
+    """
+
+    MATCH_REPLY: ClassVar[str | tuple[str, ...] | None] = None
+    # First word of the message -> subclass, and multi-word prefixes beside it.
+    _by_word: ClassVar[dict[str, type[ReplyError]]] = {}
+    _by_phrase: ClassVar[list[tuple[str, type[ReplyError]]]] = []
+
+    def __new__(cls, msg: str = "", *args: Any) -> ReplyError:
+        if cls is ReplyError and msg:
+            klass = ReplyError._by_word.get(msg.split(" ", 1)[0])
+            if klass is None:
+                for phrase, candidate in ReplyError._by_phrase:
+                    if msg.startswith(phrase):
+                        klass = candidate
+                        break
+            if klass is not None:
+                return super().__new__(klass)
+        return super().__new__(cls)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        match = cls.__dict__.get("MATCH_REPLY")
+        if match is not None:
+            for prefix in (match,) if isinstance(match, str) else match:
+                if " " in prefix:
+                    ReplyError._by_phrase.append((prefix, cls))
+                else:
+                    ReplyError._by_word[prefix] = cls
+
+
+class WrongTypeError(ReplyError):
+    """Operation against a key holding the wrong kind of value."""
+
+    MATCH_REPLY = "WRONGTYPE"
+
+
+class AuthError(ReplyError):
+    """Authentication failed or is required (NOAUTH, WRONGPASS)."""
+
+    MATCH_REPLY = ("NOAUTH", "WRONGPASS", "ERR invalid password")
+
+
+class NoPermissionError(ReplyError):
+    """The ACL user may not run this command or touch this key."""
+
+    MATCH_REPLY = "NOPERM"
+
+
+class MaxClientsError(ReplyError):
+    """The server refused the connection: maxclients reached."""
+
+    MATCH_REPLY = "ERR max number of clients reached"
+
+
+class ReadOnlyError(ReplyError):
+    """A write was sent to a read-only replica (for example a demoted master)."""
+
+    MATCH_REPLY = "READONLY"
+
+
+class LoadingError(ReplyError):
+    """The server is loading its dataset in memory."""
+
+    MATCH_REPLY = "LOADING"
+
+
+BusyLoadingError = LoadingError
+
+
+class TryAgainError(ReplyError):
+    """Multi-key command during a slot migration: keys split across nodes."""
+
+    MATCH_REPLY = "TRYAGAIN"
+
+
+class ClusterDownError(ReplyError):
+    """The cluster cannot serve this slot right now (CLUSTERDOWN)."""
+
+    MATCH_REPLY = "CLUSTERDOWN"
+
+
+class CrossSlotError(ReplyError):
+    """Keys of one atomic command hash to different slots.
+
+    Raised by the cluster pool before anything is sent, or by the server.
+    """
+
+    MATCH_REPLY = "CROSSSLOT"
+
+
+class RedirectError(ReplyError):
+    """Base for MOVED and ASK: the slot is served by another node."""
+
+    def __init__(self, msg: str, *args: Any) -> None:
+        super().__init__(msg, *args)
+        # "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381"
+        parts = msg.split()
+        try:
+            self.slot = int(parts[1])
+            host, _, port = parts[2].rpartition(":")
+            self.host = host
+            self.port = int(port)
+        except (IndexError, ValueError):
+            raise ProtocolError(f"malformed redirect reply: {msg!r}") from None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` of the node the reply points to."""
+        return self.host, self.port
+
+
+class MovedError(RedirectError):
+    """The slot has moved for good to another node."""
+
+    MATCH_REPLY = "MOVED"
+
+
+class AskError(RedirectError):
+    """The slot is being migrated: ask the target node for this one command."""
+
+    MATCH_REPLY = "ASK"
+
+
+class MasterReplyError(RedisError):
+    """A sentinel answered a master query with an error."""
+
+
+class SlaveReplyError(RedisError):
+    """A sentinel answered a replica query with an error."""
+
+
+class PipelineError(RedisError):
+    """One or more commands of a pipeline failed."""
+
+    def __init__(self, errors: list[BaseException] | Any, *args: Any) -> None:
+        super().__init__(f"{self.__class__.__name__} errors: {errors!r}", *args)
+        self.errors = errors
+
+
+class MultiExecError(PipelineError):
+    """A MULTI/EXEC transaction failed."""
+
+    may_have_executed = True
+
+
+class WatchVariableError(MultiExecError):
+    """EXEC aborted because a WATCHed key changed; nothing was applied."""
+
+    may_have_executed = False
+
+
+class ChannelClosedError(RedisError):
+    """Reading from a pub/sub channel that was closed (unsubscribed)."""
+
+
+class ConnectionClosedError(RedisError):
+    """The connection closed, or broke, before the reply arrived.
+
+    ``may_have_executed`` tells whether the command had been written to the
+    socket before the connection went away (its outcome is unknown then).
+    """
+
+    def __init__(self, msg: str = "", *args: Any, may_have_executed: bool = False) -> None:
+        super().__init__(msg, *args)
+        self.may_have_executed = may_have_executed
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        note = (
+            "the command may have been executed"
+            if self.may_have_executed
+            else "the command was not executed"
+        )
+        return f"{base} ({note})" if base else note
+
+
+class ConnectionForcedCloseError(ConnectionClosedError):
+    """The connection was closed on purpose (close() or fencing a demoted master)."""
+
+
+class ConnectError(RedisError, ConnectionError):
+    """A connection could not be opened (refused, unreachable, TLS failure)."""
+
+
+class PoolClosedError(RedisError):
+    """The pool is closing or closed."""
+
+
+class RouteError(RedisError):
+    """A command cannot be routed (no key where one is needed, no node for a slot)."""
+
+
+class MasterNotFoundError(RedisError):
+    """No sentinel could name a reachable master for the service."""
+
+
+class SlaveNotFoundError(RedisError):
+    """No sentinel could name a reachable replica for the service."""
+
+
+class TimeoutError(RedisError, OSError):
+    """A bounded wait (connect, acquire, reply) ran out."""
+
+    may_have_executed = True

@@ -1,0 +1,642 @@
+"""A pool of connections to one server.
+
+``execute`` multiplexes: it sends the command on a free connection without
+taking it out of the pool, so many callers share a few sockets, pipelined.
+``acquire``/``get`` hand out a connection for exclusive use (transactions,
+blocking commands). Pub/sub runs on one dedicated connection that is
+reconnected with backoff and resubscribed when it drops: the same
+:class:`~clustermgr.pubsub.Channel` objects keep delivering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any
+
+from ._timeout import timeout as _timeout
+from .abc import AbcChannel, AbcConnection, AbcPool
+from .address import ServerAddress, parse_address
+from .connection import RedisConnection, create_connection
+from .errors import (
+    ConnectionClosedError,
+    PoolClosedError,
+    RedisError,
+    RouteError,
+    TimeoutError,
+)
+from .protocol import case_variants, lookup_command
+from .pubsub import Channel
+
+__all__ = ["ConnectionsPool", "create_pool"]
+
+logger = logging.getLogger("clustermgr.pool")
+
+OnConnect = Callable[[RedisConnection], Awaitable[None]]
+
+# Commands that would stall every caller sharing a connection: they run on a
+# connection of their own, taken with acquire().
+_BLOCKING = case_variants(
+    "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
+    "WAIT", "WAITAOF", "XREAD", "XREADGROUP",
+)
+_STREAM_READS = frozenset({b"XREAD", b"XREADGROUP"})
+# Connection-state commands that make no sense on a shared connection.
+_EXCLUSIVE_ONLY = case_variants("MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT")
+_PUBSUB_REGISTRY = {
+    b"SUBSCRIBE": ("channels", True),
+    b"PSUBSCRIBE": ("patterns", True),
+    b"SSUBSCRIBE": ("shard_channels", True),
+    b"UNSUBSCRIBE": ("channels", False),
+    b"PUNSUBSCRIBE": ("patterns", False),
+    b"SUNSUBSCRIBE": ("shard_channels", False),
+}
+_PUBSUB_COMMANDS = case_variants(*(name.decode() for name in _PUBSUB_REGISTRY))
+# Above this many replies outstanding on every free connection, open another.
+_GROW_AT_IN_FLIGHT = 64
+
+
+def _is_blocking(command: Any, args: tuple[Any, ...]) -> bool:
+    name = lookup_command(_BLOCKING, command)
+    if name is None:
+        return False
+    if name in _STREAM_READS:
+        return any(isinstance(a, (bytes, str)) and a.upper() in (b"BLOCK", "BLOCK") for a in args)
+    return True
+
+
+class ConnectionsPool(AbcPool):
+    """Connections to one server (see :func:`create_pool`)."""
+
+    def __init__(
+        self,
+        address: Any,
+        *,
+        db: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        ssl: Any = None,
+        encoding: str | None = None,
+        minsize: int = 1,
+        maxsize: int = 10,
+        parser: Any = None,
+        create_connection_timeout: float | None = None,
+        acquire_timeout: float | None = None,
+        connection_cls: type[RedisConnection] | None = None,
+        name: str | None = None,
+        on_connect: OnConnect | None = None,
+        reconnect_delay: tuple[float, float] = (0.05, 2.0),
+    ) -> None:
+        if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 0:
+            raise ValueError(f"minsize must be an int >= 0, got {minsize!r}")
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
+        if minsize > maxsize:
+            raise ValueError(f"minsize ({minsize}) must not exceed maxsize ({maxsize})")
+        self._address: ServerAddress = parse_address(address).with_defaults(
+            db=db, username=username, password=password, encoding=encoding,
+            timeout=create_connection_timeout, name=name,
+        )
+        self._ssl = ssl
+        self._parser = parser
+        self._connection_cls = connection_cls
+        self._minsize = minsize
+        self._maxsize = maxsize
+        self._acquire_timeout = acquire_timeout
+        self._on_connect = on_connect
+        self._reconnect_delay = reconnect_delay
+        self._db = self._address.db or 0
+        self._free: deque[RedisConnection] = deque()
+        self._used: set[RedisConnection] = set()
+        self._connecting = 0
+        self._waiters: deque[asyncio.Future[RedisConnection]] = deque()
+        self._closing = False
+        self._closed_event: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._all: set[RedisConnection] = set()
+        # Pub/sub: the subscriptions we want, and the connection that has them.
+        self._subscriptions: dict[str, dict[bytes, AbcChannel]] = {
+            "channels": {}, "patterns": {}, "shard_channels": {},
+        }
+        self._pubsub_conn: RedisConnection | None = None
+        self._pubsub_ready: asyncio.Future[RedisConnection] | None = None
+        self._pubsub_task: asyncio.Task[None] | None = None
+        #: Called after the pub/sub connection was re-established and resubscribed.
+        self.on_resubscribed: Callable[[ConnectionsPool, float], None] | None = None
+
+    # -- connections ------------------------------------------------------
+
+    async def _create(self) -> RedisConnection:
+        conn = await create_connection(
+            self._address, ssl=self._ssl, parser=self._parser,
+            connection_cls=self._connection_cls,
+        )
+        try:
+            if self._on_connect is not None:
+                await self._on_connect(conn)
+        except BaseException:
+            conn.close()
+            await conn.wait_closed()
+            raise
+        if self._closing:
+            conn.close()
+            await conn.wait_closed()
+            raise PoolClosedError(f"pool for {self._address_text} was closed")
+        self._all.add(conn)
+        return conn
+
+    async def _create_counted(self) -> RedisConnection:
+        self._connecting += 1
+        try:
+            return await self._create()
+        finally:
+            self._connecting -= 1
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _grow(self) -> None:
+        # _connecting was raised by the caller, so that one tick spawns one growth.
+        try:
+            conn = await self._create()
+        except Exception as exc:  # background growth; callers are still served
+            logger.debug("could not add a connection to %s: %s", self._address_text, exc)
+            return
+        finally:
+            self._connecting -= 1
+        self._put_free(conn)
+
+    def _put_free(self, conn: RedisConnection) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._used.add(conn)
+                waiter.set_result(conn)
+                return
+        self._free.append(conn)
+
+    async def fill(self) -> None:
+        """Open connections until ``minsize`` are open (raises on the first failure)."""
+        missing = self._minsize - self.size
+        if missing <= 0:
+            return
+        results = await asyncio.gather(
+            *(self._create_counted() for _ in range(missing)), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for result in results:
+            if isinstance(result, RedisConnection):
+                self._put_free(result)
+        if errors:
+            raise errors[0]
+
+    def _pick(self) -> RedisConnection | None:
+        free = self._free
+        while free:
+            conn = free[0]
+            if conn._closing:
+                free.popleft()
+                self._all.discard(conn)
+                continue
+            if len(free) > 1:
+                free.rotate(-1)
+            if (
+                len(conn._waiters) > _GROW_AT_IN_FLIGHT
+                and not self._connecting
+                and self.size < self._maxsize
+                and not self._closing
+            ):
+                self._connecting += 1
+                self._spawn(self._grow())
+            return conn
+        return None
+
+    # -- AbcPool ----------------------------------------------------------
+
+    def execute(self, command: bytes | str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """Run one command on a shared connection; returns an awaitable at once.
+
+        Blocking commands (BLPOP, XREAD BLOCK, ...) get a connection of their
+        own. Transactions need :meth:`get`/:meth:`acquire`.
+        """
+        if self._closing:
+            raise PoolClosedError(f"pool for {self._address_text} is closed")
+        if lookup_command(_EXCLUSIVE_ONLY, command) is not None:
+            raise RouteError(
+                f"{command!r} changes connection state and cannot run on a shared connection: "
+                "use `async with pool.get() as conn` (or pool.select() for SELECT)"
+            )
+        if lookup_command(_PUBSUB_COMMANDS, command) is not None:
+            return self.execute_pubsub(command, *args)
+        if not _is_blocking(command, args):
+            conn = self._pick()
+            if conn is not None:
+                return conn.execute(command, *args, **kwargs)
+        return self._spawn(self._execute_exclusive(command, args, kwargs))
+
+    async def _execute_exclusive(
+        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        conn = await self.acquire()
+        try:
+            return await conn.execute(command, *args, **kwargs)
+        finally:
+            self.release(conn)
+
+    def get_connection(
+        self, command: bytes | str | None = None, args: Sequence[Any] = ()
+    ) -> RedisConnection | None:
+        """A free connection to share right now, or ``None`` (none open yet)."""
+        if self._closing:
+            return None
+        return self._pick()
+
+    async def acquire(
+        self, command: bytes | str | None = None, args: Sequence[Any] = ()
+    ) -> RedisConnection:
+        """Take a connection for exclusive use; waits (FIFO) while all are taken.
+
+        Raises :class:`TimeoutError` after ``acquire_timeout`` seconds and
+        :class:`PoolClosedError` if the pool closes meanwhile.
+        """
+        if self._closing:
+            raise PoolClosedError(f"pool for {self._address_text} is closed")
+        free = self._free
+        # Prefer an idle connection, so the exclusive user does not queue
+        # behind other callers' replies.
+        for _ in range(len(free)):
+            conn = free.popleft()
+            if conn._closing:
+                self._all.discard(conn)
+                continue
+            if not conn._waiters or not free:
+                self._used.add(conn)
+                return conn
+            free.append(conn)
+        if self.size < self._maxsize:
+            conn = await self._create_counted()
+            self._used.add(conn)
+            return conn
+        waiter: asyncio.Future[RedisConnection] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with _timeout(self._acquire_timeout):
+                return await waiter
+        except asyncio.TimeoutError:
+            raise TimeoutError(
+                f"no connection to {self._address_text} became free within "
+                f"{self._acquire_timeout}s (maxsize={self._maxsize})"
+            ) from None
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release(waiter.result())
+            raise
+
+    def release(self, conn: AbcConnection) -> None:
+        """Give back an acquired connection; dirty ones (MULTI, pub/sub, other db) close."""
+        if not isinstance(conn, RedisConnection) or conn not in self._used:
+            raise ValueError(f"{conn!r} was not acquired from this pool")
+        self._used.discard(conn)
+        if (
+            conn._closing
+            or self._closing
+            or conn.in_transaction
+            or conn.in_pubsub
+            or conn.db != self._db
+        ):
+            conn.close()
+            self._all.discard(conn)
+            self._spawn(conn.wait_closed())
+            # A waiter may now open a connection in the freed place.
+            if self._waiters and not self._closing:
+                self._spawn(self._replace_for_waiter())
+            return
+        self._put_free(conn)
+
+    async def _replace_for_waiter(self) -> None:
+        try:
+            conn = await self._create_counted()
+        except Exception as exc:
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.done():
+                    waiter.set_exception(exc)
+                    break
+            return
+        self._put_free(conn)
+
+    # -- pub/sub ----------------------------------------------------------
+
+    def execute_pubsub(self, command: bytes | str, *channels: Any) -> Awaitable[Any]:
+        """(Un)subscribe on the pool's dedicated pub/sub connection.
+
+        Subscriptions are kept as desired state: if the connection drops,
+        the pool reconnects with backoff and resubscribes every channel and
+        pattern; the same Channel objects keep delivering.
+        """
+        if self._closing:
+            raise PoolClosedError(f"pool for {self._address_text} is closed")
+        name = lookup_command(_PUBSUB_COMMANDS, command)
+        if name is None:
+            raise ValueError(f"{command!r} is not a pub/sub (un)subscribe command")
+        registry_name, subscribing = _PUBSUB_REGISTRY[name]
+        if subscribing and not channels:
+            raise TypeError(f"{name.decode()} needs at least one channel")
+        registry = self._subscriptions[registry_name]
+        targets: list[Any] = []
+        for item in channels:
+            if isinstance(item, AbcChannel):
+                channel = item
+            elif isinstance(item, (bytes, str)):
+                key = item.encode() if isinstance(item, str) else item
+                channel = registry.get(key) or Channel(key, is_pattern=registry_name == "patterns")
+            else:
+                raise TypeError(f"channel must be bytes, str or a Channel, not {item!r}")
+            if subscribing:
+                registry[channel.name] = channel  # desired state first
+            targets.append(channel if subscribing else channel.name)
+        if not subscribing:
+            for key in targets or list(registry):
+                registry.pop(key, None)
+        return self._spawn(self._pubsub_execute(name, targets))
+
+    async def _pubsub_execute(self, command: bytes, targets: list[Any]) -> Any:
+        while True:
+            conn = await self._pubsub_connection()
+            try:
+                return await conn.execute_pubsub(command, *targets)
+            except ConnectionClosedError:
+                if self._closing:
+                    raise
+                # The reconnect loop resubscribes the desired state; wait for it.
+                continue
+
+    async def _pubsub_connection(self) -> RedisConnection:
+        conn = self._pubsub_conn
+        if conn is not None and not conn._closing:
+            return conn
+        if self._pubsub_task is None or self._pubsub_task.done():
+            self._pubsub_task = self._spawn(self._connect_pubsub())
+        if self._pubsub_ready is None or self._pubsub_ready.done():
+            self._pubsub_ready = asyncio.get_running_loop().create_future()
+        return await asyncio.shield(self._pubsub_ready)
+
+    async def _connect_pubsub(self) -> None:
+        delay, max_delay = self._reconnect_delay
+        attempt = 0
+        lost_at = asyncio.get_running_loop().time()
+        while not self._closing:
+            try:
+                conn = await self._create()
+                conn.on_pubsub_lost = self._on_pubsub_lost
+                conn.on_unsubscribed = self._on_server_unsubscribed
+                await self._resubscribe(conn)
+            except (RedisError, OSError) as exc:
+                attempt += 1
+                pause = min(max_delay, delay * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0)
+                log = logger.warning if attempt == 1 or attempt % 20 == 0 else logger.debug
+                log("pub/sub reconnect to %s failed (attempt %d): %s; retrying in %.2fs",
+                    self._address_text, attempt, exc, pause)
+                await asyncio.sleep(pause)
+                continue
+            self._pubsub_conn = conn
+            if attempt or any(self._subscriptions.values()):
+                gap = asyncio.get_running_loop().time() - lost_at
+                logger.info("pub/sub connection to %s ready (%d subscriptions, %.0f ms)",
+                            self._address_text, self.in_pubsub, gap * 1000)
+                if self.on_resubscribed is not None and attempt:
+                    self.on_resubscribed(self, gap)
+            if self._pubsub_ready is not None and not self._pubsub_ready.done():
+                self._pubsub_ready.set_result(conn)
+            return
+        if self._pubsub_ready is not None and not self._pubsub_ready.done():
+            self._pubsub_ready.set_exception(PoolClosedError("pool closed"))
+            self._pubsub_ready.exception()  # retrieved: nobody may be waiting
+
+    async def _resubscribe(self, conn: RedisConnection) -> None:
+        commands = (
+            (b"SUBSCRIBE", "channels"), (b"PSUBSCRIBE", "patterns"),
+            (b"SSUBSCRIBE", "shard_channels"),
+        )
+        pending = [
+            conn.execute_pubsub(cmd, *self._subscriptions[reg].values())
+            for cmd, reg in commands
+            if self._subscriptions[reg]
+        ]
+        if pending:
+            try:
+                await asyncio.gather(*pending)
+            except BaseException:
+                conn.on_pubsub_lost = None
+                conn.close()
+                await conn.wait_closed()
+                raise
+
+    def _on_pubsub_lost(self, conn: RedisConnection, cause: BaseException | None) -> None:
+        self._all.discard(conn)
+        if conn is self._pubsub_conn:
+            self._pubsub_conn = None
+        if self._closing or not any(self._subscriptions.values()):
+            return
+        logger.warning("pub/sub connection to %s lost (%s); resubscribing %d",
+                       self._address_text, cause or "closed by the server", self.in_pubsub)
+        if self._pubsub_task is None or self._pubsub_task.done():
+            self._pubsub_task = self._spawn(self._connect_pubsub())
+
+    def _on_server_unsubscribed(
+        self, conn: RedisConnection, kind: bytes, channel: AbcChannel
+    ) -> None:
+        for registry in self._subscriptions.values():
+            if registry.get(channel.name) is channel:
+                del registry[channel.name]
+        channel.close()
+
+    @property
+    def pubsub_channels(self) -> Mapping[bytes, AbcChannel]:
+        """Channels subscribed through this pool (kept across reconnects)."""
+        return MappingProxyType(self._subscriptions["channels"])
+
+    @property
+    def pubsub_patterns(self) -> Mapping[bytes, AbcChannel]:
+        """Patterns subscribed through this pool (kept across reconnects)."""
+        return MappingProxyType(self._subscriptions["patterns"])
+
+    @property
+    def pubsub_shard_channels(self) -> Mapping[bytes, AbcChannel]:
+        """Sharded channels (SSUBSCRIBE) subscribed through this pool."""
+        return MappingProxyType(self._subscriptions["shard_channels"])
+
+    @property
+    def in_pubsub(self) -> int:
+        """Number of subscriptions held by the pool."""
+        return sum(len(r) for r in self._subscriptions.values())
+
+    # -- state ------------------------------------------------------------
+
+    async def select(self, db: int) -> bool:
+        """Switch every connection of the pool to ``db``."""
+        if isinstance(db, bool) or not isinstance(db, int) or db < 0:
+            raise TypeError(f"db must be a non-negative int, got {db!r}")
+        self._db = db
+        self._address = replace(self._address, db=db)
+        conns = [c for c in self._free if not c._closing]
+        await asyncio.gather(*(c.execute(b"SELECT", db) for c in conns))
+        return True
+
+    async def clear(self) -> None:
+        """Close every free connection (acquired ones close when released)."""
+        conns = list(self._free)
+        self._free.clear()
+        for conn in conns:
+            conn.close()
+            self._all.discard(conn)
+        await asyncio.gather(*(c.wait_closed() for c in conns))
+
+    def close(self) -> None:
+        """Close the pool: every connection, the pub/sub one, and its channels."""
+        if self._closing:
+            return
+        self._closing = True
+        error = PoolClosedError(f"pool for {self._address_text} was closed")
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+        for conn in list(self._all):
+            conn.close()
+        if self._pubsub_conn is not None:
+            self._pubsub_conn.close()
+        for registry in self._subscriptions.values():
+            for channel in registry.values():
+                channel.close()
+            registry.clear()
+        if self._pubsub_task is not None:
+            self._pubsub_task.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait until every connection and background task has finished."""
+        conns = list(self._all)
+        if self._pubsub_conn is not None:
+            conns.append(self._pubsub_conn)
+        await asyncio.gather(*(c.wait_closed() for c in conns))
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._free.clear()
+        self._all.clear()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closing
+
+    @property
+    def address(self) -> tuple[str, int] | str:
+        """The server's ``(host, port)`` or socket path."""
+        return self._address.target
+
+    @property
+    def server_address(self) -> ServerAddress:
+        """The parsed address with its options."""
+        return self._address
+
+    @property
+    def _address_text(self) -> str:
+        target = self._address.target
+        return target if isinstance(target, str) else f"{target[0]}:{target[1]}"
+
+    @property
+    def db(self) -> int:
+        """The selected database."""
+        return self._db
+
+    @property
+    def encoding(self) -> str | None:
+        """The default reply codec."""
+        return self._address.encoding
+
+    @property
+    def minsize(self) -> int:
+        """Connections kept open."""
+        return self._minsize
+
+    @property
+    def maxsize(self) -> int:
+        """Most connections open at once (the pub/sub connection not counted)."""
+        return self._maxsize
+
+    @property
+    def size(self) -> int:
+        """Connections open or opening."""
+        return len(self._free) + len(self._used) + self._connecting
+
+    @property
+    def freesize(self) -> int:
+        """Connections not acquired."""
+        return len(self._free)
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting in :meth:`acquire`."""
+        return sum(1 for w in self._waiters if not w.done())
+
+    @property
+    def in_transaction(self) -> bool:
+        """Always False: transactions run on acquired connections."""
+        return False
+
+    def __repr__(self) -> str:
+        return (
+            f"<ConnectionsPool {self._address_text} size={self.size} free={self.freesize} "
+            f"pubsub={self.in_pubsub}{' closed' if self._closing else ''}>"
+        )
+
+
+async def create_pool(
+    address: Any,
+    *,
+    db: int | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    ssl: Any = None,
+    encoding: str | None = None,
+    minsize: int = 1,
+    maxsize: int = 10,
+    parser: Any = None,
+    create_connection_timeout: float | None = None,
+    acquire_timeout: float | None = None,
+    pool_cls: type[ConnectionsPool] | None = None,
+    connection_cls: type[RedisConnection] | None = None,
+    name: str | None = None,
+    on_connect: OnConnect | None = None,
+) -> ConnectionsPool:
+    """Create a :class:`ConnectionsPool` and open ``minsize`` connections.
+
+    ``address`` takes every form :func:`create_connection` accepts. Raises
+    what connecting raises (ConnectError, AuthError, TimeoutError) if the
+    first connections cannot be opened.
+    """
+    cls = pool_cls or ConnectionsPool
+    if not (isinstance(cls, type) and issubclass(cls, ConnectionsPool)):
+        raise TypeError(f"pool_cls must be a ConnectionsPool subclass, got {cls!r}")
+    pool = cls(
+        address, db=db, username=username, password=password, ssl=ssl, encoding=encoding,
+        minsize=minsize, maxsize=maxsize, parser=parser,
+        create_connection_timeout=create_connection_timeout, acquire_timeout=acquire_timeout,
+        connection_cls=connection_cls, name=name, on_connect=on_connect,
+    )
+    try:
+        await pool.fill()
+    except BaseException:
+        pool.close()
+        await pool.wait_closed()
+        raise
+    return pool

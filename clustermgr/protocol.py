@@ -1,0 +1,87 @@
+"""The wire format: command encoding, the reply parser and reply decoding.
+
+Commands are packed by hiredis in C; replies are parsed by ``hiredis.Reader``
+into bytes and only decoded when the caller asked for an encoding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hiredis
+
+from .errors import ProtocolError, ReplyError
+
+__all__ = [
+    "Reader",
+    "case_variants",
+    "decode",
+    "encode_command",
+    "lookup_command",
+    "new_reader",
+]
+
+Reader = hiredis.Reader
+
+_pack = hiredis.pack_command
+
+
+def encode_command(command: bytes | str, args: tuple[Any, ...]) -> bytes:
+    """Serialise ``command *args`` as a RESP array.
+
+    Arguments may be bytes, str (UTF-8), int, float or memoryview; anything
+    else raises :class:`TypeError` naming the argument, before anything is sent.
+    """
+    try:
+        packed: bytes = _pack((command, *args))
+        return packed
+    except TypeError:
+        for position, arg in enumerate((command, *args)):
+            if isinstance(arg, bool) or not isinstance(
+                arg, (bytes, str, int, float, memoryview)
+            ):
+                raise TypeError(
+                    f"argument {position} of {command!r} has type {type(arg).__name__}; "
+                    "commands take bytes, str, int or float"
+                ) from None
+        raise
+
+
+def new_reader(parser: Any = None) -> Any:
+    """A RESP reader that raises clustermgr's typed errors."""
+    factory = parser or Reader
+    return factory(protocolError=ProtocolError, replyError=ReplyError)
+
+
+def decode(obj: Any, encoding: str) -> Any:
+    """Decode every bytes value in a reply (recursively) with ``encoding``."""
+    kind = type(obj)
+    if kind is bytes:
+        return obj.decode(encoding)
+    if kind is list:
+        return [decode(item, encoding) for item in obj]
+    return obj
+
+
+def case_variants(*names: str) -> dict[Any, bytes]:
+    """A lookup table of command names in upper/lower case, as bytes and str.
+
+    Values are the canonical upper-case bytes name. Use with
+    :func:`lookup_command` so that checking a command costs one dict lookup.
+    """
+    table: dict[Any, bytes] = {}
+    for name in names:
+        for form in (name.upper(), name.lower()):
+            table[form] = name.upper().encode()
+            table[form.encode()] = name.upper().encode()
+    return table
+
+
+def lookup_command(table: dict[Any, bytes], command: Any) -> bytes | None:
+    """The canonical name of ``command`` if it is in ``table`` (any case)."""
+    found = table.get(command)
+    if found is None and type(command) in (bytes, str) and not (
+        command.isupper() or command.islower()
+    ):
+        found = table.get(command.upper())
+    return found

@@ -1,0 +1,266 @@
+"""Pub/sub channels: :class:`Channel` for one subscription, :class:`Receiver` for many.
+
+A channel stays open across reconnects when it was subscribed through a pool:
+the pool resubscribes it and it goes on receiving. It ends only when it is
+unsubscribed or its pool is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from .abc import AbcChannel
+from .errors import ChannelClosedError
+
+__all__ = ["Channel", "Receiver"]
+
+Decoder = Callable[[Any], Any]
+
+
+class _MessageQueue:
+    """An unbounded FIFO that can be closed; getters wake on put or close."""
+
+    __slots__ = ("_closed", "_error", "_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._error: BaseException | None = None
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        self._wake()
+
+    def close(self, exc: BaseException | None) -> None:
+        self._closed = True
+        self._error = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def wait(self) -> bool:
+        """Wait for an item; False once closed and drained."""
+        while not self._items:
+            if self._closed:
+                return False
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return True
+
+    async def get(self, what: str) -> Any:
+        if not await self.wait():
+            raise ChannelClosedError(f"{what} is closed") from self._error
+        return self._items.popleft()
+
+
+def _convert(data: Any, encoding: str | None, decoder: Decoder | None) -> Any:
+    if encoding is not None and isinstance(data, bytes):
+        data = data.decode(encoding)
+    if decoder is not None:
+        data = decoder(data)
+    return data
+
+
+class Channel(AbcChannel):
+    """One subscribed channel or pattern, read with :meth:`get` or :meth:`iter`.
+
+    Pattern channels yield ``(channel_name, message)`` tuples.
+    """
+
+    __slots__ = ("_is_pattern", "_name", "_queue")
+
+    def __init__(self, name: bytes | str, is_pattern: bool = False) -> None:
+        self._name = name.encode() if isinstance(name, str) else name
+        self._is_pattern = is_pattern
+        self._queue = _MessageQueue()
+
+    @property
+    def name(self) -> bytes:
+        """Encoded channel name or pattern."""
+        return self._name
+
+    @property
+    def is_pattern(self) -> bool:
+        """True for a pattern subscription."""
+        return self._is_pattern
+
+    @property
+    def is_active(self) -> bool:
+        """True while open or while unread messages remain."""
+        return not self._queue.closed or len(self._queue) > 0
+
+    @property
+    def qsize(self) -> int:
+        """Number of unread messages."""
+        return len(self._queue)
+
+    def put_nowait(self, data: Any) -> None:
+        """Deliver a message (called by the connection)."""
+        self._queue.put(data)
+
+    def close(self, exc: BaseException | None = None) -> None:
+        """Mark closed; readers get the remaining messages, then ChannelClosedError."""
+        self._queue.close(exc)
+
+    async def get(self, *, encoding: str | None = None, decoder: Decoder | None = None) -> Any:
+        """Wait for the next message; raises ChannelClosedError once closed and drained.
+
+        For patterns the message is ``(channel, data)``; ``encoding`` and
+        ``decoder`` apply to ``data``.
+        """
+        item = await self._queue.get(repr(self))
+        if self._is_pattern:
+            channel, data = item
+            return channel, _convert(data, encoding, decoder)
+        return _convert(item, encoding, decoder)
+
+    async def get_json(self, encoding: str = "utf-8") -> Any:
+        """Wait for the next message and decode it as JSON."""
+        return await self.get(encoding=encoding, decoder=json.loads)
+
+    async def wait_message(self) -> bool:
+        """Wait until a message is available; False when the channel has ended."""
+        return await self._queue.wait()
+
+    async def iter(
+        self, *, encoding: str | None = None, decoder: Decoder | None = None
+    ) -> AsyncIterator[Any]:
+        """Iterate over messages until the channel ends."""
+        while await self._queue.wait():
+            yield await self.get(encoding=encoding, decoder=decoder)
+
+    def __repr__(self) -> str:
+        kind = "pattern" if self._is_pattern else "channel"
+        state = "active" if self.is_active else "closed"
+        return f"<Channel {kind}={self._name!r} {state} qsize={len(self._queue)}>"
+
+
+class _Sender(AbcChannel):
+    """A channel that forwards its messages into a Receiver's shared queue."""
+
+    __slots__ = ("_closed", "_is_pattern", "_name", "_receiver")
+
+    def __init__(self, receiver: Receiver, name: bytes, is_pattern: bool) -> None:
+        self._receiver = receiver
+        self._name = name
+        self._is_pattern = is_pattern
+        self._closed = False
+
+    @property
+    def name(self) -> bytes:
+        return self._name
+
+    @property
+    def is_pattern(self) -> bool:
+        return self._is_pattern
+
+    @property
+    def is_active(self) -> bool:
+        return not self._closed
+
+    def put_nowait(self, data: Any) -> None:
+        self._receiver._queue.put((self, data))
+
+    def close(self, exc: BaseException | None = None) -> None:
+        if not self._closed:
+            self._closed = True
+            self._receiver._sender_closed(self, exc)
+
+    def __repr__(self) -> str:
+        kind = "pattern" if self._is_pattern else "channel"
+        return f"<Receiver {kind}={self._name!r}>"
+
+
+class Receiver:
+    """Collects messages of many channels and patterns into one queue.
+
+    ``await redis.subscribe(receiver.channel("a"), receiver.pattern("b*"))``,
+    then ``await receiver.get()`` returns ``(sender, message)``.
+    """
+
+    def __init__(self, on_close: Callable[[_Sender], Any] | None = None) -> None:
+        self._queue = _MessageQueue()
+        self._senders: dict[tuple[bytes, bool], _Sender] = {}
+        self._on_close = on_close
+
+    def channel(self, name: bytes | str) -> AbcChannel:
+        """A sender for channel ``name`` to pass to SUBSCRIBE."""
+        return self._sender(name, False)
+
+    def pattern(self, pattern: bytes | str) -> AbcChannel:
+        """A sender for ``pattern`` to pass to PSUBSCRIBE."""
+        return self._sender(pattern, True)
+
+    def _sender(self, name: bytes | str, is_pattern: bool) -> _Sender:
+        key = (name.encode() if isinstance(name, str) else name, is_pattern)
+        sender = self._senders.get(key)
+        if sender is None or not sender.is_active:
+            sender = self._senders[key] = _Sender(self, key[0], is_pattern)
+        return sender
+
+    @property
+    def channels(self) -> dict[bytes, AbcChannel]:
+        """Active channel senders by name."""
+        return {n: s for (n, p), s in self._senders.items() if not p and s.is_active}
+
+    @property
+    def patterns(self) -> dict[bytes, AbcChannel]:
+        """Active pattern senders by pattern."""
+        return {n: s for (n, p), s in self._senders.items() if p and s.is_active}
+
+    @property
+    def is_active(self) -> bool:
+        """True while a sender is open or messages remain."""
+        return len(self._queue) > 0 or any(s.is_active for s in self._senders.values())
+
+    async def get(
+        self, *, encoding: str | None = None, decoder: Decoder | None = None
+    ) -> tuple[AbcChannel, Any]:
+        """Wait for the next ``(sender, message)``; ChannelClosedError once stopped."""
+        sender, data = await self._queue.get(repr(self))
+        if sender.is_pattern:
+            channel, data = data
+            return sender, (channel, _convert(data, encoding, decoder))
+        return sender, _convert(data, encoding, decoder)
+
+    async def wait_message(self) -> bool:
+        """Wait for a message; False once stopped and drained."""
+        return await self._queue.wait()
+
+    async def iter(
+        self, *, encoding: str | None = None, decoder: Decoder | None = None
+    ) -> AsyncIterator[tuple[AbcChannel, Any]]:
+        """Iterate over ``(sender, message)`` until stopped."""
+        while await self._queue.wait():
+            yield await self.get(encoding=encoding, decoder=decoder)
+
+    def stop(self) -> None:
+        """Stop receiving: no more messages are accepted."""
+        for sender in list(self._senders.values()):
+            sender._closed = True
+        self._queue.close(None)
+
+    def _sender_closed(self, sender: _Sender, exc: BaseException | None) -> None:
+        if self._on_close is not None:
+            self._on_close(sender)
+
+    def __repr__(self) -> str:
+        return f"<Receiver senders={len(self._senders)} qsize={len(self._queue)}>"
