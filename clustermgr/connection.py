@@ -199,14 +199,14 @@ class RedisConnection(AbcConnection):
             if isinstance(obj, ReplyError):
                 future.set_exception(obj)
                 continue
-            if hook is not None:
-                obj = hook(obj)
-            if encoding is not None:
-                try:
+            try:
+                if hook is not None:
+                    obj = hook(obj)
+                if encoding is not None:
                     obj = decode(obj, encoding)
-                except UnicodeDecodeError as exc:
-                    future.set_exception(exc)
-                    continue
+            except Exception as exc:  # a bad codec fails this command only
+                future.set_exception(exc)
+                continue
             future.set_result(obj)
 
     def _on_lost(self, exc: BaseException | None) -> None:
@@ -286,11 +286,14 @@ class RedisConnection(AbcConnection):
             if special in _SUBSCRIBE_KINDS:
                 return self.execute_pubsub(command, *args)
             hook = self._state_hook(special, args)
+        if encoding is _NOT_SET:
+            encoding = self._encoding
+        elif encoding is not None and type(encoding) is not str:
+            # Another library's own "not set" marker (aioredis 1.x passes one).
+            encoding = self._encoding
         data = encode_command(command, args)
         future = self._loop.create_future()
-        self._waiters.append(
-            (future, self._encoding if encoding is _NOT_SET else encoding, hook)
-        )
+        self._waiters.append((future, encoding, hook))
         self._send(data)
         return future
 
@@ -415,8 +418,11 @@ class RedisConnection(AbcConnection):
         if self._closing:
             return
         self._closing = True
+        if self._flush_handle is not None:
+            # Commands still in our buffer are never sent: they fail as not executed.
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if self._transport is not None:
-            # Give written-but-unflushed commands no chance: they fail as not executed.
             self._transport.close()
         elif not self._closed_future.done():
             self._on_lost(None)

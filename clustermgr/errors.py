@@ -11,6 +11,7 @@ connection broke after the command was written and the outcome is unknown.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 __all__ = [
@@ -268,7 +269,7 @@ class SlaveNotFoundError(RedisError):
     """No sentinel could name a reachable replica for the service."""
 
 
-class TimeoutError(RedisError, OSError):
-    """A bounded wait (connect, acquire, reply) ran out."""
+class TimeoutError(RedisError, asyncio.TimeoutError):
+    """A bounded wait (connect, acquire, reply) ran out; also an asyncio.TimeoutError."""
 
     may_have_executed = True

@@ -126,6 +126,7 @@ class ConnectionsPool(AbcPool):
         self._pubsub_conn: RedisConnection | None = None
         self._pubsub_ready: asyncio.Future[RedisConnection] | None = None
         self._pubsub_task: asyncio.Task[None] | None = None
+        self._pubsub_lost_at: float | None = None
         #: Called after the pub/sub connection was re-established and resubscribed.
         self.on_resubscribed: Callable[[ConnectionsPool, float], None] | None = None
 
@@ -392,7 +393,7 @@ class ConnectionsPool(AbcPool):
     async def _connect_pubsub(self) -> None:
         delay, max_delay = self._reconnect_delay
         attempt = 0
-        lost_at = asyncio.get_running_loop().time()
+        lost_at = self._pubsub_lost_at  # None: first connection, nothing to resubscribe
         while not self._closing:
             try:
                 conn = await self._create()
@@ -408,11 +409,14 @@ class ConnectionsPool(AbcPool):
                 await asyncio.sleep(pause)
                 continue
             self._pubsub_conn = conn
-            if attempt or any(self._subscriptions.values()):
+            self._pubsub_lost_at = None
+            if lost_at is not None:
                 gap = asyncio.get_running_loop().time() - lost_at
-                logger.info("pub/sub connection to %s ready (%d subscriptions, %.0f ms)",
-                            self._address_text, self.in_pubsub, gap * 1000)
-                if self.on_resubscribed is not None and attempt:
+                logger.info(
+                    "pub/sub connection to %s back after %.0f ms; %d subscriptions restored",
+                    self._address_text, gap * 1000, self.in_pubsub,
+                )
+                if self.on_resubscribed is not None:
                     self.on_resubscribed(self, gap)
             if self._pubsub_ready is not None and not self._pubsub_ready.done():
                 self._pubsub_ready.set_result(conn)
@@ -444,6 +448,7 @@ class ConnectionsPool(AbcPool):
         self._all.discard(conn)
         if conn is self._pubsub_conn:
             self._pubsub_conn = None
+            self._pubsub_lost_at = asyncio.get_running_loop().time()
         if self._closing or not any(self._subscriptions.values()):
             return
         logger.warning("pub/sub connection to %s lost (%s); resubscribing %d",
@@ -592,6 +597,11 @@ class ConnectionsPool(AbcPool):
     def in_transaction(self) -> bool:
         """Always False: transactions run on acquired connections."""
         return False
+
+    @property
+    def in_flight(self) -> int:
+        """Commands sent or queued on the pool's connections, replies not yet in."""
+        return sum(conn.in_flight for conn in self._all)
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,60 @@
+"""aioredis 1.3.1's Redis command class runs unchanged over clustermgr."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from clustermgr import create_connection, create_pool, register_with_aioredis
+
+aioredis = pytest.importorskip("aioredis")
+
+register_with_aioredis()
+
+
+@pytest.fixture(params=["connection", "pool"])
+async def redis(request: Any, redis_standalone: Any) -> Any:
+    if request.param == "connection":
+        backend: Any = await create_connection(redis_standalone.address)
+    else:
+        backend = await create_pool(redis_standalone.address, maxsize=3)
+    client = aioredis.Redis(backend)
+    yield client
+    client.close()
+    await client.wait_closed()
+
+
+async def test_commands(redis: Any) -> None:
+    assert await redis.set("compat:a", "1")
+    assert await redis.get("compat:a") == b"1"
+    assert await redis.get("compat:a", encoding="utf-8") == "1"
+    assert await redis.incr("compat:a") == 2
+    await redis.hmset_dict("compat:h", {"f": "v", "g": "w"})
+    assert await redis.hgetall("compat:h", encoding="utf-8") == {"f": "v", "g": "w"}
+    assert await redis.mget("compat:a", "compat:none") == [b"2", None]
+
+
+async def test_transactions_and_pipelines(redis: Any) -> None:
+    tr = redis.multi_exec()
+    first = tr.set("compat:tx", "1")
+    second = tr.incr("compat:tx")
+    assert await tr.execute() == [True, 2]
+    assert await first is True and await second == 2
+    pipe = redis.pipeline()
+    pipe.set("compat:p", "x")
+    pipe.get("compat:p")
+    assert await pipe.execute() == [True, b"x"]
+
+
+async def test_pubsub(redis: Any, redis_standalone: Any) -> None:
+    channel, = await redis.subscribe("compat:chan")
+    publisher = await create_connection(redis_standalone.address)
+    try:
+        await publisher.execute("PUBLISH", "compat:chan", "msg")
+        assert await asyncio.wait_for(channel.get(), 2) == b"msg"
+        await redis.unsubscribe("compat:chan")
+    finally:
+        publisher.close()
+        await publisher.wait_closed()

@@ -1,0 +1,198 @@
+"""RedisConnection against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from clustermgr import create_connection, errors
+from clustermgr.connection import RedisConnection
+
+
+async def test_set_get_and_encodings(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        assert await conn.execute(b"SET", "enc:key", "välue") == b"OK"
+        assert await conn.execute(b"GET", "enc:key") == "välue".encode()
+        assert await conn.execute(b"GET", "enc:key", encoding="utf-8") == "välue"
+        assert conn.encoding is None
+    finally:
+        conn.close()
+        await conn.wait_closed()
+    conn = await create_connection(redis_standalone.address, encoding="utf-8")
+    try:
+        assert await conn.execute("GET", "enc:key") == "välue"
+        assert await conn.execute("GET", "enc:key", encoding=None) == "välue".encode()
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_ten_thousand_in_flight_come_back_in_order(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        await conn.execute("DEL", "order:n")
+        futures = [conn.execute("INCR", "order:n") for _ in range(10_000)]
+        assert conn.in_flight == 10_000
+        assert await asyncio.gather(*futures) == list(range(1, 10_001))
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_reply_errors_are_typed_and_connection_survives(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        await conn.execute("SET", "typed:str", "x")
+        with pytest.raises(errors.WrongTypeError):
+            await conn.execute("LPUSH", "typed:str", "y")
+        with pytest.raises(errors.ReplyError, match="unknown command"):
+            await conn.execute("NOSUCHCOMMAND")
+        assert await conn.execute("PING") == b"PONG"
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_bad_argument_types_fail_before_sending(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        with pytest.raises(TypeError, match="NoneType"):
+            conn.execute("SET", "k", None)
+        assert conn.in_flight == 0
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_select_multi_exec_and_setname(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address, db=2, name="cm-test")
+    try:
+        assert conn.db == 2
+        assert await conn.execute("CLIENT", "GETNAME") == b"cm-test"
+        assert await conn.select(3)
+        assert conn.db == 3
+        assert await conn.execute("MULTI") == b"OK"
+        assert conn.in_transaction
+        assert await conn.execute("SET", "tx:a", 1) == b"QUEUED"
+        assert await conn.execute("INCR", "tx:a") == b"QUEUED"
+        assert await conn.execute("EXEC") == [b"OK", 2]
+        assert not conn.in_transaction
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_url_options(redis_standalone: Any) -> None:
+    host, port = redis_standalone.address
+    conn = await create_connection(f"redis://{host}:{port}/4?encoding=utf-8&name=fromurl")
+    try:
+        assert conn.db == 4 and conn.encoding == "utf-8"
+        assert await conn.execute("CLIENT", "GETNAME") == "fromurl"
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_killed_server_fails_pending_commands_promptly(
+    local_standalone_factory: Any,
+) -> None:
+    server = local_standalone_factory()
+    conn = await create_connection(server.address)
+    try:
+        blocked = conn.execute("BLPOP", "never", 0)
+        await asyncio.sleep(0.05)  # written
+        started = time.monotonic()
+        server.kill()
+        with pytest.raises(errors.ConnectionClosedError) as info:
+            await asyncio.wait_for(blocked, 5)
+        assert time.monotonic() - started < 2
+        assert info.value.may_have_executed is True
+        assert conn.closed
+        with pytest.raises(errors.ConnectionClosedError) as closed:
+            conn.execute("PING")
+        assert closed.value.may_have_executed is False
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_close_fails_unsent_commands_as_not_executed(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    future = conn.execute("PING")  # still in the write buffer
+    conn.close()
+    with pytest.raises(errors.ConnectionForcedCloseError) as info:
+        await future
+    assert info.value.may_have_executed is False
+    await conn.wait_closed()
+
+
+async def test_auth_with_acl_user_and_wrong_password(local_standalone_factory: Any) -> None:
+    server = local_standalone_factory(username="app", password="s3cret")
+    conn = await create_connection(server.address, username="app", password="s3cret")
+    try:
+        assert await conn.execute("ACL", "WHOAMI") == b"app"
+    finally:
+        conn.close()
+        await conn.wait_closed()
+    host, port = server.address
+    with pytest.raises(errors.AuthError) as info:
+        await create_connection(f"redis://app:wrong@{host}:{port}")
+    assert "wrong" not in str(info.value)
+    with pytest.raises(errors.AuthError):
+        conn = await create_connection(server.address)
+        try:
+            await conn.execute("GET", "x")
+        finally:
+            conn.close()
+            await conn.wait_closed()
+
+
+async def test_connect_errors_are_typed(local_standalone_factory: Any) -> None:
+    server = local_standalone_factory(password="pw")
+    address = server.address
+    server.pause()
+    try:
+        started = time.monotonic()
+        with pytest.raises(errors.TimeoutError, match="timed out"):
+            await create_connection(address, password="pw", timeout=0.3)
+        assert time.monotonic() - started < 2
+    finally:
+        server.resume()
+    server.kill()
+    with pytest.raises(errors.ConnectError, match=f"127.0.0.1:{address[1]}"):
+        await create_connection(address, timeout=2)
+
+
+async def test_unix_socket(local_standalone_factory: Any, tmp_path: Any) -> None:
+    path = tmp_path / "redis.sock"
+    local_standalone_factory(config=[("unixsocket", str(path)), ("unixsocketperm", "700")])
+    conn = await create_connection(f"unix://{path}?db=1")
+    try:
+        assert conn.address == str(path)
+        assert await conn.execute("PING") == b"PONG"
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_custom_connection_class(redis_standalone: Any) -> None:
+    class Counting(RedisConnection):
+        sent = 0
+
+        def execute(self, command: Any, *args: Any, **kwargs: Any) -> Any:
+            Counting.sent += 1
+            return super().execute(command, *args, **kwargs)
+
+    conn = await create_connection(redis_standalone.address, connection_cls=Counting)
+    try:
+        await conn.execute("PING")
+        assert isinstance(conn, Counting) and Counting.sent == 1
+    finally:
+        conn.close()
+        await conn.wait_closed()
+    with pytest.raises(TypeError, match="connection_cls"):
+        await create_connection(redis_standalone.address, connection_cls=int)  # type: ignore[arg-type]
