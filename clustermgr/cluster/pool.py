@@ -1,0 +1,844 @@
+"""ClusterPool: an AbcPool that routes each command by key slot to a per-node pool.
+
+The data path, top-down:
+
+* :meth:`ClusterPool.execute` computes the slot (command table fast path),
+  looks the node's :class:`~clustermgr.pool.ConnectionsPool` up in a 16384-entry
+  list and calls its ``execute`` -- synchronously, no task per command. The
+  caller gets a future chained to the node's reply by a done-callback.
+* Only when the reply is a redirect or a transient failure (MOVED, ASK,
+  TRYAGAIN, CLUSTERDOWN, LOADING, READONLY, a lost connection) does the
+  command fall into :meth:`ClusterPool._retry`, a task bounded by
+  ``max_redirects`` and ``retry_timeout``.
+* The slot map is reloaded by one :class:`~clustermgr.cluster.refresh.RefreshEngine`;
+  applying a map diffs it against the previous one and creates / retires node
+  pools only for nodes that came or went.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .._timeout import timeout as _timeout
+from ..abc import AbcChannel, AbcConnection, AbcPool
+from ..address import parse_address
+from ..connection import RedisConnection, create_connection
+from ..errors import (
+    AskError,
+    ClusterDownError,
+    ConnectError,
+    ConnectionClosedError,
+    CrossSlotError,
+    LoadingError,
+    MovedError,
+    PoolClosedError,
+    ReadOnlyError,
+    RedisError,
+    ReplyError,
+    RouteError,
+    TryAgainError,
+)
+from ..pool import ConnectionsPool
+from ..protocol import case_variants, lookup_command
+from .commands import CommandTable
+from .errors import ClusterRetryError, OutcomeUnknownError
+from .multikey import merge_fanout, merge_split, split_by_slot
+from .pubsub import ClusterPubSub
+from .refresh import RefreshEngine, RefreshOptions
+from .slots import SLOT_COUNT, key_slot
+from .topology import (
+    Address,
+    Shard,
+    SlotMap,
+    best_map,
+    diff_maps,
+    parse_epoch,
+    parse_shards,
+    parse_slots,
+)
+
+__all__ = ["READ_FROM", "ClusterPool", "create_cluster_pool"]
+
+logger = logging.getLogger("clustermgr.cluster")
+
+READ_FROM = ("master", "replica", "prefer_replica", "nearest")
+"""Accepted values of ``read_from``."""
+
+_PUBSUB = case_variants(
+    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"
+)
+_FANOUT = ("all_shards", "all_nodes")
+# Errors that mean "try again, maybe elsewhere"; everything else goes to the caller.
+_RETRYABLE = (
+    MovedError, AskError, TryAgainError, ClusterDownError, LoadingError, ReadOnlyError,
+    ConnectionClosedError, ConnectError, PoolClosedError,
+)
+_CONNECTION_ERRORS = (ConnectionClosedError, ConnectError, PoolClosedError)
+# How long a node pool that left the topology may drain its in-flight replies.
+_RETIRE_GRACE = 5.0
+
+
+def _name(command: bytes | str) -> str:
+    return (command.decode(errors="replace") if isinstance(command, bytes) else command).upper()
+
+
+def _text(address: Address) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class _Request:
+    """One routed command: the caller's future and what is needed to resend it.
+
+    Its ``__call__`` is the done-callback on the node's reply: on success it
+    copies the result; on a retryable error it starts the retry path.
+    """
+
+    __slots__ = ("args", "command", "kwargs", "outer", "owner", "slot")
+
+    def __init__(
+        self,
+        owner: ClusterPool,
+        command: bytes | str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        slot: int | None,
+    ) -> None:
+        self.owner = owner
+        self.command = command
+        self.args = args
+        self.kwargs = kwargs
+        self.slot = slot
+        self.outer: asyncio.Future[Any] = owner._loop.create_future()
+
+    def __call__(self, inner: asyncio.Future[Any]) -> None:
+        outer = self.outer
+        if inner.cancelled():
+            if not outer.done():
+                outer.cancel()
+            return
+        exc = inner.exception()
+        if outer.done():
+            return
+        if exc is None:
+            outer.set_result(inner.result())
+        elif isinstance(exc, _RETRYABLE) and not self.owner._closed:
+            self.owner._start_retry(self, exc)
+        else:
+            outer.set_exception(exc)
+
+
+class ClusterPool(AbcPool):
+    """Connections to every node of a Redis Cluster (see :func:`create_cluster_pool`)."""
+
+    def __init__(
+        self,
+        startup_nodes: Iterable[Any],
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ssl: Any = None,
+        encoding: str | None = None,
+        minsize: int = 1,
+        maxsize: int = 10,
+        read_from: str = "master",
+        max_redirects: int = 16,
+        retry_timeout: float = 15.0,
+        refresh: RefreshOptions | None = None,
+        connect_timeout: float = 2.0,
+        pool_cls: type[ConnectionsPool] = ConnectionsPool,
+        connection_cls: type[RedisConnection] | None = None,
+    ) -> None:
+        nodes = [parse_address(a) for a in startup_nodes]
+        if not nodes:
+            raise ValueError("startup_nodes must name at least one node")
+        if read_from not in READ_FROM:
+            raise ValueError(f"read_from must be one of {READ_FROM}, got {read_from!r}")
+        if max_redirects < 0:
+            raise ValueError(f"max_redirects must be >= 0, got {max_redirects!r}")
+        if retry_timeout <= 0:
+            raise ValueError(f"retry_timeout must be > 0, got {retry_timeout!r}")
+        self._startup: list[Address] = []
+        for node in nodes:
+            target = node.target
+            if isinstance(target, str):
+                raise ValueError(f"cluster nodes are TCP addresses, not {target!r}")
+            self._startup.append(target)
+        self._loop = asyncio.get_running_loop()
+        self._encoding = encoding
+        self._read_from = read_from
+        self._max_redirects = max_redirects
+        self._retry_timeout = retry_timeout
+        self._options = refresh or RefreshOptions()
+        self._connect_timeout = connect_timeout
+        self._pool_cls = pool_cls
+        self._pool_kwargs: dict[str, Any] = dict(
+            username=username, password=password, ssl=ssl, encoding=encoding,
+            minsize=minsize, maxsize=maxsize, create_connection_timeout=connect_timeout,
+            connection_cls=connection_cls,
+        )
+        self._conn_kwargs: dict[str, Any] = dict(
+            username=username, password=password, ssl=ssl, timeout=connect_timeout,
+        )
+        self._table = CommandTable.builtin()
+        self._map: SlotMap | None = None
+        self._routes: list[ConnectionsPool | None] = [None] * SLOT_COUNT
+        self._readers: list[ConnectionsPool | None] | None = None
+        self._masters: list[ConnectionsPool] = []
+        self._pools: dict[Address, ConnectionsPool] = {}
+        self._latency: dict[Address, float] = {}
+        self._acquired: dict[AbcConnection, ConnectionsPool] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stale_views = 0
+        self._closed = False
+        self._refresh = RefreshEngine(self._reload, self._options)
+        self._pubsub = ClusterPubSub(self)
+
+    # -- startup ----------------------------------------------------------
+
+    async def _initialize(self) -> None:
+        await self._reload(frozenset({"startup"}))
+        await asyncio.gather(
+            *(self._fill(p) for p in list(self._pools.values())), return_exceptions=True
+        )
+        await self._load_command_table()
+        self._refresh.start()
+
+    async def _load_command_table(self) -> None:
+        for pool in list(self._masters):
+            try:
+                async with _timeout(self._options.node_timeout * 5):
+                    reply = await pool.execute(b"COMMAND", encoding=None)
+                self._table = CommandTable.from_command_reply(reply)
+                return
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                logger.debug("COMMAND on %s failed: %s", pool, exc)
+        logger.warning("could not read the command table; using the builtin one")
+
+    @property
+    def commands(self) -> CommandTable:
+        """The command table used for routing (the server's, once fetched)."""
+        return self._table
+
+    # -- nodes ------------------------------------------------------------
+
+    def _node_pool(self, address: Address) -> ConnectionsPool:
+        pool = self._pools.get(address)
+        if pool is None or pool.closed:
+            on_connect = self._send_readonly if self._read_from != "master" else None
+            pool = self._pool_cls(address, on_connect=on_connect, **self._pool_kwargs)
+            self._pools[address] = pool
+            self._spawn(self._fill(pool))
+        return pool
+
+    @staticmethod
+    async def _send_readonly(conn: RedisConnection) -> None:
+        await conn.execute(b"READONLY", encoding=None)
+
+    @staticmethod
+    async def _fill(pool: ConnectionsPool) -> None:
+        try:
+            await pool.fill()
+        except (RedisError, OSError) as exc:
+            logger.debug("could not open connections to %s: %s", pool, exc)
+
+    async def _retire(self, pool: ConnectionsPool) -> None:
+        # Let replies already on their way arrive; then close for good.
+        deadline = self._loop.time() + _RETIRE_GRACE
+        while pool.in_flight and self._loop.time() < deadline and not self._closed:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        pool.close()
+        await pool.wait_closed()
+
+    # -- the slot map -----------------------------------------------------
+
+    def _candidates(self) -> list[Address]:
+        known = [m.address for m in self._map.masters] if self._map is not None else []
+        random.shuffle(known)
+        seen: dict[Address, None] = {}
+        for address in (*known, *self._startup):
+            seen.setdefault(address, None)
+        return list(seen)
+
+    async def _reload(self, reasons: frozenset[str]) -> None:
+        candidates = self._candidates()
+        batch = self._options.query_nodes
+        maps: list[SlotMap] = []
+        errors: list[str] = []
+        for start in range(0, len(candidates), batch):
+            chunk = candidates[start : start + batch]
+            results = await asyncio.gather(
+                *(self._query(a) for a in chunk), return_exceptions=True
+            )
+            for address, result in zip(chunk, results, strict=True):
+                if isinstance(result, SlotMap):
+                    if result.covered:
+                        maps.append(result)
+                elif isinstance(result, (Exception, asyncio.TimeoutError)):
+                    errors.append(f"{_text(address)}: {result or type(result).__name__}")
+                else:  # pragma: no cover - CancelledError and friends
+                    raise result
+            if maps:
+                break
+        best = best_map(maps)
+        if best is None:
+            raise ConnectError(
+                "no cluster node returned a slot map (" + "; ".join(errors[-3:]) + ")"
+            )
+        current = self._map
+        if current is not None and best.epoch < current.epoch and self._stale_views < 3:
+            self._stale_views += 1
+            logger.info("ignored a stale slot map (epoch %d < %d) from %s",
+                        best.epoch, current.epoch, best.source)
+            return
+        self._stale_views = 0
+        self._apply(best, reasons)
+
+    async def _query(self, address: Address) -> SlotMap:
+        async with _timeout(self._options.node_timeout):
+            pool = self._pools.get(address)
+            if pool is not None and not pool.closed:
+                return await self._read_map(pool.execute, address)
+            conn = await create_connection(address, **self._conn_kwargs)
+            try:
+                return await self._read_map(conn.execute, address)
+            finally:
+                conn.close()
+                await conn.wait_closed()
+
+    @staticmethod
+    async def _read_map(execute: Any, address: Address) -> SlotMap:
+        replies: tuple[Any, Any] = await asyncio.gather(
+            execute(b"CLUSTER", b"INFO", encoding=None),
+            execute(b"CLUSTER", b"SHARDS", encoding=None),
+            return_exceptions=True,
+        )
+        info, shards = replies
+        if isinstance(info, BaseException):
+            raise info
+        epoch = parse_epoch(info)
+        try:
+            if isinstance(shards, BaseException):
+                raise shards
+            return parse_shards(shards, epoch=epoch, source=address)
+        except ReplyError:  # before Redis 7: no CLUSTER SHARDS
+            reply = await execute(b"CLUSTER", b"SLOTS", encoding=None)
+            return parse_slots(reply, epoch=epoch, source=address)
+
+    def _apply(self, new: SlotMap, reasons: Iterable[str]) -> None:
+        replicas = self._read_from != "master"
+        diff = diff_maps(self._map, new, replicas=replicas)
+        wanted = new.addresses(replicas=replicas)
+        routes: list[ConnectionsPool | None] = [None] * SLOT_COUNT
+        readers: list[ConnectionsPool | None] | None = [None] * SLOT_COUNT if replicas else None
+        per_shard: dict[Shard, tuple[ConnectionsPool, ConnectionsPool]] = {}
+        for slot, shard in enumerate(new.shards):
+            if shard is None:
+                continue
+            pair = per_shard.get(shard)
+            if pair is None:
+                master = self._node_pool(shard.master.address)
+                reader = self._node_pool(self._pick_reader(shard)) if replicas else master
+                pair = per_shard[shard] = (master, reader)
+            routes[slot] = pair[0]
+            if readers is not None:
+                readers[slot] = pair[1]
+        self._routes = routes
+        self._readers = readers
+        self._masters = [self._node_pool(m.address) for m in new.masters]
+        self._map = new
+        for address in [a for a in self._pools if a not in wanted]:
+            self._spawn(self._retire(self._pools.pop(address)))
+        if diff.changed:
+            logger.info(
+                "slot map from %s (epoch %d, %s): %d masters, %d slots covered, "
+                "%d slots moved, nodes +%s -%s",
+                _text(new.source) if new.source else "?", new.epoch,
+                ",".join(sorted(reasons)), len(new.masters), new.covered, diff.moved_slots,
+                sorted(_text(a) for a in diff.added), sorted(_text(a) for a in diff.removed),
+            )
+        self._pubsub.reconcile()
+        if self._read_from == "nearest":
+            self._spawn(self._measure_latency())
+
+    def _pick_reader(self, shard: Shard) -> Address:
+        replicas = [r.address for r in shard.healthy_replicas]
+        if self._read_from == "nearest":
+            choices = [shard.master.address, *replicas]
+            return min(choices, key=lambda a: self._latency.get(a, float("inf")))
+        if replicas:
+            return random.choice(replicas)
+        return shard.master.address
+
+    async def _measure_latency(self) -> None:
+        async def ping(address: Address, pool: ConnectionsPool) -> None:
+            start = self._loop.time()
+            try:
+                async with _timeout(self._options.node_timeout):
+                    await pool.execute(b"PING")
+            except (RedisError, OSError, asyncio.TimeoutError):
+                self._latency[address] = float("inf")
+                return
+            rtt = self._loop.time() - start
+            old = self._latency.get(address)
+            self._latency[address] = rtt if old is None or old == float("inf") else (
+                0.7 * old + 0.3 * rtt
+            )
+
+        await asyncio.gather(*(ping(a, p) for a, p in list(self._pools.items())))
+        current = self._map
+        if current is None or self._closed or self._readers is None:
+            return
+        readers = list(self._readers)
+        chosen: dict[Shard, ConnectionsPool] = {}
+        for slot, shard in enumerate(current.shards):
+            if shard is not None:
+                if shard not in chosen:
+                    chosen[shard] = self._node_pool(self._pick_reader(shard))
+                readers[slot] = chosen[shard]
+        self._readers = readers
+
+    # -- routing ----------------------------------------------------------
+
+    def _any_master(self) -> ConnectionsPool | None:
+        masters = self._masters
+        return random.choice(masters) if masters else None
+
+    def _route(self, slot: int | None) -> ConnectionsPool | None:
+        return self._any_master() if slot is None else self._routes[slot]
+
+    def slot_owner(self, slot: int) -> tuple[str, int] | None:
+        """``(host, port)`` of the master this pool sends ``slot`` to, or None."""
+        pool = self._routes[slot]
+        address = pool.address if pool is not None else None
+        return address if isinstance(address, tuple) else None
+
+    @property
+    def slot_map(self) -> SlotMap | None:
+        """The slot map last applied."""
+        return self._map
+
+    @property
+    def node_pools(self) -> Mapping[Address, ConnectionsPool]:
+        """The per-node pools in use, by address."""
+        return dict(self._pools)
+
+    # -- AbcPool: commands ------------------------------------------------
+
+    def execute(self, command: bytes | str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """Route ``command`` by its key's slot; returns a future at once.
+
+        Raises synchronously for bad input (:class:`CrossSlotError` for an
+        atomic multi-key command across slots, TypeError, RouteError). The
+        future fails with a typed :class:`~clustermgr.errors.RedisError`.
+        MGET/MSET/DEL/UNLINK/EXISTS/TOUCH across slots are split per slot and
+        merged (not atomic).
+        """
+        if self._closed:
+            raise PoolClosedError("cluster pool is closed")
+        try:
+            slot = self._table.slot(command, args)
+        except CrossSlotError:
+            layout = self._table.multi_key_layout(command)
+            if layout is None:
+                raise
+            return self._spawn(self._execute_split(command, args, kwargs, layout))
+        if slot is None:
+            return self._execute_keyless(command, args, kwargs)
+        if lookup_command(_PUBSUB, command) is not None:
+            return self.execute_pubsub(command, *args)
+        request = _Request(self, command, args, kwargs, slot)
+        readers = self._readers
+        if readers is not None and self._is_readonly(command, args):
+            pool = readers[slot]
+        else:
+            pool = self._routes[slot]
+        if pool is None:
+            self._start_retry(request, None)
+            return request.outer
+        try:
+            inner = pool.execute(command, *args, **kwargs)
+        except (PoolClosedError, ConnectionClosedError) as exc:
+            self._start_retry(request, exc)
+            return request.outer
+        inner.add_done_callback(request)  # type: ignore[attr-defined]
+        return request.outer
+
+    def _is_readonly(self, command: bytes | str, args: Sequence[Any]) -> bool:
+        info = self._table.info(command, args)
+        return info is not None and info.readonly
+
+    def _execute_keyless(
+        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]:
+        if lookup_command(_PUBSUB, command) is not None:
+            return self.execute_pubsub(command, *args)
+        info = self._table.info(command, args)
+        if info is not None and info.request_policy in _FANOUT:
+            return self._spawn(self._fanout(command, args, kwargs, info.response_policy))
+        request = _Request(self, command, args, kwargs, None)
+        pool = self._any_master()
+        if pool is None:
+            self._start_retry(request, None)
+            return request.outer
+        try:
+            inner = pool.execute(command, *args, **kwargs)
+        except (PoolClosedError, ConnectionClosedError) as exc:
+            self._start_retry(request, exc)
+            return request.outer
+        inner.add_done_callback(request)  # type: ignore[attr-defined]
+        return request.outer
+
+    async def _fanout(
+        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        policy: str | None,
+    ) -> Any:
+        if not self._masters:
+            await self._refresh.refresh("no masters known", self._retry_timeout)
+        masters = list(self._masters)
+        if not masters:
+            raise RouteError(f"{_name(command)}: no master is known")
+        replies = await asyncio.gather(*(p.execute(command, *args, **kwargs) for p in masters))
+        return merge_fanout(policy, list(replies))
+
+    async def _execute_split(
+        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        layout: tuple[int, int],
+    ) -> Any:
+        first, step = layout
+        parts = split_by_slot(args, first, step)
+        replies = await asyncio.gather(
+            *(self.execute(command, *part_args, **kwargs) for _slot, part_args, _p in parts)
+        )
+        info = self._table.info(command)
+        name = info.name if info is not None else _name(command).lower()
+        return merge_split(name, parts, list(replies), len(range(first, len(args), step)))
+
+    # -- the retry path ---------------------------------------------------
+
+    def _start_retry(self, request: _Request, error: BaseException | None) -> None:
+        self._spawn(self._retry(request, error))
+
+    async def _retry(self, request: _Request, error: BaseException | None) -> None:
+        try:
+            result = await self._retry_loop(request, error)
+        except asyncio.CancelledError:
+            if not request.outer.done():
+                request.outer.set_exception(PoolClosedError("cluster pool was closed"))
+            raise
+        except Exception as exc:
+            if not request.outer.done():
+                request.outer.set_exception(exc)
+            return
+        if not request.outer.done():
+            request.outer.set_result(result)
+
+    async def _retry_loop(self, request: _Request, error: BaseException | None) -> Any:
+        loop = self._loop
+        started = loop.time()
+        deadline = started + self._retry_timeout
+        name = _name(request.command)
+        redirects = attempts = 0
+        last: BaseException | None = error
+        while True:
+            target: ConnectionsPool | None = None
+            asking = False
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s slot %s: %s (attempt %d)", name, request.slot,
+                             error or "no route", attempts)
+            if error is None:  # no route for the slot
+                await self._refresh.refresh("uncovered slot", self._remaining(deadline))
+                await self._backoff(attempts, deadline)
+            elif isinstance(error, MovedError):
+                redirects += 1
+                target = self._node_pool(error.address)
+                self._routes[error.slot] = target
+                self._refresh.trigger("moved")
+            elif isinstance(error, AskError):
+                redirects += 1
+                target = self._node_pool(error.address)
+                asking = True
+            elif isinstance(error, (TryAgainError, LoadingError)):
+                await self._backoff(attempts, deadline)
+            elif isinstance(error, ClusterDownError):
+                self._refresh.trigger("clusterdown")
+                await self._backoff(attempts, deadline)
+            elif isinstance(error, ReadOnlyError):
+                await self._refresh.refresh("readonly", self._remaining(deadline))
+            elif isinstance(error, _CONNECTION_ERRORS):
+                if self._closed:
+                    raise PoolClosedError(f"{name}: cluster pool was closed") from error
+                if error.may_have_executed and not self._is_readonly(
+                    request.command, request.args
+                ):
+                    raise OutcomeUnknownError(
+                        f"{name} may have been applied: the connection broke after it was "
+                        f"sent ({error}); not retried because {name} is not read-only"
+                    ) from error
+                self._refresh.trigger("connection failure")
+                await self._backoff(attempts, deadline)
+            else:
+                raise error
+            if request.outer.done():
+                return None
+            if redirects > self._max_redirects:
+                raise ClusterRetryError(
+                    f"{name} gave up after {redirects} redirects; last: {last}", last
+                ) from last
+            if loop.time() >= deadline:
+                raise ClusterRetryError(
+                    f"{name} gave up after {loop.time() - started:.1f}s and {attempts} "
+                    f"retries; last error: {type(last).__name__}: {last}", last,
+                ) from last
+            attempts += 1
+            if target is None:
+                target = self._route(request.slot)
+                if target is None:
+                    error = None
+                    continue
+            try:
+                return await self._send(target, request, asking)
+            except _RETRYABLE as exc:
+                error = last = exc
+
+    def _remaining(self, deadline: float) -> float:
+        return max(0.0, deadline - self._loop.time())
+
+    async def _backoff(self, attempt: int, deadline: float) -> None:
+        delay = min(0.5, 0.01 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)
+        await asyncio.sleep(min(delay, self._remaining(deadline)))
+
+    async def _send(self, pool: ConnectionsPool, request: _Request, asking: bool) -> Any:
+        if not asking:
+            return await pool.execute(request.command, *request.args, **request.kwargs)
+        # ASKING and the command back to back on one connection.
+        conn = pool.get_connection()
+        if conn is not None:
+            conn.execute(b"ASKING").add_done_callback(_consume)
+            return await conn.execute(request.command, *request.args, **request.kwargs)
+        conn = await pool.acquire()
+        try:
+            conn.execute(b"ASKING").add_done_callback(_consume)
+            return await conn.execute(request.command, *request.args, **request.kwargs)
+        finally:
+            pool.release(conn)
+
+    # -- AbcPool: exclusive connections -----------------------------------
+
+    def _slot_for(self, command: bytes | str | None, args: Sequence[Any]) -> int:
+        slot: int | None = None
+        if command is not None:
+            slot = self._table.slot(command, args)
+        elif args:
+            slot = key_slot(args[0])
+        if slot is None:
+            raise RouteError(
+                "a cluster pool hands out connections of the node that owns a key: "
+                "pass one, e.g. `pool.get(b'WATCH', [key])` or `pool.acquire(None, [key])`"
+            )
+        return slot
+
+    def get_connection(
+        self, command: bytes | str | None = None, args: Sequence[Any] = ()
+    ) -> AbcConnection | None:
+        """A shared connection of the node owning the key in ``args``, or None."""
+        if self._closed:
+            return None
+        pool = self._routes[self._slot_for(command, args)]
+        return pool.get_connection() if pool is not None else None
+
+    async def acquire(
+        self, command: bytes | str | None = None, args: Sequence[Any] = ()
+    ) -> AbcConnection:
+        """An exclusive connection to the master owning the key in ``args``.
+
+        For MULTI/EXEC, WATCH and blocking commands; give it back with
+        :meth:`release`. Raises :class:`RouteError` without a key.
+        """
+        if self._closed:
+            raise PoolClosedError("cluster pool is closed")
+        slot = self._slot_for(command, args)
+        deadline = self._loop.time() + self._retry_timeout
+        attempt = 0
+        while True:
+            pool = self._routes[slot]
+            if pool is None:
+                if self._loop.time() >= deadline:
+                    raise RouteError(f"no node serves slot {slot}")
+                await self._refresh.refresh("uncovered slot", self._remaining(deadline))
+                await self._backoff(attempt, deadline)
+            else:
+                try:
+                    conn = await pool.acquire()
+                except (ConnectError, PoolClosedError):
+                    if self._loop.time() >= deadline or self._closed:
+                        raise
+                    self._refresh.trigger("connection failure")
+                    await self._backoff(attempt, deadline)
+                else:
+                    self._acquired[conn] = pool
+                    return conn
+            attempt += 1
+
+    def release(self, conn: AbcConnection) -> None:
+        """Give back a connection from :meth:`acquire`."""
+        pool = self._acquired.pop(conn, None)
+        if pool is None:
+            raise ValueError(f"{conn!r} was not acquired from this cluster pool")
+        pool.release(conn)
+
+    # -- AbcPool: pub/sub -------------------------------------------------
+
+    def execute_pubsub(self, command: bytes | str, *channels: Any) -> Awaitable[Any]:
+        """(Un)subscribe; SSUBSCRIBE goes to each channel's slot owner.
+
+        Channels survive node failure, failover and slot moves: the same
+        Channel objects keep delivering.
+        """
+        if self._closed:
+            raise PoolClosedError("cluster pool is closed")
+        return self._pubsub.execute(command, channels)
+
+    @property
+    def pubsub_channels(self) -> Mapping[bytes, AbcChannel]:
+        """Channels subscribed with SUBSCRIBE."""
+        return self._pubsub.channels
+
+    @property
+    def pubsub_patterns(self) -> Mapping[bytes, AbcChannel]:
+        """Patterns subscribed with PSUBSCRIBE."""
+        return self._pubsub.patterns
+
+    @property
+    def pubsub_shard_channels(self) -> Mapping[bytes, AbcChannel]:
+        """Sharded channels subscribed with SSUBSCRIBE."""
+        return self._pubsub.shard_channels
+
+    @property
+    def in_pubsub(self) -> int:
+        """Number of subscriptions."""
+        return self._pubsub.count
+
+    # -- scan -------------------------------------------------------------
+
+    def iscan(self, *, match: bytes | str | None = None, count: int | None = None) -> Any:
+        """Async iterator over the keys of every master (each key once per pass)."""
+        from .scan import cluster_scan
+
+        return cluster_scan(self, match=match, count=count)
+
+    # -- state ------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def close(self) -> None:
+        """Close every node pool, the refresh task and the pub/sub channels."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pubsub.close()
+        for pool in self._pools.values():
+            pool.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait until every socket and background task is gone."""
+        await self._refresh.close()
+        pools = list(self._pools.values())
+        self._pools.clear()
+        for pool in pools:
+            pool.close()
+        await asyncio.gather(*(p.wait_closed() for p in pools), return_exceptions=True)
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def address(self) -> None:
+        """None: a cluster has no single address."""
+        return None
+
+    @property
+    def db(self) -> int:
+        """Always 0: a cluster has one database."""
+        return 0
+
+    @property
+    def encoding(self) -> str | None:
+        """The default reply codec."""
+        return self._encoding
+
+    @property
+    def in_transaction(self) -> bool:
+        """Always False: transactions run on acquired connections."""
+        return False
+
+    async def select(self, db: int) -> bool:
+        """Only db 0 exists on a cluster."""
+        if db != 0:
+            raise RouteError("a Redis Cluster has only database 0")
+        return True
+
+    def __repr__(self) -> str:
+        masters = len(self._masters)
+        state = " closed" if self._closed else ""
+        return f"<ClusterPool masters={masters} nodes={len(self._pools)}{state}>"
+
+
+async def create_cluster_pool(
+    startup_nodes: Iterable[Any],
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    ssl: Any = None,
+    encoding: str | None = None,
+    minsize: int = 1,
+    maxsize: int = 10,
+    read_from: str = "master",
+    max_redirects: int = 16,
+    retry_timeout: float = 15.0,
+    refresh: RefreshOptions | None = None,
+    connect_timeout: float = 2.0,
+    pool_cls: type[ConnectionsPool] = ConnectionsPool,
+    connection_cls: type[RedisConnection] | None = None,
+) -> ClusterPool:
+    """Connect to a Redis Cluster and return a :class:`ClusterPool`.
+
+    ``startup_nodes`` are ``(host, port)`` pairs or URLs of any nodes; the
+    rest is discovered. ``read_from`` is ``"master"`` (default),
+    ``"replica"``, ``"prefer_replica"`` or ``"nearest"`` (read-only commands
+    only). A command is retried for at most ``max_redirects`` redirects and
+    ``retry_timeout`` seconds in total. Raises :class:`ConnectError` if no
+    startup node returns a slot map.
+    """
+    pool = ClusterPool(
+        startup_nodes, username=username, password=password, ssl=ssl, encoding=encoding,
+        minsize=minsize, maxsize=maxsize, read_from=read_from, max_redirects=max_redirects,
+        retry_timeout=retry_timeout, refresh=refresh, connect_timeout=connect_timeout,
+        pool_cls=pool_cls, connection_cls=connection_cls,
+    )
+    try:
+        await pool._initialize()
+    except BaseException:
+        pool.close()
+        await pool.wait_closed()
+        raise
+    return pool
+

@@ -1,0 +1,250 @@
+"""The cluster's shape: which node serves which slot, parsed into an immutable map.
+
+:func:`parse_shards` reads ``CLUSTER SHARDS`` (Redis 7: roles, health,
+hostnames), :func:`parse_slots` reads ``CLUSTER SLOTS`` (older servers). Both
+build a :class:`SlotMap`: a 16384-entry tuple ``slot -> Shard`` for O(1)
+lookup plus the nodes it names. :func:`diff_maps` says what changed between
+two maps, so pools are created and closed only for nodes that came or went.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ProtocolError
+from .slots import SLOT_COUNT
+
+__all__ = [
+    "MapDiff", "NodeInfo", "Shard", "SlotMap", "best_map", "diff_maps", "parse_epoch",
+    "parse_shards", "parse_slots",
+]
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One cluster node as a topology view describes it."""
+
+    address: Address
+    node_id: str = ""
+    role: str = "master"  # "master" or "replica"
+    health: str = "online"  # "online", "failed" or "loading"
+    replication_offset: int = 0
+    hostname: str = ""
+
+    @property
+    def is_master(self) -> bool:
+        """True for a master."""
+        return self.role == "master"
+
+    @property
+    def is_healthy(self) -> bool:
+        """True when the view reports the node online."""
+        return self.health == "online"
+
+    @property
+    def text(self) -> str:
+        """``host:port`` for messages."""
+        return f"{self.address[0]}:{self.address[1]}"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A master and its replicas (the replicas usable for reads come first)."""
+
+    master: NodeInfo
+    replicas: tuple[NodeInfo, ...] = ()
+
+    @property
+    def healthy_replicas(self) -> tuple[NodeInfo, ...]:
+        """Replicas reported online."""
+        return tuple(r for r in self.replicas if r.is_healthy)
+
+
+@dataclass(frozen=True)
+class SlotMap:
+    """An immutable slot map: ``shards[slot]`` is the :class:`Shard` serving it or None."""
+
+    shards: tuple[Shard | None, ...]
+    epoch: int = 0
+    source: Address | None = None
+    nodes: tuple[NodeInfo, ...] = field(default=())
+
+    @property
+    def covered(self) -> int:
+        """Number of slots with an owner."""
+        return sum(1 for shard in self.shards if shard is not None)
+
+    @property
+    def masters(self) -> tuple[NodeInfo, ...]:
+        """Masters serving at least one slot, ordered by address."""
+        found = {s.master.address: s.master for s in self.shards if s is not None}
+        return tuple(found[a] for a in sorted(found))
+
+    def addresses(self, *, replicas: bool = False) -> frozenset[Address]:
+        """Addresses of the serving masters, and of their replicas if asked."""
+        result: set[Address] = set()
+        for shard in set(self.shards):
+            if shard is None:
+                continue
+            result.add(shard.master.address)
+            if replicas:
+                result.update(r.address for r in shard.replicas)
+        return frozenset(result)
+
+    def ranges(self) -> list[tuple[int, int, Address]]:
+        """``(first, last, master address)`` for each run of slots, for logs and tests."""
+        out: list[tuple[int, int, Address]] = []
+        for slot, shard in enumerate(self.shards):
+            if shard is None:
+                continue
+            address = shard.master.address
+            if out and out[-1][2] == address and out[-1][1] == slot - 1:
+                out[-1] = (out[-1][0], slot, address)
+            else:
+                out.append((slot, slot, address))
+        return out
+
+    def score(self) -> tuple[int, int, int]:
+        """How much to trust this view: config epoch, then coverage, then healthy masters."""
+        healthy = sum(1 for m in self.masters if m.is_healthy)
+        return (self.epoch, self.covered, healthy)
+
+
+@dataclass(frozen=True)
+class MapDiff:
+    """What changed between two slot maps."""
+
+    added: frozenset[Address]
+    removed: frozenset[Address]
+    moved_slots: int
+
+    @property
+    def changed(self) -> bool:
+        """True if any node or slot owner changed."""
+        return bool(self.added or self.removed or self.moved_slots)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(items: Sequence[Any]) -> dict[str, Any]:
+    if isinstance(items, dict):
+        return {_text(k): v for k, v in items.items()}
+    return {_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
+
+
+def _node_from_shards(entry: Sequence[Any], default_host: str) -> NodeInfo:
+    info = _pairs(entry)
+    host = _text(info.get("endpoint") or info.get("ip") or default_host)
+    if host in ("", "?"):
+        host = _text(info.get("ip") or default_host)
+    port = info.get("port") or info.get("tls-port")
+    if port is None:
+        raise ProtocolError(f"CLUSTER SHARDS node without a port: {entry!r}")
+    return NodeInfo(
+        address=(host, int(port)),
+        node_id=_text(info.get("id", "")),
+        role="master" if _text(info.get("role", "master")) == "master" else "replica",
+        health=_text(info.get("health", "online")),
+        replication_offset=int(info.get("replication-offset", 0) or 0),
+        hostname=_text(info.get("hostname", "")),
+    )
+
+
+def parse_shards(reply: Any, *, epoch: int = 0, source: Address | None = None) -> SlotMap:
+    """Build a :class:`SlotMap` from a ``CLUSTER SHARDS`` reply.
+
+    ``source`` is the node that answered (its host replaces an unknown
+    endpoint); ``epoch`` is its ``cluster_current_epoch``.
+    """
+    default_host = source[0] if source else "127.0.0.1"
+    slots: list[Shard | None] = [None] * SLOT_COUNT
+    nodes: list[NodeInfo] = []
+    try:
+        for raw in reply:
+            shard_info = _pairs(raw)
+            members = [_node_from_shards(n, default_host) for n in shard_info.get("nodes", ())]
+            nodes.extend(members)
+            masters = [m for m in members if m.is_master]
+            bounds = [int(b) for b in shard_info.get("slots", ())]
+            if not masters or not bounds:
+                continue
+            # Prefer an online master if a failed one is still listed.
+            master = sorted(masters, key=lambda m: not m.is_healthy)[0]
+            replicas = tuple(
+                sorted(
+                    (m for m in members if not m.is_master),
+                    key=lambda r: (not r.is_healthy, r.address),
+                )
+            )
+            shard = Shard(master, replicas)
+            for i in range(0, len(bounds) - 1, 2):
+                for slot in range(bounds[i], bounds[i + 1] + 1):
+                    slots[slot] = shard
+    except (TypeError, ValueError, IndexError, KeyError) as exc:
+        raise ProtocolError(f"cannot parse CLUSTER SHARDS reply: {exc}") from exc
+    return SlotMap(tuple(slots), epoch, source, tuple(nodes))
+
+
+def parse_slots(reply: Any, *, epoch: int = 0, source: Address | None = None) -> SlotMap:
+    """Build a :class:`SlotMap` from a ``CLUSTER SLOTS`` reply (servers before 7.0)."""
+    default_host = source[0] if source else "127.0.0.1"
+    slots: list[Shard | None] = [None] * SLOT_COUNT
+    nodes: dict[Address, NodeInfo] = {}
+
+    def node(entry: Sequence[Any], role: str) -> NodeInfo:
+        host = _text(entry[0]) or default_host
+        if host == "?":
+            host = default_host
+        info = NodeInfo(
+            address=(host, int(entry[1])),
+            node_id=_text(entry[2]) if len(entry) > 2 else "",
+            role=role,
+        )
+        nodes.setdefault(info.address, info)
+        return info
+
+    try:
+        for entry in reply:
+            start, end = int(entry[0]), int(entry[1])
+            master = node(entry[2], "master")
+            replicas = tuple(node(r, "replica") for r in entry[3:])
+            shard = Shard(master, replicas)
+            for slot in range(start, end + 1):
+                slots[slot] = shard
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ProtocolError(f"cannot parse CLUSTER SLOTS reply: {exc}") from exc
+    return SlotMap(tuple(slots), epoch, source, tuple(nodes.values()))
+
+
+def parse_epoch(info_reply: Any) -> int:
+    """``cluster_current_epoch`` from a ``CLUSTER INFO`` reply (0 if absent)."""
+    text = _text(info_reply)
+    for line in text.splitlines():
+        if line.startswith("cluster_current_epoch:"):
+            return int(line.split(":", 1)[1].strip() or 0)
+    return 0
+
+
+def best_map(maps: Iterable[SlotMap]) -> SlotMap | None:
+    """The most trustworthy of several views (see :meth:`SlotMap.score`)."""
+    return max(maps, key=SlotMap.score, default=None)
+
+
+def diff_maps(old: SlotMap | None, new: SlotMap, *, replicas: bool = False) -> MapDiff:
+    """Nodes added and removed (by address) and slots whose master changed."""
+    new_nodes = new.addresses(replicas=replicas)
+    if old is None:
+        return MapDiff(new_nodes, frozenset(), new.covered)
+    old_nodes = old.addresses(replicas=replicas)
+    moved = sum(
+        1
+        for a, b in zip(old.shards, new.shards, strict=True)
+        if (a.master.address if a else None) != (b.master.address if b else None)
+    )
+    return MapDiff(new_nodes - old_nodes, old_nodes - new_nodes, moved)

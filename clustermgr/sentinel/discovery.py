@@ -1,0 +1,209 @@
+"""Finding the master (or healthy replicas) of a service from its sentinels.
+
+Every known sentinel is asked in parallel, each bounded by the client's
+timeout. Answers from sentinels that see the master as down are ignored; of
+the rest, the address named by the most sentinels wins, unless a minority
+names another address under a newer ``config-epoch`` (a failover whose news
+has not reached everyone yet). The caller then verifies the winner with
+``ROLE`` (:func:`check_role`) before using it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from ..connection import RedisConnection
+from ..errors import MasterNotFoundError, RedisError, ReplyError
+from .errors import (
+    NoHealthyReplicaError,
+    RoleMismatchError,
+    SentinelAuthError,
+    SentinelsUnreachableError,
+    UnknownServiceError,
+)
+from .sentinel import RedisSentinel, pairs_to_dict
+
+__all__ = [
+    "MasterView",
+    "check_role",
+    "choose_master",
+    "discover_master",
+    "discover_replicas",
+]
+
+Address = tuple[str, int]
+
+_DOWN_FLAGS = frozenset({"s_down", "o_down", "disconnected"})
+
+
+@dataclass(frozen=True)
+class MasterView:
+    """What one sentinel said about the master of a service."""
+
+    sentinel: Address
+    address: Address
+    flags: frozenset[str]
+    config_epoch: int
+
+    @property
+    def reports_down(self) -> bool:
+        """True when this sentinel considers the master down or unreachable."""
+        return bool(self.flags & _DOWN_FLAGS)
+
+
+def _text(address: Address) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def _view(sentinel: Address, reply: Any) -> MasterView:
+    info = pairs_to_dict(reply)
+    return MasterView(
+        sentinel=sentinel,
+        address=(info["ip"], int(info["port"])),
+        flags=frozenset(info.get("flags", "").split(",")),
+        config_epoch=int(info.get("config-epoch", "0") or 0),
+    )
+
+
+def choose_master(views: list[MasterView]) -> list[Address]:
+    """Candidate master addresses, best first, from sentinels that see it up.
+
+    The majority's address comes first unless another address carries a
+    strictly newer config epoch.
+    """
+    healthy = [v for v in views if not v.reports_down]
+    if not healthy:
+        return []
+    votes = Counter(v.address for v in healthy)
+    epochs: dict[Address, int] = {}
+    for view in healthy:
+        epochs[view.address] = max(epochs.get(view.address, 0), view.config_epoch)
+    return sorted(votes, key=lambda a: (epochs[a], votes[a]), reverse=True)
+
+
+def _raise_for(
+    service: str, answers: dict[Address, Any], views: list[MasterView], what: str
+) -> None:
+    unknown = [a for a, r in answers.items() if isinstance(r, UnknownServiceError)]
+    auth = [r for r in answers.values() if isinstance(r, SentinelAuthError)]
+    others = [
+        f"{_text(a)}: {r}" for a, r in answers.items()
+        if isinstance(r, BaseException) and not isinstance(r, UnknownServiceError)
+    ]
+    if auth:
+        raise SentinelAuthError(
+            f"sentinels refused our credentials for {what} of {service!r}: {auth[0]}"
+        )
+    if views:
+        raise MasterNotFoundError(
+            f"every sentinel that answered reports the master of {service!r} down: "
+            + ", ".join(f"{_text(v.sentinel)} flags={','.join(sorted(v.flags))}" for v in views)
+        )
+    if unknown:
+        raise UnknownServiceError(
+            f"no sentinel monitors a service named {service!r} "
+            f"(asked {', '.join(_text(a) for a in answers)})"
+        )
+    raise SentinelsUnreachableError(
+        f"no sentinel answered about {service!r}: " + "; ".join(others)
+    )
+
+
+def _classify(reply: Any) -> Any:
+    if isinstance(reply, ReplyError) and "No such master" in str(reply):
+        error = UnknownServiceError(str(reply))
+        error.__cause__ = reply
+        return error
+    return reply
+
+
+async def discover_master(
+    sentinel: RedisSentinel, service: str
+) -> tuple[list[Address], list[MasterView]]:
+    """Ask every sentinel about ``service``; return (candidates best first, views).
+
+    Raises :class:`UnknownServiceError`, :class:`SentinelsUnreachableError`,
+    :class:`SentinelAuthError` or :class:`MasterNotFoundError` (all down).
+    """
+    answers = {
+        a: _classify(r)
+        for a, r in (await sentinel.ask_all(b"SENTINEL", b"MASTER", service)).items()
+    }
+    views: list[MasterView] = []
+    for address, reply in answers.items():
+        if isinstance(reply, BaseException):
+            continue
+        try:
+            views.append(_view(address, reply))
+        except (KeyError, ValueError, TypeError):
+            continue
+    candidates = choose_master(views)
+    if not candidates:
+        _raise_for(service, answers, views, "the master")
+    return candidates, views
+
+
+async def discover_replicas(sentinel: RedisSentinel, service: str) -> list[Address]:
+    """Healthy replicas of ``service`` (shuffled): up, connected, link ok.
+
+    A replica counts as healthy when at least half of the sentinels that
+    listed it see it healthy.
+    """
+    answers = {
+        a: _classify(r)
+        for a, r in (await sentinel.ask_all(b"SENTINEL", b"REPLICAS", service)).items()
+    }
+    listed: Counter[Address] = Counter()
+    healthy: Counter[Address] = Counter()
+    answered = False
+    for reply in answers.values():
+        if isinstance(reply, BaseException):
+            continue
+        answered = True
+        for item in reply:
+            info = pairs_to_dict(item)
+            try:
+                address = (info["ip"], int(info["port"]))
+            except (KeyError, ValueError):
+                continue
+            listed[address] += 1
+            flags = set(info.get("flags", "").split(","))
+            if not flags & _DOWN_FLAGS and info.get("master-link-status", "ok") == "ok":
+                healthy[address] += 1
+    if not answered:
+        _raise_for(service, answers, [], "the replicas")
+    good = [a for a in listed if healthy[a] * 2 >= listed[a]]
+    if not good:
+        raise NoHealthyReplicaError(
+            f"sentinels list no healthy replica of {service!r} "
+            f"(listed: {', '.join(_text(a) for a in listed) or 'none'})"
+        )
+    random.shuffle(good)
+    return good
+
+
+async def check_role(conn: RedisConnection, role: str) -> None:
+    """Raise :class:`RoleMismatchError` unless ``ROLE`` on ``conn`` says ``role``.
+
+    ``role`` is ``"master"`` or ``"replica"`` (a replica must also have its
+    link to the master connected).
+    """
+    try:
+        reply = await conn.execute(b"ROLE", encoding=None)
+    except ReplyError as exc:
+        raise RoleMismatchError(conn.address, role, f"error: {exc}") from exc
+    if not isinstance(reply, list) or not reply:
+        raise RedisError(f"unexpected ROLE reply from {conn.address}: {reply!r}")
+    actual = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+    if role == "master":
+        if actual != "master":
+            raise RoleMismatchError(conn.address, role, actual)
+        return
+    if actual != "slave":
+        raise RoleMismatchError(conn.address, role, actual)
+    state = reply[3].decode() if len(reply) > 3 and isinstance(reply[3], bytes) else ""
+    if state != "connected":
+        raise RoleMismatchError(conn.address, role, f"replica with link {state or 'down'}")

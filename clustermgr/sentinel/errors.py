@@ -1,0 +1,66 @@
+"""Errors specific to Sentinel-managed deployments.
+
+Each failure to find a server has its own type, so callers (and logs) can tell
+"no sentinel knows this service" from "no sentinel answered" from "wrong
+password". They all derive from the aioredis-compatible
+:class:`~clustermgr.errors.MasterNotFoundError` / ``AuthError`` so code that
+catches those keeps working.
+"""
+
+from __future__ import annotations
+
+from ..errors import (
+    AuthError,
+    ConnectError,
+    MasterNotFoundError,
+    RedisError,
+    SlaveNotFoundError,
+    TimeoutError,
+)
+
+__all__ = [
+    "FailoverTimeoutError",
+    "NoHealthyReplicaError",
+    "RoleMismatchError",
+    "SentinelAuthError",
+    "SentinelsUnreachableError",
+    "UnknownServiceError",
+]
+
+
+class UnknownServiceError(MasterNotFoundError):
+    """The sentinels that answered do not monitor a service by that name."""
+
+
+class SentinelsUnreachableError(MasterNotFoundError, ConnectError):
+    """No sentinel could be reached (refused, timed out, or closed the connection)."""
+
+
+class SentinelAuthError(AuthError):
+    """A sentinel refused our credentials (``sentinel_password``/``sentinel_username``)."""
+
+
+class NoHealthyReplicaError(SlaveNotFoundError):
+    """The service has no replica that sentinels report up and in sync."""
+
+
+class RoleMismatchError(RedisError):
+    """A server did not answer ``ROLE`` with the role the pool needs.
+
+    Raised before any command is sent to it, so ``may_have_executed`` is False.
+    """
+
+    def __init__(self, address: object, expected: str, actual: str) -> None:
+        super().__init__(f"{address} has role {actual!r}, expected {expected!r}")
+        self.address = address
+        self.expected = expected
+        self.actual = actual
+
+
+class FailoverTimeoutError(MasterNotFoundError, TimeoutError):
+    """A command waited for a failover (or a rediscovery) longer than allowed.
+
+    The command was held and never sent, so ``may_have_executed`` is False.
+    """
+
+    may_have_executed = False

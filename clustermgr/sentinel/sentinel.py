@@ -1,0 +1,327 @@
+"""A small client for the sentinels themselves (``SENTINEL MASTERS``, ``FAILOVER``, ...).
+
+:class:`RedisSentinel` knows a list of sentinel addresses (and learns more),
+keeps one command connection per sentinel, and can ask one sentinel (the first
+that answers) or all of them in parallel, each bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .._timeout import timeout as _timeout
+from ..address import parse_address
+from ..connection import RedisConnection, create_connection
+from ..errors import (
+    AuthError,
+    ConnectionClosedError,
+    RedisError,
+    ReplyError,
+    TimeoutError,
+)
+from .errors import SentinelAuthError, SentinelsUnreachableError, UnknownServiceError
+
+__all__ = ["RedisSentinel", "create_sentinel", "pairs_to_dict"]
+
+logger = logging.getLogger("clustermgr.sentinel")
+
+Address = tuple[str, int]
+
+
+def pairs_to_dict(reply: Sequence[Any]) -> dict[str, str]:
+    """``[k1, v1, k2, v2, ...]`` (bytes or str) to ``{k1: v1, ...}`` as str."""
+    items = [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
+    return dict(zip(items[::2], items[1::2], strict=False))
+
+
+def _as_address(address: Any) -> Address:
+    parsed = parse_address(address)
+    if parsed.host is None or parsed.port is None:
+        raise ValueError(f"sentinel addresses must be TCP (host, port), not {address!r}")
+    return parsed.host, parsed.port
+
+
+def _text(address: Address) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+class RedisSentinel:
+    """Commands to a group of sentinels (see :func:`create_sentinel`).
+
+    ``timeout`` bounds connecting to and getting an answer from one sentinel.
+    """
+
+    def __init__(
+        self,
+        sentinels: Iterable[Any],
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ssl: Any = None,
+        timeout: float = 0.5,
+    ) -> None:
+        self._addresses: list[Address] = []
+        for item in sentinels:
+            address = _as_address(item)
+            if address not in self._addresses:
+                self._addresses.append(address)
+        if not self._addresses:
+            raise ValueError("at least one sentinel address is needed")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        self._username = username
+        self._password = password
+        self._ssl = ssl
+        self._timeout = timeout
+        self._conns: dict[Address, RedisConnection] = {}
+        self._connecting: dict[Address, asyncio.Future[RedisConnection]] = {}
+        self._closers: set[asyncio.Future[None]] = set()
+        self._closing = False
+
+    # -- sentinel list ------------------------------------------------------
+
+    @property
+    def addresses(self) -> list[Address]:
+        """Every known sentinel (the given ones, then the learned ones)."""
+        return list(self._addresses)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds allowed to one sentinel for connect + reply."""
+        return self._timeout
+
+    def add(self, address: Any) -> bool:
+        """Remember another sentinel; True if it was new."""
+        parsed = _as_address(address)
+        if parsed in self._addresses:
+            return False
+        self._addresses.append(parsed)
+        return True
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`create_connection` for a sentinel."""
+        return {
+            "username": self._username, "password": self._password,
+            "ssl": self._ssl, "timeout": self._timeout,
+        }
+
+    # -- connections ----------------------------------------------------------
+
+    async def _connection(self, address: Address) -> RedisConnection:
+        conn = self._conns.get(address)
+        if conn is not None and not conn.closed:
+            return conn
+        pending = self._connecting.get(address)
+        if pending is None:
+            pending = asyncio.ensure_future(
+                create_connection(address, **self.connect_kwargs())
+            )
+            self._connecting[address] = pending
+            pending.add_done_callback(lambda done: self._connected(address, done))
+        conn = await asyncio.shield(pending)
+        if conn.closed:
+            raise ConnectionClosedError("sentinel client was closed")
+        return conn
+
+    def _connected(self, address: Address, done: asyncio.Future[RedisConnection]) -> None:
+        # Runs even when every waiter gave up (timeout): the connection is kept
+        # (or closed) here, never leaked.
+        self._connecting.pop(address, None)
+        if done.cancelled() or done.exception() is not None:
+            return
+        conn = done.result()
+        if self._closing:
+            self._retire(conn)
+            return
+        old = self._conns.get(address)
+        if old is not None and old is not conn:
+            self._retire(old)
+        self._conns[address] = conn
+
+    async def execute_on(self, address: Any, command: bytes | str, *args: Any) -> Any:
+        """Run one command on the sentinel at ``address`` (bounded by ``timeout``).
+
+        Errors: :class:`ConnectError`/:class:`TimeoutError` when it cannot be
+        reached, :class:`SentinelAuthError` for refused credentials, and the
+        server's :class:`ReplyError` otherwise.
+        """
+        target = _as_address(address)
+        try:
+            async with _timeout(self._timeout):
+                conn = await self._connection(target)
+                return await conn.execute(command, *args)
+        except asyncio.TimeoutError:
+            self._drop(target)
+            raise TimeoutError(
+                f"sentinel {_text(target)} did not answer within {self._timeout}s"
+            ) from None
+        except AuthError as exc:
+            self._drop(target)
+            raise SentinelAuthError(
+                f"sentinel {_text(target)} refused the credentials: {exc}"
+            ) from exc
+        except ReplyError as exc:
+            if str(exc).startswith("ERR AUTH"):  # a password sent to a sentinel without one
+                self._drop(target)
+                raise SentinelAuthError(f"sentinel {_text(target)}: {exc}") from exc
+            raise
+        except (ConnectionClosedError, OSError):
+            self._drop(target)
+            raise
+
+    def _drop(self, address: Address) -> None:
+        conn = self._conns.pop(address, None)
+        if conn is not None:
+            self._retire(conn)
+
+    def _retire(self, conn: RedisConnection) -> None:
+        conn.close()
+        closer = asyncio.ensure_future(conn.wait_closed())
+        self._closers.add(closer)
+        closer.add_done_callback(self._closers.discard)
+
+    async def ask_all(
+        self, command: bytes | str, *args: Any
+    ) -> dict[Address, Any]:
+        """Run a command on every known sentinel in parallel.
+
+        Returns ``{address: reply or exception}``; never raises for one
+        sentinel's failure.
+        """
+        addresses = list(self._addresses)
+        results = await asyncio.gather(
+            *(self.execute_on(a, command, *args) for a in addresses), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(
+                result, (RedisError, OSError)
+            ):
+                raise result
+        return dict(zip(addresses, results, strict=True))
+
+    async def execute(self, command: bytes | str, *args: Any) -> Any:
+        """Run a command on the first sentinel that answers (known ones in order).
+
+        A reply error from a reachable sentinel is raised at once; when none
+        is reachable: :class:`SentinelsUnreachableError` (or
+        :class:`SentinelAuthError` if one refused our credentials).
+        """
+        failures: list[str] = []
+        auth_error: SentinelAuthError | None = None
+        for address in list(self._addresses):
+            try:
+                return await self.execute_on(address, command, *args)
+            except SentinelAuthError as exc:
+                auth_error = exc
+                failures.append(str(exc))
+            except ReplyError:
+                raise
+            except (RedisError, OSError) as exc:
+                failures.append(f"{_text(address)}: {exc}")
+        if auth_error is not None:
+            raise auth_error
+        raise SentinelsUnreachableError("no sentinel reachable: " + "; ".join(failures))
+
+    # -- sentinel commands ----------------------------------------------------
+
+    async def master(self, name: str) -> dict[str, str]:
+        """``SENTINEL MASTER name`` as a dict (raises :class:`UnknownServiceError`)."""
+        return pairs_to_dict(await self._about(name, b"MASTER"))
+
+    async def masters(self) -> list[dict[str, str]]:
+        """``SENTINEL MASTERS``: every monitored master, as dicts."""
+        return [pairs_to_dict(item) for item in await self.execute(b"SENTINEL", b"MASTERS")]
+
+    async def master_address(self, name: str) -> Address:
+        """``SENTINEL GET-MASTER-ADDR-BY-NAME`` as ``(host, port)``."""
+        reply = await self.execute(b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", name)
+        if not reply:
+            raise UnknownServiceError(f"no sentinel monitors a service named {name!r}")
+        host = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+        return host, int(reply[1])
+
+    async def replicas(self, name: str) -> list[dict[str, str]]:
+        """``SENTINEL REPLICAS name``: the master's replicas, as dicts."""
+        return [pairs_to_dict(item) for item in await self._about(name, b"REPLICAS")]
+
+    slaves = replicas
+
+    async def sentinels(self, name: str) -> list[dict[str, str]]:
+        """``SENTINEL SENTINELS name``: the other sentinels of that master, as dicts."""
+        return [pairs_to_dict(item) for item in await self._about(name, b"SENTINELS")]
+
+    async def failover(self, name: str) -> bool:
+        """``SENTINEL FAILOVER name``: force a failover (no agreement needed)."""
+        return await self._about(name, b"FAILOVER") in (b"OK", "OK")
+
+    async def ckquorum(self, name: str) -> str:
+        """``SENTINEL CKQUORUM name``: whether the quorum can authorise a failover."""
+        reply = await self._about(name, b"CKQUORUM")
+        return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+    async def _about(self, name: str, subcommand: bytes) -> Any:
+        try:
+            return await self.execute(b"SENTINEL", subcommand, name)
+        except ReplyError as exc:
+            if "No such master" in str(exc):
+                raise UnknownServiceError(
+                    f"no sentinel monitors a service named {name!r}"
+                ) from exc
+            raise
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every sentinel connection."""
+        self._closing = True
+        for pending in self._connecting.values():
+            pending.cancel()
+        for conn in self._conns.values():
+            conn.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until every sentinel connection is closed."""
+        pending = list(self._connecting.values())
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        conns = list(self._conns.values())
+        self._conns.clear()
+        for conn in conns:
+            conn.close()
+        await asyncio.gather(*(c.wait_closed() for c in conns), *self._closers)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closing
+
+    def __repr__(self) -> str:
+        return f"<RedisSentinel {','.join(_text(a) for a in self._addresses)}>"
+
+
+async def create_sentinel(
+    sentinels: Iterable[Any],
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    ssl: Any = None,
+    timeout: float = 0.5,
+) -> RedisSentinel:
+    """A :class:`RedisSentinel` for ``sentinels``, checked by a ``PING`` to one of them.
+
+    ``username``/``password``/``ssl`` are the *sentinels'* credentials.
+    Raises :class:`SentinelsUnreachableError` or :class:`SentinelAuthError`.
+    """
+    client = RedisSentinel(
+        sentinels, username=username, password=password, ssl=ssl, timeout=timeout
+    )
+    try:
+        await client.execute(b"PING")
+    except BaseException:
+        client.close()
+        await client.wait_closed()
+        raise
+    return client

@@ -1,0 +1,656 @@
+"""One local ``redis-server`` (or sentinel) process: config, start, stop, signals.
+
+A :class:`LocalServer` writes its config into its own directory, starts the
+binary with :class:`subprocess.Popen` bound to 127.0.0.1, and only ever signals
+the PID it started.  On Linux the child gets ``PR_SET_PDEATHSIG=SIGKILL`` so it
+dies with the Python process; children are forked from one long-lived helper
+thread, so starting or restarting servers from short-lived threads (e.g.
+``asyncio.to_thread``) is safe.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeAlias
+
+from .binaries import find_server_binary, server_version
+from .errors import ServerStartError
+from .resp import CommandArg, RespConnection, RespError, RespValue, as_list, as_str, parse_info
+
+__all__ = [
+    "MAX_PORT",
+    "ConfigInput",
+    "ConfigValue",
+    "LocalServer",
+    "config_lines",
+    "find_free_port",
+    "port_is_free",
+]
+
+MAX_PORT = 55535
+"""Highest port handed out, so that ``port + 10000`` (cluster bus) stays valid."""
+
+BUS_PORT_OFFSET = 10000
+
+ConfigValue: TypeAlias = str | int | Sequence[str | int]
+"""A config value: one argument (quoted as needed) or a sequence of arguments."""
+
+ConfigInput: TypeAlias = Mapping[str, ConfigValue] | Iterable[str | tuple[str, ConfigValue]]
+"""Extra config: a mapping, or an iterable of raw lines / ``(directive, value)`` pairs."""
+
+_HOST = "127.0.0.1"
+_LOG_NAME = "server.log"
+_STDOUT_NAME = "stdout.log"
+_ADDR_IN_USE = "Address already in use"
+_PR_SET_PDEATHSIG = 1
+
+_rng = random.SystemRandom()
+_reserved: set[int] = set()
+_reserve_lock = threading.Lock()
+_live: set[LocalServer] = set()
+_live_lock = threading.Lock()
+
+
+# -- config ------------------------------------------------------------------
+
+
+def _quote(value: str | int) -> str:
+    text = str(value)
+    if text and not any(ch in text for ch in " \t\r\n\"'\\"):
+        return text
+    escaped = (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+def _directive(key: str, value: ConfigValue) -> str:
+    if isinstance(value, int):
+        return f"{key} {value}"
+    if isinstance(value, str):
+        return f"{key} {value}" if value else f'{key} ""'
+    return " ".join([key, *(_quote(v) for v in value)])
+
+
+def config_lines(config: ConfigInput | None) -> list[str]:
+    """Normalise ``config`` into redis.conf lines.
+
+    * plain strings are raw lines: ``"appendonly yes"``;
+    * a ``str``/``int`` value (in a mapping or a ``(directive, value)`` pair) is
+      written as is, so it may hold several words: ``("replicaof", "127.0.0.1
+      6380")``; an empty string becomes ``""``;
+    * a sequence value is a list of arguments, each quoted when needed:
+      ``("requirepass", ["secret with spaces"])``, ``("save", [60, 1000])``.
+    """
+    if config is None:
+        return []
+    if isinstance(config, Mapping):
+        return [_directive(key, value) for key, value in config.items()]
+    lines: list[str] = []
+    for item in config:
+        if isinstance(item, str):
+            lines.append(item)
+        else:
+            lines.append(_directive(item[0], item[1]))
+    return lines
+
+
+# -- ports -------------------------------------------------------------------
+
+
+def port_is_free(port: int, host: str = _HOST) -> bool:
+    """Return True if a TCP listener could bind ``host:port`` right now."""
+    if not 0 < port < 65536:
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _ephemeral_low() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _candidate_ok(port: int, host: str, bus: bool) -> bool:
+    if port in _reserved or port > MAX_PORT or not port_is_free(port, host):
+        return False
+    if bus:
+        bus_port = port + BUS_PORT_OFFSET
+        return bus_port not in _reserved and port_is_free(bus_port, host)
+    return True
+
+
+def find_free_port(host: str = _HOST, *, bus: bool = False, attempts: int = 500) -> int:
+    """Return a currently free TCP port on ``host`` and reserve it in this process.
+
+    Ports are drawn at random below the kernel's ephemeral range (so outgoing
+    connections cannot grab them between runs of a server); if none is found
+    there, the kernel is asked for one by binding port 0.  With ``bus=True`` the
+    cluster bus port ``port + 10000`` must be free too.  Every port returned is
+    at most :data:`MAX_PORT` and never returned twice by this process.  The port
+    may still be taken by another process before the server binds it; the
+    launcher retries on ``EADDRINUSE``.
+    """
+    low = 10000
+    high = _ephemeral_low() - 1 - (BUS_PORT_OFFSET if bus else 0)
+    high = min(high, MAX_PORT)
+    with _reserve_lock:
+        if high > low:
+            for _ in range(attempts):
+                port = _rng.randint(low, high)
+                if _candidate_ok(port, host, bus):
+                    _reserved.add(port)
+                    if bus:
+                        _reserved.add(port + BUS_PORT_OFFSET)
+                    return port
+        for _ in range(attempts):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((host, 0))
+                port = int(sock.getsockname()[1])
+            if _candidate_ok(port, host, bus):
+                _reserved.add(port)
+                if bus:
+                    _reserved.add(port + BUS_PORT_OFFSET)
+                return port
+    raise OSError(f"no free port found on {host} after {attempts} attempts")
+
+
+# -- process helpers ---------------------------------------------------------
+
+
+def _pdeathsig_preexec() -> Callable[[], None] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+_spawner: ThreadPoolExecutor | None = None
+_spawner_pid = 0
+_spawner_lock = threading.Lock()
+
+
+def _spawn(popen: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """Run ``popen`` on one long-lived helper thread and return its result.
+
+    ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child exits, so
+    children forked from e.g. ``asyncio.to_thread`` workers would die with
+    them.  Forking from a dedicated thread that lives as long as the process
+    ties the servers' lifetime to the process instead.
+    """
+    global _spawner, _spawner_pid
+    with _spawner_lock:
+        if _spawner is None or _spawner_pid != os.getpid():
+            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clustermgr-spawn")
+            _spawner_pid = os.getpid()
+        spawner = _spawner
+    return spawner.submit(popen).result()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _tail(path: Path, lines: int = 30, since: int = 0) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(since, size - 16384))
+            data = fh.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _kill_all_at_exit() -> None:
+    with _live_lock:
+        servers = list(_live)
+    for server in servers:
+        with contextlib.suppress(Exception):
+            server.kill()
+
+
+atexit.register(_kill_all_at_exit)
+
+
+# -- the server --------------------------------------------------------------
+
+
+class LocalServer:
+    """One ``redis-server`` (or, with ``sentinel=True``, sentinel) process on 127.0.0.1.
+
+    Args:
+        port: fixed port; ``None`` picks a free one (and picks another if the
+            bind races with some other process).  The port is kept for restarts.
+        config: extra config (see :func:`config_lines`), appended last so it
+            overrides the defaults.
+        sentinel: start the binary with ``--sentinel``.
+        cluster: write ``cluster-enabled yes`` / ``cluster-config-file
+            nodes.conf`` and pick a port whose bus port (+10000) is free.
+        password / username: ``requirepass`` (+ ``masterauth``) when only a
+            password is given; the launcher authenticates its admin commands
+            with them.  ACL users must be set up through ``config``.
+        binary: server binary; default :func:`find_server_binary`.
+        directory: working dir (config, log, ``nodes.conf``); default a fresh
+            temp dir removed by :meth:`cleanup`.  A given dir is kept.
+        name: label used in ``repr`` and errors.
+        startup_timeout: seconds :meth:`start` waits for ``PING``.
+        die_with_parent: set ``PR_SET_PDEATHSIG`` on Linux.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        config: ConfigInput | None = None,
+        sentinel: bool = False,
+        cluster: bool = False,
+        password: str | None = None,
+        username: str | None = None,
+        binary: str | None = None,
+        directory: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+        startup_timeout: float = 10.0,
+        die_with_parent: bool = True,
+    ) -> None:
+        self.host = _HOST
+        self.sentinel = sentinel
+        self.cluster = cluster
+        self.password = password
+        self.username = username
+        self.binary = find_server_binary(binary)
+        self.startup_timeout = startup_timeout
+        self.die_with_parent = die_with_parent
+        self.extra_config = config_lines(config)
+        self._port_pinned = port is not None
+        self._port = port if port is not None else find_free_port(bus=cluster)
+        self.name = name or ("sentinel" if sentinel else "redis")
+        if directory is None:
+            self.directory = Path(tempfile.mkdtemp(prefix=f"clustermgr-{self.name}-"))
+            self._owns_directory = True
+        else:
+            self.directory = Path(directory)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._owns_directory = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._last_pid: int | None = None
+        self._paused = False
+        self._config_written = False
+        self._log_offsets = (0, 0)
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """TCP port the server listens on."""
+        return self._port
+
+    @property
+    def bus_port(self) -> int:
+        """Cluster bus port (``port + 10000``)."""
+        return self._port + BUS_PORT_OFFSET
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)``."""
+        return (self.host, self._port)
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running process, else of the last one (``None`` if never started)."""
+        return self._proc.pid if self._proc is not None else self._last_pid
+
+    @property
+    def is_running(self) -> bool:
+        """True while the started process has not exited (paused counts as running)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def is_paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume`."""
+        return self._paused and self.is_running
+
+    @property
+    def is_available(self) -> bool:
+        """Running and not paused (i.e. expected to answer)."""
+        return self.is_running and not self._paused
+
+    @property
+    def config_path(self) -> Path:
+        """Path of the generated config file."""
+        return self.directory / ("sentinel.conf" if self.sentinel else "redis.conf")
+
+    @property
+    def log_path(self) -> Path:
+        """Path of the server log file."""
+        return self.directory / _LOG_NAME
+
+    @property
+    def version(self) -> tuple[int, int, int]:
+        """``(major, minor, patch)`` of the binary."""
+        return server_version(self.binary)
+
+    def __repr__(self) -> str:
+        if self.is_running:
+            state = f"pid={self.pid} {'paused' if self._paused else 'running'}"
+        else:
+            state = "stopped"
+        return f"<LocalServer {self.name} {self.host}:{self._port} {state}>"
+
+    # -- config -------------------------------------------------------------
+
+    def _base_config(self) -> list[str]:
+        lines = [
+            f"port {self._port}",
+            f"bind {self.host}",
+            "protected-mode no",
+            "daemonize no",
+            f"dir {_quote(str(self.directory))}",
+            f"logfile {_quote(str(self.directory / _LOG_NAME))}",
+        ]
+        if not self.sentinel:
+            lines += ['save ""', "appendonly no", "repl-diskless-sync-delay 0"]
+            if self.version >= (7, 0, 0):
+                lines.append("shutdown-on-sigterm nosave now")
+            if self.cluster:
+                lines += [
+                    "cluster-enabled yes",
+                    "cluster-config-file nodes.conf",
+                    f"cluster-announce-ip {self.host}",
+                ]
+            if self.password is not None:
+                lines.append(f"masterauth {_quote(self.password)}")
+                if self.username is not None:
+                    lines.append(f"masteruser {_quote(self.username)}")
+        if self.password is not None and self.username is None:
+            lines.append(f"requirepass {_quote(self.password)}")
+        return lines
+
+    def write_config(self) -> None:
+        """(Re)write the config file with the current port; keeps other files in the dir."""
+        text = "\n".join([*self._base_config(), *self.extra_config]) + "\n"
+        self.config_path.write_text(text)
+        self._config_written = True
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def launch(self) -> None:
+        """Spawn the process without waiting; pair with :meth:`wait_ready`.
+
+        The config file is written on first launch only, so a restart reuses
+        whatever the server rewrote (e.g. sentinel state, ``CONFIG REWRITE``).
+        """
+        if self.is_running:
+            raise RuntimeError(f"{self!r} is already running")
+        self._reap()
+        if not self._config_written:
+            self.write_config()
+        args = [self.binary, str(self.config_path)]
+        if self.sentinel:
+            args.append("--sentinel")
+        preexec = _pdeathsig_preexec() if self.die_with_parent else None
+        self._log_offsets = (_size(self.log_path), _size(self.directory / _STDOUT_NAME))
+        with (self.directory / _STDOUT_NAME).open("ab") as out:
+
+            def popen() -> subprocess.Popen[bytes]:
+                return subprocess.Popen(
+                    args,
+                    cwd=str(self.directory),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=preexec,
+                )
+
+            self._proc = popen() if preexec is None else _spawn(popen)
+        self._paused = False
+        with _live_lock:
+            _live.add(self)
+
+    def wait_ready(self, timeout: float | None = None, *, bind_retries: int = 5) -> None:
+        """Block until the server answers ``PING`` as the process we started.
+
+        If the bind lost a race (``EADDRINUSE``), relaunch on a new port (or,
+        for a pinned port, the same one after a short pause), at most
+        ``bind_retries`` times.  Raises :class:`ServerStartError` carrying the
+        log tail on failure or timeout (the process is killed then).
+        """
+        budget = self.startup_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        retries = 0
+        while True:
+            proc = self._proc
+            if proc is None:
+                raise ServerStartError(f"{self!r} was not launched")
+            if proc.poll() is not None:
+                if retries < bind_retries and self._bind_failed():
+                    retries += 1
+                    self._relaunch_after_bind_failure()
+                    continue
+                message = self._failure_message("exited during startup")
+                self._reap()
+                raise ServerStartError(message)
+            if self._answers_as_us():
+                self._port_pinned = True
+                return
+            if time.monotonic() >= deadline:
+                self.kill()
+                raise ServerStartError(self._failure_message(f"not ready within {budget:.1f}s"))
+            time.sleep(0.02)
+
+    def _bind_failed(self) -> bool:
+        """Did the last launch fail with EADDRINUSE (judged from its own log output)?"""
+        log_since, out_since = self._log_offsets
+        return _ADDR_IN_USE in _tail(self.log_path, 20, log_since) or _ADDR_IN_USE in _tail(
+            self.directory / _STDOUT_NAME, 20, out_since
+        )
+
+    def _relaunch_after_bind_failure(self) -> None:
+        self._reap()
+        marker = f"--- clustermgr: bind failed on {self._port}, retrying ---\n"
+        with contextlib.suppress(OSError), self.log_path.open("a") as fh:
+            fh.write(marker)
+        if self._port_pinned:
+            time.sleep(0.3)
+        else:
+            self._port = find_free_port(bus=self.cluster)
+            self.write_config()
+        self.launch()
+
+    def _answers_as_us(self) -> bool:
+        try:
+            with self.connect(timeout=0.5) as conn:
+                if conn.command("PING") != "PONG":
+                    return False
+                info = parse_info(as_str(conn.command("INFO", "server")))
+        except RespError as exc:
+            if exc.kind in ("LOADING", "BUSY", "MASTERDOWN"):
+                return False
+            raise ServerStartError(self._failure_message(f"PING failed: {exc}")) from exc
+        except OSError:
+            return False
+        return self._proc is not None and info.get("process_id") == str(self._proc.pid)
+
+    def _failure_message(self, what: str) -> str:
+        parts = [f"{self.name} on {self.host}:{self._port} ({self.binary}) {what}"]
+        if self._proc is not None and self._proc.returncode is not None:
+            parts.append(f"exit code {self._proc.returncode}")
+        log = _tail(self.log_path)
+        out = _tail(self.directory / _STDOUT_NAME)
+        if log:
+            parts.append(f"--- {self.log_path} (tail) ---\n{log}")
+        if out:
+            parts.append(f"--- stdout/stderr (tail) ---\n{out}")
+        return "\n".join(parts)
+
+    def start(self, timeout: float | None = None) -> LocalServer:
+        """Launch the process and wait until it is ready; returns ``self``."""
+        self.launch()
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _reap(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            return
+        proc.wait()
+        self._last_pid = proc.pid
+        self._proc = None
+        self._paused = False
+        with _live_lock:
+            _live.discard(self)
+
+    def kill(self) -> None:
+        """SIGKILL the process we started (if alive) and reap it."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()  # Popen.send_signal never signals an already-reaped PID
+        proc.wait()
+        self._reap()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop gracefully with SIGTERM, then SIGKILL after ``timeout``; reap.
+
+        Data nodes of Redis >= 7 are configured with ``shutdown-on-sigterm
+        nosave now`` so SIGTERM does not save or wait for lagging replicas.
+        """
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            if self._paused:
+                proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        proc.wait()
+        self._reap()
+
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting (resuming first if paused); reap with :meth:`stop`."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            if self._paused:
+                proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+
+    def restart(self, timeout: float | None = None) -> LocalServer:
+        """Stop (if running) and start again on the same port with the same dir."""
+        self.stop()
+        self._port_pinned = True
+        return self.start(timeout)
+
+    def pause(self) -> None:
+        """Freeze the process with SIGSTOP (it keeps its sockets but stops answering)."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError(f"{self!r} is not running")
+        proc.send_signal(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """Continue a paused process with SIGCONT."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+        self._paused = False
+
+    def cleanup(self) -> None:
+        """Stop the process and remove the directory if this server created it."""
+        self.stop()
+        if self._owns_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> LocalServer:
+        if not self.is_running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()
+
+    # -- admin commands -----------------------------------------------------
+
+    def connect(self, timeout: float = 5.0) -> RespConnection:
+        """Open an authenticated admin :class:`RespConnection` (caller closes it)."""
+        return RespConnection(
+            self.host,
+            self._port,
+            timeout=timeout,
+            password=self.password,
+            username=self.username,
+        )
+
+    def command(self, *args: CommandArg, timeout: float = 5.0) -> RespValue:
+        """Run one admin command on a fresh connection and return the reply."""
+        with self.connect(timeout) as conn:
+            return conn.command(*args)
+
+    def ping(self, timeout: float = 1.0) -> bool:
+        """True if the server answers ``PING`` now."""
+        try:
+            return self.command("PING", timeout=timeout) == "PONG"
+        except (OSError, RespError):
+            return False
+
+    def info(self, section: str | None = None) -> dict[str, str]:
+        """``INFO [section]`` parsed into a dict."""
+        args: list[CommandArg] = ["INFO"] if section is None else ["INFO", section]
+        return parse_info(as_str(self.command(*args)))
+
+    def role(self) -> str:
+        """First element of ``ROLE``: ``"master"``, ``"slave"`` or ``"sentinel"``."""
+        return as_str(as_list(self.command("ROLE"))[0])

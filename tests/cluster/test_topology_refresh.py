@@ -1,0 +1,91 @@
+"""Slot map parsing/diffing and the refresh engine (no server needed)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from clustermgr.cluster.refresh import RefreshEngine, RefreshOptions
+from clustermgr.cluster.topology import best_map, diff_maps, parse_epoch, parse_shards, parse_slots
+
+
+def _node(port: int, role: str, health: str = "online") -> list[object]:
+    return [b"id", f"n{port}".encode(), b"port", port, b"ip", b"127.0.0.1",
+            b"endpoint", b"127.0.0.1", b"role", role.encode(), b"replication-offset", 1,
+            b"health", health.encode()]
+
+
+SHARDS = [
+    [b"slots", [0, 8191], b"nodes", [_node(7000, "master"), _node(7003, "replica")]],
+    [b"slots", [8192, 16383], b"nodes", [_node(7001, "master"), _node(7004, "replica", "fail")]],
+    [b"slots", [], b"nodes", [_node(7002, "master")]],
+]
+
+
+def test_parse_shards_builds_an_o1_slot_table() -> None:
+    slot_map = parse_shards(SHARDS, epoch=7, source=("127.0.0.1", 7000))
+    assert len(slot_map.shards) == 16384 and slot_map.covered == 16384
+    first, last = slot_map.shards[0], slot_map.shards[16383]
+    assert first is not None and last is not None
+    assert first.master.address == ("127.0.0.1", 7000)
+    assert [r.address[1] for r in first.healthy_replicas] == [7003]
+    assert last.healthy_replicas == ()
+    assert slot_map.shards[8191] is first and slot_map.shards[8192] is last
+    assert slot_map.ranges() == [(0, 8191, ("127.0.0.1", 7000)), (8192, 16383, ("127.0.0.1", 7001))]
+    assert slot_map.epoch == 7
+
+
+def test_parse_slots_and_diff() -> None:
+    reply = [[0, 16383, [b"127.0.0.1", 7000, b"id0"], [b"127.0.0.1", 7003, b"id3"]]]
+    old = parse_slots(reply, epoch=3)
+    new = parse_shards(SHARDS, epoch=4)
+    diff = diff_maps(old, new)
+    assert diff.added == {("127.0.0.1", 7001)} and not diff.removed
+    assert diff.moved_slots == 8192
+    assert diff_maps(old, new, replicas=True).added == {("127.0.0.1", 7001), ("127.0.0.1", 7004)}
+    assert best_map([old, new]) is new  # higher config epoch wins
+    assert not diff_maps(new, new).changed
+
+
+def test_parse_epoch() -> None:
+    assert parse_epoch(b"cluster_state:ok\r\ncluster_current_epoch:12\r\n") == 12
+    assert parse_epoch("nothing") == 0
+
+
+async def test_refresh_engine_coalesces_and_rate_limits() -> None:
+    calls: list[frozenset[str]] = []
+
+    async def reload(reasons: frozenset[str]) -> None:
+        calls.append(reasons)
+        await asyncio.sleep(0.02)
+
+    engine = RefreshEngine(reload, RefreshOptions(period=None, min_interval=0.05))
+    engine.start()
+    try:
+        await asyncio.gather(*(engine.refresh(f"r{i % 3}") for i in range(50)))
+        assert calls == [frozenset({"r0", "r1", "r2"})]  # 50 triggers, one reload
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await engine.refresh("again")
+        assert loop.time() - start >= 0.04  # rate limited
+        assert len(calls) == 2
+    finally:
+        await engine.close()
+
+
+async def test_refresh_engine_survives_a_failed_reload() -> None:
+    attempts = 0
+
+    async def reload(reasons: frozenset[str]) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise OSError("no node answered")
+
+    engine = RefreshEngine(reload, RefreshOptions(period=0.05, min_interval=0.0))
+    engine.start()
+    try:
+        await engine.refresh("first")
+        await asyncio.sleep(0.2)  # periodic reloads keep going
+        assert attempts >= 3
+    finally:
+        await engine.close()
