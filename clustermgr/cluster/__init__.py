@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
+from ..errors import ClusterRetryError, OutcomeUnknownError
 from .commands import CommandInfo, CommandTable
-from .errors import ClusterRetryError, OutcomeUnknownError
 from .pool import READ_FROM, ClusterPool, create_cluster_pool
 from .refresh import RefreshOptions
 from .slots import SLOT_COUNT, key_slot

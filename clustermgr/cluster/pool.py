@@ -30,11 +30,13 @@ from ..connection import RedisConnection, create_connection
 from ..errors import (
     AskError,
     ClusterDownError,
+    ClusterRetryError,
     ConnectError,
     ConnectionClosedError,
     CrossSlotError,
     LoadingError,
     MovedError,
+    OutcomeUnknownError,
     PoolClosedError,
     ReadOnlyError,
     RedisError,
@@ -45,7 +47,6 @@ from ..errors import (
 from ..pool import ConnectionsPool
 from ..protocol import case_variants, lookup_command
 from .commands import CommandTable
-from .errors import ClusterRetryError, OutcomeUnknownError
 from .multikey import merge_fanout, merge_split, split_by_slot
 from .pubsub import ClusterPubSub
 from .refresh import RefreshEngine, RefreshOptions
