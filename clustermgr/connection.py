@@ -30,7 +30,14 @@ from .errors import (
     ReplyError,
     TimeoutError,
 )
-from .protocol import case_variants, decode, encode_command, lookup_command, new_reader
+from .protocol import (
+    case_variants,
+    decode,
+    encode_command,
+    is_blocking,
+    lookup_command,
+    new_reader,
+)
 from .pubsub import Channel
 
 __all__ = ["RedisConnection", "create_connection"]
@@ -118,7 +125,10 @@ class RedisConnection(AbcConnection):
         encoding: str | None = None,
         parser: Any = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        read_timeout: float | None = None,
     ) -> None:
+        if read_timeout is not None and read_timeout <= 0:
+            raise ValueError(f"read_timeout must be positive seconds, not {read_timeout}")
         self._address = address
         self._encoding = encoding
         self._loop = loop or asyncio.get_running_loop()
@@ -137,6 +147,12 @@ class RedisConnection(AbcConnection):
         self._patterns: dict[bytes, AbcChannel] = {}
         self._shard_channels: dict[bytes, AbcChannel] = {}
         self._pubsub_pending = 0
+        # Stall detection (read_timeout): when replies are awaited and nothing
+        # arrives for read_timeout seconds, the connection is aborted.
+        self._read_timeout = read_timeout
+        self._progress_at = 0.0
+        self._blocking_in_flight = False
+        self._watchdog: asyncio.TimerHandle | None = None
         #: Called when the connection drops (not on close()). When set, its
         #: channels are left open for the owner to resubscribe elsewhere.
         self.on_pubsub_lost: PubSubLostHook | None = None
@@ -148,6 +164,8 @@ class RedisConnection(AbcConnection):
 
     def _attach(self, transport: asyncio.Transport) -> None:
         self._transport = transport
+        if self._read_timeout is not None:
+            self._watchdog = self._loop.call_later(self._watch_interval, self._check_stall)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -166,7 +184,31 @@ class RedisConnection(AbcConnection):
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
 
+    @property
+    def _watch_interval(self) -> float:
+        assert self._read_timeout is not None
+        return min(self._read_timeout / 4, 1.0)
+
+    def _check_stall(self) -> None:
+        self._watchdog = None
+        if self._closing or self._read_timeout is None:
+            return
+        if not self._waiters:
+            self._blocking_in_flight = False
+        elif (
+            not self._blocking_in_flight
+            and not self._unflushed
+            and self._loop.time() - self._progress_at > self._read_timeout
+        ):
+            self._abort(TimeoutError(
+                f"no reply within read_timeout={self._read_timeout}s", may_have_executed=True
+            ))
+            return
+        self._watchdog = self._loop.call_later(self._watch_interval, self._check_stall)
+
     def _on_data(self, data: bytes) -> None:
+        if self._read_timeout is not None:
+            self._progress_at = self._loop.time()
         reader = self._reader
         reader.feed(data)
         waiters = self._waiters
@@ -216,6 +258,9 @@ class RedisConnection(AbcConnection):
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         cause = self._close_error or exc
         if forced and self._close_error is None:
             message = f"connection to {self._address_text} was closed"
@@ -240,7 +285,7 @@ class RedisConnection(AbcConnection):
         if not self._closed_future.done():
             self._closed_future.set_result(None)
         if not forced:
-            logger.info("%s", message)
+            (logger.warning if self._close_error is not None else logger.info)("%s", message)
 
     def _release_channels(self, cause: BaseException | None, forced: bool) -> None:
         if self.on_pubsub_lost is not None and not forced:
@@ -292,6 +337,11 @@ class RedisConnection(AbcConnection):
             # Another library's own "not set" marker (aioredis 1.x passes one).
             encoding = self._encoding
         data = encode_command(command, args)
+        if self._read_timeout is not None:
+            if not self._waiters:
+                self._progress_at = self._loop.time()
+            if is_blocking(command, args):
+                self._blocking_in_flight = True  # may legitimately wait: not a stall
         future = self._loop.create_future()
         self._waiters.append((future, encoding, hook))
         self._send(data)
@@ -512,6 +562,7 @@ async def create_connection(
     timeout: float | None = None,
     connection_cls: type[RedisConnection] | None = None,
     name: str | None = None,
+    read_timeout: float | None = None,
 ) -> RedisConnection:
     """Open a connection to one server and run the handshake.
 
@@ -520,6 +571,10 @@ async def create_connection(
     not say. The handshake sends AUTH (with ACL ``username``), SELECT and
     CLIENT SETNAME as needed, pipelined. ``timeout`` bounds connect and
     handshake together (:class:`clustermgr.errors.TimeoutError`).
+    ``read_timeout`` closes the connection when replies are awaited and none
+    arrives for that long (a hung or paused server); its pending commands
+    fail with :class:`ConnectionClosedError` (``may_have_executed=True``).
+    Blocking commands (BLPOP, XREAD BLOCK, ...) suspend the check.
     """
     parsed = parse_address(address).with_defaults(
         db=db, username=username, password=password, encoding=encoding,
@@ -537,7 +592,9 @@ async def create_connection(
     if not (isinstance(cls, type) and issubclass(cls, RedisConnection)):
         raise TypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")
     loop = asyncio.get_running_loop()
-    conn = cls(parsed, encoding=parsed.encoding, parser=parser, loop=loop)
+    conn = cls(
+        parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_timeout
+    )
     try:
         async with _timeout(parsed.timeout):
             if parsed.path is not None:

@@ -299,6 +299,12 @@ class SlaveNotFoundError(RedisError):
 
 
 class TimeoutError(RedisError, asyncio.TimeoutError):
-    """A bounded wait (connect, acquire, reply) ran out; also an asyncio.TimeoutError."""
+    """A bounded wait (connect, acquire, reply) ran out; also an asyncio.TimeoutError.
 
-    may_have_executed = True
+    ``may_have_executed`` is False for waits that end before anything is sent
+    (connecting, acquiring) and True when a sent command's reply never came.
+    """
+
+    def __init__(self, msg: str = "", *args: Any, may_have_executed: bool = False) -> None:
+        super().__init__(msg, *args)
+        self.may_have_executed = may_have_executed

@@ -30,7 +30,7 @@ from .errors import (
     RouteError,
     TimeoutError,
 )
-from .protocol import case_variants, lookup_command
+from .protocol import case_variants, is_blocking, lookup_command
 from .pubsub import Channel
 
 __all__ = ["ConnectionsPool", "create_pool"]
@@ -39,13 +39,6 @@ logger = logging.getLogger("clustermgr.pool")
 
 OnConnect = Callable[[RedisConnection], Awaitable[None]]
 
-# Commands that would stall every caller sharing a connection: they run on a
-# connection of their own, taken with acquire().
-_BLOCKING = case_variants(
-    "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
-    "WAIT", "WAITAOF", "XREAD", "XREADGROUP",
-)
-_STREAM_READS = frozenset({b"XREAD", b"XREADGROUP"})
 # Connection-state commands that make no sense on a shared connection.
 _EXCLUSIVE_ONLY = case_variants("MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT")
 _PUBSUB_REGISTRY = {
@@ -59,15 +52,6 @@ _PUBSUB_REGISTRY = {
 _PUBSUB_COMMANDS = case_variants(*(name.decode() for name in _PUBSUB_REGISTRY))
 # Above this many replies outstanding on every free connection, open another.
 _GROW_AT_IN_FLIGHT = 64
-
-
-def _is_blocking(command: Any, args: tuple[Any, ...]) -> bool:
-    name = lookup_command(_BLOCKING, command)
-    if name is None:
-        return False
-    if name in _STREAM_READS:
-        return any(isinstance(a, (bytes, str)) and a.upper() in (b"BLOCK", "BLOCK") for a in args)
-    return True
 
 
 class ConnectionsPool(AbcPool):
@@ -91,6 +75,7 @@ class ConnectionsPool(AbcPool):
         name: str | None = None,
         on_connect: OnConnect | None = None,
         reconnect_delay: tuple[float, float] = (0.05, 2.0),
+        read_timeout: float | None = None,
     ) -> None:
         if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 0:
             raise ValueError(f"minsize must be an int >= 0, got {minsize!r}")
@@ -110,6 +95,7 @@ class ConnectionsPool(AbcPool):
         self._acquire_timeout = acquire_timeout
         self._on_connect = on_connect
         self._reconnect_delay = reconnect_delay
+        self._read_timeout = read_timeout
         self._db = self._address.db or 0
         self._free: deque[RedisConnection] = deque()
         self._used: set[RedisConnection] = set()
@@ -135,7 +121,7 @@ class ConnectionsPool(AbcPool):
     async def _create(self) -> RedisConnection:
         conn = await create_connection(
             self._address, ssl=self._ssl, parser=self._parser,
-            connection_cls=self._connection_cls,
+            connection_cls=self._connection_cls, read_timeout=self._read_timeout,
         )
         try:
             if self._on_connect is not None:
@@ -237,7 +223,7 @@ class ConnectionsPool(AbcPool):
             )
         if lookup_command(_PUBSUB_COMMANDS, command) is not None:
             return self.execute_pubsub(command, *args)
-        if not _is_blocking(command, args):
+        if not is_blocking(command, args):
             conn = self._pick()
             if conn is not None:
                 return conn.execute(command, *args, **kwargs)
@@ -627,12 +613,15 @@ async def create_pool(
     connection_cls: type[RedisConnection] | None = None,
     name: str | None = None,
     on_connect: OnConnect | None = None,
+    read_timeout: float | None = None,
 ) -> ConnectionsPool:
     """Create a :class:`ConnectionsPool` and open ``minsize`` connections.
 
     ``address`` takes every form :func:`create_connection` accepts. Raises
     what connecting raises (ConnectError, AuthError, TimeoutError) if the
-    first connections cannot be opened.
+    first connections cannot be opened. ``read_timeout`` is passed to every
+    connection (see :func:`~clustermgr.connection.create_connection`);
+    ``acquire_timeout`` bounds waiting for a free connection.
     """
     cls = pool_cls or ConnectionsPool
     if not (isinstance(cls, type) and issubclass(cls, ConnectionsPool)):
@@ -642,6 +631,7 @@ async def create_pool(
         minsize=minsize, maxsize=maxsize, parser=parser,
         create_connection_timeout=create_connection_timeout, acquire_timeout=acquire_timeout,
         connection_cls=connection_cls, name=name, on_connect=on_connect,
+        read_timeout=read_timeout,
     )
     try:
         await pool.fill()

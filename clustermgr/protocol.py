@@ -13,10 +13,12 @@ import hiredis
 from .errors import ProtocolError, ReplyError
 
 __all__ = [
+    "BLOCKING_COMMANDS",
     "Reader",
     "case_variants",
     "decode",
     "encode_command",
+    "is_blocking",
     "lookup_command",
     "new_reader",
 ]
@@ -85,3 +87,20 @@ def lookup_command(table: dict[Any, bytes], command: Any) -> bytes | None:
     ):
         found = table.get(command.upper())
     return found
+
+
+BLOCKING_COMMANDS = case_variants(
+    "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
+    "WAIT", "WAITAOF", "XREAD", "XREADGROUP",
+)
+_STREAM_READS = frozenset({b"XREAD", b"XREADGROUP"})
+
+
+def is_blocking(command: Any, args: tuple[Any, ...]) -> bool:
+    """True for commands that may wait on the server (BLPOP, XREAD BLOCK, WAIT, ...)."""
+    name = lookup_command(BLOCKING_COMMANDS, command)
+    if name is None:
+        return False
+    if name in _STREAM_READS:
+        return any(isinstance(a, (bytes, str)) and a.upper() in (b"BLOCK", "BLOCK") for a in args)
+    return True

@@ -196,3 +196,35 @@ async def test_custom_connection_class(redis_standalone: Any) -> None:
         await conn.wait_closed()
     with pytest.raises(TypeError, match="connection_cls"):
         await create_connection(redis_standalone.address, connection_cls=int)  # type: ignore[arg-type]
+
+
+async def test_read_timeout_detects_a_paused_server(local_standalone_factory: Any) -> None:
+    server = local_standalone_factory()
+    conn = await create_connection(server.address, read_timeout=0.5)
+    try:
+        assert await conn.execute("PING") == b"PONG"
+        server.pause()
+        try:
+            started = time.monotonic()
+            with pytest.raises(errors.ConnectionClosedError) as info:
+                await asyncio.wait_for(conn.execute("GET", "k"), 5)
+            assert 0.4 < time.monotonic() - started < 2
+            assert info.value.may_have_executed is True
+            assert "read_timeout" in str(info.value)
+        finally:
+            server.resume()
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_read_timeout_spares_blocking_commands(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address, read_timeout=0.3)
+    try:
+        assert await conn.execute("BLPOP", "rt:never", 1) is None  # waits 1 s > read_timeout
+        assert await conn.execute("PING") == b"PONG"
+    finally:
+        conn.close()
+        await conn.wait_closed()
+    with pytest.raises(ValueError, match="read_timeout"):
+        await create_connection(redis_standalone.address, read_timeout=0)

@@ -157,6 +157,7 @@ class ClusterPool(AbcPool):
         connect_timeout: float = 2.0,
         pool_cls: type[ConnectionsPool] = ConnectionsPool,
         connection_cls: type[RedisConnection] | None = None,
+        read_timeout: float | None = None,
     ) -> None:
         nodes = [parse_address(a) for a in startup_nodes]
         if not nodes:
@@ -184,7 +185,7 @@ class ClusterPool(AbcPool):
         self._pool_kwargs: dict[str, Any] = dict(
             username=username, password=password, ssl=ssl, encoding=encoding,
             minsize=minsize, maxsize=maxsize, create_connection_timeout=connect_timeout,
-            connection_cls=connection_cls,
+            connection_cls=connection_cls, read_timeout=read_timeout,
         )
         self._conn_kwargs: dict[str, Any] = dict(
             username=username, password=password, ssl=ssl, timeout=connect_timeout,
@@ -819,6 +820,7 @@ async def create_cluster_pool(
     connect_timeout: float = 2.0,
     pool_cls: type[ConnectionsPool] = ConnectionsPool,
     connection_cls: type[RedisConnection] | None = None,
+    read_timeout: float | None = None,
 ) -> ClusterPool:
     """Connect to a Redis Cluster and return a :class:`ClusterPool`.
 
@@ -826,14 +828,16 @@ async def create_cluster_pool(
     rest is discovered. ``read_from`` is ``"master"`` (default),
     ``"replica"``, ``"prefer_replica"`` or ``"nearest"`` (read-only commands
     only). A command is retried for at most ``max_redirects`` redirects and
-    ``retry_timeout`` seconds in total. Raises :class:`ConnectError` if no
-    startup node returns a slot map.
+    ``retry_timeout`` seconds in total. ``read_timeout`` aborts a node
+    connection whose replies stall that long (a hung or paused node); its
+    commands are then retried like any connection failure. Raises
+    :class:`ConnectError` if no startup node returns a slot map.
     """
     pool = ClusterPool(
         startup_nodes, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, read_from=read_from, max_redirects=max_redirects,
         retry_timeout=retry_timeout, refresh=refresh, connect_timeout=connect_timeout,
-        pool_cls=pool_cls, connection_cls=connection_cls,
+        pool_cls=pool_cls, connection_cls=connection_cls, read_timeout=read_timeout,
     )
     try:
         await pool._initialize()

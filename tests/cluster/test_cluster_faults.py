@@ -245,3 +245,35 @@ async def test_sharded_subscriber_survives_slot_move_and_failover(
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def test_paused_master_is_detected_by_read_timeout(
+    local_cluster_factory: ClusterFactory,
+) -> None:
+    """A SIGSTOPped master: its commands wait for the failover instead of hanging."""
+    cluster = local_cluster_factory()
+    pool = await create_cluster_pool(cluster.startup_nodes, read_timeout=0.5, retry_timeout=20)
+    try:
+        victim = cluster.node_for_key("paused:key")
+        other_key = next(
+            f"other:{i}" for i in range(100) if cluster.node_for_key(f"other:{i}") != victim
+        )
+        await pool.execute("SET", "paused:key", "before")
+        loop = asyncio.get_running_loop()
+        cluster.pause(victim)
+        try:
+            started = loop.time()
+            assert await pool.execute("SET", other_key, "ok") == b"OK"
+            assert loop.time() - started < 0.5  # other shards are not held up
+            started = loop.time()
+            value = await asyncio.wait_for(pool.execute("GET", "paused:key"), 25)
+            waited = loop.time() - started
+            logger.info("GET on a paused master's slot answered after %.2f s (by the promoted "
+                        "replica)", waited)
+            assert value == b"before"
+            assert cluster.node_for_key("paused:key") != victim
+        finally:
+            cluster.resume(victim)
+    finally:
+        pool.close()
+        await pool.wait_closed()
