@@ -17,6 +17,7 @@ from typing import Any
 
 from ..connection import RedisConnection
 from ..errors import MasterNotFoundError, RedisError, ReplyError
+from ._common import Address, address_text
 from .errors import (
     NoHealthyReplicaError,
     RoleMismatchError,
@@ -34,7 +35,6 @@ __all__ = [
     "discover_replicas",
 ]
 
-Address = tuple[str, int]
 
 _DOWN_FLAGS = frozenset({"s_down", "o_down", "disconnected"})
 
@@ -53,9 +53,6 @@ class MasterView:
         """True when this sentinel considers the master down or unreachable."""
         return bool(self.flags & _DOWN_FLAGS)
 
-
-def _text(address: Address) -> str:
-    return f"{address[0]}:{address[1]}"
 
 
 def _view(sentinel: Address, reply: Any) -> MasterView:
@@ -90,7 +87,7 @@ def _raise_for(
     unknown = [a for a, r in answers.items() if isinstance(r, UnknownServiceError)]
     auth = [r for r in answers.values() if isinstance(r, SentinelAuthError)]
     others = [
-        f"{_text(a)}: {r}" for a, r in answers.items()
+        f"{address_text(a)}: {r}" for a, r in answers.items()
         if isinstance(r, BaseException) and not isinstance(r, UnknownServiceError)
     ]
     if auth:
@@ -100,12 +97,14 @@ def _raise_for(
     if views:
         raise MasterNotFoundError(
             f"every sentinel that answered reports the master of {service!r} down: "
-            + ", ".join(f"{_text(v.sentinel)} flags={','.join(sorted(v.flags))}" for v in views)
+            + ", ".join(
+                f"{address_text(v.sentinel)} flags={','.join(sorted(v.flags))}" for v in views
+            )
         )
     if unknown:
         raise UnknownServiceError(
             f"no sentinel monitors a service named {service!r} "
-            f"(asked {', '.join(_text(a) for a in answers)})"
+            f"(asked {', '.join(address_text(a) for a in answers)})"
         )
     raise SentinelsUnreachableError(
         f"no sentinel answered about {service!r}: " + "; ".join(others)
@@ -179,7 +178,7 @@ async def discover_replicas(sentinel: RedisSentinel, service: str) -> list[Addre
     if not good:
         raise NoHealthyReplicaError(
             f"sentinels list no healthy replica of {service!r} "
-            f"(listed: {', '.join(_text(a) for a in listed) or 'none'})"
+            f"(listed: {', '.join(address_text(a) for a in listed) or 'none'})"
         )
     random.shuffle(good)
     return good

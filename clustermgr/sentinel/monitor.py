@@ -10,7 +10,6 @@ sentinel going away or coming back.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from collections.abc import Callable
 from typing import Any
@@ -18,13 +17,12 @@ from typing import Any
 from ..connection import create_connection
 from ..errors import ChannelClosedError, RedisError
 from ..pubsub import Channel
+from ._common import Address, address_text, logger
 from .events import SentinelEvent, parse_event
 
 __all__ = ["SentinelMonitor"]
 
-logger = logging.getLogger("clustermgr.sentinel")
 
-Address = tuple[str, int]
 EventHandler = Callable[[SentinelEvent], None]
 StateHandler = Callable[[Address, bool], None]
 
@@ -73,7 +71,7 @@ class SentinelMonitor:
     async def _run(self, address: Address) -> None:
         delay, max_delay = self._reconnect_delay
         attempt = 0
-        text = f"{address[0]}:{address[1]}"
+        text = address_text(address)
         while not self._closing:
             try:
                 conn = await create_connection(address, **self._connect_kwargs)

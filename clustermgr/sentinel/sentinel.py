@@ -8,7 +8,6 @@ that answers) or all of them in parallel, each bounded by a timeout.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,13 +21,12 @@ from ..errors import (
     ReplyError,
     TimeoutError,
 )
+from ._common import Address, address_text
 from .errors import SentinelAuthError, SentinelsUnreachableError, UnknownServiceError
 
 __all__ = ["RedisSentinel", "create_sentinel", "pairs_to_dict"]
 
-logger = logging.getLogger("clustermgr.sentinel")
 
-Address = tuple[str, int]
 
 
 def pairs_to_dict(reply: Sequence[Any]) -> dict[str, str]:
@@ -43,9 +41,6 @@ def _as_address(address: Any) -> Address:
         raise ValueError(f"sentinel addresses must be TCP (host, port), not {address!r}")
     return parsed.host, parsed.port
 
-
-def _text(address: Address) -> str:
-    return f"{address[0]}:{address[1]}"
 
 
 class RedisSentinel:
@@ -156,17 +151,17 @@ class RedisSentinel:
         except asyncio.TimeoutError:
             self._drop(target)
             raise TimeoutError(
-                f"sentinel {_text(target)} did not answer within {self._timeout}s"
+                f"sentinel {address_text(target)} did not answer within {self._timeout}s"
             ) from None
         except AuthError as exc:
             self._drop(target)
             raise SentinelAuthError(
-                f"sentinel {_text(target)} refused the credentials: {exc}"
+                f"sentinel {address_text(target)} refused the credentials: {exc}"
             ) from exc
         except ReplyError as exc:
             if str(exc).startswith("ERR AUTH"):  # a password sent to a sentinel without one
                 self._drop(target)
-                raise SentinelAuthError(f"sentinel {_text(target)}: {exc}") from exc
+                raise SentinelAuthError(f"sentinel {address_text(target)}: {exc}") from exc
             raise
         except (ConnectionClosedError, OSError):
             self._drop(target)
@@ -220,7 +215,7 @@ class RedisSentinel:
             except ReplyError:
                 raise
             except (RedisError, OSError) as exc:
-                failures.append(f"{_text(address)}: {exc}")
+                failures.append(f"{address_text(address)}: {exc}")
         if auth_error is not None:
             raise auth_error
         raise SentinelsUnreachableError("no sentinel reachable: " + "; ".join(failures))
@@ -299,7 +294,7 @@ class RedisSentinel:
         return self._closing
 
     def __repr__(self) -> str:
-        return f"<RedisSentinel {','.join(_text(a) for a in self._addresses)}>"
+        return f"<RedisSentinel {','.join(address_text(a) for a in self._addresses)}>"
 
 
 async def create_sentinel(

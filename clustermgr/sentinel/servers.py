@@ -1,0 +1,136 @@
+"""Opening ROLE-verified pools to data nodes, and closing (fencing) replaced ones.
+
+The mechanics under :class:`~.failover.Follower`: it decides *which* servers
+to use; :class:`Servers` opens a pool whose every connection answered
+``ROLE`` as expected, and closes pools of replaced servers, connections
+acquired by callers included, keeping them until they are fully closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..connection import RedisConnection
+from ..errors import RedisError
+from ..pool import ConnectionsPool
+from ._common import Address, Tasks, address_text, logger
+from .discovery import check_role
+
+if TYPE_CHECKING:
+    from .pool import SentinelPool
+
+__all__ = ["ServerPool", "Servers"]
+
+Failures = list[tuple[Address, BaseException]]
+
+
+class ServerPool(ConnectionsPool):
+    """The pool to one data node; pub/sub commands go through the SentinelPool."""
+
+    owner: SentinelPool | None = None
+
+    def execute_pubsub(self, command: bytes | str, *channels: Any) -> Any:
+        owner = self.owner
+        if owner is None:
+            return super().execute_pubsub(command, *channels)
+        return owner.execute_pubsub(command, *channels)
+
+
+class Servers:
+    """Server pools of one SentinelPool: opened verified, closed when replaced."""
+
+    def __init__(
+        self, owner: SentinelPool, role: str, pool_kwargs: dict[str, Any], tasks: Tasks
+    ) -> None:
+        self._owner = owner
+        self._role = role
+        self._pool_kwargs = {**pool_kwargs, "on_connect": self._verify_role}
+        self._tasks = tasks
+        self._retired: list[ServerPool] = []
+
+    async def _verify_role(self, conn: RedisConnection) -> None:
+        await check_role(conn, self._role)
+
+    async def open(self, address: Address, reuse: Iterable[ServerPool] = ()) -> ServerPool:
+        """A pool to ``address`` whose connections answered ROLE as expected.
+
+        An open pool to that address in ``reuse`` is checked again and returned.
+        """
+        for pool in reuse:
+            if not pool.closed and pool.address == address:
+                conn = await pool.acquire()
+                try:
+                    await check_role(conn, self._role)
+                finally:
+                    pool.release(conn)
+                return pool
+        pool = ServerPool(address, **self._pool_kwargs)
+        try:
+            await pool.fill()
+            if pool.size == 0:  # minsize=0: verify with one connection anyway
+                pool.release(await pool.acquire())
+        except BaseException:
+            pool.close()
+            await pool.wait_closed()
+            raise
+        pool.owner = self._owner
+        self._owner._adopt(pool)
+        return pool
+
+    async def open_all(
+        self, addresses: Iterable[Address], *, first_only: bool,
+        reuse: Iterable[ServerPool] = (),
+    ) -> tuple[list[ServerPool], Failures]:
+        """Pools to ``addresses``: the first that works, or all that work (in parallel)."""
+        addresses = list(addresses)
+        reuse = list(reuse)
+        errors: Failures = []
+        if first_only:
+            for address in addresses:
+                try:
+                    return [await self.open(address, reuse)], errors
+                except (RedisError, OSError) as exc:
+                    errors.append((address, exc))
+            return [], errors
+        results = await asyncio.gather(
+            *(self.open(a, reuse) for a in addresses), return_exceptions=True
+        )
+        pools: list[ServerPool] = []
+        for address, result in zip(addresses, results, strict=True):
+            if isinstance(result, ServerPool):
+                pools.append(result)
+            elif isinstance(result, (RedisError, OSError)):
+                errors.append((address, result))
+            elif isinstance(result, BaseException):
+                for pool in pools:
+                    if pool not in reuse:
+                        self.discard(pool)
+                raise result
+        return pools, errors
+
+    def fence(self, pool: ServerPool, reason: str) -> None:
+        """Close every connection to a replaced server, acquired ones included."""
+        if pool.closed:
+            return
+        count = pool.size + (1 if pool.in_pubsub else 0)
+        self.discard(pool)
+        logger.info("fenced %d connections to old %s %s (%s)",
+                    count, self._role, address_text(pool.address), reason)
+
+    def discard(self, pool: ServerPool) -> None:
+        """Close a pool (kept until fully closed, for :meth:`wait_closed`)."""
+        pool.owner = None
+        pool.close()
+        self._retired.append(pool)
+        self._tasks.spawn(self._reap(pool))
+
+    async def _reap(self, pool: ServerPool) -> None:
+        await pool.wait_closed()
+        if pool in self._retired:
+            self._retired.remove(pool)
+
+    async def wait_closed(self) -> None:
+        """Wait until every discarded pool is closed."""
+        await asyncio.gather(*(p.wait_closed() for p in list(self._retired)))
