@@ -49,8 +49,9 @@ class Adapter(ABC):
     isolated: ClassVar[bool] = False
     """True if the client must run in its own virtualenv."""
 
-    def __init__(self, maxsize: int = 10) -> None:
+    def __init__(self, maxsize: int = 10, options: dict[str, Any] | None = None) -> None:
         self.maxsize = maxsize
+        self.options = dict(options or {})
         self.target: Target | None = None
 
     @abstractmethod
@@ -100,7 +101,9 @@ class ClustermgrAdapter(Adapter):
                 list(target.nodes), minsize=1, maxsize=self.maxsize
             )
         else:
-            self.pool = await clustermgr.create_pool(target.address, minsize=1, maxsize=self.maxsize)
+            self.pool = await clustermgr.create_pool(
+                target.address, minsize=1, maxsize=self.maxsize
+            )
         self._execute = self.pool.execute
 
     def set(self, key: bytes, value: bytes) -> Awaitable[Any]:
@@ -127,8 +130,12 @@ class RedisPyAdapter(Adapter):
     Left at the library's default pool limits: its cluster client does not
     wait for a free connection but raises ``MaxConnectionsError`` past
     ``max_connections`` (default 100 per node), so a cap of ``maxsize`` would
-    turn most of a 200-task run into errors.  The single-node pool is
-    unbounded by default (one socket per concurrent task).
+    turn most of a 200-task run into errors; they are counted.  The
+    single-node ``Redis`` default pool (100 connections) raises the same way,
+    failing every op of the tasks past the 100th, so by default the single
+    node uses ``BlockingConnectionPool(max_connections=maxsize)``, which waits
+    like the other clients do (option ``redis_py_pool="default"`` restores the
+    library default).
     """
 
     name = "redis-py"
@@ -146,9 +153,14 @@ class RedisPyAdapter(Adapter):
             )
             await self.client.initialize()
         else:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
 
-            self.client = Redis(host=target.address[0], port=target.address[1])
+            host, port = target.address
+            if self._blocking:
+                pool = BlockingConnectionPool(host=host, port=port, max_connections=self.maxsize)
+                self.client = Redis.from_pool(pool)  # owns the pool: aclose() closes it
+            else:
+                self.client = Redis(host=host, port=port)
             await self.client.ping()
 
     def set(self, key: bytes, value: bytes) -> Awaitable[Any]:
@@ -169,12 +181,21 @@ class RedisPyAdapter(Adapter):
     def settings(self) -> dict[str, Any]:
         from redis.utils import HIREDIS_AVAILABLE
 
-        limit = "100 per node (raises past it)" if self._is_cluster else "unbounded"
+        if self._is_cluster:
+            limit = "100 per node (library default; raises MaxConnectionsError past it)"
+        elif self._blocking:
+            limit = f"BlockingConnectionPool({self.maxsize})"
+        else:
+            limit = "100 (library default; raises MaxConnectionsError past it)"
         return {
             "max_connections": limit,
             "parser": "hiredis" if HIREDIS_AVAILABLE else "python",
             "batch": "pipeline(transaction=False)",
         }
+
+    @property
+    def _blocking(self) -> bool:
+        return bool(self.options.get("redis_py_pool", "blocking") == "blocking")
 
     @property
     def _is_cluster(self) -> bool:
@@ -237,7 +258,7 @@ class AioredisClusterAdapter(Adapter):
     isolated = True
 
     async def connect(self, target: Target) -> None:
-        from aioredis_cluster import create_redis_cluster
+        from aioredis_cluster import create_redis_cluster  # type: ignore[import-not-found]
 
         self.target = target
         self.client: Any = await create_redis_cluster(
@@ -281,10 +302,10 @@ def available(name: str) -> bool:
     return True
 
 
-def make_adapter(name: str, maxsize: int) -> Adapter:
+def make_adapter(name: str, maxsize: int, options: dict[str, Any] | None = None) -> Adapter:
     """A fresh, unconnected adapter for client ``name``."""
     try:
         cls = ADAPTERS[name]
     except KeyError:
         raise ValueError(f"unknown client {name!r}; known: {', '.join(ADAPTERS)}") from None
-    return cls(maxsize)
+    return cls(maxsize, options)

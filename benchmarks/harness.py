@@ -43,7 +43,8 @@ class Options:
     single: tuple[str, int] | None = None
     create_venvs: bool = True
     job_timeout: float = 900.0
-    explicit_clients: set[str] = field(default_factory=set)
+    retries: int = 1
+    client_options: dict[str, Any] = field(default_factory=dict)
 
 
 def log(message: str) -> None:
@@ -52,6 +53,27 @@ def log(message: str) -> None:
 
 
 def dispatch(job: Job, python: str, opts: Options) -> dict[str, Any]:
+    """Run ``job``; if it crashed (not: had errors), retry up to ``opts.retries`` times.
+
+    A crash is a failure to run at all (import error while the tree is being
+    edited, server gone, ...); the failures are logged and kept in the result.
+    """
+    job.client_options = dict(opts.client_options)
+    result = _dispatch_once(job, python, opts)
+    crashes = []
+    for _ in range(opts.retries):
+        if "failed" not in result:
+            break
+        crashes.append(result["failed"])
+        log(f"{job.client}/{job.scenario} crashed ({result['failed']}); retrying in 5 s")
+        time.sleep(5)
+        result = _dispatch_once(job, python, opts)
+    if crashes:
+        result["crashed_before"] = crashes
+    return result
+
+
+def _dispatch_once(job: Job, python: str, opts: Options) -> dict[str, Any]:
     """Run ``job`` in a fresh ``python`` process (or in this one); never raises."""
     if opts.in_process and python == sys.executable:
         try:
@@ -102,7 +124,7 @@ def _short(result: dict[str, Any]) -> str:
 def run_comparison(
     opts: Options, servers: Servers, pythons: dict[str, str]
 ) -> list[dict[str, Any]]:
-    """Every scenario × client × run; clients rotate order from run to run."""
+    """Every scenario, client and run; clients rotate order from run to run."""
     records = []
     for run_index in range(opts.runs):
         for name in opts.scenarios:
@@ -189,7 +211,7 @@ def run(opts: Options) -> dict[str, Any]:
         sweep = run_sweep(opts, servers, pythons) if opts.sweep else None
         info = dict(servers.info)
     summary = aggregate(records)
-    clients = {}
+    clients: dict[str, str] = {}
     for row in summary:
         info_text = ", ".join(f"{k}={v}" for k, v in row["client_info"].items() if k != "client")
         clients.setdefault(row["client"], f"{info_text} [{_where(pythons[row['client']])}]")
@@ -201,8 +223,9 @@ def run(opts: Options) -> dict[str, Any]:
             "servers": info,
             "options": {"runs": opts.runs, "scale": opts.scale, "duration": opts.duration,
                         "maxsize": opts.maxsize, "scenarios": opts.scenarios,
-                        "clients": opts.clients, "in_process": opts.in_process},
-            "titles": {name: SCENARIOS[name].title for name in opts.scenarios},
+                        "clients": opts.clients, "in_process": opts.in_process,
+                        "client_options": opts.client_options},
+            "titles": {name: _title(name, opts.scale) for name in opts.scenarios},
             "clients": clients,
             "skipped": skipped,
         },
@@ -211,6 +234,14 @@ def run(opts: Options) -> dict[str, Any]:
         "goals": check_goals(summary, sweep),
         "sweep": sweep,
     }
+
+
+def _title(name: str, scale: float) -> str:
+    scenario = SCENARIOS[name]
+    if scale == 1.0:
+        return scenario.title
+    sizes = ", ".join(f"{k}={v}" for k, v in scenario.sized(scale).items())
+    return f"{scenario.title}; scaled x{scale:g}: {sizes}"
 
 
 def _where(python: str) -> str:

@@ -54,6 +54,8 @@ class Job:
     maxsize: int = 10
     duration: float | None = None
     """Cap, in seconds, on each timed phase (``None``: run every op)."""
+    client_options: dict[str, Any] = field(default_factory=dict)
+    """Adapter-specific settings (e.g. ``{"redis_py_pool": "blocking"}``)."""
 
     def to_json(self) -> str:
         """Serialise for a runner subprocess."""

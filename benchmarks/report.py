@@ -60,6 +60,8 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "ops_per_sec_runs": [round(r["ops_per_sec"]) for r in good],
                 "p50_ms": _median(r["p50_ms"] for r in good),
                 "p99_ms": _median(r["p99_ms"] for r in good),
+                "mean_ms": _median(r.get("mean_ms", 0.0) for r in good),
+                "max_ms": max((r.get("max_ms", 0.0) for r in good), default=0.0),
                 "latency_of": good[0]["latency_of"] if good else "",
                 "errors": sum(errors.values()),
                 "error_types": dict(errors),
@@ -133,8 +135,8 @@ def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> list[str
 def render_summary(summary: list[dict[str, Any]], titles: dict[str, str]) -> list[str]:
     """The comparison table: one block per scenario."""
     out: list[str] = []
-    headers = ["client", "ops/s (median)", "runs", "p50 ms", "p99 ms", "errors", "sockets",
-               f"{OURS}/peer"]
+    headers = ["client", "ops/s (median)", "runs", "p50 ms", "p99 ms", "mean ms", "max ms",
+               "errors", "sockets", f"{OURS}/peer"]
     for scenario in dict.fromkeys(r["scenario"] for r in summary):
         rows = []
         for r in (r for r in summary if r["scenario"] == scenario):
@@ -149,7 +151,8 @@ def render_summary(summary: list[dict[str, Any]], titles: dict[str, str]) -> lis
             rows.append([
                 r["client"], _num(r["ops_per_sec"]),
                 " ".join(_num(v) for v in r["ops_per_sec_runs"]),
-                f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}", errors, str(r["sockets"]), ratio,
+                f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}", f"{r['mean_ms']:.3f}",
+                f"{r['max_ms']:.1f}", errors, str(r["sockets"]), ratio,
             ])
         latency = next((r["latency_of"] for r in summary if r["scenario"] == scenario), "op")
         out.append(f"== {scenario}: {titles.get(scenario, '')} (latency per {latency})")
@@ -218,7 +221,8 @@ def render_sweep(sweep: dict[str, Any]) -> list[str]:
                     str(r.get(f"rss_per_{unit}", "")),
                 ])
         out.extend(_table(
-            ["target", f"{unit}s", "new sockets", "traced KiB", f"B/{unit}",
+            ["target", f"{unit}s" if unit == "channel" else "connections (sockets)",
+             "new sockets", "traced KiB", f"B/{unit}",
              f"marginal B/{unit}", f"RSS B/{unit}"], rows, left=1))
         out.append("")
     return out

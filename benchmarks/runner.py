@@ -30,7 +30,7 @@ async def run_job(job: Job) -> dict[str, Any]:
 
         return await SWEEP_JOBS[job.scenario](job)
     scenario = SCENARIOS[job.scenario]
-    adapter = make_adapter(job.client, job.maxsize)
+    adapter = make_adapter(job.client, job.maxsize, job.client_options)
     started = time.perf_counter()
     await adapter.connect(job.target)
     connect_s = time.perf_counter() - started

@@ -24,6 +24,9 @@ __all__ = ["SCENARIOS", "Sample", "Scenario", "mixed_load", "populate", "summari
 
 POPULATE_BATCH = 1000
 
+Params = dict[str, Any]
+Result = dict[str, Any]
+
 
 @dataclass
 class Sample:
@@ -57,6 +60,8 @@ def summarise(sample: Sample, latency_of: str) -> dict[str, Any]:
         "ops_per_sec": sample.ops / elapsed if elapsed > 0 else 0.0,
         "p50_ms": percentile(lat, 0.50) / 1e6,
         "p99_ms": percentile(lat, 0.99) / 1e6,
+        "mean_ms": sum(lat) / len(lat) / 1e6 if lat else 0.0,
+        "max_ms": lat[-1] / 1e6 if lat else 0.0,
         "latency_of": latency_of,
         "errors": sum(sample.errors.values()),
         "error_types": dict(sample.errors),
@@ -106,7 +111,7 @@ async def _sequential_phase(
     return done
 
 
-async def sequential(adapter: Adapter, params: dict[str, Any], duration: float | None) -> dict:
+async def sequential(adapter: Adapter, params: Params, duration: float | None) -> Result:
     """One task: SET every key, then GET every key."""
     count = int(params["keys"])
     warm = keys(int(params["warmup"]), start=count)
@@ -167,7 +172,7 @@ async def mixed_load(
     return sample
 
 
-async def concurrent(adapter: Adapter, params: dict[str, Any], duration: float | None) -> dict:
+async def concurrent(adapter: Adapter, params: Params, duration: float | None) -> Result:
     """``tasks`` concurrent tasks, GET/SET over a pre-populated key space."""
     tasks, total = int(params["tasks"]), int(params["ops"])
     key_list = keys(int(params["keyspace"]))
@@ -177,7 +182,7 @@ async def concurrent(adapter: Adapter, params: dict[str, Any], duration: float |
     return summarise(sample, "op")
 
 
-async def batched(adapter: Adapter, params: dict[str, Any], duration: float | None) -> dict:
+async def batched(adapter: Adapter, params: Params, duration: float | None) -> Result:
     """``ops`` SETs written in batches of ``batch`` (latency is per batch)."""
     total, size = int(params["ops"]), int(params["batch"])
     warm = keys(size * int(params["warmup_batches"]), start=total)

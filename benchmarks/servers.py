@@ -73,7 +73,9 @@ class Servers:
         if seed is None:
             topology = self._start_cluster(self._masters, self._replicas)
             seed = topology.startup_nodes[0]
-            self.info["cluster"] = f"local, {self._masters} masters + {self._replicas} replica(s) each"
+            self.info["cluster"] = (
+                f"local, {self._masters} masters + {self._replicas} replica(s) each"
+            )
         else:
             self.info["cluster"] = f"given, {seed[0]}:{seed[1]}"
         nodes, masters = _cluster_layout(seed)

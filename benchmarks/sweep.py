@@ -35,7 +35,7 @@ async def concurrency_sweep(job: Job) -> dict[str, Any]:
     levels: list[int] = list(job.params["levels"])
     ops = int(job.params["ops"])
     key_list = keys(int(job.params.get("keyspace", 10_000)))
-    adapter = make_adapter(job.client, job.maxsize)
+    adapter = make_adapter(job.client, job.maxsize, job.client_options)
     rss_start = rss_bytes()
     await adapter.connect(job.target)
     rows: list[dict[str, Any]] = []

@@ -21,7 +21,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import RedisError
 
-__all__ = ["DEFAULT_PORT", "InvalidAddressError", "ServerAddress", "parse_address"]
+__all__ = [
+    "DEFAULT_PORT", "InvalidAddressError", "ServerAddress", "address_text", "parse_address",
+]
 
 DEFAULT_PORT = 6379
 _KNOWN_OPTIONS = frozenset({"db", "password", "username", "encoding", "timeout", "name"})
@@ -61,6 +63,13 @@ class ServerAddress:
         """Fill the options the address did not set from keyword arguments."""
         updates = {k: v for k, v in values.items() if v is not None and getattr(self, k) is None}
         return replace(self, **updates) if updates else self
+
+
+def address_text(address: Any) -> str:
+    """``host:port`` for a ``(host, port)`` pair, the path for a socket, ``?`` for None."""
+    if isinstance(address, tuple) and len(address) == 2:
+        return f"{address[0]}:{address[1]}"
+    return "?" if address is None else str(address)
 
 
 def parse_address(address: Any) -> ServerAddress:
@@ -113,7 +122,12 @@ def _port(value: Any, whole: Any) -> int:
 
 
 def _parse_url(url: str) -> ServerAddress:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for an unbalanced "["
+        # urllib's message may quote the netloc, credentials included.
+        detail = "" if "@" in url else f": {exc}"
+        raise InvalidAddressError(f"malformed URL {_redact(url)!r}{detail}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("redis", "rediss", "unix"):
         raise InvalidAddressError(
@@ -144,7 +158,10 @@ def _parse_url(url: str) -> ServerAddress:
         host = parts.hostname
         port = parts.port
     except ValueError as exc:
-        raise InvalidAddressError(f"bad port in {_redact(url)!r}: {exc}") from None
+        # urllib's message quotes the port text, which is part of the password
+        # when an unescaped "/" in it cut the userinfo short.
+        detail = "" if "@" in url else f": {exc}"
+        raise InvalidAddressError(f"bad port in {_redact(url)!r}{detail}") from None
     if not host:
         raise InvalidAddressError(f"URL has no host: {_redact(url)!r}")
     db_text = parts.path.lstrip("/")
@@ -194,7 +211,17 @@ def _int_option(value: Any, name: str, url: str) -> int | None:
 
 def _redact(url: str) -> str:
     """The URL with its password replaced, for error messages."""
-    parts = urlsplit(url)
+    scheme, sep, after = url.partition("://")
+    try:
+        parts = urlsplit(url)
+        split_userinfo = "@" in after and "@" not in parts.netloc
+    except ValueError:
+        parts = urlsplit("")
+        split_userinfo = "@" in after
+    if split_userinfo:
+        # A "/", "?" or "#" in the password cut the userinfo short (or the URL
+        # does not parse): hide everything before the last "@".
+        url = f"{scheme}{sep}***@{after.rpartition('@')[2]}"
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
         url = parts._replace(netloc=netloc).geturl()

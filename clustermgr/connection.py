@@ -39,6 +39,7 @@ from .protocol import (
     new_reader,
 )
 from .pubsub import Channel
+from .stats import Counters
 
 __all__ = ["RedisConnection", "create_connection"]
 
@@ -81,6 +82,15 @@ def _special(command: Any) -> bytes | None:
 
 PubSubLostHook = Callable[["RedisConnection", BaseException | None], None]
 UnsubscribedHook = Callable[["RedisConnection", bytes, AbcChannel], None]
+ErrorHook = Callable[
+    [asyncio.Future[Any], BaseException, Any, tuple[Any, ...], "str | None"], bool
+]
+"""``on_error(future, error, command, args, encoding) -> handled``.
+
+Called instead of failing ``future`` when its command gets an error reply or
+its connection is lost. Returning True means the hook took the future over
+(it will resolve it, e.g. after a retry elsewhere); False lets the error
+through. Routing pools use it to follow MOVED/ASK without a second future."""
 
 
 class _PubSubWait:
@@ -134,7 +144,10 @@ class RedisConnection(AbcConnection):
         self._loop = loop or asyncio.get_running_loop()
         self._reader = new_reader(parser)
         self._transport: asyncio.Transport | None = None
-        self._waiters: deque[tuple[asyncio.Future[Any], str | None, Any]] = deque()
+        # (future, encoding, state hook, error hook, command, args) per reply awaited.
+        self._waiters: deque[
+            tuple[asyncio.Future[Any], str | None, Any, ErrorHook | None, Any, tuple[Any, ...]]
+        ] = deque()
         self._buffer: list[bytes] = []
         self._unflushed = 0
         self._flush_handle: asyncio.Handle | None = None
@@ -159,6 +172,8 @@ class RedisConnection(AbcConnection):
         #: Called when the server unsubscribes a channel on its own (sharded
         #: channel whose slot moved). When unset the channel is closed.
         self.on_unsubscribed: UnsubscribedHook | None = None
+        #: Commands sent and errors seen (a pool replaces it with its node's counters).
+        self.stats = Counters()
 
     # -- plumbing ---------------------------------------------------------
 
@@ -175,10 +190,17 @@ class RedisConnection(AbcConnection):
         if self._buffer and self._transport is not None:
             data = b"".join(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
             self._buffer.clear()
+            self.stats.commands += self._unflushed  # once per write, not per command
             self._unflushed = 0
             self._transport.write(data)
 
     def _send(self, data: bytes) -> None:
+        if self._flush_handle is None and len(self._waiters) == 1 and self._transport is not None:
+            # An idle connection: send at once (a lone caller saves a loop turn);
+            # commands that follow in this tick are coalesced into one write.
+            self.stats.commands += 1
+            self._transport.write(data)
+            return
         self._buffer.append(data)
         self._unflushed += 1
         if self._flush_handle is None:
@@ -232,14 +254,16 @@ class RedisConnection(AbcConnection):
             if not waiters:
                 self._abort(ProtocolError(f"unexpected reply from {self._address_text}: {obj!r}"))
                 return
-            future, encoding, hook = waiters.popleft()
+            future, encoding, hook, on_error, command, args = waiters.popleft()
             if type(hook) is _PubSubWait:  # the (un)subscribe command was refused
                 self._pubsub_pending -= 1
                 hook = None
             if future.done():  # cancelled by its caller; the reply is dropped
                 continue
             if isinstance(obj, ReplyError):
-                future.set_exception(obj)
+                self.stats.error(type(obj).__name__)
+                if on_error is None or not on_error(future, obj, command, args, encoding):
+                    future.set_exception(obj)
                 continue
             try:
                 if hook is not None:
@@ -271,11 +295,17 @@ class RedisConnection(AbcConnection):
         # Waiters whose bytes never left our buffer cannot have run.
         written = len(self._waiters) - self._unflushed
         error_cls = ConnectionForcedCloseError if forced else ConnectionClosedError
-        for index, (future, _enc, hook) in enumerate(self._waiters):
+        if not forced:
+            self.stats.disconnects += 1
+            if self._waiters:
+                self.stats.error(error_cls.__name__, len(self._waiters))
+        for index, (future, enc, hook, on_error, command, args) in enumerate(self._waiters):
             target = hook.future if isinstance(hook, _PubSubWait) else future
             if not target.done():
                 error = error_cls(message, may_have_executed=index < written)
                 error.__cause__ = cause
+                if on_error is not None and on_error(future, error, command, args, enc):
+                    continue
                 target.set_exception(error)
         self._waiters.clear()
         self._buffer.clear()
@@ -312,7 +342,11 @@ class RedisConnection(AbcConnection):
     # -- commands ---------------------------------------------------------
 
     def execute(
-        self, command: bytes | str, *args: Any, encoding: Any = _NOT_SET
+        self,
+        command: bytes | str,
+        *args: Any,
+        encoding: Any = _NOT_SET,
+        on_error: ErrorHook | None = None,
     ) -> asyncio.Future[Any]:
         """Send ``command *args``; return a future of the reply.
 
@@ -343,7 +377,7 @@ class RedisConnection(AbcConnection):
             if is_blocking(command, args):
                 self._blocking_in_flight = True  # may legitimately wait: not a stall
         future = self._loop.create_future()
-        self._waiters.append((future, encoding, hook))
+        self._waiters.append((future, encoding, hook, on_error, command, args))
         self._send(data)
         return future
 
@@ -401,7 +435,7 @@ class RedisConnection(AbcConnection):
         expected = len(set(names)) if names else None
         wait = _PubSubWait(future, kind, pending, expected)
         data = encode_command(name, tuple(names))
-        self._waiters.append((future, None, wait))
+        self._waiters.append((future, None, wait, None, name, ()))
         self._pubsub_pending += 1
         self._send(data)
         return future

@@ -11,8 +11,10 @@ reconnected with backoff and resubscribed when it drops: the same
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
@@ -30,12 +32,15 @@ from .errors import (
     RouteError,
     TimeoutError,
 )
+from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
 from .protocol import case_variants, is_blocking, lookup_command
 from .pubsub import Channel
+from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
 
 __all__ = ["ConnectionsPool", "create_pool"]
 
 logger = logging.getLogger("clustermgr.pool")
+pubsub_logger = logging.getLogger("clustermgr.pubsub")
 
 OnConnect = Callable[[RedisConnection], Awaitable[None]]
 
@@ -115,6 +120,10 @@ class ConnectionsPool(AbcPool):
         self._pubsub_lost_at: float | None = None
         #: Called after the pub/sub connection was re-established and resubscribed.
         self.on_resubscribed: Callable[[ConnectionsPool, float], None] | None = None
+        #: Events of this pool (a cluster or sentinel pool shares its own bus here).
+        self.events = EventBus()
+        self._counters = Counters()
+        self._latency: LatencyHistogram | None = None
 
     # -- connections ------------------------------------------------------
 
@@ -135,6 +144,8 @@ class ConnectionsPool(AbcPool):
             await conn.wait_closed()
             raise PoolClosedError(f"pool for {self._address_text} was closed")
         self._all.add(conn)
+        conn.stats = self._counters
+        self._counters.connects += 1
         return conn
 
     async def _create_counted(self) -> RedisConnection:
@@ -274,10 +285,14 @@ class ConnectionsPool(AbcPool):
             return conn
         waiter: asyncio.Future[RedisConnection] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self._counters.exhausted += 1
+        if self.events.active:
+            self.events.emit(PoolExhausted(self.address, self.waiting, self._maxsize))
         try:
             async with _timeout(self._acquire_timeout):
                 return await waiter
         except asyncio.TimeoutError:
+            self._counters.error("TimeoutError")
             raise TimeoutError(
                 f"no connection to {self._address_text} became free within "
                 f"{self._acquire_timeout}s (maxsize={self._maxsize})"
@@ -389,7 +404,8 @@ class ConnectionsPool(AbcPool):
             except (RedisError, OSError) as exc:
                 attempt += 1
                 pause = min(max_delay, delay * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0)
-                log = logger.warning if attempt == 1 or attempt % 20 == 0 else logger.debug
+                log = (pubsub_logger.warning if attempt == 1 or attempt % 20 == 0
+                       else pubsub_logger.debug)
                 log("pub/sub reconnect to %s failed (attempt %d): %s; retrying in %.2fs",
                     self._address_text, attempt, exc, pause)
                 await asyncio.sleep(pause)
@@ -398,10 +414,19 @@ class ConnectionsPool(AbcPool):
             self._pubsub_lost_at = None
             if lost_at is not None:
                 gap = asyncio.get_running_loop().time() - lost_at
-                logger.info(
+                pubsub_logger.info(
                     "pub/sub connection to %s back after %.0f ms; %d subscriptions restored",
                     self._address_text, gap * 1000, self.in_pubsub,
                 )
+                self._counters.reconnects += 1
+                self._counters.resubscribes += self.in_pubsub
+                if self.events.active:
+                    subs = self._subscriptions
+                    self.events.emit(PubSubResubscribed(
+                        self.address, tuple(subs["channels"]), tuple(subs["patterns"]),
+                        tuple(subs["shard_channels"]), lost_at=time.time() - gap,
+                        gap_ms=gap * 1000,
+                    ))
                 if self.on_resubscribed is not None:
                     self.on_resubscribed(self, gap)
             if self._pubsub_ready is not None and not self._pubsub_ready.done():
@@ -437,8 +462,15 @@ class ConnectionsPool(AbcPool):
             self._pubsub_lost_at = asyncio.get_running_loop().time()
         if self._closing or not any(self._subscriptions.values()):
             return
-        logger.warning("pub/sub connection to %s lost (%s); resubscribing %d",
-                       self._address_text, cause or "closed by the server", self.in_pubsub)
+        reason = str(cause or "closed by the server")
+        pubsub_logger.warning("pub/sub connection to %s lost (%s); resubscribing %d",
+                              self._address_text, reason, self.in_pubsub)
+        if self.events.active:
+            subs = self._subscriptions
+            self.events.emit(PubSubDisconnected(
+                self.address, tuple(subs["channels"]), tuple(subs["patterns"]),
+                tuple(subs["shard_channels"]), reason=reason,
+            ))
         if self._pubsub_task is None or self._pubsub_task.done():
             self._pubsub_task = self._spawn(self._connect_pubsub())
 
@@ -469,6 +501,45 @@ class ConnectionsPool(AbcPool):
     def in_pubsub(self) -> int:
         """Number of subscriptions held by the pool."""
         return sum(len(r) for r in self._subscriptions.values())
+
+    # -- stats --------------------------------------------------------------
+
+    def enable_latency_histogram(
+        self, listener: Callable[[Any, float], None] | None = None
+    ) -> LatencyHistogram:
+        """Start timing every :meth:`execute` (off by default: no clock read per command).
+
+        ``listener(address, seconds)``, if given, is called with each latency.
+        """
+        if self._latency is None:
+            self._latency = LatencyHistogram()
+            self.execute = self._execute_timed  # type: ignore[method-assign]
+        if listener is not None:
+            self._latency.listeners.append(functools.partial(listener, self.address))
+        return self._latency
+
+    def _execute_timed(self, command: bytes | str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        started = time.perf_counter()
+        reply = type(self).execute(self, command, *args, **kwargs)
+        assert self._latency is not None
+        return timed(self._latency, reply, started)  # type: ignore[no-any-return]
+
+    @property
+    def counters(self) -> Counters:
+        """This server's live counters (updated in place; see :meth:`stats` for a snapshot)."""
+        return self._counters
+
+    def node_stats(self, role: str | None = None) -> NodeStats:
+        """This server's counters and connection numbers now."""
+        return NodeStats.of(
+            self.address, self._counters, role=role, connections_open=self.size,
+            connections_free=self.freesize, waiting=self.waiting, in_flight=self.in_flight,
+            latency=self._latency.snapshot() if self._latency is not None else None,
+        )
+
+    def stats(self) -> PoolStats:
+        """A snapshot of the pool's numbers (see :class:`~clustermgr.stats.PoolStats`)."""
+        return PoolStats("standalone", (self.node_stats(),))
 
     # -- state ------------------------------------------------------------
 

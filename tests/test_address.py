@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from clustermgr.address import InvalidAddressError, ServerAddress, parse_address
@@ -101,3 +101,45 @@ def test_url_round_trip(host: str, port: int, db: int) -> None:
 def test_arbitrary_text_never_crashes_unexpectedly(text: str) -> None:
     with contextlib.suppress(InvalidAddressError):
         parse_address(text)
+
+
+@pytest.mark.parametrize("url", ["redis://[", "redis://u:pw@[::1", "rediss://h]:6379?password=pw"])
+def test_unbalanced_brackets_are_invalid_address(url: str) -> None:
+    # Regression (found by tests/fuzz/fuzz_parsers.py): urlsplit's bare ValueError escaped.
+    with pytest.raises(InvalidAddressError) as info:
+        parse_address(url)
+    assert "pw" not in str(info.value)
+
+
+@given(
+    scheme=st.sampled_from(["redis://", "rediss://", "unix://"]),
+    text=st.text(max_size=40),
+    password=st.text(alphabet="abcdefghijklmnop0123456789", min_size=12, max_size=20),
+)
+def test_url_like_text_fails_typed_and_hides_password(
+    scheme: str, text: str, password: str
+) -> None:
+    assume(password not in text)
+    for url in (f"{scheme}user:{password}@{text}", f"{scheme}{text}?password={password}"):
+        try:
+            address = parse_address(url)
+        except InvalidAddressError as exc:
+            assert password not in str(exc)
+        else:
+            assert password not in repr(address)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://:pa/sswd@host:6379", "redis://user:s3cr3t/x@host", "redis://:pw?d@h:1"]
+)
+def test_password_with_unescaped_separator_is_not_leaked(url: str) -> None:
+    # Regression (found by tests/fuzz/fuzz_parsers.py): a "/" or "?" in the password
+    # ends the userinfo early, so urllib read part of the password as the port.
+    secret = url.split(":", 2)[2].split("@")[0]
+    try:
+        address = parse_address(url)
+    except InvalidAddressError as exc:
+        for piece in (secret, secret.split("/")[0].split("?")[0]):
+            assert piece not in str(exc)
+    else:
+        assert secret not in repr(address)

@@ -122,10 +122,14 @@ async def test_killed_server_fails_pending_commands_promptly(
 
 async def test_close_fails_unsent_commands_as_not_executed(redis_standalone: Any) -> None:
     conn = await create_connection(redis_standalone.address)
-    future = conn.execute("PING")  # still in the write buffer
+    sent = conn.execute("BLPOP", "close:never", 0)  # idle connection: written at once
+    buffered = conn.execute("PING")  # same tick: waits in the write buffer
     conn.close()
     with pytest.raises(errors.ConnectionForcedCloseError) as info:
-        await future
+        await sent
+    assert info.value.may_have_executed is True
+    with pytest.raises(errors.ConnectionForcedCloseError) as info:
+        await buffered
     assert info.value.may_have_executed is False
     await conn.wait_closed()
 
@@ -228,3 +232,35 @@ async def test_read_timeout_spares_blocking_commands(redis_standalone: Any) -> N
         await conn.wait_closed()
     with pytest.raises(ValueError, match="read_timeout"):
         await create_connection(redis_standalone.address, read_timeout=0)
+
+
+async def test_error_hook_can_take_over_the_future(local_standalone_factory: Any) -> None:
+    server = local_standalone_factory()
+    conn = await create_connection(server.address)
+    seen: list[tuple[type, Any, tuple[Any, ...], bool]] = []
+
+    def on_error(future: Any, error: BaseException, command: Any, args: Any, enc: Any) -> bool:
+        seen.append((type(error), command, args, getattr(error, "may_have_executed", None)))
+        if isinstance(error, errors.WrongTypeError):
+            future.set_result("handled")  # e.g. retried elsewhere
+            return True
+        return False
+
+    try:
+        await conn.execute("SET", "hook:s", "x")
+        assert await conn.execute("LPUSH", "hook:s", "y", on_error=on_error) == "handled"
+        with pytest.raises(errors.ReplyError, match="unknown command"):
+            await conn.execute("NOSUCH", on_error=on_error)
+        pending = conn.execute("BLPOP", "hook:never", 0, on_error=on_error)
+        await asyncio.sleep(0.05)
+        server.kill()
+        with pytest.raises(errors.ConnectionClosedError):
+            await pending
+        assert seen == [
+            (errors.WrongTypeError, "LPUSH", ("hook:s", "y"), False),
+            (errors.ReplyError, "NOSUCH", (), False),
+            (errors.ConnectionClosedError, "BLPOP", ("hook:never", 0), True),
+        ]
+    finally:
+        conn.close()
+        await conn.wait_closed()

@@ -27,7 +27,7 @@ async def test_maxsize_two_serves_500_concurrent_callers(redis_standalone: Any) 
 
 
 async def test_exclusive_acquire_is_fifo_and_bounded(redis_standalone: Any) -> None:
-    pool = await create_pool(redis_standalone.address, minsize=1, maxsize=2)
+    pool = await create_pool(redis_standalone.address, minsize=2, maxsize=2)
     try:
         order: list[int] = []
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .._timeout import timeout as _timeout
@@ -44,10 +44,13 @@ from ..errors import (
     RouteError,
     TryAgainError,
 )
+from ..events import Event, EventBus, Redirect
 from ..pool import ConnectionsPool
 from ..protocol import case_variants, lookup_command
+from ..stats import PoolStats
 from .commands import CommandTable
 from .multikey import merge_fanout, merge_split, split_by_slot
+from .observe import NodeHealth, map_events
 from .pubsub import ClusterPubSub
 from .refresh import RefreshEngine, RefreshOptions
 from .slots import SLOT_COUNT, key_slot
@@ -174,6 +177,8 @@ class ClusterPool(AbcPool):
             if isinstance(target, str):
                 raise ValueError(f"cluster nodes are TCP addresses, not {target!r}")
             self._startup.append(target)
+        if ssl is None and any(node.ssl for node in nodes):
+            ssl = True  # rediss:// startup nodes: TLS, verified; never a silent plaintext
         self._loop = asyncio.get_running_loop()
         self._encoding = encoding
         self._read_from = read_from
@@ -202,6 +207,11 @@ class ClusterPool(AbcPool):
         self._stale_views = 0
         self._closed = False
         self._refresh = RefreshEngine(self._reload, self._options)
+        #: Events of this pool and its node pools (see :mod:`clustermgr.events`).
+        self.events = EventBus()
+        self._health = NodeHealth()
+        self._reloads = 0
+        self._histograms: list[Callable[[Any, float], None] | None] | None = None
         self._pubsub = ClusterPubSub(self)
 
     # -- startup ----------------------------------------------------------
@@ -237,6 +247,9 @@ class ClusterPool(AbcPool):
         if pool is None or pool.closed:
             on_connect = self._send_readonly if self._read_from != "master" else None
             pool = self._pool_cls(address, on_connect=on_connect, **self._pool_kwargs)
+            pool.events = self.events
+            for listener in self._histograms or ():
+                pool.enable_latency_histogram(listener)
             self._pools[address] = pool
             self._spawn(self._fill(pool))
         return pool
@@ -271,6 +284,7 @@ class ClusterPool(AbcPool):
         return list(seen)
 
     async def _reload(self, reasons: frozenset[str]) -> None:
+        self._reloads += 1
         candidates = self._candidates()
         batch = self._options.query_nodes
         maps: list[SlotMap] = []
@@ -282,10 +296,15 @@ class ClusterPool(AbcPool):
             )
             for address, result in zip(chunk, results, strict=True):
                 if isinstance(result, SlotMap):
+                    self._node_event(self._health.report(address, True, "answered CLUSTER INFO"))
                     if result.covered:
                         maps.append(result)
                 elif isinstance(result, (Exception, asyncio.TimeoutError)):
-                    errors.append(f"{_text(address)}: {result or type(result).__name__}")
+                    problem = f"{result or type(result).__name__}"
+                    errors.append(f"{_text(address)}: {problem}")
+                    self._node_event(
+                        self._health.report(address, False, f"slot map query failed: {problem}")
+                    )
                 else:  # pragma: no cover - CancelledError and friends
                     raise result
             if maps:
@@ -335,7 +354,15 @@ class ClusterPool(AbcPool):
             reply = await execute(b"CLUSTER", b"SLOTS", encoding=None)
             return parse_slots(reply, epoch=epoch, source=address)
 
+    def _node_event(self, event: Event | None) -> None:
+        if event is None:
+            return
+        logger.info("%s", event.describe())
+        if self.events.active:
+            self.events.emit(event)
+
     def _apply(self, new: SlotMap, reasons: Iterable[str]) -> None:
+        old = self._map
         replicas = self._read_from != "master"
         diff = diff_maps(self._map, new, replicas=replicas)
         wanted = new.addresses(replicas=replicas)
@@ -367,6 +394,11 @@ class ClusterPool(AbcPool):
                 ",".join(sorted(reasons)), len(new.masters), new.covered, diff.moved_slots,
                 sorted(_text(a) for a in diff.added), sorted(_text(a) for a in diff.removed),
             )
+        if self.events.active:
+            for event in map_events(old, new, reasons):
+                self.events.emit(event)
+        for event in self._health.from_map(new):
+            self._node_event(event)
         self._pubsub.reconcile()
         if self._read_from == "nearest":
             self._spawn(self._measure_latency())
@@ -561,11 +593,13 @@ class ClusterPool(AbcPool):
                 await self._backoff(attempts, deadline)
             elif isinstance(error, MovedError):
                 redirects += 1
+                self._redirected("MOVED", error, request)
                 target = self._node_pool(error.address)
                 self._routes[error.slot] = target
                 self._refresh.trigger("moved")
             elif isinstance(error, AskError):
                 redirects += 1
+                self._redirected("ASK", error, request)
                 target = self._node_pool(error.address)
                 asking = True
             elif isinstance(error, (TryAgainError, LoadingError)):
@@ -610,6 +644,19 @@ class ClusterPool(AbcPool):
                 return await self._send(target, request, asking)
             except _RETRYABLE as exc:
                 error = last = exc
+                if isinstance(exc, ConnectError) and isinstance(target.address, tuple):
+                    self._node_event(self._health.report(target.address, False, str(exc)))
+
+    def _redirected(self, kind: str, error: MovedError | AskError, request: _Request) -> None:
+        source = self._routes[error.slot]
+        if source is not None:
+            source.counters.redirects += 1
+        if self.events.active:
+            origin = source.address if source is not None else None
+            self.events.emit(Redirect(
+                kind, error.slot, origin if isinstance(origin, tuple) else None,
+                error.address, _name(request.command),
+            ))
 
     def _remaining(self, deadline: float) -> float:
         return max(0.0, deadline - self._loop.time())
@@ -736,6 +783,30 @@ class ClusterPool(AbcPool):
         from .scan import cluster_scan
 
         return cluster_scan(self, match=match, count=count)
+
+    # -- stats ------------------------------------------------------------
+
+    def enable_latency_histogram(
+        self, listener: Callable[[Any, float], None] | None = None
+    ) -> None:
+        """Time every command on every node pool (now and later); off by default.
+
+        ``listener(address, seconds)``, if given, is called with each latency.
+        """
+        if self._histograms is None:
+            self._histograms = []
+        self._histograms.append(listener)
+        for pool in self._pools.values():
+            pool.enable_latency_histogram(listener)
+
+    def stats(self) -> PoolStats:
+        """Per-node counters and connections, plus slot map reloads (``refreshes``)."""
+        masters = {m.address for m in self._map.masters} if self._map is not None else set()
+        nodes = tuple(
+            pool.node_stats(role="master" if address in masters else "replica")
+            for address, pool in sorted(self._pools.items())
+        )
+        return PoolStats("cluster", nodes, refreshes=self._reloads)
 
     # -- state ------------------------------------------------------------
 

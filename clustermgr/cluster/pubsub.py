@@ -17,12 +17,14 @@ import contextlib
 import functools
 import logging
 import random
+import time
 from collections.abc import Awaitable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..abc import AbcChannel
 from ..errors import ConnectionClosedError, PoolClosedError, RedisError, TimeoutError
+from ..events import PubSubDisconnected, PubSubResubscribed
 from ..pool import ConnectionsPool
 from ..protocol import case_variants, lookup_command
 from ..pubsub import Channel
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ClusterPubSub"]
 
-logger = logging.getLogger("clustermgr.cluster")
+logger = logging.getLogger("clustermgr.pubsub")
 
 _COMMANDS = case_variants(
     "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"
@@ -109,6 +111,7 @@ class ClusterPubSub:
         self._relays: dict[Key, _Relay] = {}
         self._syncs: dict[Key, asyncio.Task[None]] = {}
         self._home: ConnectionsPool | None = None
+        self._lost_at: dict[Key, float] = {}  # wall-clock time a subscription went away
         self._closed = False
 
     # -- views -------------------------------------------------------------
@@ -252,6 +255,7 @@ class ClusterPubSub:
             ):
                 return
             if relay is not None:
+                self._lost_at.setdefault(key, time.time())
                 self._drop(relay)
             if pool is None or pool.closed:
                 await cluster._refresh.refresh("pubsub owner", cluster._options.node_timeout)
@@ -259,8 +263,11 @@ class ClusterPubSub:
                 relay = self._relays[key] = _Relay(self, key, target, pool)
                 try:
                     await pool.execute_pubsub(_WIRE[kind][0], relay)
-                    if attempt:
+                    lost_at = self._lost_at.pop(key, None)
+                    if attempt or lost_at is not None:
                         logger.info("resubscribed %s %r on %s", kind, name, pool.address)
+                    if lost_at is not None:
+                        self._restored(key, pool, lost_at)
                     continue  # check again: the owner may have changed meanwhile
                 except asyncio.CancelledError:
                     self._drop(relay)
@@ -275,6 +282,16 @@ class ClusterPubSub:
                         )
             attempt += 1
             await asyncio.sleep(min(1.0, 0.02 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1))
+
+    def _restored(self, key: Key, pool: ConnectionsPool, lost_at: float) -> None:
+        pool.counters.resubscribes += 1
+        events = self._cluster.events
+        if events.active:
+            names = {kind: (key[1],) if kind == key[0] else () for kind in _WIRE}
+            events.emit(PubSubResubscribed(
+                pool.address, names["channels"], names["patterns"], names["shard_channels"],
+                lost_at=lost_at, gap_ms=(time.time() - lost_at) * 1000,
+            ))
 
     def _drop(self, relay: _Relay) -> None:
         """Retire a relay and unsubscribe it from its node pool."""
@@ -304,8 +321,17 @@ class ClusterPubSub:
             del self._relays[relay.key]
         if self._closed or relay.key[1] not in self._desired[relay.key[0]]:
             return
+        reason = str(exc or "unsubscribed by the server")
         logger.info("%s %r lost on %s (%s); resubscribing", relay.key[0], relay.key[1],
-                    relay.pool.address, exc or "unsubscribed by the server")
+                    relay.pool.address, reason)
+        lost_at = self._lost_at.setdefault(relay.key, time.time())
+        events = self._cluster.events
+        if events.active:
+            names = {kind: (relay.key[1],) if kind == relay.key[0] else () for kind in _WIRE}
+            events.emit(PubSubDisconnected(
+                relay.pool.address, names["channels"], names["patterns"], names["shard_channels"],
+                reason=reason, at=lost_at,
+            ))
         self._schedule(relay.key, restart=True, refresh_first=True)
 
     def close(self) -> None:

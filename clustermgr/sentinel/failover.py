@@ -68,6 +68,8 @@ RETRYABLE = (ReadOnlyError, ConnectionClosedError, ConnectError, RoleMismatchErr
 _REPLICA_UP_EVENTS = frozenset({
     "-sdown", "+slave", "+reboot", "+slave-reconf-done", "+convert-to-slave",
 })
+#: Events that say a data node is down (+sdown) or answering again (the others).
+_NODE_EVENTS = frozenset({"+sdown", "-sdown", "+reboot", "+convert-to-slave", "+slave"})
 #: A full replica refresh every this many watchdog rounds.
 _REFRESH_EVERY = 5
 
@@ -492,7 +494,7 @@ class Follower:
             return
         if event.master_name != self._service or self._closing or self.current is None:
             return
-        if event.kind in ("+sdown", "-sdown") and event.address is not None and (
+        if event.kind in _NODE_EVENTS and event.address is not None and (
             event.instance_type in ("master", "slave", "replica")
         ):
             self._node_event(event)
@@ -555,10 +557,10 @@ class Follower:
     def _node_event(self, event: SentinelEvent) -> None:
         assert event.address is not None
         reason = f"{event.kind} {event.instance_type} from sentinel {address_text(event.source)}"
-        change = self._health.report(event.address, event.kind == "-sdown", reason)
+        change = self._health.report(event.address, event.kind != "+sdown", reason)
         if change is None:
             return
-        logger.info("%s of %r: %s", change.describe(), self._service, reason)
+        logger.info("%s, service %r", change.describe(), self._service)
         if self._owner.events.active:
             self._owner.events.emit(change)
 

@@ -2,7 +2,9 @@
 
 Start a standalone server, a Redis Cluster or a Sentinel group on 127.0.0.1
 with free ports and temp dirs, break them (kill, pause, failover, reshard)
-and stop them cleanly.  Also a pytest plugin (:mod:`clustermgr.testing.plugin`).
+and stop them cleanly; put a :class:`FaultProxy` in front of a node to
+drop, stall, delay or cut its connections.  Also a pytest plugin
+(:mod:`clustermgr.testing.plugin`).
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ from .cluster import SLOT_COUNT, LocalCluster, SlotMigration, SlotRange
 from .docker import DockerTopologies
 from .errors import ServerBinaryNotFound, ServerStartError, TestingError, TopologyTimeout
 from .process import LocalServer, config_lines, find_free_port, port_is_free
+from .proxy import DIRECTIONS, Direction, FaultProxy
 from .resp import RespConnection, RespError, RespProtocolError, RespValue, execute
 from .sentinel import LocalSentinelGroup
 from .standalone import LocalStandalone
+from .tls import TlsFiles, client_context, make_certificates, tls_config, tls_supported
 from .topology import Topology
 
 __all__ = [
+    "DIRECTIONS",
     "ENV_VAR",
     "SLOT_COUNT",
+    "Direction",
     "DockerTopologies",
+    "FaultProxy",
     "LocalCluster",
     "LocalSentinelGroup",
     "LocalServer",
@@ -35,13 +42,18 @@ __all__ = [
     "SlotMigration",
     "SlotRange",
     "TestingError",
+    "TlsFiles",
     "Topology",
     "TopologyTimeout",
+    "client_context",
     "config_lines",
     "execute",
     "find_free_port",
     "find_server_binary",
+    "make_certificates",
     "port_is_free",
     "server_version",
+    "tls_config",
+    "tls_supported",
     "wait_until",
 ]

@@ -587,6 +587,11 @@ class LocalServer:
                 proc.send_signal(signal.SIGCONT)
             proc.terminate()
 
+    def detach(self) -> None:
+        """Stop tracking the process: it is no longer killed when this Python process exits."""
+        with _live_lock:
+            _live.discard(self)
+
     def restart(self, timeout: float | None = None) -> LocalServer:
         """Stop (if running) and start again on the same port with the same dir."""
         self.stop()

@@ -25,6 +25,10 @@ class Topology:
     """
 
     kind = "topology"
+    #: Set before :meth:`start` to leave the processes running after this Python
+    #: process exits (no ``PR_SET_PDEATHSIG``, not killed at exit); stop them by
+    #: PID later. Used by ``clustermgr dev up``.
+    detached = False
 
     def __init__(self, *, binary: str | None = None, startup_timeout: float = 30.0) -> None:
         self.binary = binary
@@ -46,6 +50,8 @@ class Topology:
         return path
 
     def _track(self, server: LocalServer) -> LocalServer:
+        if self.detached:
+            server.die_with_parent = False
         self._servers.append(server)
         return server
 
@@ -85,6 +91,9 @@ class Topology:
             self.stop()
             raise
         self._started = True
+        if self.detached:
+            for server in self._servers:
+                server.detach()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
