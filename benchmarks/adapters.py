@@ -4,8 +4,8 @@ Every adapter hands back the library's own awaitable from :meth:`Adapter.set`
 and :meth:`Adapter.get` (no extra coroutine frame of ours), and writes a batch
 the way that library is fastest at it:
 
-* clustermgr: ``asyncio.gather`` of ``execute`` calls (the pool coalesces
-  writes issued in one loop tick and routes each by slot);
+* clustermgr: ``execute_batch`` (commands grouped per node, one write and
+  one future per node; redirects retried per command);
 * redis-py: its (cluster) pipeline, ``transaction=False``;
 * coredis: its (cluster) pipeline, ``transaction=False``;
 * aioredis-cluster: ``asyncio.gather`` (its cluster client has no pipeline;
@@ -113,15 +113,17 @@ class ClustermgrAdapter(Adapter):
         return self._execute(b"GET", key)  # type: ignore[no-any-return]
 
     async def set_batch(self, items: Items) -> None:
-        execute = self._execute
-        await asyncio.gather(*[execute(b"SET", k, v) for k, v in items])
+        replies = await self.pool.execute_batch([(b"SET", k, v) for k, v in items])
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
 
     async def close(self) -> None:
         self.pool.close()
         await self.pool.wait_closed()
 
     def settings(self) -> dict[str, Any]:
-        return {"maxsize_per_node": self.maxsize, "parser": "hiredis", "batch": "gather(execute)"}
+        return {"maxsize_per_node": self.maxsize, "parser": "hiredis", "batch": "execute_batch"}
 
 
 class RedisPyAdapter(Adapter):

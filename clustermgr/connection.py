@@ -13,7 +13,7 @@ import logging
 import socket
 import ssl as ssl_module
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
@@ -91,6 +91,32 @@ Called instead of failing ``future`` when its command gets an error reply or
 its connection is lost. Returning True means the hook took the future over
 (it will resolve it, e.g. after a retry elsewhere); False lets the error
 through. Routing pools use it to follow MOVED/ASK without a second future."""
+
+
+class _Batch:
+    """Replies of a batch sent with :meth:`RedisConnection.execute_batch`.
+
+    One future for the whole batch; each reply lands in its slot (error
+    replies as exception instances) and the future resolves with the list.
+    """
+
+    __slots__ = ("future", "index", "replies")
+
+    def __init__(self, future: asyncio.Future[list[Any]], size: int) -> None:
+        self.future = future
+        self.replies: list[Any] = [None] * size
+        self.index = 0
+
+    def add(self, reply: Any, encoding: str | None) -> None:
+        if encoding is not None and not isinstance(reply, ReplyError):
+            try:
+                reply = decode(reply, encoding)
+            except Exception as exc:  # a bad codec fails this reply only
+                reply = exc
+        self.replies[self.index] = reply
+        self.index += 1
+        if self.index == len(self.replies) and not self.future.done():
+            self.future.set_result(self.replies)
 
 
 class _PubSubWait:
@@ -255,9 +281,14 @@ class RedisConnection(AbcConnection):
                 self._abort(ProtocolError(f"unexpected reply from {self._address_text}: {obj!r}"))
                 return
             future, encoding, hook, on_error, command, args = waiters.popleft()
-            if type(hook) is _PubSubWait:  # the (un)subscribe command was refused
-                self._pubsub_pending -= 1
-                hook = None
+            if hook is not None:
+                kind = type(hook)
+                if kind is _Batch:
+                    hook.add(obj, encoding)
+                    continue
+                if kind is _PubSubWait:  # the (un)subscribe command was refused
+                    self._pubsub_pending -= 1
+                    hook = None
             if future.done():  # cancelled by its caller; the reply is dropped
                 continue
             if isinstance(obj, ReplyError):
@@ -379,6 +410,49 @@ class RedisConnection(AbcConnection):
         future = self._loop.create_future()
         self._waiters.append((future, encoding, hook, on_error, command, args))
         self._send(data)
+        return future
+
+    def execute_batch(
+        self, commands: Sequence[Sequence[Any]], *, encoding: Any = _NOT_SET
+    ) -> asyncio.Future[list[Any]]:
+        """Send many commands in one write; one future for all their replies.
+
+        ``commands`` are sequences ``(command, *args)``. The future resolves
+        to the replies in order, error replies as exception instances (they
+        do not fail the batch); it fails only if the connection is lost
+        (:class:`ConnectionClosedError`, ``may_have_executed`` True if any part
+        had been written). Connection-state and pub/sub commands are refused:
+        run those with :meth:`execute`.
+        """
+        if self._closing:
+            raise ConnectionClosedError(
+                f"connection to {self._address_text} is closed", may_have_executed=False
+            )
+        if encoding is _NOT_SET or (encoding is not None and type(encoding) is not str):
+            encoding = self._encoding
+        payload: list[bytes] = []
+        for entry in commands:
+            if not entry:
+                raise TypeError("execute_batch: empty command")
+            command = entry[0]
+            if _special(command) is not None:
+                raise TypeError(
+                    f"execute_batch: {command!r} changes connection state; use execute()"
+                )
+            payload.append(encode_command(command, tuple(entry[1:])))
+        future: asyncio.Future[list[Any]] = self._loop.create_future()
+        if not payload:
+            future.set_result([])
+            return future
+        batch = _Batch(future, len(payload))
+        entry_ = (future, encoding, batch, None, None, ())
+        self._waiters.extend([entry_] * len(payload))
+        if self._read_timeout is not None and len(self._waiters) == len(payload):
+            self._progress_at = self._loop.time()
+        self._buffer.append(b"".join(payload))
+        self._unflushed += len(payload)
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
         return future
 
     def _state_hook(self, special: bytes, args: tuple[Any, ...]) -> Any:

@@ -238,14 +238,72 @@ class ConnectionsPool(AbcPool):
             conn = self._pick()
             if conn is not None:
                 return conn.execute(command, *args, **kwargs)
-        return self._spawn(self._execute_exclusive(command, args, kwargs))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._spawn(self._execute_exclusive(future, command, args, kwargs))
+        return future
 
-    async def _execute_exclusive(
-        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def execute_batch(
+        self, commands: Sequence[Sequence[Any]], **kwargs: Any
+    ) -> Awaitable[list[Any]]:
+        """Send many commands in one write on a shared connection.
+
+        Resolves to the replies in order, error replies as exception
+        instances in place (see :meth:`RedisConnection.execute_batch`). A
+        batch holding a blocking command runs on a connection of its own.
+        """
+        if self._closing:
+            raise PoolClosedError(f"pool for {self._address_text} is closed")
+        if not any(is_blocking(entry[0], tuple(entry[1:])) for entry in commands if entry):
+            conn = self._pick()
+            if conn is not None:
+                return conn.execute_batch(commands, **kwargs)
+        return self._spawn(self._execute_batch_exclusive(commands, kwargs))
+
+    async def _execute_batch_exclusive(
+        self, commands: Sequence[Sequence[Any]], kwargs: dict[str, Any]
+    ) -> list[Any]:
         conn = await self.acquire()
         try:
-            return await conn.execute(command, *args, **kwargs)
+            return await conn.execute_batch(commands, **kwargs)
+        finally:
+            self.release(conn)
+
+    async def _execute_exclusive(
+        self,
+        future: asyncio.Future[Any],
+        command: bytes | str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        """Run one command on an acquired connection and resolve ``future``.
+
+        A failure to get a connection goes through the caller's ``on_error``
+        hook like any other connection error (the command was not sent).
+        """
+        try:
+            conn = await self.acquire()
+        except (RedisError, OSError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                exc = PoolClosedError(f"pool for {self._address_text} was closed")
+            on_error = kwargs.get("on_error")
+            encoding = kwargs.get("encoding", self.encoding)
+            if future.done() or (
+                on_error is not None and on_error(future, exc, command, args, encoding)
+            ):
+                return
+            future.set_exception(exc)
+            return
+        try:
+            result = await conn.execute(command, *args, **kwargs)
+        except BaseException as exc:
+            if not future.done():
+                future.set_exception(
+                    PoolClosedError(f"pool for {self._address_text} was closed")
+                    if isinstance(exc, asyncio.CancelledError) else exc
+                )
+        else:
+            if not future.done():
+                future.set_result(result)
         finally:
             self.release(conn)
 

@@ -5,7 +5,8 @@ The data path, top-down:
 * :meth:`ClusterPool.execute` computes the slot (command table fast path),
   looks the node's :class:`~clustermgr.pool.ConnectionsPool` up in a 16384-entry
   list and calls its ``execute`` -- synchronously, no task per command. The
-  caller gets a future chained to the node's reply by a done-callback.
+  caller gets the node connection's own future; an error hook on it
+  (``on_error``) catches redirects and transient failures at reply time.
 * Only when the reply is a redirect or a transient failure (MOVED, ASK,
   TRYAGAIN, CLUSTERDOWN, LOADING, READONLY, a lost connection) does the
   command fall into :meth:`ClusterPool._retry`, a task bounded by
@@ -46,7 +47,7 @@ from ..errors import (
 )
 from ..events import Event, EventBus, Redirect
 from ..pool import ConnectionsPool
-from ..protocol import case_variants, lookup_command
+from ..protocol import case_variants, is_blocking, lookup_command
 from ..stats import PoolStats
 from .commands import CommandTable
 from .multikey import merge_fanout, merge_split, split_by_slot
@@ -100,11 +101,7 @@ def _consume(future: asyncio.Future[Any]) -> None:
 
 
 class _Request:
-    """One routed command: the caller's future and what is needed to resend it.
-
-    Its ``__call__`` is the done-callback on the node's reply: on success it
-    copies the result; on a retryable error it starts the retry path.
-    """
+    """A command on the retry path: the caller's future and what is needed to resend it."""
 
     __slots__ = ("args", "command", "kwargs", "outer", "owner", "slot")
 
@@ -115,29 +112,16 @@ class _Request:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         slot: int | None,
+        outer: asyncio.Future[Any] | None = None,
     ) -> None:
         self.owner = owner
         self.command = command
         self.args = args
         self.kwargs = kwargs
         self.slot = slot
-        self.outer: asyncio.Future[Any] = owner._loop.create_future()
-
-    def __call__(self, inner: asyncio.Future[Any]) -> None:
-        outer = self.outer
-        if inner.cancelled():
-            if not outer.done():
-                outer.cancel()
-            return
-        exc = inner.exception()
-        if outer.done():
-            return
-        if exc is None:
-            outer.set_result(inner.result())
-        elif isinstance(exc, _RETRYABLE) and not self.owner._closed:
-            self.owner._start_retry(self, exc)
-        else:
-            outer.set_exception(exc)
+        self.outer: asyncio.Future[Any] = (
+            outer if outer is not None else owner._loop.create_future()
+        )
 
 
 class ClusterPool(AbcPool):
@@ -489,22 +473,55 @@ class ClusterPool(AbcPool):
             return self._execute_keyless(command, args, kwargs)
         if lookup_command(_PUBSUB, command) is not None:
             return self.execute_pubsub(command, *args)
-        request = _Request(self, command, args, kwargs, slot)
         readers = self._readers
         if readers is not None and self._is_readonly(command, args):
             pool = readers[slot]
         else:
             pool = self._routes[slot]
-        if pool is None:
-            self._start_retry(request, None)
-            return request.outer
-        try:
-            inner = pool.execute(command, *args, **kwargs)
-        except (PoolClosedError, ConnectionClosedError) as exc:
-            self._start_retry(request, exc)
-            return request.outer
-        inner.add_done_callback(request)  # type: ignore[attr-defined]
+        return self._send_first(pool, command, args, kwargs, slot)
+
+    def _send_first(
+        self,
+        pool: ConnectionsPool | None,
+        command: bytes | str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        slot: int | None,
+    ) -> Awaitable[Any]:
+        """Send on the routed pool; the caller's future is the node's own.
+
+        A redirect or transient error is caught by :meth:`_on_node_error` at
+        reply time and retried into that same future: no second future, no
+        extra loop turn on the happy path.
+        """
+        if pool is not None:
+            try:
+                return pool.execute(command, *args, on_error=self._on_node_error, **kwargs)
+            except (PoolClosedError, ConnectionClosedError) as exc:
+                error: BaseException | None = exc
+        else:
+            error = None
+        request = _Request(self, command, args, kwargs, slot)
+        self._start_retry(request, error)
         return request.outer
+
+    def _on_node_error(
+        self,
+        future: asyncio.Future[Any],
+        error: BaseException,
+        command: Any,
+        args: tuple[Any, ...],
+        encoding: str | None,
+    ) -> bool:
+        if self._closed or not isinstance(error, _RETRYABLE):
+            return False
+        try:
+            slot = self._table.slot(command, args)
+        except RedisError:
+            return False
+        request = _Request(self, command, args, {"encoding": encoding}, slot, future)
+        self._start_retry(request, error)
+        return True
 
     def _is_readonly(self, command: bytes | str, args: Sequence[Any]) -> bool:
         info = self._table.info(command, args)
@@ -518,18 +535,81 @@ class ClusterPool(AbcPool):
         info = self._table.info(command, args)
         if info is not None and info.request_policy in _FANOUT:
             return self._spawn(self._fanout(command, args, kwargs, info.response_policy))
-        request = _Request(self, command, args, kwargs, None)
-        pool = self._any_master()
-        if pool is None:
-            self._start_retry(request, None)
-            return request.outer
-        try:
-            inner = pool.execute(command, *args, **kwargs)
-        except (PoolClosedError, ConnectionClosedError) as exc:
-            self._start_retry(request, exc)
-            return request.outer
-        inner.add_done_callback(request)  # type: ignore[attr-defined]
-        return request.outer
+        return self._send_first(self._any_master(), command, args, kwargs, None)
+
+    def execute_batch(
+        self, commands: Sequence[Sequence[Any]], **kwargs: Any
+    ) -> Awaitable[list[Any]]:
+        """Run many commands, one write per node; replies in the caller's order.
+
+        Commands are grouped by the master owning their slot and each group
+        goes out as one batch on one connection (one future per node, not per
+        command). Replies that are redirects or transient errors are retried
+        one by one like :meth:`execute` would; other error replies are
+        returned in place as exception instances, as with MULTI/EXEC results.
+        Keyless, cross-slot, blocking and pub/sub commands run through
+        :meth:`execute`. Not atomic; replica reads are not used.
+        """
+        if self._closed:
+            raise PoolClosedError("cluster pool is closed")
+        return self._spawn(self._execute_batch(list(commands), kwargs))
+
+    async def _execute_batch(
+        self, commands: list[Sequence[Any]], kwargs: dict[str, Any]
+    ) -> list[Any]:
+        results: list[Any] = [None] * len(commands)
+        groups: dict[ConnectionsPool, list[int]] = {}
+        singles: dict[int, Awaitable[Any]] = {}
+        routes = self._routes
+        for index, entry in enumerate(commands):
+            command, args = entry[0], tuple(entry[1:])
+            try:
+                slot = self._table.slot(command, args)
+            except CrossSlotError:
+                slot = None
+            pool = routes[slot] if slot is not None else None
+            if (
+                pool is None
+                or lookup_command(_PUBSUB, command) is not None
+                or is_blocking(command, args)
+            ):
+                try:
+                    singles[index] = self.execute(command, *args, **kwargs)
+                except RedisError as exc:
+                    results[index] = exc
+                continue
+            groups.setdefault(pool, []).append(index)
+        sent = {
+            pool: pool.execute_batch([commands[i] for i in indexes], **kwargs)
+            for pool, indexes in groups.items()
+        }
+        await asyncio.gather(*sent.values(), *singles.values(), return_exceptions=True)
+        followups: dict[int, asyncio.Future[Any]] = {}
+        for pool, indexes in groups.items():
+            done = sent[pool]
+            assert isinstance(done, asyncio.Future)
+            error = done.exception()
+            replies: list[Any] = (
+                [error] * len(indexes) if error is not None else done.result()
+            )
+            for index, reply in zip(indexes, replies, strict=True):
+                if isinstance(reply, _RETRYABLE) and not self._closed:
+                    command, args = commands[index][0], tuple(commands[index][1:])
+                    request = _Request(
+                        self, command, args, kwargs, self._table.slot(command, args)
+                    )
+                    self._start_retry(request, reply)
+                    followups[index] = request.outer
+                else:
+                    results[index] = reply
+        for index, awaitable in singles.items():
+            assert isinstance(awaitable, asyncio.Future)
+            results[index] = awaitable.exception() or awaitable.result()
+        if followups:
+            await asyncio.gather(*followups.values(), return_exceptions=True)
+            for index, future in followups.items():
+                results[index] = future.exception() or future.result()
+        return results
 
     async def _fanout(
         self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any],

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from clustermgr import register_with_aioredis
 from clustermgr.abc import AbcPool
 from clustermgr.cluster import ClusterPool, create_cluster_pool, key_slot
-from clustermgr.errors import CrossSlotError, MovedError, RouteError
+from clustermgr.errors import CrossSlotError, MovedError, RouteError, WrongTypeError
 from clustermgr.testing.cluster import LocalCluster
 
 
@@ -246,3 +247,21 @@ async def test_bad_arguments_are_clear(redis_cluster: LocalCluster) -> None:
         await create_cluster_pool(redis_cluster.startup_nodes, read_from="any")
     with pytest.raises(ValueError, match="at least one"):
         await create_cluster_pool([])
+
+
+async def test_execute_batch_groups_per_node_and_follows_moved(cluster: ClusterPool) -> None:
+    commands: list[tuple[Any, ...]] = [(b"SET", f"cb:{i}", i) for i in range(2000)]
+    assert await cluster.execute_batch(commands) == [b"OK"] * 2000
+    key = b"cb:moved"
+    slot = key_slot(key)
+    right = cluster._routes[slot]
+    wrong = next(p for p in cluster._masters if p is not right)
+    cluster._routes[slot] = wrong  # stale route: that node answers MOVED
+    replies = await cluster.execute_batch([
+        (b"SET", key, b"v"), (b"GET", "cb:5"), (b"MGET", "cb:1", "cb:2", "cb:3"),
+        (b"PING",), (b"LPUSH", "cb:5", "x"), (b"GET", key),
+    ], encoding="utf-8")
+    assert replies[:4] == ["OK", "5", ["1", "2", "3"], "PONG"]
+    assert isinstance(replies[4], WrongTypeError)
+    assert replies[5] == "v"
+    assert cluster._routes[slot] is right
