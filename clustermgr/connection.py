@@ -38,7 +38,7 @@ from .protocol import (
     lookup_command,
     new_reader,
 )
-from .pubsub import Channel
+from .pubsub import PUBSUB_COMMANDS, parse_pubsub
 from .stats import Counters
 
 __all__ = ["RedisConnection", "create_connection"]
@@ -47,22 +47,8 @@ logger = logging.getLogger("clustermgr.connection")
 
 _NOT_SET: Any = object()
 
-_SUBSCRIBE_KINDS = {
-    b"SUBSCRIBE": (b"subscribe", "channels", True),
-    b"PSUBSCRIBE": (b"psubscribe", "patterns", True),
-    b"SSUBSCRIBE": (b"ssubscribe", "shard_channels", True),
-    b"UNSUBSCRIBE": (b"unsubscribe", "channels", False),
-    b"PUNSUBSCRIBE": (b"punsubscribe", "patterns", False),
-    b"SUNSUBSCRIBE": (b"sunsubscribe", "shard_channels", False),
-}
-_CONFIRMATIONS = {
-    b"subscribe": ("channels", True),
-    b"psubscribe": ("patterns", True),
-    b"ssubscribe": ("shard_channels", True),
-    b"unsubscribe": ("channels", False),
-    b"punsubscribe": ("patterns", False),
-    b"sunsubscribe": ("shard_channels", False),
-}
+# Server confirmation kind -> (registry, subscribed?), derived from the command table.
+_CONFIRMATIONS = {command.lower(): entry for command, entry in PUBSUB_COMMANDS.items()}
 _MESSAGES = frozenset({b"message", b"pmessage", b"smessage"})
 _PUBSUB_EVENTS = _MESSAGES | frozenset(_CONFIRMATIONS)
 
@@ -393,7 +379,7 @@ class RedisConnection(AbcConnection):
         hook: Any = None
         special = _special(command)
         if special is not None:
-            if special in _SUBSCRIBE_KINDS:
+            if special in PUBSUB_COMMANDS:
                 return self.execute_pubsub(command, *args)
             hook = self._state_hook(special, args)
         if encoding is _NOT_SET:
@@ -484,27 +470,14 @@ class RedisConnection(AbcConnection):
             raise ConnectionClosedError(
                 f"connection to {self._address_text} is closed", may_have_executed=False
             )
-        name = _special(command)
-        if name is None or name not in _SUBSCRIBE_KINDS:
-            raise ValueError(f"{command!r} is not a pub/sub (un)subscribe command")
-        kind, registry, subscribing = _SUBSCRIBE_KINDS[name]
-        if subscribing and not channels:
-            raise TypeError(f"{name.decode()} needs at least one channel")
-        pending: dict[bytes, AbcChannel] = {}
-        names: list[bytes] = []
-        for item in channels:
-            if isinstance(item, AbcChannel):
-                key = item.name
-                channel = item
-            elif isinstance(item, (bytes, str)):
-                key = item.encode() if isinstance(item, str) else item
-                channel = getattr(self, "_" + registry).get(key) or Channel(
-                    key, is_pattern=registry == "patterns"
-                )
-            else:
-                raise TypeError(f"channel must be bytes, str or a Channel, not {item!r}")
-            pending[key] = channel
-            names.append(key)
+        registries = {
+            "channels": self._channels, "patterns": self._patterns,
+            "shard_channels": self._shard_channels,
+        }
+        request = parse_pubsub(command, channels, registries)
+        name, names = request.command, request.names
+        kind = name.lower()
+        pending = dict(zip(names, request.channels, strict=False))
         future: asyncio.Future[Any] = self._loop.create_future()
         expected = len(set(names)) if names else None
         wait = _PubSubWait(future, kind, pending, expected)

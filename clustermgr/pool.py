@@ -34,7 +34,7 @@ from .errors import (
 )
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
 from .protocol import case_variants, is_blocking, lookup_command
-from .pubsub import Channel
+from .pubsub import SUBSCRIBE_COMMANDS, is_pubsub_command, parse_pubsub
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
 
 __all__ = ["ConnectionsPool", "create_pool"]
@@ -46,15 +46,6 @@ OnConnect = Callable[[RedisConnection], Awaitable[None]]
 
 # Connection-state commands that make no sense on a shared connection.
 _EXCLUSIVE_ONLY = case_variants("MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT")
-_PUBSUB_REGISTRY = {
-    b"SUBSCRIBE": ("channels", True),
-    b"PSUBSCRIBE": ("patterns", True),
-    b"SSUBSCRIBE": ("shard_channels", True),
-    b"UNSUBSCRIBE": ("channels", False),
-    b"PUNSUBSCRIBE": ("patterns", False),
-    b"SUNSUBSCRIBE": ("shard_channels", False),
-}
-_PUBSUB_COMMANDS = case_variants(*(name.decode() for name in _PUBSUB_REGISTRY))
 # Above this many replies outstanding on every free connection, open another.
 _GROW_AT_IN_FLIGHT = 64
 
@@ -232,7 +223,7 @@ class ConnectionsPool(AbcPool):
                 f"{command!r} changes connection state and cannot run on a shared connection: "
                 "use `async with pool.get() as conn` (or pool.select() for SELECT)"
             )
-        if lookup_command(_PUBSUB_COMMANDS, command) is not None:
+        if is_pubsub_command(command):
             return self.execute_pubsub(command, *args)
         if not is_blocking(command, args):
             conn = self._pick()
@@ -404,29 +395,18 @@ class ConnectionsPool(AbcPool):
         """
         if self._closing:
             raise PoolClosedError(f"pool for {self._address_text} is closed")
-        name = lookup_command(_PUBSUB_COMMANDS, command)
-        if name is None:
-            raise ValueError(f"{command!r} is not a pub/sub (un)subscribe command")
-        registry_name, subscribing = _PUBSUB_REGISTRY[name]
-        if subscribing and not channels:
-            raise TypeError(f"{name.decode()} needs at least one channel")
-        registry = self._subscriptions[registry_name]
-        targets: list[Any] = []
-        for item in channels:
-            if isinstance(item, AbcChannel):
-                channel = item
-            elif isinstance(item, (bytes, str)):
-                key = item.encode() if isinstance(item, str) else item
-                channel = registry.get(key) or Channel(key, is_pattern=registry_name == "patterns")
-            else:
-                raise TypeError(f"channel must be bytes, str or a Channel, not {item!r}")
-            if subscribing:
+        request = parse_pubsub(command, channels, self._subscriptions)
+        registry = self._subscriptions[request.registry]
+        targets: list[Any]
+        if request.subscribing:
+            for channel in request.channels:
                 registry[channel.name] = channel  # desired state first
-            targets.append(channel if subscribing else channel.name)
-        if not subscribing:
+            targets = request.channels
+        else:
+            targets = request.names
             for key in targets or list(registry):
                 registry.pop(key, None)
-        return self._spawn(self._pubsub_execute(name, targets))
+        return self._spawn(self._pubsub_execute(request.command, targets))
 
     async def _pubsub_execute(self, command: bytes, targets: list[Any]) -> Any:
         while True:
@@ -495,14 +475,10 @@ class ConnectionsPool(AbcPool):
             self._pubsub_ready.exception()  # retrieved: nobody may be waiting
 
     async def _resubscribe(self, conn: RedisConnection) -> None:
-        commands = (
-            (b"SUBSCRIBE", "channels"), (b"PSUBSCRIBE", "patterns"),
-            (b"SSUBSCRIBE", "shard_channels"),
-        )
         pending = [
-            conn.execute_pubsub(cmd, *self._subscriptions[reg].values())
-            for cmd, reg in commands
-            if self._subscriptions[reg]
+            conn.execute_pubsub(SUBSCRIBE_COMMANDS[registry], *channels.values())
+            for registry, channels in self._subscriptions.items()
+            if channels
         ]
         if pending:
             try:

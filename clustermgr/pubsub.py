@@ -10,13 +10,89 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, NamedTuple
 
 from .abc import AbcChannel
 from .errors import ChannelClosedError
+from .protocol import case_variants, lookup_command
 
-__all__ = ["Channel", "Receiver"]
+__all__ = [
+    "PUBSUB_COMMANDS",
+    "SUBSCRIBE_COMMANDS",
+    "Channel",
+    "PubSubRequest",
+    "Receiver",
+    "is_pubsub_command",
+    "parse_pubsub",
+]
+
+#: Canonical (un)subscribe command -> (registry it changes, subscribing?).
+PUBSUB_COMMANDS: dict[bytes, tuple[str, bool]] = {
+    b"SUBSCRIBE": ("channels", True),
+    b"PSUBSCRIBE": ("patterns", True),
+    b"SSUBSCRIBE": ("shard_channels", True),
+    b"UNSUBSCRIBE": ("channels", False),
+    b"PUNSUBSCRIBE": ("patterns", False),
+    b"SUNSUBSCRIBE": ("shard_channels", False),
+}
+#: Registry -> the command that subscribes to it (for resubscribing).
+SUBSCRIBE_COMMANDS: dict[str, bytes] = {
+    registry: command for command, (registry, subscribing) in PUBSUB_COMMANDS.items()
+    if subscribing
+}
+_LOOKUP = case_variants(*(name.decode() for name in PUBSUB_COMMANDS))
+
+
+def is_pubsub_command(command: Any) -> bool:
+    """True for (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE in any case."""
+    return lookup_command(_LOOKUP, command) is not None
+
+
+class PubSubRequest(NamedTuple):
+    """An (un)subscribe call, checked and resolved (see :func:`parse_pubsub`)."""
+
+    command: bytes
+    registry: str
+    subscribing: bool
+    names: list[bytes]
+    channels: list[AbcChannel]
+
+
+def parse_pubsub(
+    command: Any, items: tuple[Any, ...], registries: Mapping[str, Mapping[bytes, AbcChannel]]
+) -> PubSubRequest:
+    """Check an (un)subscribe call and resolve its channel arguments.
+
+    ``items`` are names (bytes/str) or :class:`AbcChannel` objects. When
+    subscribing, each name becomes the channel already in
+    ``registries[registry]`` or a new :class:`Channel`. Raises ValueError for
+    a command that is not (un)subscribe and TypeError for bad channels.
+    """
+    name = lookup_command(_LOOKUP, command)
+    if name is None:
+        raise ValueError(f"{command!r} is not a pub/sub (un)subscribe command")
+    registry, subscribing = PUBSUB_COMMANDS[name]
+    if subscribing and not items:
+        raise TypeError(f"{name.decode()} needs at least one channel")
+    known = registries[registry]
+    names: list[bytes] = []
+    channels: list[AbcChannel] = []
+    for item in items:
+        if isinstance(item, AbcChannel):
+            key = item.name
+            channel: AbcChannel | None = item
+        elif isinstance(item, (bytes, str)):
+            key = item.encode() if isinstance(item, str) else item
+            channel = None
+        else:
+            raise TypeError(f"channel must be bytes, str or a Channel, not {item!r}")
+        names.append(key)
+        if subscribing:
+            channels.append(
+                channel or known.get(key) or Channel(key, is_pattern=registry == "patterns")
+            )
+    return PubSubRequest(name, registry, subscribing, names, channels)
 
 Decoder = Callable[[Any], Any]
 

@@ -47,7 +47,8 @@ from ..errors import (
 )
 from ..events import Event, EventBus, Redirect
 from ..pool import ConnectionsPool
-from ..protocol import case_variants, is_blocking, lookup_command
+from ..protocol import is_blocking
+from ..pubsub import is_pubsub_command
 from ..stats import PoolStats
 from .commands import CommandTable
 from .multikey import merge_fanout, merge_split, split_by_slot
@@ -73,9 +74,6 @@ logger = logging.getLogger("clustermgr.cluster")
 READ_FROM = ("master", "replica", "prefer_replica", "nearest")
 """Accepted values of ``read_from``."""
 
-_PUBSUB = case_variants(
-    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"
-)
 _FANOUT = ("all_shards", "all_nodes")
 # Errors that mean "try again, maybe elsewhere"; everything else goes to the caller.
 _RETRYABLE = (
@@ -471,7 +469,7 @@ class ClusterPool(AbcPool):
             return self._spawn(self._execute_split(command, args, kwargs, layout))
         if slot is None:
             return self._execute_keyless(command, args, kwargs)
-        if lookup_command(_PUBSUB, command) is not None:
+        if is_pubsub_command(command):
             return self.execute_pubsub(command, *args)
         readers = self._readers
         if readers is not None and self._is_readonly(command, args):
@@ -530,7 +528,7 @@ class ClusterPool(AbcPool):
     def _execute_keyless(
         self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Awaitable[Any]:
-        if lookup_command(_PUBSUB, command) is not None:
+        if is_pubsub_command(command):
             return self.execute_pubsub(command, *args)
         info = self._table.info(command, args)
         if info is not None and info.request_policy in _FANOUT:
@@ -570,7 +568,7 @@ class ClusterPool(AbcPool):
             pool = routes[slot] if slot is not None else None
             if (
                 pool is None
-                or lookup_command(_PUBSUB, command) is not None
+                or is_pubsub_command(command)
                 or is_blocking(command, args)
             ):
                 try:

@@ -26,8 +26,7 @@ from ..abc import AbcChannel
 from ..errors import ConnectionClosedError, PoolClosedError, RedisError, TimeoutError
 from ..events import PubSubDisconnected, PubSubResubscribed
 from ..pool import ConnectionsPool
-from ..protocol import case_variants, lookup_command
-from ..pubsub import Channel
+from ..pubsub import parse_pubsub
 from .slots import key_slot
 
 if TYPE_CHECKING:
@@ -37,18 +36,6 @@ __all__ = ["ClusterPubSub"]
 
 logger = logging.getLogger("clustermgr.pubsub")
 
-_COMMANDS = case_variants(
-    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"
-)
-# command -> (registry kind, subscribing)
-_KINDS = {
-    b"SUBSCRIBE": ("channels", True),
-    b"PSUBSCRIBE": ("patterns", True),
-    b"SSUBSCRIBE": ("shard_channels", True),
-    b"UNSUBSCRIBE": ("channels", False),
-    b"PUNSUBSCRIBE": ("patterns", False),
-    b"SUNSUBSCRIBE": ("shard_channels", False),
-}
 # kind -> (subscribe command, unsubscribe command, confirmation names)
 _WIRE = {
     "channels": (b"SUBSCRIBE", b"UNSUBSCRIBE", (b"subscribe", b"unsubscribe")),
@@ -140,28 +127,11 @@ class ClusterPubSub:
 
     def execute(self, command: bytes | str, channels: tuple[Any, ...]) -> Awaitable[Any]:
         """(Un)subscribe ``channels``; the awaitable gives the confirmations."""
-        name = lookup_command(_COMMANDS, command)
-        if name is None:
-            raise ValueError(f"{command!r} is not a pub/sub (un)subscribe command")
-        kind, subscribing = _KINDS[name]
-        if subscribing and not channels:
-            raise TypeError(f"{name.decode()} needs at least one channel")
+        request = parse_pubsub(command, channels, self._desired)
+        kind = request.registry
         registry = self._desired[kind]
-        names: list[bytes] = []
-        targets: list[AbcChannel] = []
-        for item in channels:
-            if isinstance(item, AbcChannel):
-                names.append(item.name)
-                targets.append(item)
-            elif isinstance(item, (bytes, str)):
-                key = item.encode() if isinstance(item, str) else item
-                names.append(key)
-                targets.append(
-                    registry.get(key) or Channel(key, is_pattern=kind == "patterns")
-                )
-            else:
-                raise TypeError(f"channel must be bytes, str or a Channel, not {item!r}")
-        if subscribing:
+        names, targets = request.names, request.channels
+        if request.subscribing:
             for target in targets:
                 registry[target.name] = target
             tasks = [self._schedule((kind, t.name)) for t in targets]

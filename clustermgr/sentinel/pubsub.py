@@ -16,23 +16,11 @@ from typing import Any
 
 from ..abc import AbcChannel
 from ..errors import PoolClosedError, RedisError
-from ..pool import _PUBSUB_COMMANDS, _PUBSUB_REGISTRY, ConnectionsPool
-from ..protocol import lookup_command
-from ..pubsub import Channel
+from ..pool import ConnectionsPool
+from ..pubsub import SUBSCRIBE_COMMANDS, is_pubsub_command, parse_pubsub
 from ._common import Tasks, address_text, logger
 
 __all__ = ["SentinelPubSub", "is_pubsub_command"]
-
-#: registry name -> the command that subscribes to it.
-_SUBSCRIBE_FOR = {
-    registry: command for command, (registry, subscribing) in _PUBSUB_REGISTRY.items()
-    if subscribing
-}
-
-
-def is_pubsub_command(command: Any) -> bool:
-    """True for (P|S)(UN)SUBSCRIBE, however spelled."""
-    return lookup_command(_PUBSUB_COMMANDS, command) is not None
 
 
 class _Relay(AbcChannel):
@@ -87,39 +75,27 @@ class SentinelPubSub:
         self._tasks = tasks
         self._closed = False
         self._subscriptions: dict[str, dict[bytes, AbcChannel]] = {
-            registry: {} for registry in _SUBSCRIBE_FOR
+            registry: {} for registry in SUBSCRIBE_COMMANDS
         }
 
     def execute(self, command: bytes | str, *channels: Any) -> Awaitable[Any]:
         """(Un)subscribe: update the desired state, then the server in use."""
         if self._closed:
             raise PoolClosedError(f"sentinel pool for {self._service!r} is closed")
-        name = lookup_command(_PUBSUB_COMMANDS, command)
-        if name is None:
-            raise ValueError(f"{command!r} is not a pub/sub (un)subscribe command")
-        registry_name, subscribing = _PUBSUB_REGISTRY[name]
-        if subscribing and not channels:
-            raise TypeError(f"{name.decode()} needs at least one channel")
-        registry = self._subscriptions[registry_name]
-        targets: list[Any] = []
-        for item in channels:
-            if isinstance(item, AbcChannel):
-                channel = item
-            elif isinstance(item, (bytes, str)):
-                key = item.encode() if isinstance(item, str) else item
-                channel = registry.get(key) or Channel(key, is_pattern=registry_name == "patterns")
-            else:
-                raise TypeError(f"channel must be bytes, str or a Channel, not {item!r}")
-            if subscribing:
+        request = parse_pubsub(command, channels, self._subscriptions)
+        registry = self._subscriptions[request.registry]
+        targets: list[Any]
+        if request.subscribing:
+            for channel in request.channels:
                 registry[channel.name] = channel
-                targets.append(_Relay(channel))
-            else:
-                targets.append(channel.name)
-        if not subscribing:
+            targets = [_Relay(channel) for channel in request.channels]
+        else:
+            targets = list(request.names)
             for key in targets or list(registry):
                 gone = registry.pop(key, None)
                 if gone is not None:
                     gone.close()
+        name = request.command
         pool = self._active()
         if pool is not None:
             return ConnectionsPool.execute_pubsub(pool, name, *targets)
@@ -134,7 +110,7 @@ class SentinelPubSub:
         for registry_name, registry in self._subscriptions.items():
             if registry:
                 relays = [_Relay(channel) for channel in registry.values()]
-                self._tasks.spawn(self._subscribe(pool, _SUBSCRIBE_FOR[registry_name], relays))
+                self._tasks.spawn(self._subscribe(pool, SUBSCRIBE_COMMANDS[registry_name], relays))
 
     async def _subscribe(self, pool: ConnectionsPool, command: bytes, relays: list[Any]) -> None:
         try:
