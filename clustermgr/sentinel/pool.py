@@ -16,6 +16,7 @@ provably did not run, or when it is read-only.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -108,7 +109,10 @@ class SentinelPool(AbcPool):
         #: The plain future type of this loop: a reply future of that exact
         #: type needs no cancellation forwarding (the connection drops replies
         #: nobody waits for); anything else (a Task) does.
-        self._future_type = type(loop.create_future())
+        # One error hook per server pool, made once (no allocation per command).
+        self._error_hooks: weakref.WeakKeyDictionary[ConnectionsPool, Callable[..., bool]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._service = service
         self._role = "master" if role == "master" else "replica"
         self._db = db or 0
@@ -184,17 +188,14 @@ class SentinelPool(AbcPool):
         if rotation:
             self._next = index = (self._next + 1) % len(rotation)
             pool = rotation[index]
+        hook = self._error_hooks.get(pool)
+        if hook is None:
+            hook = self._error_hooks[pool] = partial(self._on_server_error, pool)
         try:
-            inner = pool.execute(command, *args, **kwargs)
+            return pool.execute(command, *args, on_error=hook, **kwargs)  # type: ignore[return-value]
         except RETRYABLE as exc:
             self._follower.report_error(pool, exc)
             return self._held(command, args, kwargs)
-        outer = self._loop.create_future()
-        if type(inner) is not self._future_type:
-            inner = asyncio.ensure_future(inner)
-            outer.add_done_callback(partial(_cancel_with, inner))
-        inner.add_done_callback(partial(self._settle, outer, pool, command, args, kwargs))
-        return outer
 
     def _held(
         self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -205,38 +206,30 @@ class SentinelPool(AbcPool):
             return asyncio.ensure_future(self.execute_pubsub(command, *args))
         return self._tasks.spawn(self._execute_retrying(command, args, kwargs, 0))
 
-    def _settle(
+    def _on_server_error(
         self,
-        outer: asyncio.Future[Any],
         pool: ConnectionsPool,
-        command: bytes | str,
+        future: asyncio.Future[Any],
+        exc: BaseException,
+        command: Any,
         args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        inner: asyncio.Future[Any],
-    ) -> None:
-        """Done-callback of a reply: pass it on, or retry the command elsewhere."""
-        try:
-            result = inner.result()
-        except RETRYABLE as exc:
-            if outer.done():
-                return
-            self._follower.report_error(pool, exc)
-            if not self._retryable(exc, command):
-                outer.set_exception(exc)
-                return
-            retry = self._tasks.spawn(self._execute_retrying(command, args, kwargs, 1))
-            retry.add_done_callback(partial(_copy_outcome, outer))
-            outer.add_done_callback(partial(_cancel_with, retry))
-            return
-        except asyncio.CancelledError:
-            outer.cancel()
-            return
-        except BaseException as exc:
-            if not outer.done():
-                outer.set_exception(exc)
-            return
-        if not outer.done():
-            outer.set_result(result)
+        encoding: str | None,
+    ) -> bool:
+        """Error hook on a reply: retry the command elsewhere into the same future.
+
+        Returning False lets the error reach the caller unchanged.
+        """
+        if not isinstance(exc, RETRYABLE):
+            return False
+        self._follower.report_error(pool, exc)
+        if not self._retryable(exc, command):
+            return False
+        retry = self._tasks.spawn(
+            self._execute_retrying(command, args, {"encoding": encoding}, 1)
+        )
+        retry.add_done_callback(partial(_copy_outcome, future))
+        future.add_done_callback(partial(_cancel_with, retry))
+        return True
 
     def _retryable(self, exc: RedisError, command: bytes | str) -> bool:
         if self._closing or self._max_retries <= 0:
