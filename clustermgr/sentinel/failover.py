@@ -48,7 +48,7 @@ from ..errors import (
 from ..events import FailoverDetected
 from ..pool import ConnectionsPool
 from ._common import Address, Tasks, address_text, logger
-from .discovery import discover_master, discover_replicas
+from .discovery import MasterView, discover_master, discover_replicas
 from .errors import FailoverTimeoutError, RoleMismatchError
 from .events import PROMOTION_EVENTS, SentinelEvent
 from .monitor import SentinelMonitor
@@ -138,6 +138,10 @@ class Follower:
         self._health = NodeHealth()
         self._closing = False
         self.switch_count = 0
+        # The newest master config epoch any sentinel has shown us: a view older
+        # than this names a master that a completed failover has replaced.
+        self._epoch_floor = 0
+        self._stale_since: float | None = None
         self.last_switch_at: float | None = None
         self.last_hold_duration: float | None = None
 
@@ -149,7 +153,8 @@ class Follower:
             self.monitor.watch(address)
         self._last_discovery = asyncio.get_running_loop().time()
         if self._role == "master":
-            candidates, _views = await discover_master(self._sentinel, self._service)
+            candidates, views = await discover_master(self._sentinel, self._service)
+            candidates = self._fresh(candidates, views)
         else:
             candidates = await discover_replicas(self._sentinel, self._service)
         pools, errors = await self._open_all(candidates, first_only=self._role == "master")
@@ -235,6 +240,8 @@ class Follower:
                 address_text(current.address), reason,
                 f"{held * 1000:.0f} ms" if held is not None else "0 ms",
             )
+            if self._role == "master" and reason == "failover":
+                self._tasks.spawn(self._observe_epoch())
             events = self._owner.events
             if events.active and self._role == "master":
                 how = f"sentinel {failover.reason}" if failover is not None else reason
@@ -445,7 +452,8 @@ class Follower:
                 await asyncio.sleep(wait)
         self._last_discovery = loop.time()
         if self._role == "master":
-            candidates, _views = await discover_master(self._sentinel, self._service)
+            candidates, views = await discover_master(self._sentinel, self._service)
+            candidates = self._fresh(candidates, views)
             if failover is not None and not failover.aborted:
                 # Sentinels have not switched yet: keep holding.
                 candidates = [a for a in candidates if a != failover.old]
@@ -457,6 +465,51 @@ class Follower:
         if errors:
             raise errors[-1][1]
         return None
+
+    def _fresh(self, candidates: list[Address], views: list[MasterView]) -> list[Address]:
+        """Drop candidates named only under a config epoch older than one already seen.
+
+        Sentinel raises a master's config epoch only when a failover completes,
+        so a view with an older epoch is stale news: following it would send
+        writes to a master that is being (or has been) demoted. If nothing
+        fresh shows up for ``failover_timeout`` (e.g. the sentinels were
+        reset), the stale view is accepted with a warning.
+        """
+        newest = max((v.config_epoch for v in views), default=0)
+        floor = max(self._epoch_floor, newest)
+        epochs: dict[Address, int] = {}
+        for view in views:
+            if not view.reports_down:
+                epochs[view.address] = max(epochs.get(view.address, 0), view.config_epoch)
+        fresh = [a for a in candidates if epochs.get(a, 0) >= floor]
+        if fresh or not candidates:
+            self._epoch_floor = floor
+            self._stale_since = None
+            return fresh
+        now = asyncio.get_running_loop().time()
+        if self._stale_since is None:
+            self._stale_since = now
+        if now - self._stale_since < self._failover_timeout:
+            logger.info("ignoring stale view of %r: %s named under config epoch %d < %d",
+                        self._service, ", ".join(address_text(a) for a in candidates),
+                        max(epochs.get(a, 0) for a in candidates), floor)
+            return []
+        logger.warning("only stale views of %r for %.1fs: accepting %s",
+                       self._service, now - self._stale_since, address_text(candidates[0]))
+        self._epoch_floor = max(epochs.get(a, 0) for a in candidates)
+        self._stale_since = None
+        return candidates
+
+    async def _observe_epoch(self) -> None:
+        """After a switch learnt from events, record the new config epoch."""
+        try:
+            _candidates, views = await discover_master(self._sentinel, self._service)
+        except (RedisError, OSError):
+            return
+        current = self.current.address if self.current is not None else None
+        for view in views:
+            if view.address == current:
+                self._epoch_floor = max(self._epoch_floor, view.config_epoch)
 
     # -- sentinel events ---------------------------------------------------------------
 

@@ -386,10 +386,11 @@ async def test_chaos_sentinel(
          ("kill-sentinel", 1, kill_sentinel)],
         heal,
         known_loss=(
-            "OPEN (see the chaos report): on some schedules (e.g. CLUSTERMGR_CHAOS_SEED="
-            "440501372, timing-dependent) every write acked by the master promoted after a "
-            "SIGKILL is lost when, seconds later around a sentinel restart, sentinels fail "
-            "over again to the restarted (non-persistent) old master. Only this kind of "
-            "problem is tolerated here; any other still fails the test."
+            "OPEN (see docs/reliability.md): on some schedules with repeated SIGKILL and "
+            "restart of non-persistent data nodes, the sentinels promote a replica that had "
+            "not been replicating from the master the pool was writing to (for example one "
+            "marked +odown seconds after it was promoted), so writes that master acknowledged "
+            "are wiped by the resync. Stale sentinel views are no longer followed (config "
+            "epoch fence); only this kind of loss is tolerated here, anything else fails."
         ),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from clustermgr.sentinel import parse_event
 from clustermgr.sentinel.discovery import MasterView, choose_master
 
@@ -56,3 +58,32 @@ def test_sentinels_reporting_down_are_ignored() -> None:
     views = [_view(1, 6379, flags="master,s_down"), _view(2, 6380)]
     assert choose_master(views) == [("127.0.0.1", 6380)]
     assert choose_master([_view(1, 6379, flags="master,o_down")]) == []
+
+
+async def test_stale_views_are_not_followed() -> None:
+    """A master named under an older config epoch than one seen is ignored (for a while)."""
+    from clustermgr.sentinel.failover import Follower
+
+    follower = object.__new__(Follower)
+    follower._epoch_floor = 0
+    follower._stale_since = None
+    follower._failover_timeout = 0.2
+    follower._service = "mymaster"
+    old, new = ("127.0.0.1", 1), ("127.0.0.1", 2)
+    fresh_view = MasterView(("127.0.0.1", 9), new, frozenset({"master"}), 5)
+    assert follower._fresh([new], [fresh_view]) == [new]
+    assert follower._epoch_floor == 5
+    # The new master is reported down and a lagging sentinel still names the old one.
+    down_view = MasterView(("127.0.0.1", 9), new, frozenset({"master", "s_down"}), 5)
+    stale_view = MasterView(("127.0.0.1", 8), old, frozenset({"master"}), 4)
+    assert follower._fresh([old], [down_view, stale_view]) == []
+    # A real later failover back to the old address carries a newer epoch.
+    newer = MasterView(("127.0.0.1", 8), old, frozenset({"master"}), 6)
+    assert follower._fresh([old], [newer]) == [old]
+    assert follower._epoch_floor == 6
+    # Sentinels reset (epochs start over): accepted after failover_timeout.
+    reset = MasterView(("127.0.0.1", 8), new, frozenset({"master"}), 0)
+    assert follower._fresh([new], [reset]) == []
+    await asyncio.sleep(0.25)
+    assert follower._fresh([new], [reset]) == [new]
+    assert follower._epoch_floor == 0
