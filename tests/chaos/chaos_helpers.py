@@ -345,7 +345,8 @@ class Report:
 
 
 def gap_windows(
-    faults: FaultLog, events: PubSubEvents, grace: float = 0.5
+    faults: FaultLog, events: PubSubEvents, grace: float = 0.5,
+    bus_faults: tuple[str, ...] = (),
 ) -> list[tuple[float, float]]:
     """Where messages may go missing: from the fault that cut the subscriber off to
     the pool's report that its subscriptions are back (or were moved to a new
@@ -361,13 +362,19 @@ def gap_windows(
         windows.append((cause(lost) - grace, (min(back) if back else lost + 30.0) + grace))
     for back_at in events.back:
         windows.append((cause(back_at) - grace, back_at + grace))
+    # Redis Cluster forwards PUBLISH over the cluster bus at most once: a node
+    # that dies or stops breaks bus links, and messages in flight on them are
+    # dropped without any client connection going down.
+    for fault in faults.faults:
+        if fault.kind in bus_faults:
+            windows.append((fault.start - grace, fault.end + grace))
     return windows
 
 
 async def account(
     topology: str, seed: int, seconds: float, pool: Any, workload: Workload,
     faults: FaultLog, events: PubSubEvents, still_subscribed: bool,
-    tasks: tuple[int, int], fds: tuple[int, int],
+    tasks: tuple[int, int], fds: tuple[int, int], bus_faults: tuple[str, ...] = (),
 ) -> Report:
     stats = workload.stats
     values = await read_back(pool, stats.acked)
@@ -383,7 +390,7 @@ async def account(
     absent = await read_back(pool, stats.not_executed)
     applied_anyway = [k for k, v in absent.items() if v is not None]
     unknown = await read_back(pool, stats.unknown)
-    windows = gap_windows(faults, events)
+    windows = gap_windows(faults, events, bus_faults=bus_faults)
     missing = [s for s in stats.published if s not in stats.received]
     gaps_unexplained = [
         s for s in missing if not any(a <= stats.published[s] <= b for a, b in windows)

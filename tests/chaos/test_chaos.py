@@ -20,6 +20,15 @@ Which faults may lose an acknowledged write, and why (``Fault.loss_windows``):
 * ``SENTINEL FAILOVER``: writes acknowledged by the old master after the
   command and before the new master is announced -- the pool is meant to
   fence the old master, so this bucket is reported on its own and should be 0.
+* Sentinel, measured rather than injected (``no-replica``): a watcher samples
+  every data node's ``INFO replication``; while the master has no replica
+  online and in sync, whatever it acknowledges has no second copy, and a
+  later promotion (after repeated kills of non-persistent nodes) loses it.
+  ``clustermgr.replication.WaitReplicas`` refuses such acknowledgements.
+
+Pub/sub: a message may be missed inside a disconnect the pool logs, and, on
+a cluster, around a killed or stopped node (the cluster bus forwards PUBLISH
+at most once; a broken bus link drops messages with no client disconnect).
 
 Everything else (standalone kill+restart with ``appendfsync always``, proxy
 drops/stalls/latency/one-way cuts, CLIENT KILL, graceful CLUSTER FAILOVER,
@@ -85,6 +94,8 @@ async def _run(
     slot_of: Callable[[str], int | None] = lambda _key: None,
     holder: dict[str, Any] | None = None,
     known_loss: str | None = None,
+    watch: Callable[[FaultLog], Awaitable[None]] | None = None,
+    bus_faults: tuple[str, ...] = (),
 ) -> None:
     seed = chaos_seed()
     rng = random.Random(seed)
@@ -105,6 +116,7 @@ async def _run(
         if holder is not None:
             holder["workload"] = workload
         await workload.start()
+        watcher = asyncio.ensure_future(watch(log)) if watch is not None else None
         await asyncio.sleep(1.0)
         deadline = time.monotonic() + SECONDS
         kinds = list(faults)
@@ -120,10 +132,13 @@ async def _run(
         await asyncio.to_thread(heal)
         await asyncio.sleep(2.0)  # let the pool converge on the healed topology
         await workload.stop()
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         still_subscribed = await workload.check_still_subscribed()
         report = await account(
             name, seed, SECONDS, pool, workload, log, events, still_subscribed,
-            (0, 0), (0, 0),
+            (0, 0), (0, 0), bus_faults=bus_faults,
         )
         await workload.close_subscriber()
         pool.close()
@@ -312,7 +327,7 @@ async def test_chaos_cluster(
         [("kill-master", 2, kill_master), ("sigstop-master", 2, pause_master),
          ("cluster-failover", 2, failover), ("client-kill", 2, client_kill),
          ("slot-migration", 2, migrate)],
-        heal, slot_of=key_slot, holder=holder,
+        heal, slot_of=key_slot, holder=holder, bus_faults=("kill-master", "sigstop-master"),
     )
 
 
@@ -378,6 +393,48 @@ async def test_chaos_sentinel(
                 server.restart()
         group.wait_ready(40)
 
+    def unreplicated_masters() -> list[str]:
+        """Data nodes answering as master with no replica online and in sync."""
+        found = []
+        for server in group.data_nodes:
+            if not server.is_available:
+                continue
+            try:
+                info = server.info("replication")
+            except Exception:
+                continue
+            if info.get("role") != "master":
+                continue
+            replicas = [v for k, v in info.items() if k.startswith("slave") and k[5:].isdigit()]
+            if not any("state=online" in r and ("lag=0" in r or "lag=1" in r) for r in replicas):
+                found.append(f":{server.port}")
+        return found
+
+    async def watch_replication(log: FaultLog) -> None:
+        """Record windows in which a master acknowledged writes no replica had.
+
+        Any later promotion loses such writes (Sentinel replication is
+        asynchronous, and the pool cannot see it); WaitReplicas refuses them.
+        """
+        fault = None
+        while True:
+            alone = await asyncio.to_thread(unreplicated_masters)
+            now = time.monotonic()
+            if alone and fault is None:
+                fault = log.begin("no-replica", ",".join(alone))
+                fault.loss_windows.append((now - 0.2, now, None, (
+                    "acked by a master with no replica online (after repeated kills the "
+                    "next promoted node was not replicating from it)")))
+            elif alone and fault is not None:
+                start, _end, slots, why = fault.loss_windows[-1]
+                fault.loss_windows[-1] = (start, now, slots, why)
+            elif not alone and fault is not None:
+                start, _end, slots, why = fault.loss_windows[-1]
+                fault.loss_windows[-1] = (start, now, slots, why)
+                fault.end = now
+                fault = None
+            await asyncio.sleep(0.1)
+
     await _run(
         "sentinel", capsys,
         lambda: create_sentinel_pool(group.sentinel_addresses, group.service, maxsize=4),
@@ -385,12 +442,5 @@ async def test_chaos_sentinel(
          ("sigstop-master", 2, pause_master), ("client-kill", 2, client_kill),
          ("kill-sentinel", 1, kill_sentinel)],
         heal,
-        known_loss=(
-            "OPEN (see docs/reliability.md): on some schedules with repeated SIGKILL and "
-            "restart of non-persistent data nodes, the sentinels promote a replica that had "
-            "not been replicating from the master the pool was writing to (for example one "
-            "marked +odown seconds after it was promoted), so writes that master acknowledged "
-            "are wiped by the resync. Stale sentinel views are no longer followed (config "
-            "epoch fence); only this kind of loss is tolerated here, anything else fails."
-        ),
+        watch=watch_replication,
     )
