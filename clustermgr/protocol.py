@@ -21,6 +21,7 @@ __all__ = [
     "is_blocking",
     "lookup_command",
     "new_reader",
+    "to_text",
 ]
 
 Reader = hiredis.Reader
@@ -53,6 +54,13 @@ def new_reader(parser: Any = None) -> Any:
     """A RESP reader that raises clustermgr's typed errors."""
     factory = parser or Reader
     return factory(protocolError=ProtocolError, replyError=ReplyError)
+
+
+def to_text(value: Any) -> str:
+    """A name or flag from a reply as str (bytes decoded as UTF-8, lossy)."""
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "replace")
+    return str(value)
 
 
 def decode(obj: Any, encoding: str) -> Any:

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 from ..errors import CrossSlotError
+from ..protocol import to_text
 from .slots import SLOT_COUNT, KeyT, key_slot
 
 __all__ = [
@@ -79,13 +80,6 @@ _CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
 
 
 # -- small helpers -------------------------------------------------------------
-
-
-def _text(value: Any) -> str:
-    """A name/flag from a reply (bytes, or str when the reply was decoded)."""
-    if isinstance(value, bytes | bytearray):
-        return value.decode("utf-8", "replace")
-    return str(value)
 
 
 def _upper_bytes(arg: Any) -> bytes | None:
@@ -124,9 +118,9 @@ def _as_int(arg: Any) -> int | None:
 def _pairs(raw: Any) -> dict[str, Any]:
     """A RESP2 flat ``[k, v, k, v]`` array or a RESP3 map, as a str-keyed dict."""
     if isinstance(raw, Mapping):
-        return {_text(k): v for k, v in raw.items()}
+        return {to_text(k): v for k, v in raw.items()}
     if isinstance(raw, list | tuple):
-        return {_text(raw[i]): raw[i + 1] for i in range(0, len(raw) - 1, 2)}
+        return {to_text(raw[i]): raw[i + 1] for i in range(0, len(raw) - 1, 2)}
     return {}
 
 
@@ -168,11 +162,11 @@ class KeySpec:
     def from_reply(cls, raw: Any) -> KeySpec:
         """Parse one ``key_specs`` item of a COMMAND reply (RESP2 or RESP3 form)."""
         spec = _pairs(raw)
-        flags = frozenset(_text(f) for f in spec.get("flags") or ())
+        flags = frozenset(to_text(f) for f in spec.get("flags") or ())
         bs = _pairs(spec.get("begin_search"))
         fk = _pairs(spec.get("find_keys"))
-        bs_type = _text(bs.get("type", "unknown"))
-        fk_type = _text(fk.get("type", "unknown"))
+        bs_type = to_text(bs.get("type", "unknown"))
+        fk_type = to_text(fk.get("type", "unknown"))
         bs_spec = _pairs(bs.get("spec"))
         fk_spec = _pairs(fk.get("spec"))
         keyword = bs_spec.get("keyword", b"")
@@ -180,7 +174,7 @@ class KeySpec:
             flags=flags,
             begin_search=bs_type if bs_type in ("index", "keyword") else "unknown",
             index=int(bs_spec.get("index", 0)),
-            keyword=(keyword if isinstance(keyword, bytes) else _text(keyword).encode()).upper(),
+            keyword=(keyword if isinstance(keyword, bytes) else to_text(keyword).encode()).upper(),
             startfrom=int(bs_spec.get("startfrom", 0)),
             find_keys=fk_type if fk_type in ("range", "keynum") else "unknown",
             lastkey=int(fk_spec.get("lastkey", 0)),
@@ -675,17 +669,17 @@ class CommandInfo:
     @classmethod
     def from_reply(cls, entry: Sequence[Any]) -> CommandInfo:
         """Build from one entry of a ``COMMAND`` / ``COMMAND INFO`` reply."""
-        name = _text(entry[0]).lower()
+        name = to_text(entry[0]).lower()
         subs = entry[9] if len(entry) > 9 and entry[9] else ()
         return cls(
             name=name,
             arity=int(entry[1]),
-            flags=(_text(f).lower() for f in entry[2] or ()),
+            flags=(to_text(f).lower() for f in entry[2] or ()),
             first_key=int(entry[3]),
             last_key=int(entry[4]),
             step=int(entry[5]),
-            acl_categories=(_text(c) for c in entry[6] or ()) if len(entry) > 6 else (),
-            tips=(_text(t) for t in (entry[7] or ())) if len(entry) > 7 else (),
+            acl_categories=(to_text(c) for c in entry[6] or ()) if len(entry) > 6 else (),
+            tips=(to_text(t) for t in (entry[7] or ())) if len(entry) > 7 else (),
             key_specs=[KeySpec.from_reply(s) for s in entry[8] or ()] if len(entry) > 8 else (),
             subcommands=[cls.from_reply(s) for s in subs if s],
         )

@@ -26,7 +26,7 @@ from typing import Any
 
 from .._timeout import timeout as _timeout
 from ..abc import AbcChannel, AbcConnection, AbcPool
-from ..address import parse_address
+from ..address import address_text, parse_address
 from ..connection import RedisConnection, create_connection
 from ..errors import (
     AskError,
@@ -87,10 +87,6 @@ _RETIRE_GRACE = 5.0
 
 def _name(command: bytes | str) -> str:
     return (command.decode(errors="replace") if isinstance(command, bytes) else command).upper()
-
-
-def _text(address: Address) -> str:
-    return f"{address[0]}:{address[1]}"
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
@@ -283,7 +279,7 @@ class ClusterPool(AbcPool):
                         maps.append(result)
                 elif isinstance(result, (Exception, asyncio.TimeoutError)):
                     problem = f"{result or type(result).__name__}"
-                    errors.append(f"{_text(address)}: {problem}")
+                    errors.append(f"{address_text(address)}: {problem}")
                     self._node_event(
                         self._health.report(address, False, f"slot map query failed: {problem}")
                     )
@@ -372,9 +368,10 @@ class ClusterPool(AbcPool):
             logger.info(
                 "slot map from %s (epoch %d, %s): %d masters, %d slots covered, "
                 "%d slots moved, nodes +%s -%s",
-                _text(new.source) if new.source else "?", new.epoch,
+                address_text(new.source) if new.source else "?", new.epoch,
                 ",".join(sorted(reasons)), len(new.masters), new.covered, diff.moved_slots,
-                sorted(_text(a) for a in diff.added), sorted(_text(a) for a in diff.removed),
+                sorted(address_text(a) for a in diff.added),
+                sorted(address_text(a) for a in diff.removed),
             )
         if self.events.active:
             for event in map_events(old, new, reasons):

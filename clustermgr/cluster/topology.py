@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ProtocolError
+from ..protocol import to_text
 from .slots import SLOT_COUNT
 
 __all__ = [
@@ -128,31 +129,27 @@ class MapDiff:
         return bool(self.added or self.removed or self.moved_slots)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _pairs(items: Sequence[Any]) -> dict[str, Any]:
     if isinstance(items, dict):
-        return {_text(k): v for k, v in items.items()}
-    return {_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
+        return {to_text(k): v for k, v in items.items()}
+    return {to_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
 
 
 def _node_from_shards(entry: Sequence[Any], default_host: str) -> NodeInfo:
     info = _pairs(entry)
-    host = _text(info.get("endpoint") or info.get("ip") or default_host)
+    host = to_text(info.get("endpoint") or info.get("ip") or default_host)
     if host in ("", "?"):
-        host = _text(info.get("ip") or default_host)
+        host = to_text(info.get("ip") or default_host)
     port = info.get("port") or info.get("tls-port")
     if port is None:
         raise ProtocolError(f"CLUSTER SHARDS node without a port: {entry!r}")
     return NodeInfo(
         address=(host, int(port)),
-        node_id=_text(info.get("id", "")),
-        role="master" if _text(info.get("role", "master")) == "master" else "replica",
-        health=_text(info.get("health", "online")),
+        node_id=to_text(info.get("id", "")),
+        role="master" if to_text(info.get("role", "master")) == "master" else "replica",
+        health=to_text(info.get("health", "online")),
         replication_offset=int(info.get("replication-offset", 0) or 0),
-        hostname=_text(info.get("hostname", "")),
+        hostname=to_text(info.get("hostname", "")),
     )
 
 
@@ -198,12 +195,12 @@ def parse_slots(reply: Any, *, epoch: int = 0, source: Address | None = None) ->
     nodes: dict[Address, NodeInfo] = {}
 
     def node(entry: Sequence[Any], role: str) -> NodeInfo:
-        host = _text(entry[0]) or default_host
+        host = to_text(entry[0]) or default_host
         if host == "?":
             host = default_host
         info = NodeInfo(
             address=(host, int(entry[1])),
-            node_id=_text(entry[2]) if len(entry) > 2 else "",
+            node_id=to_text(entry[2]) if len(entry) > 2 else "",
             role=role,
         )
         nodes.setdefault(info.address, info)
@@ -224,7 +221,7 @@ def parse_slots(reply: Any, *, epoch: int = 0, source: Address | None = None) ->
 
 def parse_epoch(info_reply: Any) -> int:
     """``cluster_current_epoch`` from a ``CLUSTER INFO`` reply (0 if absent)."""
-    text = _text(info_reply)
+    text = to_text(info_reply)
     for line in text.splitlines():
         if line.startswith("cluster_current_epoch:"):
             return int(line.split(":", 1)[1].strip() or 0)

@@ -8,16 +8,13 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
+from ..address import address_text
+
 __all__ = ["Address", "Tasks", "address_text", "logger"]
 
 Address = tuple[str, int]
 
 logger = logging.getLogger("clustermgr.sentinel")
-
-
-def address_text(address: Any) -> str:
-    """``host:port`` for a ``(host, port)`` pair; ``str()`` of anything else."""
-    return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
 
 
 class Tasks:

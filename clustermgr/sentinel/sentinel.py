@@ -21,6 +21,7 @@ from ..errors import (
     ReplyError,
     TimeoutError,
 )
+from ..protocol import to_text
 from ._common import Address, address_text
 from .errors import SentinelAuthError, SentinelsUnreachableError, UnknownServiceError
 
@@ -31,7 +32,7 @@ __all__ = ["RedisSentinel", "create_sentinel", "pairs_to_dict"]
 
 def pairs_to_dict(reply: Sequence[Any]) -> dict[str, str]:
     """``[k1, v1, k2, v2, ...]`` (bytes or str) to ``{k1: v1, ...}`` as str."""
-    items = [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
+    items = [to_text(x) for x in reply]
     return dict(zip(items[::2], items[1::2], strict=False))
 
 
