@@ -8,8 +8,7 @@ from typing import Any
 
 from .._timeout import timeout as _timeout
 from ..address import ServerAddress, address_text
-from ..cluster.pool import ClusterPool
-from ..cluster.topology import Address, SlotMap
+from ..cluster.topology import Address, SlotMap, read_slot_map
 from ..connection import RedisConnection, create_connection
 from ..errors import ReplyError
 from ._common import CliError
@@ -90,7 +89,7 @@ async def read_cluster(address: ServerAddress, *, keys: bool = True) -> ClusterV
     try:
         async with _timeout(_TIMEOUT * 2):
             try:
-                slot_map = await ClusterPool._read_map(conn.execute, target)
+                slot_map = await read_slot_map(conn.execute, target)
             except ReplyError as exc:
                 if "cluster support disabled" in str(exc).lower():
                     raise CliError(

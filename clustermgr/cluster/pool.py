@@ -41,7 +41,6 @@ from ..errors import (
     PoolClosedError,
     ReadOnlyError,
     RedisError,
-    ReplyError,
     RouteError,
     TryAgainError,
 )
@@ -62,9 +61,7 @@ from .topology import (
     SlotMap,
     best_map,
     diff_maps,
-    parse_epoch,
-    parse_shards,
-    parse_slots,
+    read_slot_map,
 )
 
 __all__ = ["READ_FROM", "ClusterPool", "create_cluster_pool"]
@@ -305,32 +302,13 @@ class ClusterPool(AbcPool):
         async with _timeout(self._options.node_timeout):
             pool = self._pools.get(address)
             if pool is not None and not pool.closed:
-                return await self._read_map(pool.execute, address)
+                return await read_slot_map(pool.execute, address)
             conn = await create_connection(address, **self._conn_kwargs)
             try:
-                return await self._read_map(conn.execute, address)
+                return await read_slot_map(conn.execute, address)
             finally:
                 conn.close()
                 await conn.wait_closed()
-
-    @staticmethod
-    async def _read_map(execute: Any, address: Address) -> SlotMap:
-        replies: tuple[Any, Any] = await asyncio.gather(
-            execute(b"CLUSTER", b"INFO", encoding=None),
-            execute(b"CLUSTER", b"SHARDS", encoding=None),
-            return_exceptions=True,
-        )
-        info, shards = replies
-        if isinstance(info, BaseException):
-            raise info
-        epoch = parse_epoch(info)
-        try:
-            if isinstance(shards, BaseException):
-                raise shards
-            return parse_shards(shards, epoch=epoch, source=address)
-        except ReplyError:  # before Redis 7: no CLUSTER SHARDS
-            reply = await execute(b"CLUSTER", b"SLOTS", encoding=None)
-            return parse_slots(reply, epoch=epoch, source=address)
 
     def _node_event(self, event: Event | None) -> None:
         if event is None:

@@ -9,17 +9,26 @@ two maps, so pools are created and closed only for nodes that came or went.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ProtocolError
+from ..errors import ProtocolError, ReplyError
 from ..protocol import to_text
 from .slots import SLOT_COUNT
 
 __all__ = [
-    "MapDiff", "NodeInfo", "Shard", "SlotMap", "best_map", "diff_maps", "parse_epoch",
-    "parse_shards", "parse_slots",
+    "MapDiff",
+    "NodeInfo",
+    "Shard",
+    "SlotMap",
+    "best_map",
+    "diff_maps",
+    "parse_epoch",
+    "parse_shards",
+    "parse_slots",
+    "read_slot_map",
 ]
 
 Address = tuple[str, int]
@@ -245,3 +254,27 @@ def diff_maps(old: SlotMap | None, new: SlotMap, *, replicas: bool = False) -> M
         if (a.master.address if a else None) != (b.master.address if b else None)
     )
     return MapDiff(new_nodes - old_nodes, old_nodes - new_nodes, moved)
+
+
+async def read_slot_map(execute: Any, address: Address) -> SlotMap:
+    """Read one node's view of the cluster through ``execute`` (a connection's or pool's).
+
+    ``CLUSTER SHARDS`` with the node's ``CLUSTER INFO`` epoch; ``CLUSTER SLOTS``
+    on servers older than Redis 7.
+    """
+    replies: tuple[Any, Any] = await asyncio.gather(
+        execute(b"CLUSTER", b"INFO", encoding=None),
+        execute(b"CLUSTER", b"SHARDS", encoding=None),
+        return_exceptions=True,
+    )
+    info, shards = replies
+    if isinstance(info, BaseException):
+        raise info
+    epoch = parse_epoch(info)
+    try:
+        if isinstance(shards, BaseException):
+            raise shards
+        return parse_shards(shards, epoch=epoch, source=address)
+    except ReplyError:  # before Redis 7: no CLUSTER SHARDS
+        reply = await execute(b"CLUSTER", b"SLOTS", encoding=None)
+        return parse_slots(reply, epoch=epoch, source=address)
