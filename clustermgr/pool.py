@@ -33,8 +33,8 @@ from .errors import (
     TimeoutError,
 )
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
-from .protocol import case_variants, is_blocking, lookup_command
-from .pubsub import SUBSCRIBE_COMMANDS, is_pubsub_command, parse_pubsub
+from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
+from .pubsub import PUBSUB_COMMANDS, SUBSCRIBE_COMMANDS, parse_pubsub
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
 
 __all__ = ["ConnectionsPool", "create_pool"]
@@ -46,6 +46,13 @@ OnConnect = Callable[[RedisConnection], Awaitable[None]]
 
 # Connection-state commands that make no sense on a shared connection.
 _EXCLUSIVE_ONLY = case_variants("MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT")
+# Every command execute() must look at, in one table: ordinary commands cost
+# a single failed lookup on the way to a shared connection.
+_SPECIAL = {
+    **_EXCLUSIVE_ONLY,
+    **case_variants(*(name.decode() for name in PUBSUB_COMMANDS)),
+    **BLOCKING_COMMANDS,
+}
 # Above this many replies outstanding on every free connection, open another.
 _GROW_AT_IN_FLIGHT = 64
 
@@ -218,14 +225,17 @@ class ConnectionsPool(AbcPool):
         """
         if self._closing:
             raise PoolClosedError(f"pool for {self._address_text} is closed")
-        if lookup_command(_EXCLUSIVE_ONLY, command) is not None:
-            raise RouteError(
-                f"{command!r} changes connection state and cannot run on a shared connection: "
-                "use `async with pool.get() as conn` (or pool.select() for SELECT)"
-            )
-        if is_pubsub_command(command):
-            return self.execute_pubsub(command, *args)
-        if not is_blocking(command, args):
+        special = lookup_command(_SPECIAL, command)
+        if special is not None:
+            if special in PUBSUB_COMMANDS:
+                return self.execute_pubsub(command, *args)
+            if lookup_command(_EXCLUSIVE_ONLY, special) is not None:
+                raise RouteError(
+                    f"{command!r} changes connection state and cannot run on a shared "
+                    "connection: use `async with pool.get() as conn` (or pool.select() "
+                    "for SELECT)"
+                )
+        if special is None or not is_blocking(command, args):
             conn = self._pick()
             if conn is not None:
                 return conn.execute(command, *args, **kwargs)
