@@ -79,6 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "many times (default 1)")
     parser.add_argument("--no-create-venv", action="store_true",
                         help="skip aioredis-cluster instead of creating its virtualenv")
+    parser.add_argument("--no-ceiling", action="store_true",
+                        help="skip the redis-benchmark ceiling on the cluster")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="where to write the JSON (default benchmarks/results/<time>.json)")
     return parser.parse_args(argv)
@@ -105,6 +107,7 @@ def options_from(args: argparse.Namespace) -> Options:
         single=args.single,
         create_venvs=not args.no_create_venv,
         retries=args.retries,
+        ceiling=not args.no_ceiling,
         client_options={"redis_py_pool": args.redis_py_pool},
     )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .adapters import ADAPTERS
+from .ceiling import ratios as ceiling_ratios
 from .isolated import interpreter_for
 from .jobs import Job, Target
 from .runner import run_job
@@ -44,6 +45,8 @@ class Options:
     create_venvs: bool = True
     job_timeout: float = 900.0
     retries: int = 1
+    ceiling: bool = True
+    """Also run ``redis-benchmark`` on the cluster (see :mod:`benchmarks.ceiling`)."""
     client_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -209,6 +212,7 @@ def run(opts: Options) -> dict[str, Any]:
     with Servers(opts.cluster, opts.single) as servers:
         records = run_comparison(opts, servers, pythons) if opts.scenarios else []
         sweep = run_sweep(opts, servers, pythons) if opts.sweep else None
+        ceiling = _ceiling(opts, servers) if opts.ceiling and opts.scenarios else None
         info = dict(servers.info)
     summary = aggregate(records)
     clients: dict[str, str] = {}
@@ -233,7 +237,23 @@ def run(opts: Options) -> dict[str, Any]:
         "summary": summary,
         "goals": check_goals(summary, sweep),
         "sweep": sweep,
+        "ceiling": ceiling,
+        "ceiling_ratios": ceiling_ratios(summary, ceiling) if ceiling else [],
     }
+
+
+def _ceiling(opts: Options, servers: Servers) -> dict[str, Any]:
+    from .ceiling import measure
+
+    target = servers.target("cluster")
+    servers.flush(target)
+    requests = max(20_000, round(500_000 * opts.scale))
+    result = measure(target.address, requests)
+    log(f"ceiling (redis-benchmark, {requests} SETs): "
+        + ", ".join(f"{k}={v:,.0f}/s" for k, v in result.items()
+                    if k.startswith("c50") and isinstance(v, float)))
+    servers.flush(target)
+    return result
 
 
 def _title(name: str, scale: float) -> str:

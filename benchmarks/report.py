@@ -228,6 +228,28 @@ def render_sweep(sweep: dict[str, Any]) -> list[str]:
     return out
 
 
+def render_ceiling(ceiling: dict[str, Any] | None, ratios: list[dict[str, Any]]) -> list[str]:
+    """redis-benchmark's figures and clustermgr's ratios to them."""
+    if not ceiling:
+        return []
+    if "skipped" in ceiling:
+        return [f"== ceiling: skipped ({ceiling['skipped']})", ""]
+    out = [f"== ceiling: redis-benchmark --cluster SET, {ceiling['requests']:,} requests"]
+    rows = [[name, _num(ceiling[name]) if ceiling.get(name) else
+             f"FAILED {ceiling.get(name + '_error', '')}"]
+            for name in ("c50", "c50_P16")]
+    out.extend(_table(["run", "SET/s"], rows))
+    out.append("")
+    if ratios:
+        rows = [[r["label"], f"{r['ratio']:.2f}x",
+                 "" if r["goal"] is None else ("met" if r["ratio"] >= r["goal"] else "MISSED")
+                 + f" (goal {r['goal']:g}x)"] for r in ratios]
+        out.append("== clustermgr vs the ceiling (issue 10 goals)")
+        out.extend(_table(["comparison", "ratio", "goal"], rows))
+        out.append("")
+    return out
+
+
 def render(payload: dict[str, Any]) -> str:
     """The whole text report."""
     meta = payload["meta"]
@@ -244,6 +266,7 @@ def render(payload: dict[str, Any]) -> str:
     out.append("")
     out.extend(render_summary(payload["summary"], meta["titles"]))
     out.extend(render_goals(payload["goals"]))
+    out.extend(render_ceiling(payload.get("ceiling"), payload.get("ceiling_ratios", [])))
     if payload.get("sweep"):
         out.extend(render_sweep(payload["sweep"]))
     return "\n".join(out)

@@ -209,6 +209,33 @@ async def batched(adapter: Adapter, params: Params, duration: float | None) -> R
     return summarise(sample, f"batch of {size}")
 
 
+async def gathered(adapter: Adapter, params: Params, duration: float | None) -> Result:
+    """``ops`` SETs sent as ``asyncio.gather`` of ``batch`` single ``set`` calls."""
+    total, size = int(params["ops"]), int(params["batch"])
+    set_ = adapter.set
+    warm = keys(size * int(params["warmup_batches"]), start=total)
+    for start in range(0, len(warm), size):
+        await asyncio.gather(*[set_(k, VALUE) for k in warm[start : start + size]])
+    key_list = keys(total)
+    sample = Sample()
+    perf = time.perf_counter_ns
+    deadline = _deadline(duration)
+    begin = perf()
+    for start in range(0, total, size):
+        chunk = key_list[start : start + size]
+        t0 = perf()
+        replies = await asyncio.gather(*[set_(k, VALUE) for k in chunk], return_exceptions=True)
+        failed = [r for r in replies if isinstance(r, BaseException)]
+        for exc in failed:
+            sample.add_error(exc)
+        sample.latencies_ns.append(perf() - t0)
+        sample.ops += len(chunk) - len(failed)
+        if deadline is not None and perf() > deadline:
+            break
+    sample.elapsed_ns = perf() - begin
+    return summarise(sample, f"gather of {size}")
+
+
 ScenarioFn = Callable[[Adapter, dict[str, Any], "float | None"], Awaitable[dict[str, Any]]]
 
 
@@ -248,6 +275,10 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "batch", "100k SETs in batches of 1,000", "cluster", batched,
+            {"ops": 100_000, "batch": 1_000, "warmup_batches": 5}, ("ops",),
+        ),
+        Scenario(
+            "gather", "100k SETs as gathers of 1,000 set() calls", "cluster", gathered,
             {"ops": 100_000, "batch": 1_000, "warmup_batches": 5}, ("ops",),
         ),
         Scenario(
