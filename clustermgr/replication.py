@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cluster.commands import CommandTable
+from .commands import CommandTable
 from .errors import RedisError
 
 __all__ = ["NotReplicatedError", "WaitReplicas"]

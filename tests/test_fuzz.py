@@ -21,8 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clustermgr import create_connection, create_pool
-from clustermgr.cluster.commands import CommandTable
-from clustermgr.cluster.slots import SLOT_COUNT
+from clustermgr.commands import CommandTable
 from clustermgr.errors import (
     ConnectionClosedError,
     CrossSlotError,
@@ -34,6 +33,7 @@ from clustermgr.errors import (
     TimeoutError,
 )
 from clustermgr.protocol import encode_command, new_reader
+from clustermgr.slots import SLOT_COUNT
 
 # -- RESP values and their encoding --------------------------------------------------
 

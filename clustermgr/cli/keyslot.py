@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..address import address_text
-from ..cluster.slots import key_slot
+from ..slots import key_slot
 from ._cluster import read_cluster
 from ._common import node_address, run_async
 

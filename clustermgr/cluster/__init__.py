@@ -7,11 +7,11 @@
 
 from __future__ import annotations
 
+from ..commands import CommandInfo, CommandTable
 from ..errors import ClusterRetryError, OutcomeUnknownError
-from .commands import CommandInfo, CommandTable
+from ..slots import SLOT_COUNT, key_slot
 from .pool import READ_FROM, ClusterPool, create_cluster_pool
 from .refresh import RefreshOptions
-from .slots import SLOT_COUNT, key_slot
 from .topology import NodeInfo, Shard, SlotMap
 
 __all__ = [

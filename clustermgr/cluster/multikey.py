@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .slots import KeyT, key_slot
+from ..slots import KeyT, key_slot
 
 __all__ = ["merge_fanout", "merge_split", "split_by_slot"]
 

@@ -1,9 +1,8 @@
-"""What a new slot map means, as events: the diff, failovers, nodes failing and recovering.
+"""What a new slot map means, as events: the diff and the failovers.
 
 :func:`map_events` compares two :class:`~clustermgr.cluster.topology.SlotMap`
-views; :class:`NodeHealth` remembers which nodes were reported down so that
-each NodeDown is followed by at most one NodeUp. Both run only when the slot
-map changes or a node fails, never per command.
+views; it runs only when the slot map changes, never per command. Nodes
+failing and recovering are tracked by :class:`clustermgr.health.NodeHealth`.
 """
 
 from __future__ import annotations
@@ -13,15 +12,13 @@ from collections.abc import Iterable
 from ..events import (
     Event,
     FailoverDetected,
-    NodeDown,
-    NodeUp,
     RoleChange,
     SlotMove,
     TopologyChanged,
 )
 from .topology import Address, SlotMap
 
-__all__ = ["NodeHealth", "map_events", "slot_moves"]
+__all__ = ["map_events", "slot_moves"]
 
 
 def _owner(shard: object) -> Address | None:
@@ -94,36 +91,3 @@ def map_events(
         ))
     return events
 
-
-class NodeHealth:
-    """Which nodes are down, as far as this pool knows; turns reports into events."""
-
-    def __init__(self) -> None:
-        self._down: dict[Address, str] = {}
-
-    @property
-    def down(self) -> frozenset[Address]:
-        """Nodes reported down and not seen up since."""
-        return frozenset(self._down)
-
-    def report(self, address: Address, up: bool, reason: str) -> Event | None:
-        """Record a node's state; returns NodeDown/NodeUp when it changed."""
-        if up:
-            if self._down.pop(address, None) is None:
-                return None
-            return NodeUp(address, reason)
-        if address in self._down:
-            return None
-        self._down[address] = reason
-        return NodeDown(address, reason)
-
-    def from_map(self, view: SlotMap) -> list[Event]:
-        """Reports from a map's health fields (CLUSTER SHARDS: online, failed, loading)."""
-        events: list[Event] = []
-        for node in view.nodes:
-            if node.health == "loading":
-                continue
-            event = self.report(node.address, node.is_healthy, f"slot map says {node.health}")
-            if event is not None:
-                events.append(event)
-        return events

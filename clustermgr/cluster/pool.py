@@ -27,6 +27,7 @@ from typing import Any
 from .._timeout import timeout as _timeout
 from ..abc import AbcChannel, AbcConnection, AbcPool
 from ..address import address_text, parse_address
+from ..commands import CommandTable
 from ..connection import RedisConnection, create_connection
 from ..errors import (
     AskError,
@@ -45,16 +46,16 @@ from ..errors import (
     TryAgainError,
 )
 from ..events import Event, EventBus, Redirect
+from ..health import NodeHealth
 from ..pool import ConnectionsPool
 from ..protocol import is_blocking
 from ..pubsub import is_pubsub_command
+from ..slots import SLOT_COUNT, key_slot
 from ..stats import PoolStats
-from .commands import CommandTable
 from .multikey import merge_fanout, merge_split, split_by_slot
-from .observe import NodeHealth, map_events
+from .observe import map_events
 from .pubsub import ClusterPubSub
 from .refresh import RefreshEngine, RefreshOptions
-from .slots import SLOT_COUNT, key_slot
 from .topology import (
     Address,
     Shard,
@@ -354,7 +355,7 @@ class ClusterPool(AbcPool):
         if self.events.active:
             for event in map_events(old, new, reasons):
                 self.events.emit(event)
-        for event in self._health.from_map(new):
+        for event in self._health.from_nodes(new.nodes):
             self._node_event(event)
         self._pubsub.reconcile()
         if self._read_from == "nearest":

@@ -27,7 +27,7 @@ from ..errors import ConnectionClosedError, PoolClosedError, RedisError, Timeout
 from ..events import PubSubDisconnected, PubSubResubscribed
 from ..pool import ConnectionsPool
 from ..pubsub import parse_pubsub
-from .slots import key_slot
+from ..slots import key_slot
 
 if TYPE_CHECKING:
     from .pool import ClusterPool

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ProtocolError, ReplyError
 from ..protocol import to_text
-from .slots import SLOT_COUNT
+from ..slots import SLOT_COUNT
 
 __all__ = [
     "MapDiff",

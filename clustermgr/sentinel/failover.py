@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._timeout import timeout as _timeout
-from ..cluster.observe import NodeHealth
 from ..errors import (
     AuthError,
     ConnectError,
@@ -46,6 +45,7 @@ from ..errors import (
     SlaveNotFoundError,
 )
 from ..events import FailoverDetected
+from ..health import NodeHealth
 from ..pool import ConnectionsPool
 from ._common import Address, Tasks, address_text, logger
 from .discovery import MasterView, discover_master, discover_replicas

@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any
 
 from ..abc import AbcChannel, AbcConnection, AbcPool
-from ..cluster.commands import CommandTable
+from ..commands import CommandTable
 from ..connection import RedisConnection
 from ..errors import ConnectError, PoolClosedError, ReadOnlyError, RedisError
 from ..events import EventBus

@@ -58,8 +58,8 @@ from chaos_helpers import (
 
 from clustermgr import create_pool
 from clustermgr.cluster import create_cluster_pool
-from clustermgr.cluster.slots import key_slot
 from clustermgr.sentinel import create_sentinel_pool
+from clustermgr.slots import key_slot
 from clustermgr.testing import (
     DIRECTIONS,
     FaultProxy,

@@ -13,15 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clustermgr.cluster.commands import (
+from clustermgr.commands import (
     _CANNED_SPECS,
     SPLITTABLE_COMMANDS,
     CommandInfo,
     CommandTable,
     KeySpec,
 )
-from clustermgr.cluster.slots import key_slot
 from clustermgr.errors import CrossSlotError
+from clustermgr.slots import key_slot
 
 DATA = Path(__file__).parent / "data"
 RECORDED = json.loads((DATA / "command_7.0.json").read_text())

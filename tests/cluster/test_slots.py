@@ -14,7 +14,7 @@ from crc16.crc16pure import crc16xmodem  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clustermgr.cluster.slots import SLOT_COUNT, key_slot
+from clustermgr.slots import SLOT_COUNT, key_slot
 
 
 def reference_slot(key: bytes) -> int:

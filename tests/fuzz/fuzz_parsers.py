@@ -14,7 +14,7 @@ listed below is a crash that atheris reports with the input that caused it:
 * :func:`clustermgr.address.parse_address` on the input as text:
   only :class:`~clustermgr.address.InvalidAddressError`, and a password
   never appears in the error message;
-* key extraction and slot mapping (:class:`~clustermgr.cluster.commands.CommandTable`):
+* key extraction and slot mapping (:class:`~clustermgr.commands.CommandTable`):
   only CrossSlotError / RouteError, slots in 0..16383.
 """
 
@@ -26,7 +26,7 @@ import atheris
 
 with atheris.instrument_imports():
     from clustermgr.address import InvalidAddressError, parse_address
-    from clustermgr.cluster.commands import CommandTable
+    from clustermgr.commands import CommandTable
     from clustermgr.errors import CrossSlotError, ProtocolError, RouteError
     from clustermgr.protocol import new_reader
 

@@ -48,8 +48,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
-from ..errors import CrossSlotError
-from ..protocol import to_text
+from .errors import CrossSlotError
+from .protocol import to_text
 from .slots import SLOT_COUNT, KeyT, key_slot
 
 __all__ = [
