@@ -154,7 +154,8 @@ class RedisConnection(AbcConnection):
         self._address = address
         self._encoding = encoding
         self._loop = loop or asyncio.get_running_loop()
-        self._reader = new_reader(parser)
+        target = address.target
+        self._reader = new_reader(parser, host=target[0] if isinstance(target, tuple) else None)
         self._transport: asyncio.Transport | None = None
         # (future, encoding, state hook, error hook, command, args) per reply awaited.
         self._waiters: deque[

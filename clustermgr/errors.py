@@ -26,6 +26,7 @@ __all__ = [
     "ConnectionForcedCloseError",
     "CrossSlotError",
     "LoadingError",
+    "MalformedRedirectError",
     "MasterNotFoundError",
     "MasterReplyError",
     "MaxClientsError",
@@ -47,6 +48,7 @@ __all__ = [
     "TryAgainError",
     "WatchVariableError",
     "WrongTypeError",
+    "parse_redirect",
 ]
 
 
@@ -87,8 +89,14 @@ class ReplyError(RedisError):
                         klass = candidate
                         break
             if klass is not None:
-                return super().__new__(klass)
+                return super().__new__(klass.kind_for(msg))
         return super().__new__(cls)
+
+    @classmethod
+    def kind_for(cls, msg: str) -> type[ReplyError]:
+        """The class an error reply ``msg`` matched to ``cls`` is made of (``cls`` itself,
+        unless the subclass finds the message unusable)."""
+        return cls
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -161,20 +169,58 @@ class CrossSlotError(ReplyError):
     MATCH_REPLY = "CROSSSLOT"
 
 
+def parse_redirect(msg: str) -> tuple[int, str, int] | None:
+    """``(slot, host, port)`` of ``MOVED <slot> <endpoint>`` / ``ASK ...``, or None if malformed.
+
+    The endpoint is ``host:port``, ``[ipv6]:port`` or a bare IPv6 ``::1:7000``
+    (split at the last colon). The slot must be 0-16383 and the port 1-65535;
+    anything else (missing or extra fields, non-digits) is malformed. An empty
+    host (``MOVED 3999 :6380``) is valid: Redis sends it when the node does not
+    know its own endpoint and means "the host of the connection that got this
+    reply"; the connection's reader fills it in (see :func:`clustermgr.protocol.new_reader`).
+    """
+    parts = msg.split()
+    if len(parts) != 3:
+        return None
+    slot_text = parts[1]
+    host, colon, port_text = parts[2].rpartition(":")
+    if not colon or not _is_small_number(slot_text) or not _is_small_number(port_text):
+        return None
+    if host.startswith("[") or host.endswith("]"):
+        if not (host.startswith("[") and host.endswith("]")) or len(host) < 3:
+            return None
+        host = host[1:-1]
+    slot, port = int(slot_text), int(port_text)
+    if slot >= _SLOTS or not 0 < port < 65536:
+        return None
+    return slot, host, port
+
+
+def _is_small_number(text: str) -> bool:
+    return 0 < len(text) <= 5 and text.isascii() and text.isdigit()
+
+
+_SLOTS = 16384
+
+
 class RedirectError(ReplyError):
-    """Base for MOVED and ASK: the slot is served by another node."""
+    """Base for MOVED and ASK: the slot is served by another node.
+
+    ``slot``, ``host`` and ``port`` come from the message; a reply whose
+    message cannot be parsed becomes a :class:`MalformedRedirectError` instead.
+    """
 
     def __init__(self, msg: str, *args: Any) -> None:
         super().__init__(msg, *args)
-        # "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381"
-        parts = msg.split()
-        try:
-            self.slot = int(parts[1])
-            host, _, port = parts[2].rpartition(":")
-            self.host = host
-            self.port = int(port)
-        except (IndexError, ValueError):
-            raise ProtocolError(f"malformed redirect reply: {msg!r}") from None
+        parsed = parse_redirect(msg)
+        if parsed is None:
+            raise ProtocolError(f"malformed redirect reply: {msg!r}")
+        self.slot, self.host, self.port = parsed
+
+    @classmethod
+    def kind_for(cls, msg: str) -> type[ReplyError]:
+        """``cls``, or :class:`MalformedRedirectError` when ``msg`` does not parse."""
+        return cls if parse_redirect(msg) is not None else MalformedRedirectError
 
     @property
     def address(self) -> tuple[str, int]:
@@ -192,6 +238,20 @@ class AskError(RedirectError):
     """The slot is being migrated: ask the target node for this one command."""
 
     MATCH_REPLY = "ASK"
+
+
+class MalformedRedirectError(ReplyError, ProtocolError):
+    """A MOVED/ASK reply that cannot be parsed (bad slot, port or endpoint).
+
+    A :class:`ProtocolError` that fails only the command it answered (the RESP
+    stream itself is intact, so the connection stays); never followed or
+    retried. The server refused the command, so ``may_have_executed`` is False.
+    """
+
+    may_have_executed = False
+
+    def __str__(self) -> str:
+        return f"malformed redirect reply: {super().__str__()!r}"
 
 
 class MasterReplyError(RedisError):

@@ -6,11 +6,12 @@ into bytes and only decoded when the caller asked for an encoding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
 
-from .errors import ProtocolError, ReplyError
+from .errors import ProtocolError, RedirectError, ReplyError
 
 __all__ = [
     "BLOCKING_COMMANDS",
@@ -50,10 +51,25 @@ def encode_command(command: bytes | str, args: tuple[Any, ...]) -> bytes:
         raise
 
 
-def new_reader(parser: Any = None) -> Any:
-    """A RESP reader that raises clustermgr's typed errors."""
+def new_reader(parser: Any = None, *, host: str | None = None) -> Any:
+    """A RESP reader that raises clustermgr's typed errors.
+
+    ``host`` is the host of the connection the reader serves: a redirect with
+    an empty host (``MOVED 3999 :6380``) gets it, as Redis means.
+    """
     factory = parser or Reader
-    return factory(protocolError=ProtocolError, replyError=ReplyError)
+    errors = ReplyError if host is None else _reply_errors_from(host)
+    return factory(protocolError=ProtocolError, replyError=errors)
+
+
+def _reply_errors_from(host: str) -> Callable[[str], ReplyError]:
+    def make(msg: str) -> ReplyError:
+        error = ReplyError(msg)
+        if isinstance(error, RedirectError) and not error.host:
+            error.host = host
+        return error
+
+    return make
 
 
 def to_text(value: Any) -> str:

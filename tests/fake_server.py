@@ -11,6 +11,9 @@ connection only:
 * ``silent``    -- never answer again (reads and discards everything).
 
 ``handshake_silent=True`` makes every connection silent from the start.
+``replies`` scripts raw RESP answers: ``replies[(b"GET",)] = b"-MOVED 1 :7000\r\n"``
+(keys are the upper-cased command name, optionally with its first argument;
+the longer key wins).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class FakeServer:
         self.accepted = 0
         self.open = 0
         self.received: list[list[bytes]] = []
+        self.replies: dict[tuple[bytes, ...], bytes] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -74,6 +78,13 @@ class FakeServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
+    def _scripted(self, command: list[bytes]) -> bytes | None:
+        if len(command) > 1:
+            found = self.replies.get((command[0].upper(), command[1].upper()))
+            if found is not None:
+                return found
+        return self.replies.get((command[0].upper(),))
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = hiredis.Reader()
         silent = self.handshake_silent
@@ -90,7 +101,10 @@ class FakeServer:
                     break
                 self.received.append(command)
                 name = command[0].upper()
-                if name == b"PING":
+                scripted = self._scripted(command)
+                if scripted is not None:
+                    writer.write(scripted)
+                elif name == b"PING":
                     writer.write(b"+PONG\r\n")
                 elif name == b"ECHO":
                     writer.write(b"$%d\r\n%s\r\n" % (len(command[1]), command[1]))
