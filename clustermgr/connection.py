@@ -15,7 +15,6 @@ import ssl as ssl_module
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from types import MappingProxyType
 from typing import Any
 
 from ._timeout import timeout as _timeout
@@ -38,7 +37,7 @@ from .protocol import (
     lookup_command,
     new_reader,
 )
-from .pubsub import PUBSUB_COMMANDS, parse_pubsub
+from .pubsub import PUBSUB_COMMANDS, ChannelMap, parse_pubsub
 from .stats import Counters
 
 __all__ = ["RedisConnection", "create_connection"]
@@ -51,6 +50,7 @@ _NOT_SET: Any = object()
 _CONFIRMATIONS = {command.lower(): entry for command, entry in PUBSUB_COMMANDS.items()}
 _MESSAGES = frozenset({b"message", b"pmessage", b"smessage"})
 _PUBSUB_EVENTS = _MESSAGES | frozenset(_CONFIRMATIONS)
+_PING = case_variants("PING")
 
 
 # Commands the connection must look at (state or pub/sub); everything else
@@ -260,10 +260,15 @@ class RedisConnection(AbcConnection):
                 (self._pubsub_pending or self._channels or self._patterns or self._shard_channels)
                 and type(obj) is list
                 and obj
-                and obj[0] in _PUBSUB_EVENTS
             ):
-                self._on_pubsub_event(obj)
-                continue
+                if obj[0] in _PUBSUB_EVENTS:
+                    self._on_pubsub_event(obj)
+                    continue
+                if (
+                    obj[0] == b"pong" and len(obj) == 2 and waiters
+                    and lookup_command(_PING, waiters[0][4]) is not None
+                ):
+                    obj = obj[1] or b"PONG"  # a subscribed PING answers as aioredis does
             if not waiters:
                 self._abort(ProtocolError(f"unexpected reply from {self._address_text}: {obj!r}"))
                 return
@@ -480,7 +485,8 @@ class RedisConnection(AbcConnection):
         kind = name.lower()
         pending = dict(zip(names, request.channels, strict=False))
         future: asyncio.Future[Any] = self._loop.create_future()
-        expected = len(set(names)) if names else None
+        # The server confirms once per argument, duplicates included.
+        expected = len(names) if names else None
         wait = _PubSubWait(future, kind, pending, expected)
         data = encode_command(name, tuple(names))
         self._waiters.append((future, None, wait, None, name, ()))
@@ -606,17 +612,17 @@ class RedisConnection(AbcConnection):
     @property
     def pubsub_channels(self) -> Mapping[bytes, AbcChannel]:
         """Read-only view of subscribed channels."""
-        return MappingProxyType(self._channels)
+        return ChannelMap(self._channels)
 
     @property
     def pubsub_patterns(self) -> Mapping[bytes, AbcChannel]:
         """Read-only view of subscribed patterns."""
-        return MappingProxyType(self._patterns)
+        return ChannelMap(self._patterns)
 
     @property
     def pubsub_shard_channels(self) -> Mapping[bytes, AbcChannel]:
         """Read-only view of subscribed sharded channels (SSUBSCRIBE)."""
-        return MappingProxyType(self._shard_channels)
+        return ChannelMap(self._shard_channels)
 
     async def select(self, db: int) -> bool:
         """Change the selected database."""

@@ -18,7 +18,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from types import MappingProxyType
 from typing import Any
 
 from ._timeout import timeout as _timeout
@@ -34,7 +33,7 @@ from .errors import (
 )
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
-from .pubsub import PUBSUB_COMMANDS, SUBSCRIBE_COMMANDS, parse_pubsub
+from .pubsub import PUBSUB_COMMANDS, SUBSCRIBE_COMMANDS, ChannelMap, parse_pubsub
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
 
 __all__ = ["ConnectionsPool", "create_pool"]
@@ -529,17 +528,17 @@ class ConnectionsPool(AbcPool):
     @property
     def pubsub_channels(self) -> Mapping[bytes, AbcChannel]:
         """Channels subscribed through this pool (kept across reconnects)."""
-        return MappingProxyType(self._subscriptions["channels"])
+        return ChannelMap(self._subscriptions["channels"])
 
     @property
     def pubsub_patterns(self) -> Mapping[bytes, AbcChannel]:
         """Patterns subscribed through this pool (kept across reconnects)."""
-        return MappingProxyType(self._subscriptions["patterns"])
+        return ChannelMap(self._subscriptions["patterns"])
 
     @property
     def pubsub_shard_channels(self) -> Mapping[bytes, AbcChannel]:
         """Sharded channels (SSUBSCRIBE) subscribed through this pool."""
-        return MappingProxyType(self._subscriptions["shard_channels"])
+        return ChannelMap(self._subscriptions["shard_channels"])
 
     @property
     def in_pubsub(self) -> int:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, NamedTuple, cast
 
 from .abc import AbcChannel
 from .errors import ChannelClosedError
@@ -21,8 +21,10 @@ __all__ = [
     "PUBSUB_COMMANDS",
     "SUBSCRIBE_COMMANDS",
     "Channel",
+    "ChannelMap",
     "PubSubRequest",
     "Receiver",
+    "as_channel",
     "is_pubsub_command",
     "parse_pubsub",
 ]
@@ -59,15 +61,61 @@ class PubSubRequest(NamedTuple):
     channels: list[AbcChannel]
 
 
+#: What a channel object must offer (aioredis 1.x's AbcChannel interface).
+_CHANNEL_API = ("name", "is_pattern", "is_active", "put_nowait", "close")
+
+
+def as_channel(item: Any) -> AbcChannel | None:
+    """``item`` as a channel object, or None for anything else.
+
+    Any object with :class:`AbcChannel`'s interface counts, so aioredis 1.x's
+    own ``Channel`` and ``Receiver`` senders can be subscribed as they are.
+    """
+    if isinstance(item, AbcChannel):
+        return item
+    if isinstance(item, (bytes, str)) or not all(hasattr(item, a) for a in _CHANNEL_API):
+        return None
+    return cast(AbcChannel, item)
+
+
+class ChannelMap(Mapping[bytes, AbcChannel]):
+    """A read-only view of channels by name; str keys are looked up UTF-8 encoded.
+
+    As aioredis 1.x's ``coerced_keys_dict``: ``view["news"]`` finds ``b"news"``.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[bytes, AbcChannel]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: bytes | str) -> AbcChannel:
+        return self._data[key.encode() if isinstance(key, str) else key]
+
+    def __contains__(self, key: object) -> bool:
+        return (key.encode() if isinstance(key, str) else key) in self._data
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"ChannelMap({dict(self._data)!r})"
+
+
 def parse_pubsub(
     command: Any, items: tuple[Any, ...], registries: Mapping[str, Mapping[bytes, AbcChannel]]
 ) -> PubSubRequest:
     """Check an (un)subscribe call and resolve its channel arguments.
 
-    ``items`` are names (bytes/str) or :class:`AbcChannel` objects. When
-    subscribing, each name becomes the channel already in
+    ``items`` are names (bytes/str) or channel objects (see :func:`as_channel`).
+    When subscribing, each name becomes the channel already in
     ``registries[registry]`` or a new :class:`Channel`. Raises ValueError for
-    a command that is not (un)subscribe and TypeError for bad channels.
+    a command that is not (un)subscribe and TypeError for bad channels: a
+    pattern channel given to SUBSCRIBE/SSUBSCRIBE, a plain one to PSUBSCRIBE.
+    Nothing is sent before these checks pass.
     """
     name = lookup_command(_LOOKUP, command)
     if name is None:
@@ -75,42 +123,52 @@ def parse_pubsub(
     registry, subscribing = PUBSUB_COMMANDS[name]
     if subscribing and not items:
         raise TypeError(f"{name.decode()} needs at least one channel")
+    wants_pattern = registry == "patterns"
     known = registries[registry]
     names: list[bytes] = []
     channels: list[AbcChannel] = []
     for item in items:
-        if isinstance(item, AbcChannel):
-            key = item.name
-            channel: AbcChannel | None = item
+        channel = as_channel(item)
+        if channel is not None:
+            key = channel.name
+            if subscribing and bool(channel.is_pattern) != wants_pattern:
+                raise TypeError(
+                    f"{name.decode()} needs a {'pattern' if wants_pattern else 'non-pattern'} "
+                    f"channel, got {channel!r} (is_pattern={channel.is_pattern})"
+                )
         elif isinstance(item, (bytes, str)):
             key = item.encode() if isinstance(item, str) else item
-            channel = None
         else:
             raise TypeError(f"channel must be bytes, str or a Channel, not {item!r}")
         names.append(key)
         if subscribing:
-            channels.append(
-                channel or known.get(key) or Channel(key, is_pattern=registry == "patterns")
-            )
+            if channel is None:
+                channel = known.get(key)
+            channels.append(channel if channel is not None else Channel(key, wants_pattern))
     return PubSubRequest(name, registry, subscribing, names, channels)
 
 Decoder = Callable[[Any], Any]
 
 
 class _MessageQueue:
-    """An unbounded FIFO that can be closed; getters wake on put or close."""
+    """An unbounded FIFO that can be closed; every waiting getter wakes on put or close.
 
-    __slots__ = ("_closed", "_error", "_items", "_waiter")
+    Readers woken together race for the items; those that find none wait
+    again, so several tasks can read one channel and all of them end on close.
+    """
+
+    __slots__ = ("_closed", "_error", "_items", "_waiters")
 
     def __init__(self) -> None:
         self._items: deque[Any] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
         self._closed = False
         self._error: BaseException | None = None
 
     def put(self, item: Any) -> None:
         self._items.append(item)
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def close(self, exc: BaseException | None) -> None:
         self._closed = True
@@ -118,9 +176,10 @@ class _MessageQueue:
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     @property
     def closed(self) -> bool:
@@ -134,11 +193,14 @@ class _MessageQueue:
         while not self._items:
             if self._closed:
                 return False
-            self._waiter = asyncio.get_running_loop().create_future()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
             try:
-                await self._waiter
-            finally:
-                self._waiter = None
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                raise
         return True
 
     async def get(self, what: str) -> Any:

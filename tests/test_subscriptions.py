@@ -1,0 +1,215 @@
+"""The subscription state machine: duplicates, reconnects, close, str keys, typing.
+
+Every test uses channel names of its own: the session's server is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from clustermgr import Channel, Receiver, create_connection, create_pool, errors
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def _numsub(conn: Any, *names: str) -> dict[bytes, int]:
+    reply = await conn.execute("PUBSUB", "NUMSUB", *names)
+    return {reply[i]: reply[i + 1] for i in range(0, len(reply), 2)}
+
+
+async def _numpat(conn: Any) -> int:
+    return int(await conn.execute("PUBSUB", "NUMPAT"))
+
+
+# -- duplicates: the server confirms once per argument ----------------------
+
+
+@pytest.mark.parametrize("how", ["twice", "mixed"])
+async def test_connection_subscribe_duplicate_names(redis_standalone: Any, how: str) -> None:
+    a, b = _name("dup-a"), _name("dup-b")
+    args = [a, a] if how == "twice" else [a, b, a]
+    sub = await create_connection(redis_standalone.address)
+    pub = await create_connection(redis_standalone.address)
+    try:
+        replies = await sub.execute_pubsub("SUBSCRIBE", *args)
+        assert len(replies) == len(args)  # one confirmation per argument
+        assert set(sub.pubsub_channels) == {n.encode() for n in set(args)}
+        # The next command reply on the connection is not misread.
+        assert await sub.execute("PING") == b"PONG"
+        assert await pub.execute("PUBLISH", a, "m1") == 1
+        assert await asyncio.wait_for(sub.pubsub_channels[a.encode()].get(), 2) == b"m1"
+        await sub.execute_pubsub("UNSUBSCRIBE", *args)
+        assert not sub.in_pubsub
+        assert (await _numsub(pub, a))[a.encode()] == 0
+    finally:
+        sub.close()
+        pub.close()
+        await sub.wait_closed()
+        await pub.wait_closed()
+
+
+async def test_connection_psubscribe_duplicate_patterns(redis_standalone: Any) -> None:
+    p = _name("duppat") + "*"
+    sub = await create_connection(redis_standalone.address)
+    pub = await create_connection(redis_standalone.address)
+    try:
+        replies = await sub.execute_pubsub("PSUBSCRIBE", p, p)
+        assert len(replies) == 2
+        assert list(sub.pubsub_patterns) == [p.encode()]
+        assert await sub.execute("PING") == b"PONG"
+        target = p[:-1] + "x"
+        assert await pub.execute("PUBLISH", target, "m") == 1
+        assert await asyncio.wait_for(sub.pubsub_patterns[p.encode()].get(), 2) == (
+            target.encode(), b"m")
+        await sub.execute_pubsub("PUNSUBSCRIBE", p, p)
+        assert not sub.in_pubsub
+    finally:
+        sub.close()
+        pub.close()
+        await sub.wait_closed()
+        await pub.wait_closed()
+
+
+@pytest.mark.parametrize("how", ["twice", "mixed"])
+async def test_pool_subscribe_duplicate_names(redis_standalone: Any, how: str) -> None:
+    a, b = _name("pdup-a"), _name("pdup-b")
+    args = [a, a] if how == "twice" else [a, b, a]
+    pool = await create_pool(redis_standalone.address)
+    try:
+        replies = await asyncio.wait_for(pool.execute_pubsub("SUBSCRIBE", *args), 5)
+        assert len(replies) == len(args)
+        await asyncio.wait_for(pool.execute_pubsub("PSUBSCRIBE", a + "*", a + "*"), 5)
+        channel = pool.pubsub_channels[a.encode()]
+        assert await pool.execute("PUBLISH", a, "m") == 2  # the channel and the pattern
+        assert await asyncio.wait_for(channel.get(), 2) == b"m"
+        assert (await _numsub(pool, a))[a.encode()] == 1
+        await asyncio.wait_for(pool.execute_pubsub("UNSUBSCRIBE", a, a), 5)
+        assert not channel.is_active
+        assert (await _numsub(pool, a))[a.encode()] == 0
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+# -- aioredis compatibility: PING, channel objects, kinds, str keys ----------
+
+
+async def test_ping_on_subscribed_connection_returns_pong(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        await conn.execute_pubsub("SUBSCRIBE", _name("ping"))
+        assert await conn.execute("PING") == b"PONG"
+        assert await conn.execute("PING", "hello") == b"hello"
+    finally:
+        conn.close()
+        await conn.wait_closed()
+    conn = await create_connection(redis_standalone.address, encoding="utf-8")
+    try:
+        await conn.execute_pubsub("SUBSCRIBE", _name("ping"))
+        assert await conn.execute("PING") == "PONG"
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_str_keys_find_channels_and_patterns(redis_standalone: Any) -> None:
+    name, pattern = _name("strkey"), _name("strpat") + "*"
+    conn = await create_connection(redis_standalone.address)
+    pool = await create_pool(redis_standalone.address)
+    try:
+        for owner in (conn, pool):
+            await asyncio.wait_for(owner.execute_pubsub("SUBSCRIBE", name), 5)
+            await asyncio.wait_for(owner.execute_pubsub("PSUBSCRIBE", pattern), 5)
+            channels, patterns = owner.pubsub_channels, owner.pubsub_patterns
+            assert channels[name] is channels[name.encode()]
+            assert patterns[pattern] is patterns[pattern.encode()]
+            assert name in channels and pattern in patterns
+            assert channels.get(name) is channels[name.encode()]
+            assert "nope" not in channels and channels.get("nope") is None
+            assert list(channels) == [name.encode()]
+            with pytest.raises(KeyError):
+                channels["nope"]
+    finally:
+        conn.close()
+        pool.close()
+        await conn.wait_closed()
+        await pool.wait_closed()
+
+
+async def test_channel_kind_must_match_command(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    pool = await create_pool(redis_standalone.address)
+    try:
+        for owner in (conn, pool):
+            with pytest.raises(TypeError, match="pattern"):
+                owner.execute_pubsub("SUBSCRIBE", Channel("x*", is_pattern=True))
+            with pytest.raises(TypeError, match="pattern"):
+                owner.execute_pubsub("PSUBSCRIBE", Channel("x", is_pattern=False))
+            with pytest.raises(TypeError, match="pattern"):
+                owner.execute_pubsub("SSUBSCRIBE", Receiver().pattern("x*"))
+            assert not owner.in_pubsub
+        assert await conn.execute("PING") == b"PONG"  # nothing was sent
+    finally:
+        conn.close()
+        pool.close()
+        await conn.wait_closed()
+        await pool.wait_closed()
+
+
+async def test_aioredis_channel_objects_accepted(redis_standalone: Any) -> None:
+    aioredis = pytest.importorskip("aioredis")
+    name = _name("aio")
+    receiver = aioredis.pubsub.Receiver()
+    plain = aioredis.Channel(name + "-plain", is_pattern=False)
+    conn = await create_connection(redis_standalone.address)
+    pool = await create_pool(redis_standalone.address)
+    try:
+        await conn.execute_pubsub("SUBSCRIBE", plain)
+        await asyncio.wait_for(pool.execute_pubsub("SUBSCRIBE", receiver.channel(name)), 5)
+        await asyncio.wait_for(pool.execute_pubsub("PSUBSCRIBE", receiver.pattern(name + "*")), 5)
+        assert await pool.execute("PUBLISH", name, "hi") == 2
+        assert await pool.execute("PUBLISH", name + "-plain", "p") == 2
+        assert await asyncio.wait_for(plain.get(), 2) == b"p"
+        got = {await asyncio.wait_for(receiver.get(), 2) for _ in range(3)}
+        assert {msg for _, msg in got} == {b"hi", (name.encode(), b"hi"),
+                                           ((name + "-plain").encode(), b"p")}
+    finally:
+        conn.close()
+        pool.close()
+        await conn.wait_closed()
+        await pool.wait_closed()
+
+
+# -- several readers of one Channel ------------------------------------------
+
+
+async def test_several_readers_all_woken_by_messages_and_close() -> None:
+    channel = Channel("many")
+    readers = [asyncio.ensure_future(channel.get()) for _ in range(3)]
+    await asyncio.sleep(0)
+    channel.put_nowait(b"one")
+    channel.put_nowait(b"two")
+    done, pending = await asyncio.wait(readers, timeout=1)
+    assert sorted(r.result() for r in done) == [b"one", b"two"] and len(pending) == 1
+    waiters = [asyncio.ensure_future(channel.wait_message()) for _ in range(2)]
+    await asyncio.sleep(0)
+    channel.close()
+    with pytest.raises(errors.ChannelClosedError):
+        await asyncio.wait_for(pending.pop(), 1)
+    assert await asyncio.wait_for(asyncio.gather(*waiters), 1) == [False, False]
+
+
+async def test_cancelled_reader_does_not_lose_a_wakeup() -> None:
+    channel = Channel("cancel")
+    first = asyncio.ensure_future(channel.get())
+    second = asyncio.ensure_future(channel.get())
+    await asyncio.sleep(0)
+    channel.put_nowait(b"m")
+    first.cancel()
+    assert await asyncio.wait_for(second, 1) == b"m"
