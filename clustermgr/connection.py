@@ -301,6 +301,10 @@ class RedisConnection(AbcConnection):
     def _on_lost(self, exc: BaseException | None) -> None:
         forced = self._closing
         self._closing = True
+        if self._transport is not None and not self._transport.is_closing():
+            # Python 3.10's SSL transport stays "open" after connection_lost (a
+            # ResourceWarning when collected) unless it is closed explicitly.
+            self._transport.close()
         self._transport = None
         if self._flush_handle is not None:
             self._flush_handle.cancel()

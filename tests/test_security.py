@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import traceback
 from collections.abc import Callable, Iterator
@@ -119,6 +120,23 @@ async def test_rediss_verifies_certificates_by_default(
     with pytest.raises(ConnectError):
         await create_pool(tls_server.url(), create_connection_timeout=5)
     leak_check(info.value)
+
+
+def test_generated_certificates_pass_strict_x509_verification(
+    tls_server: TlsServer, tls_files: TlsFiles
+) -> None:
+    # Python 3.13's create_default_context() sets VERIFY_X509_STRICT; set it here
+    # explicitly so every Python checks the launcher's certificates the same way.
+    context = client_context(tls_files)
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    address = ("127.0.0.1", tls_server.tls_port)
+    with (
+        socket.create_connection(address, timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        names = set(tls.getpeercert()["subjectAltName"])
+        assert names == {("DNS", "localhost"), ("IP Address", "127.0.0.1")}
 
 
 async def test_rediss_with_ca_and_client_certificate(

@@ -1,10 +1,10 @@
 """Throwaway TLS material and config for local test servers (``openssl`` CLI).
 
-:func:`make_certificates` writes a CA, a server certificate for 127.0.0.1 and
-a client certificate into a directory; :func:`tls_config` turns them into
-redis.conf lines for an extra ``tls-port`` (the plain port stays open for the
-launcher's admin commands); :func:`tls_supported` tells whether the server
-binary was built with TLS.
+:func:`make_certificates` writes an RFC 5280-conformant CA, a server
+certificate for 127.0.0.1 and a client certificate into a directory;
+:func:`tls_config` turns them into redis.conf lines for an extra ``tls-port``
+(the plain port stays open for the launcher's admin commands);
+:func:`tls_supported` tells whether the server binary was built with TLS.
 """
 
 from __future__ import annotations
@@ -34,6 +34,22 @@ class TlsFiles:
     client_key: Path
 
 
+_CA_EXTENSIONS = (
+    "basicConstraints = critical,CA:TRUE",
+    "keyUsage = critical,keyCertSign,cRLSign",
+    "subjectKeyIdentifier = hash",
+    "authorityKeyIdentifier = keyid:always",
+)
+_LEAF_EXTENSIONS = (
+    "basicConstraints = critical,CA:FALSE",
+    "keyUsage = critical,digitalSignature,keyEncipherment",
+    "subjectKeyIdentifier = hash",
+    "authorityKeyIdentifier = keyid:always",
+    "subjectAltName = IP:127.0.0.1,DNS:localhost",
+)
+_LEAVES = (("server", "serverAuth"), ("client", "clientAuth"))
+
+
 def _openssl(*args: str, cwd: Path) -> None:
     binary = shutil.which("openssl")
     if binary is None:
@@ -44,23 +60,40 @@ def _openssl(*args: str, cwd: Path) -> None:
     )
 
 
+def _request_config(common_name: str, extensions: tuple[str, ...] = ()) -> str:
+    """A self-contained ``openssl req`` config (the system openssl.cnf is not read)."""
+    lines = [
+        "[req]", "prompt = no", "distinguished_name = dn", "x509_extensions = ext",
+        "[dn]", f"CN = {common_name}", "[ext]", *extensions,
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def make_certificates(directory: str | os.PathLike[str]) -> TlsFiles:
-    """Generate a CA, a server cert (SAN ``IP:127.0.0.1``, ``DNS:localhost``) and a
-    client cert, all signed by the CA and valid for two days, into ``directory``."""
+    """Generate a CA, a server and a client certificate, valid for two days, into
+    ``directory``.
+
+    They conform to RFC 5280 as Python 3.13's default ``VERIFY_X509_STRICT``
+    requires: critical ``basicConstraints`` and ``keyUsage`` (``keyCertSign``,
+    ``cRLSign`` on the CA; ``digitalSignature``, ``keyEncipherment`` on the
+    leaves), subject and authority key identifiers, ``extendedKeyUsage``
+    (``serverAuth`` / ``clientAuth``) and SAN ``IP:127.0.0.1``, ``DNS:localhost``.
+    """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "ca.cnf").write_text(_request_config("clustermgr test CA", _CA_EXTENSIONS))
     _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=clustermgr test CA", cwd=out,
+        "req", "-x509", "-config", "ca.cnf", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-keyout", "ca.key", "-out", "ca.crt", cwd=out,
     )
-    for name, extra in (
-        ("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"),
-        ("client", "extendedKeyUsage=clientAuth\n"),
-    ):
-        (out / f"{name}.ext").write_text(extra)
+    for name, usage in _LEAVES:
+        (out / f"{name}.cnf").write_text(_request_config(f"clustermgr test {name}"))
+        (out / f"{name}.ext").write_text(
+            "\n".join([*_LEAF_EXTENSIONS, f"extendedKeyUsage = {usage}"]) + "\n"
+        )
         _openssl(
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
-            "-out", f"{name}.csr", "-subj", f"/CN=clustermgr test {name}", cwd=out,
+            "req", "-new", "-config", f"{name}.cnf", "-newkey", "rsa:2048", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=out,
         )
         _openssl(
             "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
