@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from ..errors import CrossSlotError, OutcomeUnknownError, RedirectError
+from ..errors import CrossSlotError, RedirectError
 from ..pool import ConnectionsPool
 from ..protocol import is_blocking
 from ..pubsub import is_pubsub_command
@@ -175,10 +175,7 @@ class RoutedBatch:
                 self.results[index] = error
                 continue
             if action is Action.REFUSE:
-                self.results[index] = OutcomeUnknownError(
-                    f"{c.name} may have been applied: the connection broke after it was "
-                    f"sent ({error}); not retried because {c.name} is not read-only"
-                )
+                self.results[index] = router._refuse(c, error)
                 continue
             if action is Action.MOVED or action is Action.ASK:
                 ask = action is Action.ASK

@@ -179,6 +179,13 @@ class Router(AbcPool):
             return last
         return RouteError(f"{c.name}: no route after {why}")
 
+    def _refuse(self, c: Classified, error: BaseException) -> BaseException:
+        """The error for a write whose outcome is unknown (REFUSE); never retried."""
+        return OutcomeUnknownError(
+            f"{c.name} may have been applied: the connection broke after it was sent "
+            f"({error}); not retried because {c.name} is not read-only"
+        )
+
     def _closed_error(self) -> PoolClosedError:
         return PoolClosedError(f"{self!r} is closed")
 
@@ -207,9 +214,17 @@ class Router(AbcPool):
     def _on_error(self, c: Classified, future: asyncio.Future[Any], error: BaseException) -> bool:
         if self._closed or future.done():
             return False
-        if self._actions.of_type(type(error)) is Action.FAIL:
+        action = self._actions.action(error, c.readonly)
+        if action is Action.FAIL:
             return False
         self._observe(c, c.pool, error)
+        if action is Action.REFUSE:
+            refused = self._refuse(c, error)
+            if refused is error:
+                return False
+            refused.__cause__ = error
+            future.set_exception(refused)
+            return True
         self._start_retry(c, error, future)
         return True
 
@@ -264,10 +279,7 @@ class Router(AbcPool):
                 if self._closed:
                     raise self._closed_error() from error
                 if action is Action.REFUSE:
-                    raise OutcomeUnknownError(
-                        f"{c.name} may have been applied: the connection broke after it "
-                        f"was sent ({error}); not retried because {c.name} is not read-only"
-                    ) from error
+                    raise self._refuse(c, error) from error
                 if action is Action.MOVED or action is Action.ASK:
                     budget.redirects += 1
                     asking = action is Action.ASK
@@ -332,7 +344,7 @@ class Router(AbcPool):
                 budget.failures += 1
                 continue
             try:
-                conn = await pool.acquire(c.command, c.args)
+                conn = await pool.acquire()
             except RedisError as exc:
                 if self._actions.of_type(type(exc)) is Action.FAIL:
                     raise
