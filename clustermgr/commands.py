@@ -657,6 +657,10 @@ class CommandInfo:
         self._slot_fn, self._first_fn = slot, first
         self._keys_fn, self._routing_keys_fn = keys, routing
 
+    def slot_of(self, args: ArgsT) -> int | None:
+        """The one slot of the call's keys (None if keyless); CrossSlotError across slots."""
+        return self._slot_fn(args)
+
     def subcommand(self, name: Any) -> CommandInfo | None:
         """The subcommand called ``name`` (any case, bytes or str), or None."""
         try:
@@ -775,6 +779,14 @@ class CommandTable:
                 self._infos[command] = info
                 self._slot_fns[command] = info._slot_fn
         return info
+
+    def lookup(self, command: bytes | str) -> CommandInfo:
+        """Info on ``command``; for unknown names an info with an empty ``name``
+        whose first argument is the key (never None: one dict lookup)."""
+        try:
+            return self._infos[command]
+        except (KeyError, TypeError):  # TypeError: unhashable, e.g. bytearray
+            return self._resolve(command)
 
     def info(self, command: bytes | str, args: ArgsT = ()) -> CommandInfo | None:
         """Info on ``command`` (on its subcommand ``args[0]`` for containers), or None."""

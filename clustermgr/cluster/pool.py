@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .._timeout import timeout as _timeout
-from ..abc import AbcChannel, AbcConnection, AbcPool
+from ..abc import AbcChannel, AbcConnection
 from ..address import address_text, parse_address
 from ..commands import CommandTable
 from ..connection import RedisConnection, create_connection
@@ -38,20 +38,22 @@ from ..errors import (
     CrossSlotError,
     LoadingError,
     MovedError,
-    OutcomeUnknownError,
     PoolClosedError,
     ReadOnlyError,
+    RedirectError,
     RedisError,
     RouteError,
     TryAgainError,
 )
-from ..events import Event, EventBus, Redirect
+from ..events import Event, Redirect
 from ..health import NodeHealth
 from ..pool import ConnectionsPool
-from ..protocol import is_blocking
+from ..protocol import to_text
 from ..pubsub import is_pubsub_command
+from ..routing import Action, Budget, Classified, Router
+from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
-from ..stats import PoolStats
+from ..stats import NodeStats
 from .multikey import merge_fanout, merge_split, split_by_slot
 from .observe import map_events
 from .pubsub import ClusterPubSub
@@ -73,51 +75,26 @@ READ_FROM = ("master", "replica", "prefer_replica", "nearest")
 """Accepted values of ``read_from``."""
 
 _FANOUT = ("all_shards", "all_nodes")
-# Errors that mean "try again, maybe elsewhere"; everything else goes to the caller.
-_RETRYABLE = (
-    MovedError, AskError, TryAgainError, ClusterDownError, LoadingError, ReadOnlyError,
-    ConnectionClosedError, ConnectError, PoolClosedError,
-)
-_CONNECTION_ERRORS = (ConnectionClosedError, ConnectError, PoolClosedError)
 # How long a node pool that left the topology may drain its in-flight replies.
 _RETIRE_GRACE = 5.0
 
 
-def _name(command: bytes | str) -> str:
-    return (command.decode(errors="replace") if isinstance(command, bytes) else command).upper()
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-class _Request:
-    """A command on the retry path: the caller's future and what is needed to resend it."""
-
-    __slots__ = ("args", "command", "kwargs", "outer", "owner", "slot")
-
-    def __init__(
-        self,
-        owner: ClusterPool,
-        command: bytes | str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        slot: int | None,
-        outer: asyncio.Future[Any] | None = None,
-    ) -> None:
-        self.owner = owner
-        self.command = command
-        self.args = args
-        self.kwargs = kwargs
-        self.slot = slot
-        self.outer: asyncio.Future[Any] = (
-            outer if outer is not None else owner._loop.create_future()
-        )
-
-
-class ClusterPool(AbcPool):
+class ClusterPool(Router):
     """Connections to every node of a Redis Cluster (see :func:`create_cluster_pool`)."""
+
+    KIND = "cluster"
+    _retry_timeout: float
+    ERROR_ACTIONS = {
+        MovedError: Action.MOVED,
+        AskError: Action.ASK,
+        TryAgainError: Action.BACKOFF,
+        LoadingError: Action.BACKOFF,
+        ClusterDownError: Action.REFRESH_LATER,
+        ReadOnlyError: Action.REFRESH,
+        ConnectionClosedError: Action.REFRESH_LATER,
+        ConnectError: Action.REFRESH_LATER,
+        PoolClosedError: Action.REFRESH_LATER,
+    }
 
     def __init__(
         self,
@@ -155,11 +132,11 @@ class ClusterPool(AbcPool):
             self._startup.append(target)
         if ssl is None and any(node.ssl for node in nodes):
             ssl = True  # rediss:// startup nodes: TLS, verified; never a silent plaintext
-        self._loop = asyncio.get_running_loop()
+        super().__init__(
+            retry_timeout=retry_timeout, max_failures=None, max_redirects=max_redirects
+        )
         self._encoding = encoding
         self._read_from = read_from
-        self._max_redirects = max_redirects
-        self._retry_timeout = retry_timeout
         self._options = refresh or RefreshOptions()
         self._connect_timeout = connect_timeout
         self._pool_cls = pool_cls
@@ -178,16 +155,10 @@ class ClusterPool(AbcPool):
         self._masters: list[ConnectionsPool] = []
         self._pools: dict[Address, ConnectionsPool] = {}
         self._latency: dict[Address, float] = {}
-        self._acquired: dict[AbcConnection, ConnectionsPool] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._stale_views = 0
-        self._closed = False
         self._refresh = RefreshEngine(self._reload, self._options)
-        #: Events of this pool and its node pools (see :mod:`clustermgr.events`).
-        self.events = EventBus()
         self._health = NodeHealth()
         self._reloads = 0
-        self._histograms: list[Callable[[Any, float], None] | None] | None = None
         self._pubsub = ClusterPubSub(self)
 
     # -- startup ----------------------------------------------------------
@@ -223,11 +194,9 @@ class ClusterPool(AbcPool):
         if pool is None or pool.closed:
             on_connect = self._send_readonly if self._read_from != "master" else None
             pool = self._pool_cls(address, on_connect=on_connect, **self._pool_kwargs)
-            pool.events = self.events
-            for listener in self._histograms or ():
-                pool.enable_latency_histogram(listener)
+            self._adopt(pool)
             self._pools[address] = pool
-            self._spawn(self._fill(pool))
+            self._tasks.spawn(self._fill(pool))
         return pool
 
     @staticmethod
@@ -342,7 +311,7 @@ class ClusterPool(AbcPool):
         self._masters = [self._node_pool(m.address) for m in new.masters]
         self._map = new
         for address in [a for a in self._pools if a not in wanted]:
-            self._spawn(self._retire(self._pools.pop(address)))
+            self._tasks.spawn(self._retire(self._pools.pop(address)))
         if diff.changed:
             logger.info(
                 "slot map from %s (epoch %d, %s): %d masters, %d slots covered, "
@@ -359,7 +328,7 @@ class ClusterPool(AbcPool):
             self._node_event(event)
         self._pubsub.reconcile()
         if self._read_from == "nearest":
-            self._spawn(self._measure_latency())
+            self._tasks.spawn(self._measure_latency())
 
     def _pick_reader(self, shard: Shard) -> Address:
         replicas = [r.address for r in shard.healthy_replicas]
@@ -404,8 +373,53 @@ class ClusterPool(AbcPool):
         masters = self._masters
         return random.choice(masters) if masters else None
 
-    def _route(self, slot: int | None) -> ConnectionsPool | None:
+    def _route(self, c: Classified) -> ConnectionsPool | None:
+        slot = c.slot
         return self._any_master() if slot is None else self._routes[slot]
+
+    async def _wait_route(self, c: Classified, budget: Budget, why: str) -> None:
+        await self._refresh.refresh(why, budget.remaining(self._loop.time()))
+        if self._route(c) is None:
+            await self._backoff.sleep(budget.failures, budget.remaining(self._loop.time()))
+
+    def _redirect(self, c: Classified, error: BaseException, ask: bool) -> ConnectionsPool:
+        assert isinstance(error, RedirectError)
+        source = self._routes[error.slot]
+        if source is not None:
+            source.counters.redirects += 1
+        if self.events.active:
+            origin = source.address if source is not None else None
+            self.events.emit(Redirect(
+                "ASK" if ask else "MOVED", error.slot,
+                origin if isinstance(origin, tuple) else None, error.address, c.name,
+            ))
+        target = self._node_pool(error.address)
+        if not ask:
+            self._routes[error.slot] = target
+            self._refresh.trigger("moved")
+        return target
+
+    def _observe(self, c: Classified, pool: ConnectionsPool | None, error: BaseException) -> None:
+        if isinstance(error, ConnectError) and pool is not None:
+            address = pool.address
+            if isinstance(address, tuple):
+                self._node_event(self._health.report(address, False, str(error)))
+
+    def _request_refresh(self, reason: str) -> None:
+        self._refresh.trigger(
+            "clusterdown" if reason == ClusterDownError.__name__ else "connection failure"
+        )
+
+    def _exhausted(self, c: Classified, budget: Budget, why: str,
+                   last: BaseException | None) -> BaseException:
+        detail = f"{type(last).__name__}: {last}" if last is not None else "no route"
+        return ClusterRetryError(
+            f"{c.name} gave up after {why}; last error: {detail}", last,
+            may_have_executed=budget.unknown,
+        )
+
+    def _closed_error(self) -> PoolClosedError:
+        return PoolClosedError("cluster pool was closed")
 
     def slot_owner(self, slot: int) -> tuple[str, int] | None:
         """``(host, port)`` of the master this pool sends ``slot`` to, or None."""
@@ -425,6 +439,18 @@ class ClusterPool(AbcPool):
 
     # -- AbcPool: commands ------------------------------------------------
 
+    def classify(self, command: bytes | str, args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> Classified:
+        """``command *args`` classified once: info (subcommand resolved) and slot.
+
+        Raises :class:`CrossSlotError` for keys in several slots.
+        """
+        info = self._table.lookup(command)
+        slot = info.slot_of(args)
+        if info.subcommands and args:
+            info = info.subcommand(args[0]) or info
+        return Classified(self, command, args, kwargs, info if info.name else None, slot)
+
     def execute(self, command: bytes | str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         """Route ``command`` by its key's slot; returns a future at once.
 
@@ -437,79 +463,24 @@ class ClusterPool(AbcPool):
         if self._closed:
             raise PoolClosedError("cluster pool is closed")
         try:
-            slot = self._table.slot(command, args)
+            c = self.classify(command, args, kwargs)
         except CrossSlotError:
             layout = self._table.multi_key_layout(command)
             if layout is None:
                 raise
-            return self._spawn(self._execute_split(command, args, kwargs, layout))
+            return self._tasks.spawn(self._execute_split(command, args, kwargs, layout))
+        info = c.info
+        if info is not None and info.pubsub and is_pubsub_command(command):
+            return self.execute_pubsub(command, *args)
+        slot = c.slot
         if slot is None:
-            return self._execute_keyless(command, args, kwargs)
-        if is_pubsub_command(command):
-            return self.execute_pubsub(command, *args)
+            if info is not None and info.request_policy in _FANOUT:
+                return self._tasks.spawn(self._fanout(c))
+            return self._send(c, self._any_master())
         readers = self._readers
-        if readers is not None and self._is_readonly(command, args):
-            pool = readers[slot]
-        else:
-            pool = self._routes[slot]
-        return self._send_first(pool, command, args, kwargs, slot)
-
-    def _send_first(
-        self,
-        pool: ConnectionsPool | None,
-        command: bytes | str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        slot: int | None,
-    ) -> Awaitable[Any]:
-        """Send on the routed pool; the caller's future is the node's own.
-
-        A redirect or transient error is caught by :meth:`_on_node_error` at
-        reply time and retried into that same future: no second future, no
-        extra loop turn on the happy path.
-        """
-        if pool is not None:
-            try:
-                return pool.execute(command, *args, on_error=self._on_node_error, **kwargs)
-            except (PoolClosedError, ConnectionClosedError) as exc:
-                error: BaseException | None = exc
-        else:
-            error = None
-        request = _Request(self, command, args, kwargs, slot)
-        self._start_retry(request, error)
-        return request.outer
-
-    def _on_node_error(
-        self,
-        future: asyncio.Future[Any],
-        error: BaseException,
-        command: Any,
-        args: tuple[Any, ...],
-        encoding: str | None,
-    ) -> bool:
-        if self._closed or not isinstance(error, _RETRYABLE):
-            return False
-        try:
-            slot = self._table.slot(command, args)
-        except RedisError:
-            return False
-        request = _Request(self, command, args, {"encoding": encoding}, slot, future)
-        self._start_retry(request, error)
-        return True
-
-    def _is_readonly(self, command: bytes | str, args: Sequence[Any]) -> bool:
-        info = self._table.info(command, args)
-        return info is not None and info.readonly
-
-    def _execute_keyless(
-        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
-        if is_pubsub_command(command):
-            return self.execute_pubsub(command, *args)
-        info = self._table.info(command, args)
-        if info is not None and info.request_policy in _FANOUT:
-            return self._spawn(self._fanout(command, args, kwargs, info.response_policy))
-        return self._send_first(self._any_master(), command, args, kwargs, None)
+        if readers is not None and info is not None and info.readonly:
+            return self._send(c, readers[slot])
+        return self._send(c, self._routes[slot])
 
     def execute_batch(
         self, commands: Sequence[Sequence[Any]], **kwargs: Any
@@ -517,85 +488,41 @@ class ClusterPool(AbcPool):
         """Run many commands, one write per node; replies in the caller's order.
 
         Commands are grouped by the master owning their slot and each group
-        goes out as one batch on one connection (one future per node, not per
-        command). Replies that are redirects or transient errors are retried
-        one by one like :meth:`execute` would; other error replies are
-        returned in place as exception instances, as with MULTI/EXEC results.
+        goes out as one batch on one connection. Replies that are redirects
+        or transient errors are resent as a batch again, in their original
+        order (commands on one slot keep their order through MOVED and ASK);
+        other error replies are returned in place as exception instances, as
+        with MULTI/EXEC results, each with ``may_have_executed``. Bad input
+        (a command that is not a sequence, an empty one, an argument of a
+        type that cannot be sent) raises TypeError before anything is sent.
         Keyless, cross-slot, blocking and pub/sub commands run through
         :meth:`execute`. Not atomic; replica reads are not used.
         """
         if self._closed:
             raise PoolClosedError("cluster pool is closed")
-        return self._spawn(self._execute_batch(list(commands), kwargs))
+        batch = RoutedBatch(self, commands, kwargs)
+        return self._tasks.spawn(batch.run())
 
-    async def _execute_batch(
-        self, commands: list[Sequence[Any]], kwargs: dict[str, Any]
-    ) -> list[Any]:
-        results: list[Any] = [None] * len(commands)
-        groups: dict[ConnectionsPool, list[int]] = {}
-        singles: dict[int, Awaitable[Any]] = {}
-        routes = self._routes
-        for index, entry in enumerate(commands):
-            command, args = entry[0], tuple(entry[1:])
-            try:
-                slot = self._table.slot(command, args)
-            except CrossSlotError:
-                slot = None
-            pool = routes[slot] if slot is not None else None
-            if (
-                pool is None
-                or is_pubsub_command(command)
-                or is_blocking(command, args)
-            ):
-                try:
-                    singles[index] = self.execute(command, *args, **kwargs)
-                except RedisError as exc:
-                    results[index] = exc
-                continue
-            groups.setdefault(pool, []).append(index)
-        sent = {
-            pool: pool.execute_batch([commands[i] for i in indexes], **kwargs)
-            for pool, indexes in groups.items()
-        }
-        await asyncio.gather(*sent.values(), *singles.values(), return_exceptions=True)
-        followups: dict[int, asyncio.Future[Any]] = {}
-        for pool, indexes in groups.items():
-            done = sent[pool]
-            assert isinstance(done, asyncio.Future)
-            error = done.exception()
-            replies: list[Any] = (
-                [error] * len(indexes) if error is not None else done.result()
-            )
-            for index, reply in zip(indexes, replies, strict=True):
-                if isinstance(reply, _RETRYABLE) and not self._closed:
-                    command, args = commands[index][0], tuple(commands[index][1:])
-                    request = _Request(
-                        self, command, args, kwargs, self._table.slot(command, args)
-                    )
-                    self._start_retry(request, reply)
-                    followups[index] = request.outer
-                else:
-                    results[index] = reply
-        for index, awaitable in singles.items():
-            assert isinstance(awaitable, asyncio.Future)
-            results[index] = awaitable.exception() or awaitable.result()
-        if followups:
-            await asyncio.gather(*followups.values(), return_exceptions=True)
-            for index, future in followups.items():
-                results[index] = future.exception() or future.result()
-        return results
-
-    async def _fanout(
-        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any],
-        policy: str | None,
-    ) -> Any:
+    async def _fanout(self, c: Classified) -> Any:
+        """Every master, each routed by one slot of its shard: retried like execute."""
         if not self._masters:
             await self._refresh.refresh("no masters known", self._retry_timeout)
-        masters = list(self._masters)
-        if not masters:
-            raise RouteError(f"{_name(command)}: no master is known")
-        replies = await asyncio.gather(*(p.execute(command, *args, **kwargs) for p in masters))
-        return merge_fanout(policy, list(replies))
+        current = self._map
+        if current is None or not current.masters:
+            raise RouteError(f"{c.name}: no master is known")
+        slots: dict[Address, int] = {}
+        for slot, shard in enumerate(current.shards):
+            if shard is not None:
+                slots.setdefault(shard.master.address, slot)
+        parts = [
+            self._send(
+                Classified(self, c.command, c.args, c.kwargs, c.info, slot), self._routes[slot]
+            )
+            for slot in slots.values()
+        ]
+        replies = await asyncio.gather(*parts)
+        info = c.info
+        return merge_fanout(info.response_policy if info is not None else None, list(replies))
 
     async def _execute_split(
         self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -603,136 +530,14 @@ class ClusterPool(AbcPool):
     ) -> Any:
         first, step = layout
         parts = split_by_slot(args, first, step)
-        replies = await asyncio.gather(
-            *(self.execute(command, *part_args, **kwargs) for _slot, part_args, _p in parts)
-        )
         info = self._table.info(command)
-        name = info.name if info is not None else _name(command).lower()
+        replies = await asyncio.gather(*(
+            self._send(Classified(self, command, tuple(part_args), kwargs, info, slot),
+                       self._routes[slot])
+            for slot, part_args, _p in parts
+        ))
+        name = info.name if info is not None else to_text(command).lower()
         return merge_split(name, parts, list(replies), len(range(first, len(args), step)))
-
-    # -- the retry path ---------------------------------------------------
-
-    def _start_retry(self, request: _Request, error: BaseException | None) -> None:
-        self._spawn(self._retry(request, error))
-
-    async def _retry(self, request: _Request, error: BaseException | None) -> None:
-        try:
-            result = await self._retry_loop(request, error)
-        except asyncio.CancelledError:
-            if not request.outer.done():
-                request.outer.set_exception(PoolClosedError("cluster pool was closed"))
-            raise
-        except Exception as exc:
-            if not request.outer.done():
-                request.outer.set_exception(exc)
-            return
-        if not request.outer.done():
-            request.outer.set_result(result)
-
-    async def _retry_loop(self, request: _Request, error: BaseException | None) -> Any:
-        loop = self._loop
-        started = loop.time()
-        deadline = started + self._retry_timeout
-        name = _name(request.command)
-        redirects = attempts = 0
-        last: BaseException | None = error
-        while True:
-            target: ConnectionsPool | None = None
-            asking = False
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("%s slot %s: %s (attempt %d)", name, request.slot,
-                             error or "no route", attempts)
-            if error is None:  # no route for the slot
-                await self._refresh.refresh("uncovered slot", self._remaining(deadline))
-                await self._backoff(attempts, deadline)
-            elif isinstance(error, MovedError):
-                redirects += 1
-                self._redirected("MOVED", error, request)
-                target = self._node_pool(error.address)
-                self._routes[error.slot] = target
-                self._refresh.trigger("moved")
-            elif isinstance(error, AskError):
-                redirects += 1
-                self._redirected("ASK", error, request)
-                target = self._node_pool(error.address)
-                asking = True
-            elif isinstance(error, (TryAgainError, LoadingError)):
-                await self._backoff(attempts, deadline)
-            elif isinstance(error, ClusterDownError):
-                self._refresh.trigger("clusterdown")
-                await self._backoff(attempts, deadline)
-            elif isinstance(error, ReadOnlyError):
-                await self._refresh.refresh("readonly", self._remaining(deadline))
-            elif isinstance(error, _CONNECTION_ERRORS):
-                if self._closed:
-                    raise PoolClosedError(f"{name}: cluster pool was closed") from error
-                if error.may_have_executed and not self._is_readonly(
-                    request.command, request.args
-                ):
-                    raise OutcomeUnknownError(
-                        f"{name} may have been applied: the connection broke after it was "
-                        f"sent ({error}); not retried because {name} is not read-only"
-                    ) from error
-                self._refresh.trigger("connection failure")
-                await self._backoff(attempts, deadline)
-            else:
-                raise error
-            if request.outer.done():
-                return None
-            if redirects > self._max_redirects:
-                raise ClusterRetryError(
-                    f"{name} gave up after {redirects} redirects; last: {last}", last
-                ) from last
-            if loop.time() >= deadline:
-                raise ClusterRetryError(
-                    f"{name} gave up after {loop.time() - started:.1f}s and {attempts} "
-                    f"retries; last error: {type(last).__name__}: {last}", last,
-                ) from last
-            attempts += 1
-            if target is None:
-                target = self._route(request.slot)
-                if target is None:
-                    error = None
-                    continue
-            try:
-                return await self._send(target, request, asking)
-            except _RETRYABLE as exc:
-                error = last = exc
-                if isinstance(exc, ConnectError) and isinstance(target.address, tuple):
-                    self._node_event(self._health.report(target.address, False, str(exc)))
-
-    def _redirected(self, kind: str, error: MovedError | AskError, request: _Request) -> None:
-        source = self._routes[error.slot]
-        if source is not None:
-            source.counters.redirects += 1
-        if self.events.active:
-            origin = source.address if source is not None else None
-            self.events.emit(Redirect(
-                kind, error.slot, origin if isinstance(origin, tuple) else None,
-                error.address, _name(request.command),
-            ))
-
-    def _remaining(self, deadline: float) -> float:
-        return max(0.0, deadline - self._loop.time())
-
-    async def _backoff(self, attempt: int, deadline: float) -> None:
-        delay = min(0.5, 0.01 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)
-        await asyncio.sleep(min(delay, self._remaining(deadline)))
-
-    async def _send(self, pool: ConnectionsPool, request: _Request, asking: bool) -> Any:
-        if not asking:
-            return await pool.execute(request.command, *request.args, **request.kwargs)
-        # ASKING and the command back to back on one connection.
-        conn = pool.get_connection()
-        if conn is not None:
-            conn.execute(b"ASKING").add_done_callback(_consume)
-            return await conn.execute(request.command, *request.args, **request.kwargs)
-        conn = await pool.acquire()
-        try:
-            conn.execute(b"ASKING").add_done_callback(_consume)
-            return await conn.execute(request.command, *request.args, **request.kwargs)
-        finally:
-            pool.release(conn)
 
     # -- AbcPool: exclusive connections -----------------------------------
 
@@ -769,34 +574,10 @@ class ClusterPool(AbcPool):
         if self._closed:
             raise PoolClosedError("cluster pool is closed")
         slot = self._slot_for(command, args)
-        deadline = self._loop.time() + self._retry_timeout
-        attempt = 0
-        while True:
-            pool = self._routes[slot]
-            if pool is None:
-                if self._loop.time() >= deadline:
-                    raise RouteError(f"no node serves slot {slot}")
-                await self._refresh.refresh("uncovered slot", self._remaining(deadline))
-                await self._backoff(attempt, deadline)
-            else:
-                try:
-                    conn = await pool.acquire()
-                except (ConnectError, PoolClosedError):
-                    if self._loop.time() >= deadline or self._closed:
-                        raise
-                    self._refresh.trigger("connection failure")
-                    await self._backoff(attempt, deadline)
-                else:
-                    self._acquired[conn] = pool
-                    return conn
-            attempt += 1
-
-    def release(self, conn: AbcConnection) -> None:
-        """Give back a connection from :meth:`acquire`."""
-        pool = self._acquired.pop(conn, None)
-        if pool is None:
-            raise ValueError(f"{conn!r} was not acquired from this cluster pool")
-        pool.release(conn)
+        info = self._table.info(command) if command is not None else None
+        return await self._acquire_routed(
+            Classified(self, command or b"", tuple(args), {}, info, slot)
+        )
 
     # -- AbcPool: pub/sub -------------------------------------------------
 
@@ -840,62 +621,37 @@ class ClusterPool(AbcPool):
 
     # -- stats ------------------------------------------------------------
 
-    def enable_latency_histogram(
-        self, listener: Callable[[Any, float], None] | None = None
-    ) -> None:
-        """Time every command on every node pool (now and later); off by default.
+    def _serving(self) -> list[ConnectionsPool]:
+        return list(self._pools.values())
 
-        ``listener(address, seconds)``, if given, is called with each latency.
-        """
-        if self._histograms is None:
-            self._histograms = []
-        self._histograms.append(listener)
-        for pool in self._pools.values():
-            pool.enable_latency_histogram(listener)
-
-    def stats(self) -> PoolStats:
-        """Per-node counters and connections, plus slot map reloads (``refreshes``)."""
+    def _node_stats(self) -> list[NodeStats]:
         masters = {m.address for m in self._map.masters} if self._map is not None else set()
-        nodes = tuple(
+        return [
             pool.node_stats(role="master" if address in masters else "replica")
             for address, pool in sorted(self._pools.items())
-        )
-        return PoolStats("cluster", nodes, refreshes=self._reloads)
+        ]
+
+    def _stats_counters(self) -> dict[str, int]:
+        return {"refreshes": self._reloads}
 
     # -- state ------------------------------------------------------------
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = self._loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        """Run ``coro`` in the pool's task set (used by :mod:`.pubsub`)."""
+        return self._tasks.spawn(coro)
 
-    def close(self) -> None:
-        """Close every node pool, the refresh task and the pub/sub channels."""
-        if self._closed:
-            return
-        self._closed = True
+    def _shutdown(self) -> None:
         self._pubsub.close()
         for pool in self._pools.values():
             pool.close()
-        for task in list(self._tasks):
-            task.cancel()
 
-    async def wait_closed(self) -> None:
-        """Wait until every socket and background task is gone."""
+    async def _drain(self) -> None:
         await self._refresh.close()
         pools = list(self._pools.values())
         self._pools.clear()
         for pool in pools:
             pool.close()
         await asyncio.gather(*(p.wait_closed() for p in pools), return_exceptions=True)
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._closed
 
     @property
     def address(self) -> None:
@@ -911,11 +667,6 @@ class ClusterPool(AbcPool):
     def encoding(self) -> str | None:
         """The default reply codec."""
         return self._encoding
-
-    @property
-    def in_transaction(self) -> bool:
-        """Always False: transactions run on acquired connections."""
-        return False
 
     async def select(self, db: int) -> bool:
         """Only db 0 exists on a cluster."""

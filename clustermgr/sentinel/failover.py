@@ -30,7 +30,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._timeout import timeout as _timeout
 from ..errors import (
@@ -51,12 +51,10 @@ from ._common import Address, Tasks, address_text, logger
 from .discovery import MasterView, discover_master, discover_replicas
 from .errors import FailoverTimeoutError, RoleMismatchError
 from .events import PROMOTION_EVENTS, SentinelEvent
+from .hooks import PoolHooks
 from .monitor import SentinelMonitor
 from .sentinel import RedisSentinel
 from .servers import ServerPool, Servers
-
-if TYPE_CHECKING:
-    from .pool import SentinelPool
 
 __all__ = ["RETRYABLE", "Follower"]
 
@@ -92,7 +90,7 @@ class Follower:
 
     def __init__(
         self,
-        owner: SentinelPool,
+        hooks: PoolHooks[ServerPool],
         sentinel: RedisSentinel,
         *,
         service: str,
@@ -105,7 +103,7 @@ class Follower:
         role_check_interval: float | None,
         tasks: Tasks,
     ) -> None:
-        self._owner = owner
+        self._hooks = hooks
         self._sentinel = sentinel
         self._service = service
         self._role = role
@@ -115,7 +113,7 @@ class Follower:
         self._early_release = early_release
         self._role_check_interval = role_check_interval
         self._tasks = tasks
-        self.servers = Servers(owner, role, pool_kwargs, tasks)
+        self.servers = Servers(hooks, role, pool_kwargs, tasks)
         self.monitor = SentinelMonitor(
             connect_kwargs=sentinel.connect_kwargs(),
             on_event=self.on_event, on_state=self._on_sentinel_state,
@@ -242,7 +240,7 @@ class Follower:
             )
             if self._role == "master" and reason == "failover":
                 self._tasks.spawn(self._observe_epoch())
-            events = self._owner.events
+            events = self._hooks.events
             if events.active and self._role == "master":
                 how = f"sentinel {failover.reason}" if failover is not None else reason
                 events.emit(FailoverDetected(
@@ -255,7 +253,7 @@ class Follower:
             logger.info("using %s %s of %r", self._role,
                         ", ".join(address_text(p.address) for p in pools), self._service)
         if current is not old:
-            self._owner._pubsub.move_to(current)
+            self._hooks.move_pubsub(current)
         self.last_error = None
         self.active = current
         self._publish()
@@ -265,7 +263,7 @@ class Follower:
 
     def _publish(self) -> None:
         rotation = tuple(self.replicas) if len(self.replicas) > 1 else ()
-        self._owner._set_route(self.active, rotation)
+        self._hooks.set_route(self.active, rotation)
 
     # -- replicas: the rotation ----------------------------------------------------
 
@@ -285,7 +283,7 @@ class Follower:
             return
         if pool is self.current:
             self.current = self.replicas[0]
-            self._owner._pubsub.move_to(self.current)
+            self._hooks.move_pubsub(self.current)
             if self.active is not None:
                 self.active = self.current
         self._publish()
@@ -332,7 +330,7 @@ class Follower:
     def hold(self) -> None:
         """Stop sending commands until the resolver installs a (new) server."""
         self.active = None
-        self._owner._set_route(None, ())
+        self._hooks.set_route(None, ())
         if self._ready.done():
             self._ready = asyncio.get_running_loop().create_future()
         if self._resolver is None or self._resolver.done():
@@ -614,8 +612,8 @@ class Follower:
         if change is None:
             return
         logger.info("%s, service %r", change.describe(), self._service)
-        if self._owner.events.active:
-            self._owner.events.emit(change)
+        if self._hooks.events.active:
+            self._hooks.events.emit(change)
 
     def _begin_failover(self, event: SentinelEvent) -> None:
         if self.failover is not None:

@@ -10,10 +10,10 @@ sentinel going away or coming back.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable
 from typing import Any
 
+from ..backoff import Backoff
 from ..connection import create_connection
 from ..errors import ChannelClosedError, RedisError
 from ..pubsub import Channel
@@ -70,6 +70,7 @@ class SentinelMonitor:
 
     async def _run(self, address: Address) -> None:
         delay, max_delay = self._reconnect_delay
+        backoff = Backoff(base=delay, cap=max(delay, max_delay))
         attempt = 0
         text = address_text(address)
         while not self._closing:
@@ -79,8 +80,7 @@ class SentinelMonitor:
                 attempt += 1
                 if attempt == 1:
                     logger.warning("sentinel %s unreachable for events: %s", text, exc)
-                pause = min(max_delay, delay * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0)
-                await asyncio.sleep(pause)
+                await backoff.sleep(attempt)
                 continue
             channel = Channel(b"*", is_pattern=True)
             try:
@@ -102,7 +102,7 @@ class SentinelMonitor:
                 await conn.wait_closed()
                 self._set_state(address, False)
             if not self._closing:
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                await backoff.sleep(0)
 
     def _set_state(self, address: Address, up: bool) -> None:
         if up == (address in self._up):

@@ -16,21 +16,25 @@ provably did not run, or when it is read-only.
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from functools import partial
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..abc import AbcChannel, AbcConnection, AbcPool
+from ..abc import AbcChannel, AbcConnection
 from ..commands import CommandTable
 from ..connection import RedisConnection
-from ..errors import ConnectError, PoolClosedError, ReadOnlyError, RedisError
-from ..events import EventBus
+from ..errors import (
+    ConnectError,
+    ConnectionClosedError,
+    PoolClosedError,
+    ReadOnlyError,
+)
 from ..pool import ConnectionsPool
-from ..stats import PoolStats
-from ._common import Tasks, address_text
+from ..routing import Action, Budget, Classified, Router
+from ..stats import NodeStats
+from ._common import address_text
 from .errors import RoleMismatchError
-from .failover import RETRYABLE, Follower
+from .failover import Follower
+from .hooks import PoolHooks
 from .pubsub import SentinelPubSub, is_pubsub_command
 from .sentinel import RedisSentinel
 from .servers import ServerPool
@@ -40,34 +44,23 @@ __all__ = ["SentinelPool", "create_sentinel_pool"]
 _COMMANDS = CommandTable.builtin()
 
 
-def _is_read_only(command: bytes | str) -> bool:
-    info = _COMMANDS.info(command)
-    return info is not None and info.readonly
-
-
-def _copy_outcome(outer: asyncio.Future[Any], inner: asyncio.Future[Any]) -> None:
-    if outer.done():
-        if not inner.cancelled():
-            inner.exception()  # retrieved: the caller gave up on it
-    elif inner.cancelled():
-        outer.cancel()
-    elif inner.exception() is not None:
-        outer.set_exception(inner.exception())  # type: ignore[arg-type]
-    else:
-        outer.set_result(inner.result())
-
-
-def _cancel_with(inner: asyncio.Future[Any], outer: asyncio.Future[Any]) -> None:
-    if outer.cancelled():
-        inner.cancel()
-
-
-class SentinelPool(AbcPool):
+class SentinelPool(Router):
     """Connections to the master (or the replicas) of a Sentinel-managed service.
 
     Create with :func:`create_sentinel_pool`. With ``role="replica"`` commands
     are spread round-robin over every healthy replica.
     """
+
+    KIND = "sentinel"
+    #: After these the server may have changed: wait for the Follower's new
+    #: route. Retried when the command provably did not run, or is read-only.
+    ERROR_ACTIONS = {
+        ReadOnlyError: Action.REFRESH,
+        ConnectionClosedError: Action.REFRESH,
+        ConnectError: Action.REFRESH,
+        RoleMismatchError: Action.REFRESH,
+        PoolClosedError: Action.REFRESH,
+    }
 
     def __init__(
         self,
@@ -104,37 +97,29 @@ class SentinelPool(AbcPool):
             raise ValueError(f"service must be a non-empty str, not {service!r}")
         if failover_timeout <= 0:
             raise ValueError(f"failover_timeout must be > 0, got {failover_timeout!r}")
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        #: The plain future type of this loop: a reply future of that exact
-        #: type needs no cancellation forwarding (the connection drops replies
-        #: nobody waits for); anything else (a Task) does.
-        # One error hook per server pool, made once (no allocation per command).
-        self._error_hooks: weakref.WeakKeyDictionary[ConnectionsPool, Callable[..., bool]] = (
-            weakref.WeakKeyDictionary()
-        )
+        super().__init__(retry_timeout=None, max_failures=max_retries, max_redirects=None)
         self._service = service
         self._role = "master" if role == "master" else "replica"
         self._db = db or 0
         self._encoding = encoding
-        self._max_retries = max_retries
-        self._closing = False
         #: The route, set by the Follower: the pool to use (None: holding) and,
         #: for more than one healthy replica, the rotation to spread over.
         self._active: ServerPool | None = None
         self._rotation: tuple[ServerPool, ...] = ()
         self._next = 0
-        self._acquired: dict[AbcConnection, ConnectionsPool] = {}
-        self._tasks = Tasks()
-        #: Events of this pool and its server pools (see :mod:`clustermgr.events`).
-        self.events = EventBus()
-        self._histograms: list[Callable[[Any, float], None] | None] | None = None
+        if self._role != "master":  # READONLY on a replica: a write sent there
+            self._actions = self._actions.with_entries({ReadOnlyError: Action.FAIL})
         self._sentinel = RedisSentinel(
             sentinels, username=sentinel_username, password=sentinel_password,
             ssl=sentinel_ssl, timeout=sentinel_timeout,
         )
+        hooks: PoolHooks[ServerPool] = PoolHooks(
+            events=self.events, set_route=self._set_route,
+            move_pubsub=lambda pool: self._pubsub.move_to(pool),
+            adopt=self._adopt, execute_pubsub=self.execute_pubsub,
+        )
         self._follower = Follower(
-            self, self._sentinel, service=service, role=self._role,
+            hooks, self._sentinel, service=service, role=self._role,
             pool_kwargs={
                 "db": db, "username": username, "password": password, "ssl": ssl,
                 "encoding": encoding, "minsize": minsize, "maxsize": maxsize,
@@ -168,6 +153,31 @@ class SentinelPool(AbcPool):
             pool = rotation[index]
         return pool
 
+    # -- routing (see clustermgr.routing) ---------------------------------------------
+
+    def classify(
+        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Classified:
+        """``command`` classified once (its info; no slot on a single server)."""
+        info = _COMMANDS.lookup(command)
+        return Classified(self, command, args, kwargs, info if info.name else None, None)
+
+    def _route(self, c: Classified) -> ServerPool | None:
+        return self._target()
+
+    async def _wait_route(self, c: Classified, budget: Budget, why: str) -> None:
+        await self._follower.wait_active()
+
+    def _observe(self, c: Classified, pool: ConnectionsPool | None, error: BaseException) -> None:
+        if pool is not None:
+            self._follower.report_error(pool, error)
+
+    def _refuse(self, c: Classified, error: BaseException) -> BaseException:
+        return error  # the connection's own error: ``may_have_executed`` True
+
+    def _closed_error(self) -> PoolClosedError:
+        return PoolClosedError(f"sentinel pool for {self._service!r} is closed")
+
     # -- execute -----------------------------------------------------------------------
 
     def execute(self, command: bytes | str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
@@ -183,73 +193,18 @@ class SentinelPool(AbcPool):
         """
         pool = self._active
         if pool is None:
-            return self._held(command, args, kwargs)
-        rotation = self._rotation
-        if rotation:
-            self._next = index = (self._next + 1) % len(rotation)
-            pool = rotation[index]
-        hook = self._error_hooks.get(pool)
-        if hook is None:
-            hook = self._error_hooks[pool] = partial(self._on_server_error, pool)
-        try:
-            return pool.execute(command, *args, on_error=hook, **kwargs)  # type: ignore[return-value]
-        except RETRYABLE as exc:
-            self._follower.report_error(pool, exc)
-            return self._held(command, args, kwargs)
-
-    def _held(
-        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> asyncio.Future[Any]:
-        if self._closing:
-            raise PoolClosedError(f"sentinel pool for {self._service!r} is closed")
-        if is_pubsub_command(command):
-            return asyncio.ensure_future(self.execute_pubsub(command, *args))
-        return self._tasks.spawn(self._execute_retrying(command, args, kwargs, 0))
-
-    def _on_server_error(
-        self,
-        pool: ConnectionsPool,
-        future: asyncio.Future[Any],
-        exc: BaseException,
-        command: Any,
-        args: tuple[Any, ...],
-        encoding: str | None,
-    ) -> bool:
-        """Error hook on a reply: retry the command elsewhere into the same future.
-
-        Returning False lets the error reach the caller unchanged.
-        """
-        if not isinstance(exc, RETRYABLE):
-            return False
-        self._follower.report_error(pool, exc)
-        if not self._retryable(exc, command):
-            return False
-        retry = self._tasks.spawn(
-            self._execute_retrying(command, args, {"encoding": encoding}, 1)
-        )
-        retry.add_done_callback(partial(_copy_outcome, future))
-        future.add_done_callback(partial(_cancel_with, retry))
-        return True
-
-    def _retryable(self, exc: RedisError, command: bytes | str) -> bool:
-        if self._closing or self._max_retries <= 0:
-            return False
-        if isinstance(exc, ReadOnlyError) and self._role != "master":
-            return False  # a write sent to a replica
-        return not exc.may_have_executed or _is_read_only(command)
-
-    async def _execute_retrying(
-        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any], tries: int
-    ) -> Any:
-        while True:
-            pool = self._target() or await self._follower.wait_active()
-            try:
-                return await pool.execute(command, *args, **kwargs)
-            except RETRYABLE as exc:
-                self._follower.report_error(pool, exc)
-                if not self._retryable(exc, command) or tries >= self._max_retries:
-                    raise
-                tries += 1
+            if self._closed:
+                raise self._closed_error()
+            if is_pubsub_command(command):
+                return asyncio.ensure_future(self.execute_pubsub(command, *args))
+        else:
+            rotation = self._rotation
+            if rotation:
+                self._next = index = (self._next + 1) % len(rotation)
+                pool = rotation[index]
+        info = _COMMANDS.lookup(command)
+        c = Classified(self, command, args, kwargs, info if info.name else None, None)
+        return self._send(c, pool)  # type: ignore[return-value]
 
     # -- pub/sub --------------------------------------------------------------------
 
@@ -259,7 +214,7 @@ class SentinelPool(AbcPool):
         The same Channel objects keep delivering after a failover (messages
         published while the subscription moves may be missed).
         """
-        if self._closing:
+        if self._closed:
             raise PoolClosedError(f"sentinel pool for {self._service!r} is closed")
         return self._pubsub.execute(command, *channels)
 
@@ -297,29 +252,10 @@ class SentinelPool(AbcPool):
         :class:`~clustermgr.errors.ConnectionForcedCloseError`, the next one
         with :class:`~clustermgr.errors.ConnectionClosedError` (not executed).
         """
-        tries = 0
-        while True:
-            pool = self._target() or await self._follower.wait_active()
-            try:
-                conn = await pool.acquire(command, args)
-            except (ConnectError, RoleMismatchError, PoolClosedError) as exc:
-                self._follower.report_error(pool, exc)
-                if self._closing or tries >= self._max_retries:
-                    raise
-                tries += 1
-                continue
-            self._acquired[conn] = pool
-            return conn
-
-    def release(self, conn: AbcConnection) -> None:
-        """Give back a connection from :meth:`acquire`."""
-        pool = self._acquired.pop(conn, None)
-        if pool is None:
-            raise ValueError(f"{conn!r} was not acquired from this pool")
-        if pool.closed:
-            conn.close()
-            return
-        pool.release(conn)
+        info = _COMMANDS.lookup(command) if command is not None else None
+        return await self._acquire_routed(
+            Classified(self, command or b"", tuple(args), {}, info, None)
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -330,29 +266,17 @@ class SentinelPool(AbcPool):
         """Hold commands and rediscover (as after a connection error)."""
         self._follower.hold()
 
-    def close(self) -> None:
-        """Close the pool: server connections, sentinel connections, event subscriptions."""
-        if self._closing:
-            return
-        self._closing = True
+    def _shutdown(self) -> None:
         self._set_route(None, ())
         self._follower.close()
         self._sentinel.close()
-        self._tasks.cancel()
         self._pubsub.close()
 
-    async def wait_closed(self) -> None:
-        """Wait until every connection and background task has finished."""
+    async def _drain(self) -> None:
         await self._follower.wait_closed()
         await self._sentinel.wait_closed()
-        await self._tasks.wait()
 
     # -- properties ------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._closing
 
     @property
     def address(self) -> Any:
@@ -426,40 +350,17 @@ class SentinelPool(AbcPool):
             return list(follower.replicas)
         return [follower.current] if follower.current is not None else []
 
-    @property
-    def in_transaction(self) -> bool:
-        """Always False: transactions run on acquired connections."""
-        return False
-
     # -- events and stats --------------------------------------------------------------
 
-    def _adopt(self, pool: ServerPool) -> None:
-        """Share this pool's event bus and latency settings with a new server pool."""
-        pool.events = self.events
-        for listener in self._histograms or ():
-            pool.enable_latency_histogram(listener)
-
-    def enable_latency_histogram(
-        self, listener: Callable[[Any, float], None] | None = None
-    ) -> None:
-        """Time every command on the server pools (now and later); off by default.
-
-        ``listener(address, seconds)``, if given, is called with each latency.
-        """
-        if self._histograms is None:
-            self._histograms = []
-        self._histograms.append(listener)
-        for pool in self._serving():
-            pool.enable_latency_histogram(listener)
-
-    def stats(self) -> PoolStats:
-        """The server pool(s) in use, and how many failovers were followed."""
+    def _node_stats(self) -> list[NodeStats]:
         role = "master" if self._role == "master" else "replica"
-        nodes = tuple(pool.node_stats(role=role) for pool in self._serving())
-        return PoolStats("sentinel", nodes, failovers=self._follower.switch_count)
+        return [pool.node_stats(role=role) for pool in self._serving()]
+
+    def _stats_counters(self) -> dict[str, int]:
+        return {"failovers": self._follower.switch_count}
 
     def __repr__(self) -> str:
-        state = "closed" if self._closing else ("holding" if self._active is None else "ready")
+        state = "closed" if self._closed else ("holding" if self._active is None else "ready")
         return (f"<SentinelPool {self._service!r} {self._role}="
                 f"{address_text(self.address) if self.address else '?'} {state}>")
 

@@ -9,17 +9,15 @@ acquired by callers included, keeping them until they are fully closed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from ..connection import RedisConnection
 from ..errors import RedisError
 from ..pool import ConnectionsPool
 from ._common import Address, Tasks, address_text, logger
 from .discovery import check_role
-
-if TYPE_CHECKING:
-    from .pool import SentinelPool
+from .hooks import PoolHooks
 
 __all__ = ["ServerPool", "Servers"]
 
@@ -29,22 +27,24 @@ Failures = list[tuple[Address, BaseException]]
 class ServerPool(ConnectionsPool):
     """The pool to one data node; pub/sub commands go through the SentinelPool."""
 
-    owner: SentinelPool | None = None
+    #: The SentinelPool's ``execute_pubsub`` while this pool serves it.
+    route_pubsub: Callable[..., Awaitable[Any]] | None = None
 
     def execute_pubsub(self, command: bytes | str, *channels: Any) -> Any:
-        owner = self.owner
-        if owner is None:
+        route = self.route_pubsub
+        if route is None:
             return super().execute_pubsub(command, *channels)
-        return owner.execute_pubsub(command, *channels)
+        return route(command, *channels)
 
 
 class Servers:
     """Server pools of one SentinelPool: opened verified, closed when replaced."""
 
     def __init__(
-        self, owner: SentinelPool, role: str, pool_kwargs: dict[str, Any], tasks: Tasks
+        self, hooks: PoolHooks[ServerPool], role: str, pool_kwargs: dict[str, Any],
+        tasks: Tasks,
     ) -> None:
-        self._owner = owner
+        self._hooks = hooks
         self._role = role
         self._pool_kwargs = {**pool_kwargs, "on_connect": self._verify_role}
         self._tasks = tasks
@@ -75,8 +75,8 @@ class Servers:
             pool.close()
             await pool.wait_closed()
             raise
-        pool.owner = self._owner
-        self._owner._adopt(pool)
+        pool.route_pubsub = self._hooks.execute_pubsub
+        self._hooks.adopt(pool)
         return pool
 
     async def open_all(
@@ -121,7 +121,7 @@ class Servers:
 
     def discard(self, pool: ServerPool) -> None:
         """Close a pool (kept until fully closed, for :meth:`wait_closed`)."""
-        pool.owner = None
+        pool.route_pubsub = None
         pool.close()
         self._retired.append(pool)
         self._tasks.spawn(self._reap(pool))

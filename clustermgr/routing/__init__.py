@@ -1,0 +1,16 @@
+"""The routing core under ClusterPool and SentinelPool (see :mod:`.core`).
+
+* :mod:`.actions`: which error leads to which action, and the retry budget;
+* :mod:`.core`: :class:`Classified` (a command classified once) and
+  :class:`Router` (fast path, the one retry path, acquire/release, tasks,
+  stats, close);
+* :mod:`.batch`: many commands per node in one write, redirects followed in
+  order.
+"""
+
+from __future__ import annotations
+
+from .actions import Action, Budget, ErrorActions
+from .core import Classified, Router
+
+__all__ = ["Action", "Budget", "Classified", "ErrorActions", "Router"]

@@ -1,0 +1,113 @@
+"""Error-to-action table and the retry budget of the routing core (pure, no I/O)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+__all__ = ["Action", "Budget", "ErrorActions"]
+
+
+class Action(enum.Enum):
+    """What the retry path does with a failed attempt."""
+
+    FAIL = "fail"
+    """Give the error to the caller."""
+    REFUSE = "refuse"
+    """The command may have run and is not read-only: fail with OutcomeUnknownError."""
+    MOVED = "moved"
+    """Follow the redirect and remember the new owner."""
+    ASK = "ask"
+    """Send ``ASKING`` and the command to the node named, once."""
+    BACKOFF = "backoff"
+    """Try the same route again after a backoff."""
+    REFRESH = "refresh"
+    """The route is stale: wait for a new one, then try again."""
+    REFRESH_LATER = "refresh_later"
+    """Ask for a new route without waiting for it; back off and try again."""
+
+
+class ErrorActions:
+    """An immutable table from exception type to :class:`Action`, resolved by MRO.
+
+    Types not in the table (nor any of their bases) map to ``FAIL``. An error
+    that may have run (``may_have_executed``) maps to ``REFUSE`` unless the
+    command is read-only, whatever its type: an unknown outcome is never
+    retried for a write.
+    """
+
+    __slots__ = ("_cache", "_table")
+
+    def __init__(self, table: Mapping[type[BaseException], Action]) -> None:
+        self._table = dict(table)
+        self._cache: dict[type[BaseException], Action] = {}
+
+    @property
+    def table(self) -> Mapping[type[BaseException], Action]:
+        """The declared entries."""
+        return dict(self._table)
+
+    def with_entries(self, table: Mapping[type[BaseException], Action]) -> ErrorActions:
+        """A copy with ``table`` added (its entries win)."""
+        return ErrorActions({**self._table, **table})
+
+    def of_type(self, kind: type[BaseException]) -> Action:
+        """The action for an exception type (nearest declared base class)."""
+        try:
+            return self._cache[kind]
+        except KeyError:
+            pass
+        action = next(
+            (self._table[base] for base in kind.__mro__ if base in self._table), Action.FAIL
+        )
+        self._cache[kind] = action
+        return action
+
+    def action(self, error: BaseException, readonly: bool) -> Action:
+        """The action for ``error`` on a command (``readonly`` or not)."""
+        action = self.of_type(type(error))
+        if (
+            action is not Action.FAIL
+            and not readonly
+            and getattr(error, "may_have_executed", False)
+        ):
+            return Action.REFUSE
+        return action
+
+    def retryable(self) -> tuple[type[BaseException], ...]:
+        """The declared types that do not map to FAIL (for ``except`` clauses)."""
+        return tuple(k for k, v in self._table.items() if v is not Action.FAIL)
+
+
+class Budget:
+    """What one command may still spend on retries: time, failures, redirects."""
+
+    __slots__ = ("deadline", "failures", "max_failures", "max_redirects", "redirects",
+                 "started", "unknown")
+
+    def __init__(
+        self, now: float, timeout: float | None, max_failures: int | None,
+        max_redirects: int | None,
+    ) -> None:
+        self.started = now
+        self.deadline = None if timeout is None else now + timeout
+        self.max_failures = max_failures
+        self.max_redirects = max_redirects
+        self.failures = 0
+        self.redirects = 0
+        #: Some failed attempt may have run (a read-only command that was retried).
+        self.unknown = False
+
+    def remaining(self, now: float) -> float | None:
+        """Seconds left, or None without a deadline."""
+        return None if self.deadline is None else max(0.0, self.deadline - now)
+
+    def spent(self, now: float) -> str | None:
+        """Why the budget is spent, or None while it is not."""
+        if self.max_redirects is not None and self.redirects > self.max_redirects:
+            return f"{self.redirects} redirects"
+        if self.max_failures is not None and self.failures > self.max_failures:
+            return f"{self.failures} failed attempts"
+        if self.deadline is not None and now >= self.deadline:
+            return f"{now - self.started:.1f}s and {self.failures} failed attempts"
+        return None

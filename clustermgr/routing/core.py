@@ -1,0 +1,438 @@
+"""The routing core under ClusterPool and SentinelPool: fast path, one retry path, the rest.
+
+A routed pool (:class:`Router`) answers three questions of its own -- where a
+command goes (:meth:`Router._route`), how to wait for a route
+(:meth:`Router._wait_route`) and which errors mean what
+(:attr:`Router.ERROR_ACTIONS`) -- and gets everything else from here:
+
+* the fast path (:meth:`Router._send`): the command, classified once into a
+  :class:`Classified`, goes to the node pool's ``execute``; the caller gets
+  that pool's own future. The :class:`Classified` is the error hook on it,
+  so a redirect or a transient failure is retried *into the same future*: no
+  second future, no task, no extra loop turn while nothing goes wrong;
+* one retry path (:meth:`Router._retry_loop`) with one :class:`Budget`
+  (deadline, failures, redirects) and one :class:`~clustermgr.backoff.Backoff`;
+* one table from error type to :class:`Action` (:class:`ErrorActions`),
+  declared per pool class and resolved along the exception's MRO, like the
+  reply-error registry in :mod:`clustermgr.errors`;
+* acquire/release with owner tracking, the task set, events and latency
+  histograms shared with node pools, stats, close/wait_closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from ..abc import AbcConnection, AbcPool
+from ..backoff import Backoff
+from ..commands import CommandInfo
+from ..errors import OutcomeUnknownError, PoolClosedError, RedisError, RouteError
+from ..events import EventBus
+from ..pool import ConnectionsPool
+from ..stats import NodeStats, PoolStats
+from ..tasks import Tasks
+from .actions import Action, Budget, ErrorActions
+
+__all__ = ["Classified", "Router"]
+
+
+class Classified:
+    """One command, classified once: what it is, where it goes, how to resend it.
+
+    Computed by the pool's ``execute`` and handed down unchanged: the error
+    hook, the retry path and batches read it, and never look the command name
+    up again. Calling it is the reply error hook of the node pool.
+    """
+
+    __slots__ = ("args", "command", "info", "kwargs", "pool", "router", "slot")
+
+    def __init__(
+        self,
+        router: Router,
+        command: bytes | str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        info: CommandInfo | None,
+        slot: int | None,
+    ) -> None:
+        self.router = router
+        self.command = command
+        self.args = args
+        self.kwargs = kwargs
+        self.info = info
+        self.slot = slot
+        #: The node pool of the last attempt (None before the first).
+        self.pool: ConnectionsPool | None = None
+
+    @property
+    def readonly(self) -> bool:
+        """True if the server flags the command read-only (safe to retry)."""
+        info = self.info
+        return info is not None and info.readonly
+
+    @property
+    def name(self) -> str:
+        """The command's name, upper case, for messages."""
+        info = self.info
+        if info is not None:
+            return info.name.upper()
+        command = self.command
+        text = command.decode(errors="replace") if isinstance(command, bytes) else command
+        return text.upper()
+
+    def __call__(
+        self,
+        future: asyncio.Future[Any],
+        error: BaseException,
+        command: Any,
+        args: tuple[Any, ...],
+        encoding: str | None,
+    ) -> bool:
+        """The node pool's error hook: True if the command is retried into ``future``."""
+        if "encoding" not in self.kwargs:
+            self.kwargs = {**self.kwargs, "encoding": encoding}
+        return self.router._on_error(self, future, error)
+
+    def __repr__(self) -> str:
+        return f"<Classified {self.name} slot={self.slot}>"
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class Router(AbcPool):
+    """Base of the routed pools (cluster, sentinel); see the module doc.
+
+    Subclasses set :attr:`ERROR_ACTIONS` and implement :meth:`_route`,
+    :meth:`_wait_route`, :meth:`_shutdown`, :meth:`_drain` and
+    :meth:`_serving`; they may refine the other ``_``-hooks.
+    """
+
+    #: Declared per class; merged along the class hierarchy into ``_actions``.
+    ERROR_ACTIONS: ClassVar[Mapping[type[BaseException], Action]] = {}
+    _actions: ErrorActions = ErrorActions({})
+    #: ``PoolStats.kind``.
+    KIND: ClassVar[str] = "routed"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._actions = cls._actions.with_entries(cls.__dict__.get("ERROR_ACTIONS", {}))
+
+    def __init__(
+        self,
+        *,
+        retry_timeout: float | None,
+        max_failures: int | None,
+        max_redirects: int | None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        self._retry_timeout = retry_timeout
+        self._max_failures = max_failures
+        self._max_redirects = max_redirects
+        self._backoff = backoff or Backoff()
+        self._tasks = Tasks()
+        self._acquired: dict[AbcConnection, ConnectionsPool] = {}
+        self._histograms: list[Callable[[Any, float], None] | None] | None = None
+        #: Events of this pool and its node pools (see :mod:`clustermgr.events`).
+        self.events = EventBus()
+
+    # -- what each pool decides ------------------------------------------------
+
+    def classify(
+        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Classified:
+        """``command *args`` classified once (info, slot); may raise for bad input."""
+        raise NotImplementedError
+
+    def _batch_route(self, c: Classified) -> ConnectionsPool | None:
+        """The pool a batched ``c`` goes to, or None to run it through ``execute``."""
+        return self._route(c)
+
+    def _route(self, c: Classified) -> ConnectionsPool | None:
+        """The pool ``c`` goes to now, or None while there is none."""
+        raise NotImplementedError
+
+    async def _wait_route(self, c: Classified, budget: Budget, why: str) -> None:
+        """Wait (within ``budget``) until a route for ``c`` may exist."""
+        raise NotImplementedError
+
+    def _redirect(self, c: Classified, error: BaseException, ask: bool) -> ConnectionsPool:
+        """The pool a MOVED/ASK ``error`` names (only pools whose table has them)."""
+        raise error
+
+    def _observe(self, c: Classified, pool: ConnectionsPool | None, error: BaseException) -> None:
+        """Every retryable failure of an attempt on ``pool``, first thing (health, events)."""
+
+    def _request_refresh(self, reason: str) -> None:
+        """Ask for a new route soon, without waiting (REFRESH_LATER)."""
+
+    def _exhausted(self, c: Classified, budget: Budget, why: str,
+                   last: BaseException | None) -> BaseException:
+        """The error raised when the budget is spent (default: the last error)."""
+        if last is not None:
+            return last
+        return RouteError(f"{c.name}: no route after {why}")
+
+    def _refuse(self, c: Classified, error: BaseException) -> BaseException:
+        """The error for a write whose outcome is unknown (REFUSE); never retried."""
+        return OutcomeUnknownError(
+            f"{c.name} may have been applied: the connection broke after it was sent "
+            f"({error}); not retried because {c.name} is not read-only"
+        )
+
+    def _closed_error(self) -> PoolClosedError:
+        return PoolClosedError(f"{self!r} is closed")
+
+    # -- the fast path ---------------------------------------------------------
+
+    def _send(self, c: Classified, pool: ConnectionsPool | None) -> Awaitable[Any]:
+        """Send ``c`` on ``pool``; the caller's future is the pool's own.
+
+        Without a pool, or when the pool refuses at once, the command goes to
+        the retry path (a task resolving a fresh future).
+        """
+        error: BaseException | None = None
+        if pool is not None:
+            c.pool = pool
+            try:
+                return pool.execute(c.command, *c.args, on_error=c, **c.kwargs)
+            except RedisError as exc:
+                if self._actions.of_type(type(exc)) is Action.FAIL:
+                    raise
+                self._observe(c, pool, exc)
+                error = exc
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._start_retry(c, error, future)
+        return future
+
+    def _on_error(self, c: Classified, future: asyncio.Future[Any], error: BaseException) -> bool:
+        if self._closed or future.done():
+            return False
+        action = self._actions.action(error, c.readonly)
+        if action is Action.FAIL:
+            return False
+        self._observe(c, c.pool, error)
+        if action is Action.REFUSE:
+            refused = self._refuse(c, error)
+            if refused is error:
+                return False
+            refused.__cause__ = error
+            future.set_exception(refused)
+            return True
+        self._start_retry(c, error, future)
+        return True
+
+    # -- the retry path --------------------------------------------------------
+
+    def _budget(self) -> Budget:
+        return Budget(self._loop.time(), self._retry_timeout, self._max_failures,
+                      self._max_redirects)
+
+    def _start_retry(
+        self, c: Classified, error: BaseException | None, future: asyncio.Future[Any],
+        budget: Budget | None = None,
+    ) -> None:
+        task = self._tasks.spawn(self._retry(c, error, future, budget or self._budget()))
+        future.add_done_callback(lambda f: task.cancel() if f.cancelled() else None)
+
+    async def _retry(
+        self, c: Classified, error: BaseException | None, future: asyncio.Future[Any],
+        budget: Budget,
+    ) -> None:
+        try:
+            result = await self._retry_loop(c, error, budget)
+        except asyncio.CancelledError:
+            if not future.done():
+                future.set_exception(self._closed_error())
+            raise
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(result)
+
+    async def _retry_loop(
+        self, c: Classified, error: BaseException | None, budget: Budget
+    ) -> Any:
+        """Resend ``c`` until it gets a reply or ``budget`` is spent; one loop for all."""
+        loop = self._loop
+        last = error
+        while True:
+            target: ConnectionsPool | None = None
+            asking = False
+            if error is None:
+                await self._wait_route(c, budget, "no route")
+            else:
+                budget.failures += 1
+                action = self._actions.action(error, c.readonly)
+                if getattr(error, "may_have_executed", False):
+                    budget.unknown = True
+                if action is Action.FAIL:
+                    raise error
+                if self._closed:
+                    raise self._closed_error() from error
+                if action is Action.REFUSE:
+                    raise self._refuse(c, error) from error
+                if action is Action.MOVED or action is Action.ASK:
+                    budget.redirects += 1
+                    asking = action is Action.ASK
+                    target = self._redirect(c, error, asking)
+                elif action is Action.BACKOFF:
+                    await self._backoff.sleep(budget.failures - 1, budget.remaining(loop.time()))
+                elif action is Action.REFRESH:
+                    await self._wait_route(c, budget, type(error).__name__)
+                else:  # REFRESH_LATER
+                    self._request_refresh(type(error).__name__)
+                    await self._backoff.sleep(budget.failures - 1, budget.remaining(loop.time()))
+            why = budget.spent(loop.time())
+            if why is not None:
+                raise self._exhausted(c, budget, why, last)
+            if target is None:
+                target = self._route(c)
+                if target is None:
+                    error = None
+                    continue
+            c.pool = target
+            try:
+                return await self._send_once(target, c, asking)
+            except RedisError as exc:
+                if self._actions.of_type(type(exc)) is Action.FAIL:
+                    raise
+                self._observe(c, target, exc)
+                error = last = exc
+
+    async def _send_once(self, pool: ConnectionsPool, c: Classified, asking: bool) -> Any:
+        if not asking:
+            return await pool.execute(c.command, *c.args, **c.kwargs)
+        # ASKING and the command back to back on one connection.
+        conn = pool.get_connection()
+        if conn is not None:
+            conn.execute(b"ASKING").add_done_callback(_consume)
+            return await conn.execute(c.command, *c.args, **c.kwargs)
+        conn = await pool.acquire()
+        try:
+            conn.execute(b"ASKING").add_done_callback(_consume)
+            return await conn.execute(c.command, *c.args, **c.kwargs)
+        finally:
+            pool.release(conn)
+
+    # -- exclusive connections -------------------------------------------------
+
+    def _route_exclusive(self, c: Classified) -> ConnectionsPool | None:
+        """The pool an exclusive connection for ``c`` comes from (default: :meth:`_route`)."""
+        return self._route(c)
+
+    async def _acquire_routed(self, c: Classified) -> AbcConnection:
+        """Take a connection of ``c``'s route for exclusive use, waiting for a route."""
+        if self._closed:
+            raise self._closed_error()
+        budget = self._budget()
+        while True:
+            pool = self._route_exclusive(c)
+            if pool is None:
+                why = budget.spent(self._loop.time())
+                if why is not None:
+                    raise RouteError(f"{c.name}: no route for an exclusive connection after {why}")
+                await self._wait_route(c, budget, "no route")
+                budget.failures += 1
+                continue
+            try:
+                conn = await pool.acquire()
+            except RedisError as exc:
+                if self._actions.of_type(type(exc)) is Action.FAIL:
+                    raise
+                self._observe(c, pool, exc)
+                budget.failures += 1
+                if self._closed or budget.spent(self._loop.time()) is not None:
+                    raise
+                self._request_refresh(type(exc).__name__)
+                await self._backoff.sleep(budget.failures - 1,
+                                          budget.remaining(self._loop.time()))
+                continue
+            self._acquired[conn] = pool
+            return conn
+
+    def release(self, conn: AbcConnection) -> None:
+        """Give back a connection from :meth:`acquire`."""
+        pool = self._acquired.pop(conn, None)
+        if pool is None:
+            raise ValueError(f"{conn!r} was not acquired from {self!r}")
+        if pool.closed:
+            conn.close()
+            return
+        pool.release(conn)
+
+    # -- node pools: events, histograms, stats ---------------------------------
+
+    def _serving(self) -> Iterable[ConnectionsPool]:
+        """The node pools in use now."""
+        raise NotImplementedError
+
+    def _adopt(self, pool: ConnectionsPool) -> None:
+        """Share this pool's event bus and latency settings with a new node pool."""
+        pool.events = self.events
+        for listener in self._histograms or ():
+            pool.enable_latency_histogram(listener)
+
+    def enable_latency_histogram(
+        self, listener: Callable[[Any, float], None] | None = None
+    ) -> None:
+        """Time every command on every node pool (now and later); off by default.
+
+        ``listener(address, seconds)``, if given, is called with each latency.
+        """
+        if self._histograms is None:
+            self._histograms = []
+        self._histograms.append(listener)
+        for pool in self._serving():
+            pool.enable_latency_histogram(listener)
+
+    def _node_stats(self) -> Sequence[NodeStats]:
+        return [pool.node_stats() for pool in self._serving()]
+
+    def _stats_counters(self) -> dict[str, int]:
+        return {}
+
+    def stats(self) -> PoolStats:
+        """Counters and connections of the node pools in use, plus pool-wide counters."""
+        return PoolStats(self.KIND, tuple(self._node_stats()), **self._stats_counters())
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        """Close what the pool opened (called once, by :meth:`close`)."""
+        raise NotImplementedError
+
+    async def _drain(self) -> None:
+        """Wait until what :meth:`_shutdown` closed is gone."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the node pools, helpers and background tasks."""
+        if self._closed:
+            return
+        self._closed = True
+        self._shutdown()
+        self._tasks.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait until every socket and background task is gone."""
+        await self._drain()
+        await self._tasks.wait()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def in_transaction(self) -> bool:
+        """Always False: transactions run on acquired connections."""
+        return False
