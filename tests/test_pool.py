@@ -107,12 +107,12 @@ async def test_dirty_connections_are_not_reused(redis_standalone: Any) -> None:
     pool = await create_pool(redis_standalone.address, minsize=1, maxsize=2)
     try:
         conn = await pool.acquire()
-        await conn.execute("MULTI")
+        await conn.execute_pubsub("SUBSCRIBE", "dirty:chan")
         pool.release(conn)
         await asyncio.sleep(0)
         assert conn.closed
         async with pool.get() as fresh:
-            assert not fresh.in_transaction
+            assert fresh is not conn and not fresh.in_pubsub
     finally:
         pool.close()
         await pool.wait_closed()
