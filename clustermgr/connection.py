@@ -804,6 +804,14 @@ async def create_connection(
         use_ssl = ssl_module.create_default_context()
     else:
         use_ssl = None
+    if parsed.timeout is not None and not (
+        isinstance(parsed.timeout, (int, float))
+        and not isinstance(parsed.timeout, bool)
+        and parsed.timeout > 0
+    ):
+        raise ValueError(
+            f"timeout must be a positive number of seconds or None, got {parsed.timeout!r}"
+        )
     if parsed.db is not None and (isinstance(parsed.db, bool) or not isinstance(parsed.db, int)):
         raise TypeError(f"db must be an int, got {parsed.db!r}")
     cls = connection_cls or RedisConnection
