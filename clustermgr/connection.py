@@ -225,6 +225,9 @@ class RedisConnection(AbcConnection):
         self._readonly = False
         self._credentials: tuple[str | None, str] | None = None
         self._blocking = 0  # blocking commands awaiting their reply
+        # State commands queued in MULTI: applied when EXEC runs them all.
+        self._queued_state: list[Callable[[Any], None]] = []
+        self._tracked = True  # False: a transaction changed state in a way not known
         self._closing = False
         self._close_error: BaseException | None = None
         self._closed_future: asyncio.Future[None] = self._loop.create_future()
@@ -513,11 +516,63 @@ class RedisConnection(AbcConnection):
     def _state_hook(self, special: bytes, command: Any, args: tuple[Any, ...]) -> Any:
         """Track what ``command`` changes; returns a hook called with its reply, or None.
 
-        Confirmed state (db, READONLY, credentials) changes on the reply;
-        MULTI and WATCH count from the moment they are sent.
+        Confirmed state (db, READONLY, credentials) changes on the reply (in
+        MULTI: when EXEC runs it); MULTI and WATCH count from the moment they
+        are sent, so an unknown outcome counts as dirty.
         """
         if special in BLOCKING_COMMANDS:
             return _Blocking(self, command) if is_blocking(command, args) else None
+        if special == b"MULTI":
+            self._in_transaction = True
+            return None
+        if special == b"WATCH":
+            self._watching = True
+            self._watch_generation += 1
+            return None
+        if special in (b"EXEC", b"DISCARD", b"UNWATCH"):
+            if special == b"UNWATCH" and self._in_transaction:
+                return None  # queued; EXEC or DISCARD unwatches anyway
+            return self._ends_watch(special)
+        if special == b"CLIENT":
+            if (
+                len(args) >= 2
+                and _upper(args[0]) == b"REPLY"
+                and _upper(args[1]) in _UNTRACKABLE_REPLY_MODES
+            ):
+                raise TypeError(
+                    "CLIENT REPLY OFF/SKIP is not supported: replies are matched to commands "
+                    "in order"
+                )
+            return None
+        hook = self._confirmed_change(special, args)
+        if hook is not None and self._in_transaction:
+            self._queued_state.append(hook)
+            return None
+        return hook
+
+    def _ends_watch(self, special: bytes) -> Callable[[Any], None]:
+        """EXEC / DISCARD / UNWATCH: the hook that clears WATCH (and applies EXEC's state)."""
+        queued: list[Callable[[Any], None]] = []
+        if special != b"UNWATCH":
+            self._in_transaction = False
+            queued, self._queued_state = self._queued_state, []
+        executes = special == b"EXEC"
+        generation = self._watch_generation
+
+        def ended(reply: Any) -> None:
+            if executes and queued and type(reply) is list:
+                if any(isinstance(item, ReplyError) for item in reply):
+                    self._tracked = False  # which state change failed is not known
+                else:
+                    for change in queued:
+                        change(b"OK")
+            if not isinstance(reply, ReplyError) and generation == self._watch_generation:
+                self._watching = False
+
+        return ended
+
+    def _confirmed_change(self, special: bytes, args: tuple[Any, ...]) -> Any:
+        """The hook applying SELECT / READONLY / READWRITE / AUTH once confirmed."""
         if special == b"SELECT":
             if len(args) != 1:
                 raise TypeError("SELECT takes exactly one argument: the db index")
@@ -528,23 +583,6 @@ class RedisConnection(AbcConnection):
                     self._db = db
 
             return selected
-        if special == b"MULTI":
-            self._in_transaction = True
-            return None
-        if special == b"WATCH":
-            self._watching = True
-            self._watch_generation += 1
-            return None
-        if special in (b"EXEC", b"DISCARD"):
-            self._in_transaction = False
-        if special in (b"EXEC", b"DISCARD", b"UNWATCH"):
-            generation = self._watch_generation
-
-            def unwatched(reply: Any) -> None:
-                if not isinstance(reply, ReplyError) and generation == self._watch_generation:
-                    self._watching = False
-
-            return unwatched
         if special in (b"READONLY", b"READWRITE"):
             readonly = special == b"READONLY"
 
@@ -553,7 +591,7 @@ class RedisConnection(AbcConnection):
                     self._readonly = readonly
 
             return mode_set
-        if special == b"AUTH" and args and len(args) <= 2:
+        if special == b"AUTH" and 1 <= len(args) <= 2:
             credentials = (
                 (None, to_text(args[0])) if len(args) == 1
                 else (to_text(args[0]), to_text(args[1]))
@@ -564,15 +602,6 @@ class RedisConnection(AbcConnection):
                     self._credentials = credentials
 
             return authenticated
-        if (
-            special == b"CLIENT"
-            and len(args) >= 2
-            and _upper(args[0]) == b"REPLY"
-            and _upper(args[1]) in _UNTRACKABLE_REPLY_MODES
-        ):
-            raise TypeError(
-                "CLIENT REPLY OFF/SKIP is not supported: replies are matched to commands in order"
-            )
         return None
 
     def execute_pubsub(self, command: bytes | str, *channels: Any) -> asyncio.Future[Any]:
@@ -724,6 +753,7 @@ class RedisConnection(AbcConnection):
         """A snapshot of the tracked state (what the hand-back contract judges)."""
         return ConnectionState(
             closed=self._closing,
+            tracked=self._tracked,
             in_flight=len(self._waiters),
             blocking=self._blocking,
             subscribed=bool(self._pubsub_pending or self.in_pubsub),

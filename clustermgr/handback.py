@@ -43,6 +43,7 @@ class ConnectionState:
     """
 
     closed: bool
+    tracked: bool
     in_flight: int
     blocking: int
     subscribed: bool
@@ -78,6 +79,8 @@ def judge(state: ConnectionState, known: KnownState) -> HandBack:
     """Decide clean / reset / close for a connection in ``state`` returning to ``known``."""
     if state.closed:
         return HandBack(Action.CLOSE, "closed")
+    if not state.tracked:
+        return HandBack(Action.CLOSE, "a transaction changed its state in a way not known")
     if state.subscribed:
         return HandBack(Action.CLOSE, "subscribed")
     if state.blocking:
