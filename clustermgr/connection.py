@@ -29,13 +29,16 @@ from .errors import (
     ReplyError,
     TimeoutError,
 )
+from .handback import ConnectionState
 from .protocol import (
+    BLOCKING_COMMANDS,
     case_variants,
     decode,
     encode_command,
     is_blocking,
     lookup_command,
     new_reader,
+    to_text,
 )
 from .pubsub import PUBSUB_COMMANDS, ChannelMap, parse_pubsub
 from .stats import Counters
@@ -53,17 +56,36 @@ _PUBSUB_EVENTS = _MESSAGES | frozenset(_CONFIRMATIONS)
 _PING = case_variants("PING")
 
 
-# Commands the connection must look at (state or pub/sub); everything else
-# passes straight through. Looked up by the command exactly as the caller
+# Commands the connection must look at (state, pub/sub, blocking); everything
+# else passes straight through. Looked up by the command exactly as the caller
 # spelled it, falling back to upper-casing only for mixed case.
-_SPECIAL = case_variants(
-    "SELECT", "MULTI", "EXEC", "DISCARD", "QUIT",
-    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+_STATE = case_variants(
+    "SELECT", "MULTI", "EXEC", "DISCARD", "QUIT", "WATCH", "UNWATCH", "AUTH", "CLIENT",
+    "READONLY", "READWRITE",
 )
+_SPECIAL = {
+    **_STATE,
+    **case_variants(
+        "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+    ),
+    **BLOCKING_COMMANDS,
+}
+# Not in execute_batch: a batch has no per-command state hooks.
+_BATCH_REFUSED = {
+    name: canonical for name, canonical in _SPECIAL.items()
+    if canonical not in (b"AUTH", b"CLIENT") and name not in BLOCKING_COMMANDS
+}
+_UNTRACKABLE_REPLY_MODES = frozenset({b"OFF", b"SKIP"})
 
 
 def _special(command: Any) -> bytes | None:
     return lookup_command(_SPECIAL, command)
+
+
+def _upper(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.upper().encode()
+    return bytes(value).upper() if isinstance(value, (bytes, bytearray, memoryview)) else b""
 
 
 PubSubLostHook = Callable[["RedisConnection", BaseException | None], None]
@@ -86,12 +108,15 @@ class _Batch:
     replies as exception instances) and the future resolves with the list.
     """
 
-    __slots__ = ("future", "index", "replies")
+    __slots__ = ("blocking", "future", "index", "replies")
 
-    def __init__(self, future: asyncio.Future[list[Any]], size: int) -> None:
+    def __init__(
+        self, future: asyncio.Future[list[Any]], size: int, blocking: _Blocking | None
+    ) -> None:
         self.future = future
         self.replies: list[Any] = [None] * size
         self.index = 0
+        self.blocking = blocking
 
     def add(self, reply: Any, encoding: str | None) -> None:
         if encoding is not None and not isinstance(reply, ReplyError):
@@ -101,8 +126,38 @@ class _Batch:
                 reply = exc
         self.replies[self.index] = reply
         self.index += 1
-        if self.index == len(self.replies) and not self.future.done():
-            self.future.set_result(self.replies)
+        if self.index == len(self.replies):
+            if self.blocking is not None:
+                self.blocking(reply)
+            if not self.future.done():
+                self.future.set_result(self.replies)
+
+
+class _Blocking:
+    """A pending blocking command (or batch holding one).
+
+    If its caller gives up (the future is cancelled) before the reply, the
+    connection is closed: the server then unblocks the command without
+    serving it, and nothing queues behind it.
+    """
+
+    __slots__ = ("command", "conn", "pending")
+
+    def __init__(self, conn: RedisConnection, command: Any) -> None:
+        self.conn = conn
+        self.command = command
+        self.pending = True
+        conn._blocking += 1
+
+    def __call__(self, reply: Any) -> None:
+        if self.pending:
+            self.pending = False
+            self.conn._blocking -= 1
+
+    def given_up(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() and self.pending and not self.conn._closing:
+            logger.debug("closing %r: its caller gave up on %r", self.conn, self.command)
+            self.conn.close()
 
 
 class _PubSubWait:
@@ -166,6 +221,14 @@ class RedisConnection(AbcConnection):
         self._flush_handle: asyncio.Handle | None = None
         self._db = 0
         self._in_transaction = False
+        self._watching = False
+        self._watch_generation = 0
+        self._readonly = False
+        self._credentials: tuple[str | None, str] | None = None
+        self._blocking = 0  # blocking commands awaiting their reply
+        # State commands queued in MULTI: applied when EXEC runs them all.
+        self._queued_state: list[Callable[[Any], None]] = []
+        self._tracked = True  # False: a transaction changed state in a way not known
         self._closing = False
         self._close_error: BaseException | None = None
         self._closed_future: asyncio.Future[None] = self._loop.create_future()
@@ -177,7 +240,6 @@ class RedisConnection(AbcConnection):
         # arrives for read_timeout seconds, the connection is aborted.
         self._read_timeout = read_timeout
         self._progress_at = 0.0
-        self._blocking_in_flight = False
         self._watchdog: asyncio.TimerHandle | None = None
         #: Called when the connection drops (not on close()). When set, its
         #: channels are left open for the owner to resubscribe elsewhere.
@@ -228,10 +290,9 @@ class RedisConnection(AbcConnection):
         self._watchdog = None
         if self._closing or self._read_timeout is None:
             return
-        if not self._waiters:
-            self._blocking_in_flight = False
-        elif (
-            not self._blocking_in_flight
+        if (
+            self._waiters
+            and not self._blocking
             and not self._unflushed
             and self._loop.time() - self._progress_at > self._read_timeout
         ):
@@ -280,22 +341,26 @@ class RedisConnection(AbcConnection):
                     continue
                 if kind is _PubSubWait:  # the (un)subscribe command was refused
                     self._pubsub_pending -= 1
-                    hook = None
+                else:  # state is tracked from the reply, even if nobody awaits it
+                    hook(obj)
             if future.done():  # cancelled by its caller; the reply is dropped
+                if type(hook) is _Blocking and obj is not None and not isinstance(obj, ReplyError):
+                    logger.warning(
+                        "%s: the server served %r just as its caller gave up; reply dropped",
+                        self._address_text, command,
+                    )
                 continue
             if isinstance(obj, ReplyError):
                 self.stats.error(type(obj).__name__)
                 if on_error is None or not on_error(future, obj, command, args, encoding):
                     future.set_exception(obj)
                 continue
-            try:
-                if hook is not None:
-                    obj = hook(obj)
-                if encoding is not None:
+            if encoding is not None:
+                try:
                     obj = decode(obj, encoding)
-            except Exception as exc:  # a bad codec fails this command only
-                future.set_exception(exc)
-                continue
+                except Exception as exc:  # a bad codec fails this command only
+                    future.set_exception(exc)
+                    continue
             future.set_result(obj)
 
     def _on_lost(self, exc: BaseException | None) -> None:
@@ -338,6 +403,7 @@ class RedisConnection(AbcConnection):
         self._buffer.clear()
         self._unflushed = 0
         self._pubsub_pending = 0
+        self._blocking = 0
         self._release_channels(cause, forced)
         if not self._closed_future.done():
             self._closed_future.set_result(None)
@@ -391,19 +457,18 @@ class RedisConnection(AbcConnection):
         if special is not None:
             if special in PUBSUB_COMMANDS:
                 return self.execute_pubsub(command, *args)
-            hook = self._state_hook(special, args)
+            hook = self._state_hook(special, command, args)
         if encoding is _NOT_SET:
             encoding = self._encoding
         elif encoding is not None and type(encoding) is not str:
             # Another library's own "not set" marker (aioredis 1.x passes one).
             encoding = self._encoding
         data = encode_command(command, args)
-        if self._read_timeout is not None:
-            if not self._waiters:
-                self._progress_at = self._loop.time()
-            if is_blocking(command, args):
-                self._blocking_in_flight = True  # may legitimately wait: not a stall
+        if self._read_timeout is not None and not self._waiters:
+            self._progress_at = self._loop.time()
         future = self._loop.create_future()
+        if type(hook) is _Blocking:
+            future.add_done_callback(hook.given_up)
         self._waiters.append((future, encoding, hook, on_error, command, args))
         self._send(data)
         return future
@@ -427,20 +492,27 @@ class RedisConnection(AbcConnection):
         if encoding is _NOT_SET or (encoding is not None and type(encoding) is not str):
             encoding = self._encoding
         payload: list[bytes] = []
+        blocking: Any = None
         for entry in commands:
             if not entry:
                 raise TypeError("execute_batch: empty command")
             command = entry[0]
-            if _special(command) is not None:
+            if lookup_command(_BATCH_REFUSED, command) is not None:
                 raise TypeError(
                     f"execute_batch: {command!r} changes connection state; use execute()"
                 )
-            payload.append(encode_command(command, tuple(entry[1:])))
+            args = tuple(entry[1:])
+            payload.append(encode_command(command, args))
+            if blocking is None and is_blocking(command, args):
+                blocking = command
         future: asyncio.Future[list[Any]] = self._loop.create_future()
         if not payload:
             future.set_result([])
             return future
-        batch = _Batch(future, len(payload))
+        tracker = _Blocking(self, blocking) if blocking is not None else None
+        if tracker is not None:
+            future.add_done_callback(tracker.given_up)
+        batch = _Batch(future, len(payload), tracker)
         entry_ = (future, encoding, batch, None, None, ())
         self._waiters.extend([entry_] * len(payload))
         if self._read_timeout is not None and len(self._waiters) == len(payload):
@@ -451,21 +523,95 @@ class RedisConnection(AbcConnection):
             self._flush_handle = self._loop.call_soon(self._flush)
         return future
 
-    def _state_hook(self, special: bytes, args: tuple[Any, ...]) -> Any:
+    def _state_hook(self, special: bytes, command: Any, args: tuple[Any, ...]) -> Any:
+        """Track what ``command`` changes; returns a hook called with its reply, or None.
+
+        Confirmed state (db, READONLY, credentials) changes on the reply (in
+        MULTI: when EXEC runs it); MULTI and WATCH count from the moment they
+        are sent, so an unknown outcome counts as dirty.
+        """
+        if special in BLOCKING_COMMANDS:
+            return _Blocking(self, command) if is_blocking(command, args) else None
+        if special == b"MULTI":
+            self._in_transaction = True
+            return None
+        if special == b"WATCH":
+            self._watching = True
+            self._watch_generation += 1
+            return None
+        if special in (b"EXEC", b"DISCARD", b"UNWATCH"):
+            if special == b"UNWATCH" and self._in_transaction:
+                return None  # queued; EXEC or DISCARD unwatches anyway
+            return self._ends_watch(special)
+        if special == b"CLIENT":
+            if (
+                len(args) >= 2
+                and _upper(args[0]) == b"REPLY"
+                and _upper(args[1]) in _UNTRACKABLE_REPLY_MODES
+            ):
+                raise TypeError(
+                    "CLIENT REPLY OFF/SKIP is not supported: replies are matched to commands "
+                    "in order"
+                )
+            return None
+        hook = self._confirmed_change(special, args)
+        if hook is not None and self._in_transaction:
+            self._queued_state.append(hook)
+            return None
+        return hook
+
+    def _ends_watch(self, special: bytes) -> Callable[[Any], None]:
+        """EXEC / DISCARD / UNWATCH: the hook that clears WATCH (and applies EXEC's state)."""
+        queued: list[Callable[[Any], None]] = []
+        if special != b"UNWATCH":
+            self._in_transaction = False
+            queued, self._queued_state = self._queued_state, []
+        executes = special == b"EXEC"
+        generation = self._watch_generation
+
+        def ended(reply: Any) -> None:
+            if executes and queued and type(reply) is list:
+                if any(isinstance(item, ReplyError) for item in reply):
+                    self._tracked = False  # which state change failed is not known
+                else:
+                    for change in queued:
+                        change(b"OK")
+            if not isinstance(reply, ReplyError) and generation == self._watch_generation:
+                self._watching = False
+
+        return ended
+
+    def _confirmed_change(self, special: bytes, args: tuple[Any, ...]) -> Any:
+        """The hook applying SELECT / READONLY / READWRITE / AUTH once confirmed."""
         if special == b"SELECT":
             if len(args) != 1:
                 raise TypeError("SELECT takes exactly one argument: the db index")
             db = int(args[0])
 
-            def selected(reply: Any) -> Any:
-                self._db = db
-                return reply
+            def selected(reply: Any) -> None:
+                if not isinstance(reply, ReplyError):
+                    self._db = db
 
             return selected
-        if special == b"MULTI":
-            self._in_transaction = True
-        elif special in (b"EXEC", b"DISCARD"):
-            self._in_transaction = False
+        if special in (b"READONLY", b"READWRITE"):
+            readonly = special == b"READONLY"
+
+            def mode_set(reply: Any) -> None:
+                if not isinstance(reply, ReplyError):
+                    self._readonly = readonly
+
+            return mode_set
+        if special == b"AUTH" and 1 <= len(args) <= 2:
+            credentials = (
+                (None, to_text(args[0])) if len(args) == 1
+                else (to_text(args[0]), to_text(args[1]))
+            )
+
+            def authenticated(reply: Any) -> None:
+                if not isinstance(reply, ReplyError):
+                    self._credentials = credentials
+
+            return authenticated
         return None
 
     def execute_pubsub(self, command: bytes | str, *channels: Any) -> asyncio.Future[Any]:
@@ -609,6 +755,27 @@ class RedisConnection(AbcConnection):
         return len(self._waiters)
 
     @property
+    def watching(self) -> bool:
+        """True from a WATCH until a confirmed EXEC, DISCARD or UNWATCH."""
+        return self._watching
+
+    @property
+    def state(self) -> ConnectionState:
+        """A snapshot of the tracked state (what the hand-back contract judges)."""
+        return ConnectionState(
+            closed=self._closing,
+            tracked=self._tracked,
+            in_flight=len(self._waiters),
+            blocking=self._blocking,
+            subscribed=bool(self._pubsub_pending or self.in_pubsub),
+            in_transaction=self._in_transaction,
+            watching=self._watching,
+            db=self._db,
+            readonly=self._readonly,
+            credentials=self._credentials,
+        )
+
+    @property
     def in_pubsub(self) -> int:
         """Number of subscribed channels, patterns and shard channels."""
         return len(self._channels) + len(self._patterns) + len(self._shard_channels)
@@ -678,6 +845,14 @@ async def create_connection(
         use_ssl = ssl_module.create_default_context()
     else:
         use_ssl = None
+    if parsed.timeout is not None and not (
+        isinstance(parsed.timeout, (int, float))
+        and not isinstance(parsed.timeout, bool)
+        and parsed.timeout > 0
+    ):
+        raise ValueError(
+            f"timeout must be a positive number of seconds or None, got {parsed.timeout!r}"
+        )
     if parsed.db is not None and (isinstance(parsed.db, bool) or not isinstance(parsed.db, int)):
         raise TypeError(f"db must be an int, got {parsed.db!r}")
     cls = connection_cls or RedisConnection

@@ -28,10 +28,12 @@ from .errors import (
     ConnectionClosedError,
     PoolClosedError,
     RedisError,
+    ReplyError,
     RouteError,
     TimeoutError,
 )
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
+from .handback import Action, KnownState, judge, restore
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
 from .pubsub import PUBSUB_COMMANDS, SUBSCRIBE_COMMANDS, ChannelMap, parse_pubsub
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
@@ -54,6 +56,15 @@ _SPECIAL = {
 }
 # Above this many replies outstanding on every free connection, open another.
 _GROW_AT_IN_FLIGHT = 64
+# A released connection whose reset is not confirmed within this many seconds is closed.
+_RESET_TIMEOUT = 2.0
+
+
+def _check_timeout(name: str, value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
 
 
 class ConnectionsPool(AbcPool):
@@ -85,6 +96,8 @@ class ConnectionsPool(AbcPool):
             raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
         if minsize > maxsize:
             raise ValueError(f"minsize ({minsize}) must not exceed maxsize ({maxsize})")
+        _check_timeout("create_connection_timeout", create_connection_timeout)
+        _check_timeout("acquire_timeout", acquire_timeout)
         self._address: ServerAddress = parse_address(address).with_defaults(
             db=db, username=username, password=password, encoding=encoding,
             timeout=create_connection_timeout, name=name,
@@ -99,8 +112,10 @@ class ConnectionsPool(AbcPool):
         self._reconnect_delay = reconnect_delay
         self._read_timeout = read_timeout
         self._db = self._address.db or 0
+        self._known = KnownState(db=self._db, credentials=self._credentials())
         self._free: deque[RedisConnection] = deque()
         self._used: set[RedisConnection] = set()
+        self._resetting: set[RedisConnection] = set()  # released, reset not yet confirmed
         self._connecting = 0
         self._waiters: deque[asyncio.Future[RedisConnection]] = deque()
         self._closing = False
@@ -124,6 +139,10 @@ class ConnectionsPool(AbcPool):
 
     # -- connections ------------------------------------------------------
 
+    def _credentials(self) -> tuple[str | None, str] | None:
+        address = self._address
+        return (address.username, address.password) if address.password else None
+
     async def _create(self) -> RedisConnection:
         conn = await create_connection(
             self._address, ssl=self._ssl, parser=self._parser,
@@ -140,6 +159,8 @@ class ConnectionsPool(AbcPool):
             conn.close()
             await conn.wait_closed()
             raise PoolClosedError(f"pool for {self._address_text} was closed")
+        # What on_connect set up (READONLY on a cluster replica) is the known state.
+        self._known = replace(self._known, readonly=conn.state.readonly)
         self._all.add(conn)
         conn.stats = self._counters
         self._counters.connects += 1
@@ -151,6 +172,23 @@ class ConnectionsPool(AbcPool):
             return await self._create()
         finally:
             self._connecting -= 1
+
+    async def _create_checked(self) -> RedisConnection:
+        """A new connection whose first reply proves it usable.
+
+        A server at ``maxclients`` accepts the socket, sends an error and
+        closes it: that error (:class:`~clustermgr.errors.MaxClientsError`)
+        is raised here instead of a dead connection joining the pool.
+        """
+        conn = await self._create_counted()
+        try:
+            await conn.execute(b"PING", encoding=None)
+        except BaseException:
+            self._all.discard(conn)
+            conn.close()
+            await conn.wait_closed()
+            raise
+        return conn
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -179,12 +217,15 @@ class ConnectionsPool(AbcPool):
         self._free.append(conn)
 
     async def fill(self) -> None:
-        """Open connections until ``minsize`` are open (raises on the first failure)."""
+        """Open connections until ``minsize`` are open, each checked by a reply.
+
+        Raises the first failure (ConnectError, AuthError, MaxClientsError, ...).
+        """
         missing = self._minsize - self.size
         if missing <= 0:
             return
         results = await asyncio.gather(
-            *(self._create_counted() for _ in range(missing)), return_exceptions=True
+            *(self._create_checked() for _ in range(missing)), return_exceptions=True
         )
         errors = [r for r in results if isinstance(r, BaseException)]
         for result in results:
@@ -278,7 +319,10 @@ class ConnectionsPool(AbcPool):
         """Run one command on an acquired connection and resolve ``future``.
 
         A failure to get a connection goes through the caller's ``on_error``
-        hook like any other connection error (the command was not sent).
+        hook like any other connection error (the command was not sent). A
+        caller who gives up (cancels ``future``) cancels the command: a
+        blocking one then closes its connection, so the server never serves
+        it to nobody. The reply reaches ``future`` without a task switch.
         """
         try:
             conn = await self.acquire()
@@ -294,16 +338,16 @@ class ConnectionsPool(AbcPool):
             future.set_exception(exc)
             return
         try:
-            result = await conn.execute(command, *args, **kwargs)
-        except BaseException as exc:
-            if not future.done():
-                future.set_exception(
-                    PoolClosedError(f"pool for {self._address_text} was closed")
-                    if isinstance(exc, asyncio.CancelledError) else exc
-                )
-        else:
-            if not future.done():
-                future.set_result(result)
+            if future.done():  # the caller gave up while waiting: nothing is sent
+                return
+            try:
+                reply = conn.execute(command, *args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+                return
+            future.add_done_callback(functools.partial(_cancel_with, reply))
+            reply.add_done_callback(functools.partial(_settle, future, command))
+            await asyncio.wait((reply,))  # its outcome goes to ``future`` by _settle
         finally:
             self.release(conn)
 
@@ -361,25 +405,44 @@ class ConnectionsPool(AbcPool):
             raise
 
     def release(self, conn: AbcConnection) -> None:
-        """Give back an acquired connection; dirty ones (MULTI, pub/sub, other db) close."""
+        """Give back an acquired connection under the hand-back contract.
+
+        A clean connection is free again at once; one left in MULTI, WATCH,
+        another db or with replies pending is reset first (the reset
+        confirmed before reuse); one subscribed, blocked or closed is closed
+        (see :func:`clustermgr.handback.judge`).
+        """
         if not isinstance(conn, RedisConnection) or conn not in self._used:
             raise ValueError(f"{conn!r} was not acquired from this pool")
         self._used.discard(conn)
-        if (
-            conn._closing
-            or self._closing
-            or conn.in_transaction
-            or conn.in_pubsub
-            or conn.db != self._db
-        ):
-            conn.close()
-            self._all.discard(conn)
-            self._spawn(conn.wait_closed())
-            # A waiter may now open a connection in the freed place.
-            if self._waiters and not self._closing:
-                self._spawn(self._replace_for_waiter())
-            return
-        self._put_free(conn)
+        verdict = judge(conn.state, self._known)
+        if verdict.action is Action.CLEAN and not self._closing:
+            self._put_free(conn)
+        elif verdict.action is Action.RESET and not self._closing:
+            logger.debug("resetting %r before reuse: %s", conn, verdict.reason)
+            self._resetting.add(conn)
+            self._spawn(self._reset(conn))
+        else:
+            self._discard(conn)
+
+    async def _reset(self, conn: RedisConnection) -> None:
+        clean = False
+        try:
+            clean = await restore(conn, self._known, timeout=_RESET_TIMEOUT)
+        finally:
+            self._resetting.discard(conn)
+            if clean and not self._closing:
+                self._put_free(conn)
+            else:
+                self._discard(conn)
+
+    def _discard(self, conn: RedisConnection) -> None:
+        """Close a connection that must not be shared again; a waiter may take its place."""
+        conn.close()
+        self._all.discard(conn)
+        self._spawn(conn.wait_closed())
+        if self._waiters and not self._closing:
+            self._spawn(self._replace_for_waiter())
 
     async def _replace_for_waiter(self) -> None:
         try:
@@ -587,14 +650,61 @@ class ConnectionsPool(AbcPool):
     # -- state ------------------------------------------------------------
 
     async def select(self, db: int) -> bool:
-        """Switch every connection of the pool to ``db``."""
+        """Switch every connection of the pool to ``db``.
+
+        If the server refuses ``db`` (out of range), its error is raised and
+        the pool stays on its db. Acquired connections switch when released.
+        """
         if isinstance(db, bool) or not isinstance(db, int) or db < 0:
             raise TypeError(f"db must be a non-negative int, got {db!r}")
-        self._db = db
-        self._address = replace(self._address, db=db)
-        conns = [c for c in self._free if not c._closing]
-        await asyncio.gather(*(c.execute(b"SELECT", db) for c in conns))
+        results, conns = await self._on_free_connections(b"SELECT", db)
+        refused = next((r for r in results if isinstance(r, ReplyError)), None)
+        if refused is None:
+            self._db = db
+            self._address = replace(self._address, db=db)
+            self._known = replace(self._known, db=db)
+        for conn in conns:  # never share a connection on another db than the pool's
+            if conn.db != self._db and conn in self._free:
+                self._free.remove(conn)
+                self._discard(conn)
+        if refused is not None:
+            raise refused
         return True
+
+    async def auth(self, password: str, username: str | None = None) -> bool:
+        """Authenticate every connection (ACL ``username`` optional); new ones use it too.
+
+        If the server refuses, its error (AuthError) is raised and the pool
+        keeps its credentials. Acquired connections re-authenticate when
+        released; the pub/sub connection uses the new ones when it reconnects.
+        """
+        results, _ = await self._on_free_connections(
+            b"AUTH", *((username, password) if username else (password,))
+        )
+        refused = next((r for r in results if isinstance(r, ReplyError)), None)
+        if refused is not None:
+            raise refused
+        self._address = replace(self._address, username=username, password=password)
+        self._known = replace(self._known, credentials=self._credentials())
+        return True
+
+    async def _on_free_connections(
+        self, command: bytes, *args: Any
+    ) -> tuple[list[Any], list[RedisConnection]]:
+        """Run ``command`` on every free connection (one opened if none); replies or errors."""
+        conns = [conn for conn in self._free if not conn.closed]
+        borrowed = None if conns else await self.acquire()
+        if borrowed is not None:
+            conns = [borrowed]
+        try:
+            results = await asyncio.gather(
+                *(conn.execute(command, *args, encoding=None) for conn in conns),
+                return_exceptions=True,
+            )
+        finally:
+            if borrowed is not None:
+                self.release(borrowed)
+        return results, conns
 
     async def clear(self) -> None:
         """Close every free connection (acquired ones close when released)."""
@@ -681,7 +791,7 @@ class ConnectionsPool(AbcPool):
     @property
     def size(self) -> int:
         """Connections open or opening."""
-        return len(self._free) + len(self._used) + self._connecting
+        return len(self._free) + len(self._used) + len(self._resetting) + self._connecting
 
     @property
     def freesize(self) -> int:
@@ -708,6 +818,28 @@ class ConnectionsPool(AbcPool):
             f"<ConnectionsPool {self._address_text} size={self.size} free={self.freesize} "
             f"pubsub={self.in_pubsub}{' closed' if self._closing else ''}>"
         )
+
+
+def _cancel_with(reply: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
+    if future.cancelled():
+        reply.cancel()
+
+
+def _settle(future: asyncio.Future[Any], command: Any, reply: asyncio.Future[Any]) -> None:
+    """Copy ``reply``'s outcome to the caller's ``future``."""
+    if reply.cancelled():
+        if not future.done():
+            future.set_exception(PoolClosedError("the pool was closed"))
+        return
+    error = reply.exception()
+    if future.done():
+        if error is None and future.cancelled() and reply.result() is not None:
+            logger.warning("the reply to %r arrived as its caller gave up; dropped", command)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(reply.result())
 
 
 async def create_pool(

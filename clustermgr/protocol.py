@@ -33,13 +33,18 @@ _pack = hiredis.pack_command
 def encode_command(command: bytes | str, args: tuple[Any, ...]) -> bytes:
     """Serialise ``command *args`` as a RESP array.
 
-    Arguments may be bytes, str (UTF-8), int, float or memoryview; anything
-    else raises :class:`TypeError` naming the argument, before anything is sent.
+    Arguments may be bytes, bytearray, memoryview, str (UTF-8), int or float;
+    anything else raises :class:`TypeError` naming the argument, before
+    anything is sent.
     """
     try:
         packed: bytes = _pack((command, *args))
         return packed
     except TypeError:
+        if any(type(arg) is bytearray for arg in args):  # the packer takes bytes only
+            return encode_command(
+                command, tuple(bytes(a) if type(a) is bytearray else a for a in args)
+            )
         for position, arg in enumerate((command, *args)):
             if isinstance(arg, bool) or not isinstance(
                 arg, (bytes, str, int, float, memoryview)

@@ -264,3 +264,37 @@ async def test_error_hook_can_take_over_the_future(local_standalone_factory: Any
     finally:
         conn.close()
         await conn.wait_closed()
+
+
+async def test_bytearray_and_memoryview_arguments(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        assert await conn.execute("SET", bytearray(b"ba:key"), bytearray(b"v1")) == b"OK"
+        assert await conn.execute("GET", memoryview(b"ba:key")) == b"v1"
+        assert await conn.execute_batch([("SET", "ba:key", bytearray(b"v2"))]) == [b"OK"]
+        assert await conn.execute("GET", "ba:key") == b"v2"
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+@pytest.mark.parametrize("bad", [0, -1, -0.5])
+async def test_timeout_must_be_positive(redis_standalone: Any, bad: float) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        await create_connection(redis_standalone.address, timeout=bad)
+    host, port = redis_standalone.address
+    with pytest.raises(ValueError, match="timeout"):
+        await create_connection(f"redis://{host}:{port}?timeout={bad}")
+
+
+async def test_client_reply_off_is_refused(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        for mode in ("OFF", "skip"):
+            with pytest.raises(TypeError, match="CLIENT REPLY"):
+                conn.execute("CLIENT", "REPLY", mode)
+        assert await conn.execute("CLIENT", "REPLY", "ON") == b"OK"
+        assert await conn.execute("PING") == b"PONG"
+    finally:
+        conn.close()
+        await conn.wait_closed()

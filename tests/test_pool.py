@@ -107,12 +107,12 @@ async def test_dirty_connections_are_not_reused(redis_standalone: Any) -> None:
     pool = await create_pool(redis_standalone.address, minsize=1, maxsize=2)
     try:
         conn = await pool.acquire()
-        await conn.execute("MULTI")
+        await conn.execute_pubsub("SUBSCRIBE", "dirty:chan")
         pool.release(conn)
         await asyncio.sleep(0)
         assert conn.closed
         async with pool.get() as fresh:
-            assert not fresh.in_transaction
+            assert fresh is not conn and not fresh.in_pubsub
     finally:
         pool.close()
         await pool.wait_closed()
@@ -165,3 +165,47 @@ async def test_unreachable_server_raises_connect_error(local_standalone_factory:
     server.kill()
     with pytest.raises(errors.ConnectError):
         await create_pool(address, create_connection_timeout=1)
+
+
+@pytest.mark.parametrize("name", ["create_connection_timeout", "acquire_timeout"])
+async def test_pool_timeouts_must_be_positive(name: str) -> None:
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match=name):
+            ConnectionsPool(("127.0.0.1", 1), **{name: bad})
+
+
+async def test_minsize_at_maxclients_is_a_clear_error(local_standalone_factory: Any) -> None:
+    server = local_standalone_factory()
+    admin = await create_pool(server.address, minsize=1, maxsize=1)
+    try:
+        await admin.execute("CONFIG", "SET", "maxclients", 3)
+        with pytest.raises(errors.MaxClientsError):
+            await create_pool(server.address, minsize=5, maxsize=5)
+        # The pool that failed closed what it opened: the slots are free again.
+        small = await create_pool(server.address, minsize=2, maxsize=2)
+        assert await small.execute("PING") == b"PONG"
+        small.close()
+        await small.wait_closed()
+    finally:
+        admin.close()
+        await admin.wait_closed()
+
+
+async def test_pool_auth_reauthenticates_every_connection(local_standalone_factory: Any) -> None:
+    server = local_standalone_factory(password="old")
+    pool = await create_pool(server.address, password="old", minsize=2, maxsize=3)
+    try:
+        held = await pool.acquire()
+        await pool.execute("CONFIG", "SET", "requirepass", "new")
+        assert await pool.auth("new") is True
+        await pool.execute("ACL", "SETUSER", "default", "resetpass", ">new")  # old one gone
+        await pool.execute("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        await asyncio.sleep(0.1)
+        assert await pool.execute("PING") == b"PONG"  # reconnects with the new password
+        pool.release(held)
+        with pytest.raises(errors.AuthError):
+            await pool.auth("wrong")
+        assert await pool.execute("PING") == b"PONG"
+    finally:
+        pool.close()
+        await pool.wait_closed()

@@ -1,0 +1,143 @@
+"""The hand-back contract: a released connection is clean, reset, or closed.
+
+Against a real redis-server: every test leaves a connection in some state a
+caller abandoned (cancelled SELECT, WATCH, MULTI, a pending BLPOP) and checks
+that the next holder, or shared traffic, never sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from clustermgr import create_connection, create_pool, errors
+
+
+def _client_db(info: bytes) -> int:
+    fields = dict(part.split(b"=", 1) for part in info.split() if b"=" in part)
+    return int(fields[b"db"])
+
+
+async def test_cancelled_select_is_tracked_from_its_reply(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        pending = conn.execute("SELECT", 3)
+        pending.cancel()
+        await conn.execute("PING")
+        assert conn.db == 3
+        assert _client_db(await conn.execute("CLIENT", "INFO")) == 3
+        refused = conn.execute("SELECT", 100000)
+        refused.cancel()
+        await conn.execute("PING")
+        assert conn.db == 3  # an error reply changes nothing
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_pool_never_serves_from_the_db_of_a_cancelled_select(
+    redis_standalone: Any,
+) -> None:
+    pool = await create_pool(redis_standalone.address, minsize=1, maxsize=1)
+    try:
+        conn = await pool.acquire()
+        pending = conn.execute("SELECT", 4)
+        pending.cancel()
+        pool.release(conn)
+        assert _client_db(await pool.execute("CLIENT", "INFO")) == 0
+        async with pool.get() as again:
+            assert again.db == 0
+            assert _client_db(await again.execute("CLIENT", "INFO")) == 0
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_failed_pool_select_leaves_the_pool_usable(redis_standalone: Any) -> None:
+    pool = await create_pool(redis_standalone.address, minsize=2, maxsize=2)
+    try:
+        with pytest.raises(errors.ReplyError, match="out of range"):
+            await pool.select(100000)
+        assert pool.db == 0
+        assert await pool.execute("PING") == b"PONG"
+        await pool.clear()
+        assert await pool.execute("PING") == b"PONG"  # new connections handshake fine
+        assert _client_db(await pool.execute("CLIENT", "INFO")) == 0
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_timed_out_blpop_through_the_pool_pops_nothing(redis_standalone: Any) -> None:
+    pool = await create_pool(redis_standalone.address, minsize=1, maxsize=2)
+    try:
+        await pool.execute("DEL", "hb:q1")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(pool.execute("BLPOP", "hb:q1", 0), 0.2)
+        await pool.execute("RPUSH", "hb:q1", "item")
+        await asyncio.sleep(0.1)
+        assert await pool.execute("LRANGE", "hb:q1", 0, -1) == [b"item"]
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_blpop_cancelled_on_an_acquired_connection_is_not_reused(
+    redis_standalone: Any,
+) -> None:
+    pool = await create_pool(redis_standalone.address, minsize=1, maxsize=1)
+    try:
+        await pool.execute("DEL", "hb:q2")
+        with await pool as conn, pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(conn.execute("BLPOP", "hb:q2", 0), 0.1)
+        # maxsize=1: a PING that queued behind the BLPOP would never return.
+        assert await asyncio.wait_for(pool.execute("PING"), 2) == b"PONG"
+        await pool.execute("RPUSH", "hb:q2", "item")
+        await asyncio.sleep(0.1)
+        assert await pool.execute("LRANGE", "hb:q2", 0, -1) == [b"item"]
+        assert conn.closed
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_watch_left_on_release_does_not_abort_the_next_transaction(
+    redis_standalone: Any,
+) -> None:
+    pool = await create_pool(redis_standalone.address, minsize=1, maxsize=1)
+    other = await create_connection(redis_standalone.address)
+    try:
+        async with pool.get() as first:
+            await first.execute("WATCH", "hb:w")
+        await other.execute("SET", "hb:w", "changed")
+        async with pool.get() as second:
+            assert second is first
+            await second.execute("MULTI")
+            await second.execute("SET", "hb:w", "mine")
+            assert await second.execute("EXEC") == [b"OK"]
+        assert await other.execute("GET", "hb:w") == b"mine"
+    finally:
+        other.close()
+        await other.wait_closed()
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_multi_left_open_is_discarded_and_the_connection_reused(
+    redis_standalone: Any,
+) -> None:
+    pool = await create_pool(redis_standalone.address, minsize=1, maxsize=1)
+    try:
+        await pool.execute("DEL", "hb:m")
+        async with pool.get() as first:
+            await first.execute("MULTI")
+            await first.execute("SET", "hb:m", "queued")
+        async with pool.get() as second:
+            assert second is first and not second.closed
+            assert not second.in_transaction
+            assert await second.execute("GET", "hb:m") is None  # not QUEUED, not applied
+    finally:
+        pool.close()
+        await pool.wait_closed()
