@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from clustermgr.cluster import ClusterPool, OutcomeUnknownError, create_cluster_pool, key_slot
 from clustermgr.errors import RedisError
 from clustermgr.testing.cluster import LocalCluster
@@ -14,6 +16,8 @@ from clustermgr.testing.cluster import LocalCluster
 logger = logging.getLogger("tests.cluster.faults")
 
 ClusterFactory = Callable[..., LocalCluster]
+
+pytestmark = pytest.mark.fault
 
 
 class Load:
