@@ -13,6 +13,12 @@ stopped at teardown): ``local_standalone_factory``, ``local_cluster_factory``,
 ``--docker``: tests marked ``@pytest.mark.docker`` run, using the
 ``docker_redis`` fixture (``docker/docker-compose.yml`` via pytest-docker);
 without it they are skipped.
+
+``--load`` (or ``CLUSTERMGR_LOAD=1``): tests marked ``@pytest.mark.fault``
+(failover, fencing, resharding) run while CPU hogs spin on every core
+(:class:`clustermgr.testing.load.CpuHogs`, ``--load-hogs N`` to choose how
+many), so the timing windows of a busy host open.  Without it the marker
+changes nothing.
 """
 
 from __future__ import annotations
@@ -27,11 +33,14 @@ import pytest
 if TYPE_CHECKING:
     from .cluster import LocalCluster
     from .docker import DockerTopologies
+    from .load import CpuHogs
     from .sentinel import LocalSentinelGroup
     from .standalone import LocalStandalone
     from .topology import Topology
 
 __all__ = [
+    "LOAD_ENV_VAR",
+    "clustermgr_load",
     "docker_redis",
     "local_cluster_factory",
     "local_sentinel_factory",
@@ -39,12 +48,19 @@ __all__ = [
     "pytest_addoption",
     "pytest_collection_modifyitems",
     "pytest_configure",
+    "pytest_report_header",
     "redis_cluster",
     "redis_sentinel",
     "redis_standalone",
 ]
 
 _DOCKER_MARKER = "docker: uses the docker/ compose topologies (opt-in with --docker)"
+_FAULT_MARKER = "fault: failover/fencing/resharding test; runs under CPU hogs with --load"
+
+LOAD_ENV_VAR = "CLUSTERMGR_LOAD"
+"""Environment variable that turns the load mode on (any value but ``""``/``0``)."""
+
+_DEFAULT_TIMEOUT = 300.0
 
 _T = TypeVar("_T", bound="Topology")
 
@@ -63,11 +79,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="compose file for --docker (default: <rootdir>/docker/docker-compose.yml)",
     )
+    group.addoption(
+        "--load",
+        action="store_true",
+        default=os.environ.get(LOAD_ENV_VAR, "") not in ("", "0"),
+        help=f"run tests marked 'fault' under CPU hogs (also ${LOAD_ENV_VAR}=1)",
+    )
+    group.addoption(
+        "--load-hogs",
+        type=int,
+        default=None,
+        help="number of CPU hog processes in load mode (default: one per core)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``docker`` marker."""
+    """Register the ``docker`` and ``fault`` markers."""
     config.addinivalue_line("markers", _DOCKER_MARKER)
+    config.addinivalue_line("markers", _FAULT_MARKER)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Say so when the load mode is on."""
+    if not config.getoption("--load"):
+        return None
+    hogs = config.getoption("--load-hogs")
+    count = "one per core" if hogs is None else str(hogs)
+    return f"clustermgr load mode: CPU hogs ({count}) during tests marked 'fault'"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -78,6 +116,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("docker") is not None:
             item.add_marker(skip)
+
+
+# -- load mode -----------------------------------------------------------------
+
+
+def _hog_seconds(item: pytest.Item) -> float:
+    """The hogs' own deadline: the test's timeout plus a margin."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        timeout = float(marker.args[0])
+    else:
+        try:  # pytest-timeout's ini value, when that plugin is installed
+            configured = item.config.getini("timeout")
+        except ValueError:
+            configured = None
+        timeout = float(configured) if configured else _DEFAULT_TIMEOUT
+    return max(timeout, 1.0) + 30.0
+
+
+@pytest.fixture(autouse=True)
+def clustermgr_load(request: pytest.FixtureRequest) -> Iterator[CpuHogs | None]:
+    """In load mode, a test marked ``fault`` runs while CPU hogs spin (yields them;
+    ``None`` otherwise).  They start before the test's topology and stop by PID
+    after it."""
+    if request.node.get_closest_marker("fault") is None or not request.config.getoption("--load"):
+        yield None
+        return
+    from .load import CpuHogs
+
+    count = request.config.getoption("--load-hogs")
+    with CpuHogs(count, seconds=_hog_seconds(request.node)) as hogs:
+        yield hogs
 
 
 # -- shared session topologies -------------------------------------------------

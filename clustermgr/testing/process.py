@@ -3,32 +3,29 @@
 A :class:`LocalServer` writes its config into its own directory, starts the
 binary with :class:`subprocess.Popen` bound to 127.0.0.1, and only ever signals
 the PID it started.  On Linux the child gets ``PR_SET_PDEATHSIG=SIGKILL`` so it
-dies with the Python process; children are forked from one long-lived helper
-thread, so starting or restarting servers from short-lived threads (e.g.
-``asyncio.to_thread``) is safe.
+dies with the Python process (:mod:`.children`), so starting or restarting
+servers from short-lived threads (e.g. ``asyncio.to_thread``) is safe.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
 import random
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
 from .binaries import find_server_binary, server_version
+from .children import death_signal_preexec, spawn
 from .errors import ServerStartError
 from .resp import CommandArg, RespConnection, RespError, RespValue, as_list, as_str, parse_info
 
@@ -57,7 +54,6 @@ _HOST = "127.0.0.1"
 _LOG_NAME = "server.log"
 _STDOUT_NAME = "stdout.log"
 _ADDR_IN_USE = "Address already in use"
-_PR_SET_PDEATHSIG = 1
 
 _rng = random.SystemRandom()
 _reserved: set[int] = set()
@@ -182,46 +178,6 @@ def find_free_port(host: str = _HOST, *, bus: bool = False, attempts: int = 500)
 
 
 # -- process helpers ---------------------------------------------------------
-
-
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != parent:  # parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-_spawner: ThreadPoolExecutor | None = None
-_spawner_pid = 0
-_spawner_lock = threading.Lock()
-
-
-def _spawn(popen: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
-    """Run ``popen`` on one long-lived helper thread and return its result.
-
-    ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child exits, so
-    children forked from e.g. ``asyncio.to_thread`` workers would die with
-    them.  Forking from a dedicated thread that lives as long as the process
-    ties the servers' lifetime to the process instead.
-    """
-    global _spawner, _spawner_pid
-    with _spawner_lock:
-        if _spawner is None or _spawner_pid != os.getpid():
-            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clustermgr-spawn")
-            _spawner_pid = os.getpid()
-        spawner = _spawner
-    return spawner.submit(popen).result()
 
 
 def _size(path: Path) -> int:
@@ -430,7 +386,7 @@ class LocalServer:
         args = [self.binary, str(self.config_path)]
         if self.sentinel:
             args.append("--sentinel")
-        preexec = _pdeathsig_preexec() if self.die_with_parent else None
+        preexec = death_signal_preexec() if self.die_with_parent else None
         self._log_offsets = (_size(self.log_path), _size(self.directory / _STDOUT_NAME))
         with (self.directory / _STDOUT_NAME).open("ab") as out:
 
@@ -445,7 +401,7 @@ class LocalServer:
                     preexec_fn=preexec,
                 )
 
-            self._proc = popen() if preexec is None else _spawn(popen)
+            self._proc = popen() if preexec is None else spawn(popen)
         self._paused = False
         with _live_lock:
             _live.add(self)

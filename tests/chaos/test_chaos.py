@@ -72,7 +72,7 @@ from clustermgr.testing import (
 SECONDS = chaos_seconds()
 LAG = 1.0  # how far before a SIGKILL/SIGSTOP an acknowledged write may still be unreplicated
 
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(int(SECONDS * 2 + 300))]
+pytestmark = [pytest.mark.chaos, pytest.mark.fault, pytest.mark.timeout(int(SECONDS * 2 + 300))]
 
 logger = logging.getLogger("chaos")
 

@@ -7,13 +7,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from clustermgr.cluster import ClusterPool, OutcomeUnknownError, create_cluster_pool, key_slot
 from clustermgr.errors import RedisError
 from clustermgr.testing.cluster import LocalCluster
+from clustermgr.testing.process import LocalServer
 
 logger = logging.getLogger("tests.cluster.faults")
 
 ClusterFactory = Callable[..., LocalCluster]
+
+pytestmark = pytest.mark.fault
 
 
 class Load:
@@ -111,29 +116,72 @@ async def test_sigkill_master_under_load(local_cluster_factory: ClusterFactory) 
         await pool.wait_closed()
 
 
+ROUTE_SWITCH_BOUND = 10.0
+"""Seconds from the failover's end until the pool routes the shard to the new master
+(it learns the switch from the old master's MOVED replies, then reloads the map)."""
+
+RETIRE_BOUND = 5.0 + 2.0
+"""A retired node pool is closed within the pool's grace for in-flight replies
+(5 s) plus a margin."""
+
+
+def _rejected_calls(node: LocalServer) -> int:
+    """Commands ``node`` refused with a redirection (its commandstats ``rejected_calls``)."""
+    total = 0
+    for name, stats in node.info("commandstats").items():
+        if name.startswith("cmdstat_"):
+            fields = dict(part.split("=", 1) for part in stats.split(","))
+            total += int(fields.get("rejected_calls", 0))
+    return total
+
+
 async def test_manual_failover_under_load_has_no_errors(
     local_cluster_factory: ClusterFactory,
 ) -> None:
+    """The contract of a switch: no error and no lost write; within a bound the shard
+    is routed to the new master, and from that step on the old master gets no command
+    and drops out of ``node_pools``; its pool is closed within the retire grace."""
     cluster = local_cluster_factory()
     pool = await create_cluster_pool(cluster.startup_nodes)
+    loop = asyncio.get_running_loop()
     try:
         master = cluster.masters[1]
         (replica,) = cluster.replicas_of(master)
         keys = [f"fo:{i}" for i in range(50)]
+        slots = {key_slot(k) for k in keys if cluster.node_for_key(k).port == master.port}
+        assert slots
+        old_pool = pool.node_pools[master.address]
         load = Load(pool, keys)
         load.start()
         await asyncio.sleep(0.3)
         await asyncio.to_thread(cluster.failover, replica)
-        moment = asyncio.get_running_loop().time()
+        moment = loop.time()
         await _wait_for(
-            lambda: set(load.successes_after(moment)) == set(keys), 10, "traffic after failover"
+            lambda: all(pool.slot_owner(slot) == replica.address for slot in slots),
+            ROUTE_SWITCH_BOUND, "the shard's routes to point to the new master",
+        )
+        # Routes and node pools change in one step: the old master is out at once.
+        assert master.address not in pool.node_pools
+        switched = loop.time()
+        # Once the replies it was still waiting for are in, nothing reaches the old master.
+        await _wait_for(lambda: old_pool.in_flight == 0, RETIRE_BOUND, "in-flight replies")
+        rejected = _rejected_calls(master)
+        await _wait_for(
+            lambda: set(load.successes_after(switched)) == set(keys), 10,
+            "traffic on every key after the switch",
+        )
+        await asyncio.sleep(0.3)
+        assert _rejected_calls(master) == rejected, "commands routed to the old master"
+        await _wait_for(
+            lambda: old_pool.closed and old_pool.size == 0, RETIRE_BOUND,
+            "the old master's pool to be closed",
         )
         await load.stop()
+        logger.warning("manual failover: routes switched %.0f ms after the failover ended",
+                       (switched - moment) * 1000)
         assert load.errors == []
         assert load.wrong == []
-        assert pool.slot_owner(key_slot(keys[0])) is not None
-        new_owner_ports = {m.port for m in cluster.masters}
-        assert {addr[1] for addr in pool.node_pools} <= new_owner_ports
+        assert {addr[1] for addr in pool.node_pools} <= {m.port for m in cluster.masters}
     finally:
         pool.close()
         await pool.wait_closed()

@@ -13,7 +13,7 @@ from clustermgr import create_connection, create_sentinel, create_sentinel_pool
 from clustermgr.pubsub import Channel
 from clustermgr.testing import LocalSentinelGroup
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.fault, pytest.mark.timeout(90)]
 
 logger = logging.getLogger("tests.sentinel")
 

@@ -15,7 +15,7 @@ from clustermgr.pubsub import Channel
 from clustermgr.sentinel import parse_event
 from clustermgr.testing import LocalSentinelGroup
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.fault, pytest.mark.timeout(90)]
 
 logger = logging.getLogger("tests.sentinel")
 
