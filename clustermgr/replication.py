@@ -16,15 +16,30 @@ up every other caller's replies.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from .commands import CommandTable
-from .errors import RedisError
+from .errors import (
+    AskError,
+    ClusterRetryError,
+    ConnectionClosedError,
+    ReadOnlyError,
+    RedirectError,
+    RedisError,
+)
 
 __all__ = ["NotReplicatedError", "WaitReplicas"]
 
 _TABLE = CommandTable.builtin()
 _PASS_THROUGH = frozenset({b"WAIT", b"WAITAOF", b"MULTI", b"EXEC", b"DISCARD", b"WATCH"})
+# Failures after which a write is sent again (when it provably did not run).
+_NOT_EXECUTED = (ReadOnlyError, ConnectionClosedError)
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class NotReplicatedError(RedisError):
@@ -51,36 +66,85 @@ class WaitReplicas:
     """``WaitReplicas(pool, replicas=1, timeout=1.0)``: writes through it wait for replicas.
 
     ``timeout`` (seconds, > 0) bounds the WAIT; ``execute`` of a write returns
-    the command's reply once ``replicas`` replicas confirmed it. Attribute
-    access other than :meth:`execute` is forwarded to the wrapped pool.
+    the command's reply once ``replicas`` replicas confirmed it; redirects and
+    writes that provably did not run are retried, ``max_attempts`` in all,
+    then :class:`~clustermgr.errors.ClusterRetryError`. Attribute access other
+    than :meth:`execute` is forwarded to the wrapped pool.
     """
 
-    def __init__(self, pool: Any, replicas: int = 1, timeout: float = 1.0) -> None:
+    def __init__(
+        self, pool: Any, replicas: int = 1, timeout: float = 1.0, *, max_attempts: int = 16
+    ) -> None:
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
             raise ValueError(f"replicas must be an int >= 1, got {replicas!r}")
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds (WAIT 0 blocks forever), got {timeout}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts!r}")
         self.pool = pool
         self.replicas = replicas
         self.timeout = timeout
+        self.max_attempts = max_attempts
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.pool, name)
 
     async def execute(self, command: bytes | str, *args: Any, **kwargs: Any) -> Any:
-        """Run ``command``; for writes, also ``WAIT replicas timeout`` on its connection."""
+        """Run ``command``; for writes, also ``WAIT replicas timeout`` on its connection.
+
+        Like the wrapped pool's ``execute``, a write answered with MOVED or ASK
+        is sent again where the redirect points, and one that provably did not
+        run (READONLY from a demoted master, a connection closed before it was
+        written) is sent again on a fresh connection; at most
+        ``max_attempts`` times in all.
+        """
         if not _is_write(command, args):
             return await self.pool.execute(command, *args, **kwargs)
-        conn = await self.pool.acquire(command, args)
+        redirect: RedirectError | None = None
+        last: RedisError | None = None
+        for _attempt in range(self.max_attempts):
+            try:
+                return await self._write_once(command, args, kwargs, redirect)
+            except RedirectError as exc:
+                redirect = last = exc
+            except _NOT_EXECUTED as exc:
+                if exc.may_have_executed:
+                    raise
+                redirect, last = None, exc
+        raise ClusterRetryError(
+            f"{command!r} gave up after {self.max_attempts} attempts; last: {last}", last
+        ) from last
+
+    async def _write_once(
+        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        redirect: RedirectError | None,
+    ) -> Any:
+        pool, asking = self.pool, False
+        if redirect is not None:
+            # Let the routing pool follow the redirect itself (it learns the
+            # route and opens the node's pool): a read of the same key.
+            await pool.execute(b"EXISTS", _TABLE.first_key(command, args))
+            if isinstance(redirect, AskError):
+                pool = pool.node_pools.get(redirect.address)
+                if pool is None:
+                    raise redirect
+                asking = True
+        conn = await (pool.acquire() if asking else pool.acquire(command, args))
         try:
+            if asking:
+                conn.execute(b"ASKING").add_done_callback(_consume)
             reply = conn.execute(command, *args, **kwargs)
             waited = conn.execute(b"WAIT", self.replicas, max(1, round(self.timeout * 1000)))
             try:
                 result = await reply
             finally:
-                acked = await waited
+                try:
+                    acked = await waited
+                except RedisError:
+                    if not reply.exception():
+                        raise
         finally:
-            self.pool.release(conn)
+            pool.release(conn)
         if acked < self.replicas:
             raise NotReplicatedError(
                 f"{command!r} was applied but only {acked} of {self.replicas} replicas "

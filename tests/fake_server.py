@@ -13,7 +13,7 @@ connection only:
 ``handshake_silent=True`` makes every connection silent from the start.
 ``replies`` scripts raw RESP answers: ``replies[(b"GET",)] = b"-MOVED 1 :7000\r\n"``
 (keys are the upper-cased command name, optionally with its first argument;
-the longer key wins).
+the longer key wins); a list of replies is used in turn, its last one repeated.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class FakeServer:
         self.accepted = 0
         self.open = 0
         self.received: list[list[bytes]] = []
-        self.replies: dict[tuple[bytes, ...], bytes] = {}
+        self.replies: dict[tuple[bytes, ...], bytes | list[bytes]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -79,11 +79,14 @@ class FakeServer:
                 await writer.wait_closed()
 
     def _scripted(self, command: list[bytes]) -> bytes | None:
+        found = None
         if len(command) > 1:
             found = self.replies.get((command[0].upper(), command[1].upper()))
-            if found is not None:
-                return found
-        return self.replies.get((command[0].upper(),))
+        if found is None:
+            found = self.replies.get((command[0].upper(),))
+        if isinstance(found, list):
+            return found.pop(0) if len(found) > 1 else found[0]
+        return found
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = hiredis.Reader()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
+from collections.abc import Callable
 
 import pytest
+from fake_server import FakeServer
 
-from clustermgr.cluster import create_cluster_pool
-from clustermgr.errors import WrongTypeError
+from clustermgr import create_pool
+from clustermgr.cluster import create_cluster_pool, key_slot
+from clustermgr.errors import ClusterRetryError, ReadOnlyError, RedisError, WrongTypeError
 from clustermgr.replication import NotReplicatedError, WaitReplicas
 from clustermgr.sentinel import create_sentinel_pool
 from clustermgr.testing import LocalCluster, LocalSentinelGroup
@@ -64,3 +68,101 @@ def test_bad_options() -> None:
         WaitReplicas(object(), replicas=0)
     with pytest.raises(ValueError):
         WaitReplicas(object(), replicas=1, timeout=0)
+
+
+async def test_cluster_write_follows_moved_and_ask(
+    local_cluster_factory: Callable[..., LocalCluster],
+) -> None:
+    cluster = local_cluster_factory(masters=3, replicas_per_master=1)
+    pool = await create_cluster_pool(cluster.startup_nodes)
+    try:
+        safe = WaitReplicas(pool, replicas=1, timeout=2)
+        # MOVED: the slot moved after the pool read its map.
+        key = "wait:moved"
+        slot = key_slot(key)
+        owner = cluster.node_for_slot(slot)
+        target = next(m for m in cluster.masters if m.port != owner.port)
+        await asyncio.to_thread(cluster.migrate_slot, slot, target)
+        assert pool.slot_owner(slot) == (owner.host, owner.port)  # the pool's map is stale
+        assert await safe.execute("SET", key, "v") == b"OK"
+        replica = cluster.replicas_of(target)[0]
+        with replica.connect() as admin:
+            admin.command("READONLY")
+            assert admin.command("GET", key) == "v"  # confirmed by the new owner's replica
+        # ASK: the slot is being migrated and the key is not on the source.
+        other = "wait:ask"
+        other_slot = key_slot(other)
+        source = cluster.node_for_slot(other_slot)
+        destination = next(m for m in cluster.masters if m.port != source.port)
+        migration = await asyncio.to_thread(cluster.begin_migration, other_slot, destination)
+        assert await safe.execute("SET", other, "w") == b"OK"
+        with destination.connect() as admin:
+            admin.command("ASKING")
+            assert admin.command("GET", other) == "w"
+        await asyncio.to_thread(migration.finish)
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_sentinel_writes_follow_a_failover(
+    local_sentinel_factory: Callable[..., LocalSentinelGroup],
+) -> None:
+    group = local_sentinel_factory()
+    pool = await create_sentinel_pool(
+        group.sentinel_addresses, group.service, maxsize=4, failover_timeout=10.0
+    )
+    safe = WaitReplicas(pool, replicas=1, timeout=1)
+    refused: list[BaseException] = []
+    acked = 0
+    stop = asyncio.Event()
+
+    async def writer(n: int) -> None:
+        nonlocal acked
+        for i in itertools.count():
+            if stop.is_set():
+                return
+            try:
+                await safe.execute("SET", f"wf:{n}:{i}", "v")
+                acked += 1
+            except NotReplicatedError:
+                await asyncio.sleep(0.05)  # applied, not yet replicated: a legitimate outcome
+            except RedisError as exc:
+                if not exc.may_have_executed:
+                    refused.append(exc)  # plain execute() would have retried this
+                await asyncio.sleep(0.05)
+
+    tasks = [asyncio.ensure_future(writer(n)) for n in range(8)]
+    try:
+        await asyncio.sleep(0.3)
+        before = acked
+        assert before > 0
+        await asyncio.to_thread(group.failover, demote_old_master=True)
+        await asyncio.sleep(1.0)
+        assert acked > before
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        pool.close()
+        await pool.wait_closed()
+    assert refused == []
+
+
+async def test_a_write_that_provably_did_not_run_is_sent_again() -> None:
+    async with FakeServer() as server:
+        readonly = b"-READONLY You can't write against a read only replica.\r\n"
+        server.replies[(b"SET",)] = [readonly, b"+OK\r\n"]
+        server.replies[(b"WAIT",)] = b":1\r\n"
+        pool = await create_pool(server.address)
+        try:
+            safe = WaitReplicas(pool, replicas=1, timeout=1)
+            assert await safe.execute("SET", "k", "v") == b"OK"
+            assert [c[0] for c in server.received].count(b"SET") == 2
+            server.replies[(b"SET",)] = readonly
+            with pytest.raises(ClusterRetryError) as info:
+                await WaitReplicas(pool, max_attempts=3).execute("SET", "k", "v")
+            assert isinstance(info.value.last_error, ReadOnlyError)
+            assert not info.value.may_have_executed
+        finally:
+            pool.close()
+            await pool.wait_closed()

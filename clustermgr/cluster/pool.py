@@ -617,7 +617,10 @@ class ClusterPool(Router):
         """Async iterator over the keys of every master (each key once per pass)."""
         from .scan import cluster_scan
 
-        return cluster_scan(self, match=match, count=count)
+        return cluster_scan(self, refresh=self._refresh_for_scan, match=match, count=count)
+
+    async def _refresh_for_scan(self) -> None:
+        await self._refresh.refresh("scan", self._options.node_timeout)
 
     # -- stats ------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -460,13 +459,6 @@ def test_streams(keys: list[bytes], options: list[list[bytes]], group: bool) -> 
         command, args = b"XREADGROUP", [b"GROUP", b"g", b"c", *args]
     for table in (TABLE, BUILTIN):
         assert table.keys(command, args) == keys
-
-
-def test_hot_path_smoke(table: CommandTable) -> None:
-    # A run, not a benchmark: nothing about speed is asserted.
-    get = timeit.timeit(lambda: table.slot(b"GET", (b"foo",)), number=10_000)
-    set_ = timeit.timeit(lambda: table.slot(b"SET", (b"foo", b"bar")), number=10_000)
-    assert get >= 0 and set_ >= 0
 
 
 # -- the live server ---------------------------------------------------------------
