@@ -411,8 +411,8 @@ class RedisConnection(AbcConnection):
             (logger.warning if self._close_error is not None else logger.info)("%s", message)
 
     def _release_channels(self, cause: BaseException | None, forced: bool) -> None:
-        if self.on_pubsub_lost is not None and not forced:
-            # The owner keeps the channels open and resubscribes them elsewhere.
+        if self.on_pubsub_lost is not None:
+            # The owner decides which channels end (closed by us or lost alike).
             self.on_pubsub_lost(self, cause)
         else:
             for registry in (self._channels, self._patterns, self._shard_channels):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,7 +24,6 @@ from .abc import AbcChannel, AbcConnection, AbcPool
 from .address import ServerAddress, parse_address
 from .connection import RedisConnection, create_connection
 from .errors import (
-    ConnectionClosedError,
     PoolClosedError,
     RedisError,
     ReplyError,
@@ -35,8 +33,9 @@ from .errors import (
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
 from .handback import Action, KnownState, judge, restore
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
-from .pubsub import PUBSUB_COMMANDS, SUBSCRIBE_COMMANDS, ChannelMap, parse_pubsub
+from .pubsub import PUBSUB_COMMANDS
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
+from .subscriptions import PubSubLink
 
 __all__ = ["ConnectionsPool", "create_pool"]
 
@@ -122,14 +121,12 @@ class ConnectionsPool(AbcPool):
         self._closed_event: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._all: set[RedisConnection] = set()
-        # Pub/sub: the subscriptions we want, and the connection that has them.
-        self._subscriptions: dict[str, dict[bytes, AbcChannel]] = {
-            "channels": {}, "patterns": {}, "shard_channels": {},
-        }
-        self._pubsub_conn: RedisConnection | None = None
-        self._pubsub_ready: asyncio.Future[RedisConnection] | None = None
-        self._pubsub_task: asyncio.Task[None] | None = None
-        self._pubsub_lost_at: float | None = None
+        # Pub/sub: the subscriptions we want, kept on one reconnecting connection.
+        self._pubsub = PubSubLink(
+            connect=self._connect_pubsub, spawn=self._spawn,
+            describe=f"pool for {self._address_text}", reconnect_delay=reconnect_delay,
+            on_lost=self._pubsub_lost, on_restored=self._pubsub_restored,
+        )
         #: Called after the pub/sub connection was re-established and resubscribed.
         self.on_resubscribed: Callable[[ConnectionsPool, float], None] | None = None
         #: Events of this pool (a cluster or sentinel pool shares its own bus here).
@@ -461,152 +458,66 @@ class ConnectionsPool(AbcPool):
     def execute_pubsub(self, command: bytes | str, *channels: Any) -> Awaitable[Any]:
         """(Un)subscribe on the pool's dedicated pub/sub connection.
 
-        Subscriptions are kept as desired state: if the connection drops,
+        Subscriptions are kept as desired state (see
+        :class:`~clustermgr.subscriptions.PubSubLink`): if the connection drops,
         the pool reconnects with backoff and resubscribes every channel and
         pattern; the same Channel objects keep delivering.
         """
         if self._closing:
             raise PoolClosedError(f"pool for {self._address_text} is closed")
-        request = parse_pubsub(command, channels, self._subscriptions)
-        registry = self._subscriptions[request.registry]
-        targets: list[Any]
-        if request.subscribing:
-            for channel in request.channels:
-                registry[channel.name] = channel  # desired state first
-            targets = request.channels
-        else:
-            targets = request.names
-            for key in targets or list(registry):
-                registry.pop(key, None)
-        return self._spawn(self._pubsub_execute(request.command, targets))
+        return self._pubsub.execute(command, channels)
 
-    async def _pubsub_execute(self, command: bytes, targets: list[Any]) -> Any:
-        while True:
-            conn = await self._pubsub_connection()
-            try:
-                return await conn.execute_pubsub(command, *targets)
-            except ConnectionClosedError:
-                if self._closing:
-                    raise
-                # The reconnect loop resubscribes the desired state; wait for it.
-                continue
+    async def _connect_pubsub(self) -> RedisConnection:
+        conn = await self._create()
+        self._all.discard(conn)  # the link owns it
+        return conn
 
-    async def _pubsub_connection(self) -> RedisConnection:
-        conn = self._pubsub_conn
-        if conn is not None and not conn._closing:
-            return conn
-        if self._pubsub_task is None or self._pubsub_task.done():
-            self._pubsub_task = self._spawn(self._connect_pubsub())
-        if self._pubsub_ready is None or self._pubsub_ready.done():
-            self._pubsub_ready = asyncio.get_running_loop().create_future()
-        return await asyncio.shield(self._pubsub_ready)
-
-    async def _connect_pubsub(self) -> None:
-        delay, max_delay = self._reconnect_delay
-        attempt = 0
-        lost_at = self._pubsub_lost_at  # None: first connection, nothing to resubscribe
-        while not self._closing:
-            try:
-                conn = await self._create()
-                conn.on_pubsub_lost = self._on_pubsub_lost
-                conn.on_unsubscribed = self._on_server_unsubscribed
-                await self._resubscribe(conn)
-            except (RedisError, OSError) as exc:
-                attempt += 1
-                pause = min(max_delay, delay * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0)
-                log = (pubsub_logger.warning if attempt == 1 or attempt % 20 == 0
-                       else pubsub_logger.debug)
-                log("pub/sub reconnect to %s failed (attempt %d): %s; retrying in %.2fs",
-                    self._address_text, attempt, exc, pause)
-                await asyncio.sleep(pause)
-                continue
-            self._pubsub_conn = conn
-            self._pubsub_lost_at = None
-            if lost_at is not None:
-                gap = asyncio.get_running_loop().time() - lost_at
-                pubsub_logger.info(
-                    "pub/sub connection to %s back after %.0f ms; %d subscriptions restored",
-                    self._address_text, gap * 1000, self.in_pubsub,
-                )
-                self._counters.reconnects += 1
-                self._counters.resubscribes += self.in_pubsub
-                if self.events.active:
-                    subs = self._subscriptions
-                    self.events.emit(PubSubResubscribed(
-                        self.address, tuple(subs["channels"]), tuple(subs["patterns"]),
-                        tuple(subs["shard_channels"]), lost_at=time.time() - gap,
-                        gap_ms=gap * 1000,
-                    ))
-                if self.on_resubscribed is not None:
-                    self.on_resubscribed(self, gap)
-            if self._pubsub_ready is not None and not self._pubsub_ready.done():
-                self._pubsub_ready.set_result(conn)
-            return
-        if self._pubsub_ready is not None and not self._pubsub_ready.done():
-            self._pubsub_ready.set_exception(PoolClosedError("pool closed"))
-            self._pubsub_ready.exception()  # retrieved: nobody may be waiting
-
-    async def _resubscribe(self, conn: RedisConnection) -> None:
-        pending = [
-            conn.execute_pubsub(SUBSCRIBE_COMMANDS[registry], *channels.values())
-            for registry, channels in self._subscriptions.items()
-            if channels
-        ]
-        if pending:
-            try:
-                await asyncio.gather(*pending)
-            except BaseException:
-                conn.on_pubsub_lost = None
-                conn.close()
-                await conn.wait_closed()
-                raise
-
-    def _on_pubsub_lost(self, conn: RedisConnection, cause: BaseException | None) -> None:
-        self._all.discard(conn)
-        if conn is self._pubsub_conn:
-            self._pubsub_conn = None
-            self._pubsub_lost_at = asyncio.get_running_loop().time()
-        if self._closing or not any(self._subscriptions.values()):
-            return
+    def _pubsub_lost(self, cause: BaseException | None) -> None:
         reason = str(cause or "closed by the server")
         pubsub_logger.warning("pub/sub connection to %s lost (%s); resubscribing %d",
                               self._address_text, reason, self.in_pubsub)
         if self.events.active:
-            subs = self._subscriptions
+            subs = self._pubsub.subscriptions
             self.events.emit(PubSubDisconnected(
-                self.address, tuple(subs["channels"]), tuple(subs["patterns"]),
-                tuple(subs["shard_channels"]), reason=reason,
+                self.address, subs.names("channels"), subs.names("patterns"),
+                subs.names("shard_channels"), reason=reason,
             ))
-        if self._pubsub_task is None or self._pubsub_task.done():
-            self._pubsub_task = self._spawn(self._connect_pubsub())
 
-    def _on_server_unsubscribed(
-        self, conn: RedisConnection, kind: bytes, channel: AbcChannel
-    ) -> None:
-        for registry in self._subscriptions.values():
-            if registry.get(channel.name) is channel:
-                del registry[channel.name]
-        channel.close()
+    def _pubsub_restored(self, gap: float) -> None:
+        pubsub_logger.info(
+            "pub/sub connection to %s back after %.0f ms; %d subscriptions restored",
+            self._address_text, gap * 1000, self.in_pubsub,
+        )
+        self._counters.reconnects += 1
+        self._counters.resubscribes += self.in_pubsub
+        if self.events.active:
+            subs = self._pubsub.subscriptions
+            self.events.emit(PubSubResubscribed(
+                self.address, subs.names("channels"), subs.names("patterns"),
+                subs.names("shard_channels"), lost_at=time.time() - gap, gap_ms=gap * 1000,
+            ))
+        if self.on_resubscribed is not None:
+            self.on_resubscribed(self, gap)
 
     @property
     def pubsub_channels(self) -> Mapping[bytes, AbcChannel]:
-        """Channels subscribed through this pool (kept across reconnects)."""
-        return ChannelMap(self._subscriptions["channels"])
+        """Channels subscribed through this pool (kept across reconnects; str keys work)."""
+        return self._pubsub.subscriptions.channels
 
     @property
     def pubsub_patterns(self) -> Mapping[bytes, AbcChannel]:
-        """Patterns subscribed through this pool (kept across reconnects)."""
-        return ChannelMap(self._subscriptions["patterns"])
+        """Patterns subscribed through this pool (kept across reconnects; str keys work)."""
+        return self._pubsub.subscriptions.patterns
 
     @property
     def pubsub_shard_channels(self) -> Mapping[bytes, AbcChannel]:
         """Sharded channels (SSUBSCRIBE) subscribed through this pool."""
-        return ChannelMap(self._subscriptions["shard_channels"])
+        return self._pubsub.subscriptions.shard_channels
 
     @property
     def in_pubsub(self) -> int:
         """Number of subscriptions held by the pool."""
-        return sum(len(r) for r in self._subscriptions.values())
+        return self._pubsub.subscriptions.count
 
     # -- stats --------------------------------------------------------------
 
@@ -727,21 +638,12 @@ class ConnectionsPool(AbcPool):
                 waiter.set_exception(error)
         for conn in list(self._all):
             conn.close()
-        if self._pubsub_conn is not None:
-            self._pubsub_conn.close()
-        for registry in self._subscriptions.values():
-            for channel in registry.values():
-                channel.close()
-            registry.clear()
-        if self._pubsub_task is not None:
-            self._pubsub_task.cancel()
+        self._pubsub.close()
 
     async def wait_closed(self) -> None:
         """Wait until every connection and background task has finished."""
         conns = list(self._all)
-        if self._pubsub_conn is not None:
-            conns.append(self._pubsub_conn)
-        await asyncio.gather(*(c.wait_closed() for c in conns))
+        await asyncio.gather(*(c.wait_closed() for c in conns), self._pubsub.wait_closed())
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)

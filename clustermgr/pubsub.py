@@ -127,6 +127,7 @@ def parse_pubsub(
     known = registries[registry]
     names: list[bytes] = []
     channels: list[AbcChannel] = []
+    fresh: dict[bytes, Channel] = {}
     for item in items:
         channel = as_channel(item)
         if channel is not None:
@@ -142,9 +143,11 @@ def parse_pubsub(
             raise TypeError(f"channel must be bytes, str or a Channel, not {item!r}")
         names.append(key)
         if subscribing:
+            if channel is None:  # a name given twice is one channel
+                channel = fresh.get(key) or known.get(key)
             if channel is None:
-                channel = known.get(key)
-            channels.append(channel if channel is not None else Channel(key, wants_pattern))
+                channel = fresh[key] = Channel(key, wants_pattern)
+            channels.append(channel)
     return PubSubRequest(name, registry, subscribing, names, channels)
 
 Decoder = Callable[[Any], Any]

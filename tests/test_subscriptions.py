@@ -213,3 +213,173 @@ async def test_cancelled_reader_does_not_lose_a_wakeup() -> None:
     channel.put_nowait(b"m")
     first.cancel()
     assert await asyncio.wait_for(second, 1) == b"m"
+
+
+# -- the pool's state machine: reconnects, close, refusals -------------------
+
+_KINDS = [
+    ("SUBSCRIBE", "UNSUBSCRIBE", "pubsub_channels"),
+    ("PSUBSCRIBE", "PUNSUBSCRIBE", "pubsub_patterns"),
+    ("SSUBSCRIBE", "SUNSUBSCRIBE", "pubsub_shard_channels"),
+]
+
+
+async def _server_count(conn: Any, subscribe: str, name: str) -> int:
+    """How many subscribers the server has for ``name`` of that kind (from the server)."""
+    if subscribe == "PSUBSCRIBE":  # no per-pattern count: publish to a matching channel
+        return int(await conn.execute("PUBLISH", name.rstrip("*") + "-probe", "probe"))
+    sub = "SHARDNUMSUB" if subscribe == "SSUBSCRIBE" else "NUMSUB"
+    reply = await conn.execute("PUBSUB", sub, name)
+    return int(reply[1])
+
+
+def _arg(subscribe: str, name: str) -> str:
+    return name + "*" if subscribe == "PSUBSCRIBE" else name
+
+
+async def _deliver(pool: Any, subscribe: str, name: str, channel: Any) -> None:
+    """Publish to ``name`` until ``channel`` gets it (it may be resubscribing)."""
+    publish = "SPUBLISH" if subscribe == "SSUBSCRIBE" else "PUBLISH"
+    target = name + "-x" if subscribe == "PSUBSCRIBE" else name
+    for _ in range(100):
+        await pool.execute(publish, target, "ping")
+        try:
+            await asyncio.wait_for(channel.get(), 0.1)
+            return
+        except asyncio.TimeoutError:
+            continue
+    raise AssertionError(f"nothing arrived on {channel!r}")
+
+
+async def _readers_end(*readers: asyncio.Future[Any]) -> None:
+    """Every reader task ends (with ChannelClosedError) within a second."""
+    done, pending = await asyncio.wait(readers, timeout=1)
+    for task in pending:
+        task.cancel()
+    assert not pending, f"{len(pending)} readers still waiting"
+    for task in done:
+        assert isinstance(task.exception(), errors.ChannelClosedError)
+
+
+async def _pubsub_client_id(pool: Any, name: str) -> int:
+    for line in (await pool.execute("CLIENT", "LIST", "TYPE", "pubsub")).decode().splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if fields.get("name") == name:
+            return int(fields["id"])
+    raise AssertionError(f"no pub/sub client named {name}")
+
+
+@pytest.mark.parametrize(("subscribe", "unsubscribe", "view"), _KINDS)
+async def test_pool_unsubscribe_while_server_down(
+    local_standalone_factory: Any, subscribe: str, unsubscribe: str, view: str
+) -> None:
+    server = local_standalone_factory()
+    pool = await create_pool(server.address)
+    gone_name, keep_name = _name("gone"), _name("keep")
+    gone, keep = _arg(subscribe, gone_name), _arg(subscribe, keep_name)
+    try:
+        await asyncio.wait_for(pool.execute_pubsub(subscribe, gone, keep), 5)
+        channel = getattr(pool, view)[gone]
+        readers = [asyncio.ensure_future(channel.get()) for _ in range(2)]
+        server.kill()
+        await asyncio.sleep(0.2)
+        await asyncio.wait_for(pool.execute_pubsub(unsubscribe, gone), 2)
+        assert gone not in getattr(pool, view) and not channel.is_active
+        await _readers_end(*readers)
+        server.restart()
+        await _deliver(pool, subscribe, keep_name, getattr(pool, view)[keep])
+        assert await _server_count(pool, subscribe, gone) == 0
+        assert await _server_count(pool, subscribe, keep) == 1
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+@pytest.mark.parametrize(("subscribe", "unsubscribe", "view"), _KINDS)
+async def test_pool_unsubscribe_right_after_client_kill(
+    redis_standalone: Any, subscribe: str, unsubscribe: str, view: str
+) -> None:
+    client = _name("client")
+    pool = await create_pool(redis_standalone.address, name=client)
+    gone_name, keep_name = _name("gone"), _name("keep")
+    gone, keep = _arg(subscribe, gone_name), _arg(subscribe, keep_name)
+    try:
+        await asyncio.wait_for(pool.execute_pubsub(subscribe, gone, keep), 5)
+        channel = getattr(pool, view)[gone]
+        readers = [asyncio.ensure_future(channel.get()) for _ in range(2)]
+        await pool.execute("CLIENT", "KILL", "ID", await _pubsub_client_id(pool, client))
+        await asyncio.wait_for(pool.execute_pubsub(unsubscribe, gone), 2)
+        await _readers_end(*readers)
+        await _deliver(pool, subscribe, keep_name, getattr(pool, view)[keep])
+        await asyncio.sleep(0.1)  # an UNSUBSCRIBE of a restored name would be in by now
+        assert await _server_count(pool, subscribe, gone) == 0
+        assert await _server_count(pool, subscribe, keep) == 1
+        assert list(getattr(pool, view)) == [keep.encode()]
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_pool_close_while_reconnecting(local_standalone_factory: Any) -> None:
+    server = local_standalone_factory()
+    pool = await create_pool(server.address)
+    try:
+        await asyncio.wait_for(pool.execute_pubsub("SUBSCRIBE", "a"), 5)
+        await asyncio.wait_for(pool.execute_pubsub("PSUBSCRIBE", "p*"), 5)
+        channel, pattern = pool.pubsub_channels[b"a"], pool.pubsub_patterns[b"p*"]
+        readers = [asyncio.ensure_future(c.get()) for c in (channel, channel, pattern)]
+        server.kill()
+        await asyncio.sleep(0.2)
+        pending = [
+            asyncio.ensure_future(pool.execute_pubsub("SUBSCRIBE", "b")),
+            asyncio.ensure_future(pool.execute_pubsub("PSUBSCRIBE", "q*")),
+        ]
+        await asyncio.sleep(0.05)
+        assert not any(p.done() for p in pending)
+    finally:
+        pool.close()
+        await asyncio.wait_for(pool.wait_closed(), 2)
+    for future in pending:
+        with pytest.raises(errors.PoolClosedError):
+            await asyncio.wait_for(future, 1)
+    await _readers_end(*readers)
+    assert not pool.in_pubsub
+
+
+async def test_pool_subscribe_refused_fails_at_once(redis_standalone: Any) -> None:
+    user = _name("nochan")
+    admin = await create_connection(redis_standalone.address)
+    await admin.execute("ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "resetchannels")
+    pool = await create_pool(redis_standalone.address, username=user, password="pw")
+    try:
+        for _ in range(2):  # before and after the pub/sub connection exists
+            with pytest.raises(errors.NoPermissionError):
+                await asyncio.wait_for(pool.execute_pubsub("SUBSCRIBE", "forbidden"), 2)
+            assert not pool.in_pubsub and "forbidden" not in pool.pubsub_channels
+        await asyncio.sleep(0.2)  # a retry loop would open connections meanwhile
+        clients = [line for line in (await admin.execute("CLIENT", "LIST")).split(b"\n")
+                   if f" user={user} ".encode() in line]
+        assert len(clients) <= 2, clients  # the pool's connection and its pub/sub one
+        late = asyncio.ensure_future(pool.execute_pubsub("PSUBSCRIBE", "forbidden*"))
+        await asyncio.sleep(0)
+    finally:
+        pool.close()
+        await asyncio.wait_for(pool.wait_closed(), 2)
+        await admin.execute("ACL", "DELUSER", user)
+        admin.close()
+        await admin.wait_closed()
+    with pytest.raises((errors.NoPermissionError, errors.PoolClosedError)):
+        await asyncio.wait_for(late, 1)
+
+
+async def test_pool_subscribe_without_auth_fails_at_once(local_standalone_factory: Any) -> None:
+    server = local_standalone_factory(password="secret")
+    for password in (None, "wrong"):
+        pool = await create_pool(server.address, password=password, minsize=0)
+        try:
+            with pytest.raises(errors.AuthError):
+                await asyncio.wait_for(pool.execute_pubsub("SUBSCRIBE", "x"), 2)
+            assert not pool.in_pubsub
+        finally:
+            pool.close()
+            await asyncio.wait_for(pool.wait_closed(), 2)

@@ -19,15 +19,14 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Mapping
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..abc import AbcChannel
 from ..errors import ConnectionClosedError, PoolClosedError, RedisError, TimeoutError
 from ..events import PubSubDisconnected, PubSubResubscribed
 from ..pool import ConnectionsPool
-from ..pubsub import parse_pubsub
 from ..slots import key_slot
+from ..subscriptions import Relay, SubscriptionSet
 
 if TYPE_CHECKING:
     from .pool import ClusterPool
@@ -46,45 +45,16 @@ _WIRE = {
 Key = tuple[str, bytes]
 
 
+class _Route(NamedTuple):
+    """Where one desired subscription is subscribed now: a relay on a node pool."""
+
+    relay: Relay
+    pool: ConnectionsPool
+
+
 def _consume(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-class _Relay(AbcChannel):
-    """Subscribed on one node pool; forwards to the caller's channel until retired."""
-
-    __slots__ = ("key", "owner", "pool", "retired", "target")
-
-    def __init__(
-        self, owner: ClusterPubSub, key: Key, target: AbcChannel, pool: ConnectionsPool
-    ) -> None:
-        self.owner = owner
-        self.key = key
-        self.target = target
-        self.pool = pool
-        self.retired = False
-
-    @property
-    def name(self) -> bytes:
-        return self.target.name
-
-    @property
-    def is_pattern(self) -> bool:
-        return self.target.is_pattern
-
-    @property
-    def is_active(self) -> bool:
-        return not self.retired
-
-    def put_nowait(self, data: Any) -> None:
-        if not self.retired:
-            self.target.put_nowait(data)
-
-    def close(self, exc: BaseException | None = None) -> None:
-        if not self.retired:
-            self.retired = True
-            self.owner._lost(self, exc)
 
 
 class ClusterPubSub:
@@ -92,10 +62,8 @@ class ClusterPubSub:
 
     def __init__(self, cluster: ClusterPool) -> None:
         self._cluster = cluster
-        self._desired: dict[str, dict[bytes, AbcChannel]] = {
-            "channels": {}, "patterns": {}, "shard_channels": {},
-        }
-        self._relays: dict[Key, _Relay] = {}
+        self._set = SubscriptionSet()
+        self._relays: dict[Key, _Route] = {}
         self._syncs: dict[Key, asyncio.Task[None]] = {}
         self._home: ConnectionsPool | None = None
         self._lost_at: dict[Key, float] = {}  # wall-clock time a subscription went away
@@ -105,42 +73,40 @@ class ClusterPubSub:
 
     @property
     def channels(self) -> Mapping[bytes, AbcChannel]:
-        """Channels subscribed with SUBSCRIBE."""
-        return MappingProxyType(self._desired["channels"])
+        """Channels subscribed with SUBSCRIBE (str keys work too)."""
+        return self._set.channels
 
     @property
     def patterns(self) -> Mapping[bytes, AbcChannel]:
-        """Patterns subscribed with PSUBSCRIBE."""
-        return MappingProxyType(self._desired["patterns"])
+        """Patterns subscribed with PSUBSCRIBE (str keys work too)."""
+        return self._set.patterns
 
     @property
     def shard_channels(self) -> Mapping[bytes, AbcChannel]:
-        """Channels subscribed with SSUBSCRIBE."""
-        return MappingProxyType(self._desired["shard_channels"])
+        """Channels subscribed with SSUBSCRIBE (str keys work too)."""
+        return self._set.shard_channels
 
     @property
     def count(self) -> int:
         """Number of desired subscriptions."""
-        return sum(len(r) for r in self._desired.values())
+        return self._set.count
 
     # -- commands ----------------------------------------------------------
 
     def execute(self, command: bytes | str, channels: tuple[Any, ...]) -> Awaitable[Any]:
         """(Un)subscribe ``channels``; the awaitable gives the confirmations."""
-        request = parse_pubsub(command, channels, self._desired)
+        if self._closed:
+            raise PoolClosedError("cluster pool is closed")
+        request = self._set.parse(command, channels)
         kind = request.registry
-        registry = self._desired[kind]
         names, targets = request.names, request.channels
         if request.subscribing:
-            for target in targets:
-                registry[target.name] = target
+            self._set.add(kind, targets)
             tasks = [self._schedule((kind, t.name)) for t in targets]
             return self._cluster._spawn(self._confirm(kind, names, tasks))
-        for key in names or list(registry):
-            channel = registry.pop(key, None)
-            self._forget((kind, key))
-            if channel is not None:
-                channel.close()
+        for channel in self._set.remove(kind, names):
+            self._forget((kind, channel.name))
+            channel.close()
         return self._cluster._spawn(self._confirm(kind, names, [], unsubscribe=True))
 
     async def _confirm(
@@ -151,7 +117,12 @@ class ClusterPubSub:
         deadline = loop.time() + self._cluster._retry_timeout
         while tasks and not self._closed:
             # A sync may be restarted (new slot map) while we wait: follow the new one.
-            await asyncio.wait(tasks)
+            try:
+                await asyncio.wait(tasks)
+            except asyncio.CancelledError:
+                if self._closed:  # the cluster pool cancels its tasks on close
+                    raise PoolClosedError("cluster pool was closed") from None
+                raise
             tasks = [
                 task
                 for name in names
@@ -159,6 +130,8 @@ class ClusterPubSub:
             ]
             if tasks and loop.time() >= deadline:
                 raise TimeoutError(f"subscribing {names!r} did not finish in time")
+        if self._closed:
+            raise PoolClosedError("cluster pool was closed")
         word = _WIRE[kind][2][1 if unsubscribe else 0]
         count = self.count
         return [[word, name, count] for name in names]
@@ -179,16 +152,15 @@ class ClusterPubSub:
         """Move every subscription whose owner changed (called on each new slot map)."""
         if self._closed:
             return
-        for kind, registry in self._desired.items():
-            for name in registry:
-                key = (kind, name)
-                relay = self._relays.get(key)
-                owner = self._owner(key)
-                if relay is None or relay.pool is not owner or relay.pool.closed:
-                    running = self._syncs.get(key)
-                    if running is not None and relay is None:
-                        continue  # a sync is already finding the owner
-                    self._schedule(key, restart=True)
+        for kind, name, _ in self._set.items():
+            key = (kind, name)
+            route = self._relays.get(key)
+            owner = self._owner(key)
+            if route is None or route.pool is not owner or route.pool.closed:
+                running = self._syncs.get(key)
+                if running is not None and route is None:
+                    continue  # a sync is already finding the owner
+                self._schedule(key, restart=True)
 
     def _schedule(
         self, key: Key, *, restart: bool = False, refresh_first: bool = False
@@ -215,22 +187,23 @@ class ClusterPubSub:
         if refresh_first:
             await cluster._refresh.refresh("pubsub moved", cluster._options.node_timeout)
         while not self._closed:
-            target = self._desired[kind].get(name)
+            target = self._set.get(kind, name)
             if target is None:
                 return
             pool = self._owner(key)
-            relay = self._relays.get(key)
-            if pool is not None and relay is not None and relay.pool is pool and not (
-                relay.retired or pool.closed
+            route = self._relays.get(key)
+            if pool is not None and route is not None and route.pool is pool and not (
+                route.relay.retired or pool.closed
             ):
                 return
-            if relay is not None:
+            if route is not None:
                 self._lost_at.setdefault(key, time.time())
-                self._drop(relay)
+                self._drop(key, route)
             if pool is None or pool.closed:
                 await cluster._refresh.refresh("pubsub owner", cluster._options.node_timeout)
             else:
-                relay = self._relays[key] = _Relay(self, key, target, pool)
+                relay = Relay(target, functools.partial(self._lost, key, pool))
+                route = self._relays[key] = _Route(relay, pool)
                 try:
                     await pool.execute_pubsub(_WIRE[kind][0], relay)
                     lost_at = self._lost_at.pop(key, None)
@@ -240,10 +213,10 @@ class ClusterPubSub:
                         self._restored(key, pool, lost_at)
                     continue  # check again: the owner may have changed meanwhile
                 except asyncio.CancelledError:
-                    self._drop(relay)
+                    self._drop(key, route)
                     raise
                 except (RedisError, OSError) as exc:  # MOVED, CLUSTERDOWN, pool closed...
-                    self._drop(relay)
+                    self._drop(key, route)
                     if isinstance(exc, (PoolClosedError, ConnectionClosedError)):
                         cluster._refresh.trigger("pubsub connection")
                     else:
@@ -263,57 +236,56 @@ class ClusterPubSub:
                 lost_at=lost_at, gap_ms=(time.time() - lost_at) * 1000,
             ))
 
-    def _drop(self, relay: _Relay) -> None:
+    def _drop(self, key: Key, route: _Route) -> None:
         """Retire a relay and unsubscribe it from its node pool."""
-        relay.retired = True
-        if self._relays.get(relay.key) is relay:
-            del self._relays[relay.key]
-        pool = relay.pool
+        route.relay.retired = True
+        if self._relays.get(key) is route:
+            del self._relays[key]
+        pool = route.pool
         if pool.closed:
             return
-        kind, name = relay.key
         # Synchronous registration: the pool drops it from its desired state now.
         with contextlib.suppress(RedisError, OSError):
-            pending = pool.execute_pubsub(_WIRE[kind][1], name)
+            pending = pool.execute_pubsub(_WIRE[key[0]][1], key[1])
             pending.add_done_callback(_consume)  # type: ignore[attr-defined]
 
     def _forget(self, key: Key) -> None:
         running = self._syncs.pop(key, None)
         if running is not None:
             running.cancel()
-        relay = self._relays.get(key)
-        if relay is not None:
-            self._drop(relay)
+        route = self._relays.get(key)
+        if route is not None:
+            self._drop(key, route)
 
-    def _lost(self, relay: _Relay, exc: BaseException | None) -> None:
+    def _lost(
+        self, key: Key, pool: ConnectionsPool, relay: Relay, exc: BaseException | None
+    ) -> None:
         """A relay was closed under us (slot moved, node pool closed)."""
-        if self._relays.get(relay.key) is relay:
-            del self._relays[relay.key]
-        if self._closed or relay.key[1] not in self._desired[relay.key[0]]:
+        route = self._relays.get(key)
+        if route is not None and route.relay is relay:
+            del self._relays[key]
+        if self._closed or self._set.get(*key) is None:
             return
         reason = str(exc or "unsubscribed by the server")
-        logger.info("%s %r lost on %s (%s); resubscribing", relay.key[0], relay.key[1],
-                    relay.pool.address, reason)
-        lost_at = self._lost_at.setdefault(relay.key, time.time())
+        logger.info("%s %r lost on %s (%s); resubscribing", key[0], key[1],
+                    pool.address, reason)
+        lost_at = self._lost_at.setdefault(key, time.time())
         events = self._cluster.events
         if events.active:
-            names = {kind: (relay.key[1],) if kind == relay.key[0] else () for kind in _WIRE}
+            names = {kind: (key[1],) if kind == key[0] else () for kind in _WIRE}
             events.emit(PubSubDisconnected(
-                relay.pool.address, names["channels"], names["patterns"], names["shard_channels"],
+                pool.address, names["channels"], names["patterns"], names["shard_channels"],
                 reason=reason, at=lost_at,
             ))
-        self._schedule(relay.key, restart=True, refresh_first=True)
+        self._schedule(key, restart=True, refresh_first=True)
 
     def close(self) -> None:
         """Close every channel; the node pools are closed by the cluster pool."""
         self._closed = True
-        for relay in self._relays.values():
-            relay.retired = True
+        for route in self._relays.values():
+            route.relay.retired = True
         self._relays.clear()
         for task in self._syncs.values():
             task.cancel()
         self._syncs.clear()
-        for registry in self._desired.values():
-            for channel in registry.values():
-                channel.close()
-            registry.clear()
+        self._set.close_all()

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import ClusterRetryError, ConnectError, ConnectionClosedError, PoolClosedError
-from .slots import SLOT_COUNT, key_slot
+from ..slots import SLOT_COUNT, key_slot
 from .topology import SlotMap
 
 __all__ = ["NodeSlots", "ScanTarget", "cluster_scan", "parse_own_slots"]

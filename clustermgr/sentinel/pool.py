@@ -229,6 +229,11 @@ class SentinelPool(Router):
         return self._pubsub.patterns
 
     @property
+    def pubsub_shard_channels(self) -> Mapping[bytes, AbcChannel]:
+        """Sharded channels (SSUBSCRIBE) subscribed through this pool."""
+        return self._pubsub.shard_channels
+
+    @property
     def in_pubsub(self) -> int:
         """Number of subscriptions held by the pool."""
         return self._pubsub.count

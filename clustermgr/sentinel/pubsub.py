@@ -10,55 +10,28 @@ Messages published while a subscription moves may be missed.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Mapping
-from types import MappingProxyType
 from typing import Any
 
 from ..abc import AbcChannel
-from ..errors import PoolClosedError, RedisError
+from ..errors import PoolClosedError, RedisError, ReplyError
 from ..pool import ConnectionsPool
-from ..pubsub import SUBSCRIBE_COMMANDS, is_pubsub_command, parse_pubsub
+from ..pubsub import SUBSCRIBE_COMMANDS, PubSubRequest, is_pubsub_command
+from ..subscriptions import Relay, SubscriptionSet
 from ._common import Tasks, address_text, logger
 
 __all__ = ["SentinelPubSub", "is_pubsub_command"]
-
-
-class _Relay(AbcChannel):
-    """Stands for a caller's channel inside one server pool.
-
-    Closing it (the server pool closes its channels when it is replaced) does
-    not close the caller's channel: that one moves on to the next server.
-    """
-
-    __slots__ = ("_target",)
-
-    def __init__(self, target: AbcChannel) -> None:
-        self._target = target
-
-    @property
-    def name(self) -> bytes:
-        return self._target.name
-
-    @property
-    def is_pattern(self) -> bool:
-        return self._target.is_pattern
-
-    @property
-    def is_active(self) -> bool:
-        return self._target.is_active
-
-    def put_nowait(self, data: Any) -> None:
-        self._target.put_nowait(data)
-
-    def close(self, exc: BaseException | None = None) -> None:
-        """No-op: the SentinelPool decides when the caller's channel ends."""
 
 
 class SentinelPubSub:
     """Subscriptions of one SentinelPool, moved to each new server.
 
     ``active()`` is the server pool to subscribe on now (``None`` while the
-    pool holds commands) and ``wait_active()`` waits for one.
+    pool holds commands) and ``wait_active()`` waits for one. Each server pool
+    is subscribed with :class:`~clustermgr.subscriptions.Relay` objects: when it
+    is replaced and closed, only the relays end, not the caller's channels.
     """
 
     def __init__(
@@ -74,43 +47,55 @@ class SentinelPubSub:
         self._wait_active = wait_active
         self._tasks = tasks
         self._closed = False
-        self._subscriptions: dict[str, dict[bytes, AbcChannel]] = {
-            registry: {} for registry in SUBSCRIBE_COMMANDS
-        }
+        self._set = SubscriptionSet()
 
     def execute(self, command: bytes | str, *channels: Any) -> Awaitable[Any]:
         """(Un)subscribe: update the desired state, then the server in use."""
         if self._closed:
             raise PoolClosedError(f"sentinel pool for {self._service!r} is closed")
-        request = parse_pubsub(command, channels, self._subscriptions)
-        registry = self._subscriptions[request.registry]
+        request = self._set.parse(command, channels)
         targets: list[Any]
         if request.subscribing:
-            for channel in request.channels:
-                registry[channel.name] = channel
-            targets = [_Relay(channel) for channel in request.channels]
+            self._set.add(request.registry, request.channels)
+            targets = [Relay(channel) for channel in request.channels]
         else:
             targets = list(request.names)
-            for key in targets or list(registry):
-                gone = registry.pop(key, None)
-                if gone is not None:
-                    gone.close()
+            for gone in self._set.remove(request.registry, request.names):
+                gone.close()
         name = request.command
         pool = self._active()
         if pool is not None:
-            return ConnectionsPool.execute_pubsub(pool, name, *targets)
-        return self._tasks.spawn(self._later(name, targets))
+            result: Any = ConnectionsPool.execute_pubsub(pool, name, *targets)
+        else:
+            result = self._tasks.spawn(self._later(name, targets))
+        if request.subscribing:
+            result.add_done_callback(functools.partial(self._settled, request))
+        return result  # type: ignore[no-any-return]
+
+    def _settled(self, request: PubSubRequest, result: asyncio.Future[Any]) -> None:
+        """A refused SUBSCRIBE (NOPERM, ...) drops what it asked for."""
+        exc = None if result.cancelled() else result.exception()
+        if isinstance(exc, ReplyError):
+            for channel in request.channels:
+                if self._set.discard(request.registry, channel):
+                    channel.close(exc)
 
     async def _later(self, command: bytes, targets: list[Any]) -> Any:
-        pool = await self._wait_active()
-        return await ConnectionsPool.execute_pubsub(pool, command, *targets)
+        try:
+            pool = await self._wait_active()
+            return await ConnectionsPool.execute_pubsub(pool, command, *targets)
+        except asyncio.CancelledError:
+            if self._closed:  # the sentinel pool cancels its tasks on close
+                raise PoolClosedError(f"sentinel pool for {self._service!r} was closed") from None
+            raise
 
     def move_to(self, pool: ConnectionsPool) -> None:
         """Subscribe every desired channel on ``pool`` (the new server)."""
-        for registry_name, registry in self._subscriptions.items():
-            if registry:
-                relays = [_Relay(channel) for channel in registry.values()]
-                self._tasks.spawn(self._subscribe(pool, SUBSCRIBE_COMMANDS[registry_name], relays))
+        for kind in SUBSCRIBE_COMMANDS:
+            channels = list(self._set.view(kind).values())
+            if channels:
+                relays = [Relay(channel) for channel in channels]
+                self._tasks.spawn(self._subscribe(pool, SUBSCRIBE_COMMANDS[kind], relays))
 
     async def _subscribe(self, pool: ConnectionsPool, command: bytes, relays: list[Any]) -> None:
         try:
@@ -126,22 +111,24 @@ class SentinelPubSub:
     def close(self) -> None:
         """Close every channel (the pool is closing)."""
         self._closed = True
-        for registry in self._subscriptions.values():
-            for channel in registry.values():
-                channel.close()
-            registry.clear()
+        self._set.close_all()
 
     @property
     def channels(self) -> Mapping[bytes, AbcChannel]:
-        """Channels subscribed with SUBSCRIBE."""
-        return MappingProxyType(self._subscriptions["channels"])
+        """Channels subscribed with SUBSCRIBE (str keys work too)."""
+        return self._set.channels
 
     @property
     def patterns(self) -> Mapping[bytes, AbcChannel]:
-        """Patterns subscribed with PSUBSCRIBE."""
-        return MappingProxyType(self._subscriptions["patterns"])
+        """Patterns subscribed with PSUBSCRIBE (str keys work too)."""
+        return self._set.patterns
+
+    @property
+    def shard_channels(self) -> Mapping[bytes, AbcChannel]:
+        """Channels subscribed with SSUBSCRIBE (str keys work too)."""
+        return self._set.shard_channels
 
     @property
     def count(self) -> int:
         """Number of subscriptions."""
-        return sum(len(r) for r in self._subscriptions.values())
+        return self._set.count
