@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ..address import InvalidAddressError, ServerAddress, parse_address
+from ..address import InvalidAddressError, ServerAddress, parse_address, redact_url
 from ..errors import RedisError
 
 __all__ = ["CliError", "node_address", "run_async", "run_command", "say"]
@@ -32,7 +32,7 @@ def node_address(url: str) -> ServerAddress:
     except InvalidAddressError as exc:
         raise CliError(f"bad URL: {exc}", 2) from None
     if address.path is not None:
-        raise CliError(f"bad URL {url!r}: a TCP address is needed here", 2)
+        raise CliError(f"bad URL {redact_url(url)!r}: a TCP address is needed here", 2)
     return address
 
 
