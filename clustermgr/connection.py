@@ -40,6 +40,7 @@ from .protocol import (
 )
 from .pubsub import PUBSUB_COMMANDS, parse_pubsub
 from .stats import Counters
+from .tlsopts import resolve_tls
 
 __all__ = ["RedisConnection", "create_connection"]
 
@@ -661,12 +662,7 @@ async def create_connection(
         db=db, username=username, password=password, encoding=encoding,
         timeout=timeout, name=name,
     )
-    if ssl is not None and ssl is not False:
-        use_ssl: ssl_module.SSLContext | bool | None = ssl
-    elif parsed.ssl:
-        use_ssl = ssl_module.create_default_context()
-    else:
-        use_ssl = None
+    use_ssl = resolve_tls([parsed], ssl)
     if parsed.db is not None and (isinstance(parsed.db, bool) or not isinstance(parsed.db, int)):
         raise TypeError(f"db must be an int, got {parsed.db!r}")
     cls = connection_cls or RedisConnection

@@ -49,6 +49,7 @@ from ..pool import ConnectionsPool
 from ..protocol import is_blocking
 from ..pubsub import is_pubsub_command
 from ..stats import PoolStats
+from ..tlsopts import resolve_tls
 from .commands import CommandTable
 from .multikey import merge_fanout, merge_split, split_by_slot
 from .observe import NodeHealth, map_events
@@ -152,8 +153,7 @@ class ClusterPool(AbcPool):
             if isinstance(target, str):
                 raise ValueError(f"cluster nodes are TCP addresses, not {target!r}")
             self._startup.append(target)
-        if ssl is None and any(node.ssl for node in nodes):
-            ssl = True  # rediss:// startup nodes: TLS, verified; never a silent plaintext
+        ssl = resolve_tls(nodes, ssl)  # rediss:// startup nodes: TLS for every node
         self._loop = asyncio.get_running_loop()
         self._encoding = encoding
         self._read_from = read_from
