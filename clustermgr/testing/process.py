@@ -18,6 +18,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -278,6 +279,10 @@ class LocalServer:
         name: label used in ``repr`` and errors.
         startup_timeout: seconds :meth:`start` waits for ``PING``.
         die_with_parent: set ``PR_SET_PDEATHSIG`` on Linux.
+        tls: serve TLS only: plaintext is off (``port 0``), :attr:`port` is the
+            ``tls-port``, and admin commands use this client context. The
+            certificate lines come in ``config`` (see
+            :func:`clustermgr.testing.tls_only_config`).
     """
 
     def __init__(
@@ -294,8 +299,10 @@ class LocalServer:
         name: str | None = None,
         startup_timeout: float = 10.0,
         die_with_parent: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = _HOST
+        self.tls = tls
         self.sentinel = sentinel
         self.cluster = cluster
         self.password = password
@@ -382,8 +389,11 @@ class LocalServer:
     # -- config -------------------------------------------------------------
 
     def _base_config(self) -> list[str]:
+        listen = [f"port {self._port}"]
+        if self.tls is not None:
+            listen = ["port 0", f"tls-port {self._port}"]
         lines = [
-            f"port {self._port}",
+            *listen,
             f"bind {self.host}",
             "protected-mode no",
             "daemonize no",
@@ -637,6 +647,7 @@ class LocalServer:
             timeout=timeout,
             password=self.password,
             username=self.username,
+            ssl_context=self.tls,
         )
 
     def command(self, *args: CommandArg, timeout: float = 5.0) -> RespValue:
