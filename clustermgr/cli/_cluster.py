@@ -94,7 +94,7 @@ async def read_cluster(
     try:
         async with _timeout(_TIMEOUT * 2):
             try:
-                slot_map = await read_slot_map(conn.execute, target)
+                slot_map = await read_slot_map(conn.execute, target, tls=tls is not None)
             except ReplyError as exc:
                 if "cluster support disabled" in str(exc).lower():
                     raise CliError(

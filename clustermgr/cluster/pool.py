@@ -154,6 +154,7 @@ class ClusterPool(AbcPool):
                 raise ValueError(f"cluster nodes are TCP addresses, not {target!r}")
             self._startup.append(target)
         ssl = resolve_tls(nodes, ssl)  # rediss:// startup nodes: TLS for every node
+        self._tls = bool(ssl)
         self._loop = asyncio.get_running_loop()
         self._encoding = encoding
         self._read_from = read_from
@@ -302,10 +303,10 @@ class ClusterPool(AbcPool):
         async with _timeout(self._options.node_timeout):
             pool = self._pools.get(address)
             if pool is not None and not pool.closed:
-                return await read_slot_map(pool.execute, address)
+                return await read_slot_map(pool.execute, address, tls=self._tls)
             conn = await create_connection(address, **self._conn_kwargs)
             try:
-                return await read_slot_map(conn.execute, address)
+                return await read_slot_map(conn.execute, address, tls=self._tls)
             finally:
                 conn.close()
                 await conn.wait_closed()

@@ -59,6 +59,8 @@ class LocalCluster(Topology):
             ``tls-port``, the cluster bus and replication use TLS
             (``tls-cluster yes``); clients need a certificate signed by
             ``tls.ca_cert``.
+        plaintext_port: with ``tls``, every node also keeps a plaintext port
+            (``LocalServer.plaintext_port``) beside its ``tls-port``.
         binary / startup_timeout: see :class:`Topology`.
     """
 
@@ -73,11 +75,13 @@ class LocalCluster(Topology):
         password: str | None = None,
         config: ConfigInput | None = None,
         tls: TlsFiles | None = None,
+        plaintext_port: bool = False,
         binary: str | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
         super().__init__(binary=binary, startup_timeout=startup_timeout)
         self.tls = tls
+        self.plaintext_port = plaintext_port
         if masters < 1 or replicas_per_master < 0:
             raise ValueError("need masters >= 1 and replicas_per_master >= 0")
         self.master_count = masters
@@ -102,6 +106,7 @@ class LocalCluster(Topology):
                 LocalServer(
                     cluster=True,
                     tls=tls,
+                    plaintext_port=self.plaintext_port,
                     config=node_config,
                     password=self.password,
                     binary=self.binary,

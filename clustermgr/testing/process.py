@@ -283,6 +283,8 @@ class LocalServer:
             ``tls-port``, and admin commands use this client context. The
             certificate lines come in ``config`` (see
             :func:`clustermgr.testing.tls_only_config`).
+        plaintext_port: with ``tls``, also keep a plaintext port (picked free,
+            see :attr:`plaintext_port`); admin commands still use TLS.
     """
 
     def __init__(
@@ -300,9 +302,14 @@ class LocalServer:
         startup_timeout: float = 10.0,
         die_with_parent: bool = True,
         tls: ssl.SSLContext | None = None,
+        plaintext_port: bool = False,
     ) -> None:
+        if plaintext_port and tls is None:
+            raise ValueError("plaintext_port needs tls (the plaintext port is the default)")
         self.host = _HOST
         self.tls = tls
+        #: The extra plaintext port of a TLS server (``plaintext_port=True``), else None.
+        self.plaintext_port = find_free_port() if plaintext_port else None
         self.sentinel = sentinel
         self.cluster = cluster
         self.password = password
@@ -391,7 +398,7 @@ class LocalServer:
     def _base_config(self) -> list[str]:
         listen = [f"port {self._port}"]
         if self.tls is not None:
-            listen = ["port 0", f"tls-port {self._port}"]
+            listen = [f"port {self.plaintext_port or 0}", f"tls-port {self._port}"]
         lines = [
             *listen,
             f"bind {self.host}",
