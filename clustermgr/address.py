@@ -15,14 +15,16 @@ Anything else is rejected with :class:`InvalidAddressError` naming it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 from .errors import RedisError
 
 __all__ = [
     "DEFAULT_PORT", "InvalidAddressError", "ServerAddress", "address_text", "parse_address",
+    "redact_url",
 ]
 
 DEFAULT_PORT = 6379
@@ -66,10 +68,13 @@ class ServerAddress:
 
 
 def address_text(address: Any) -> str:
-    """``host:port`` for a ``(host, port)`` pair, the path for a socket, ``?`` for None."""
+    """``host:port`` for a ``(host, port)`` pair, the path for a socket, ``?`` for None.
+
+    A URL is shown with its secrets hidden (:func:`redact_url`).
+    """
     if isinstance(address, tuple) and len(address) == 2:
         return f"{address[0]}:{address[1]}"
-    return "?" if address is None else str(address)
+    return "?" if address is None else redact_url(str(address))
 
 
 def parse_address(address: Any) -> ServerAddress:
@@ -92,7 +97,8 @@ def parse_address(address: Any) -> ServerAddress:
     if address.startswith("/") or address.startswith("."):
         return ServerAddress(path=address)
     raise InvalidAddressError(
-        f"address {address!r} is neither a URL (redis://, rediss://, unix://) nor a socket path"
+        f"address {redact_url(address)!r} is neither a URL (redis://, rediss://, unix://) "
+        "nor a socket path"
     )
 
 
@@ -127,18 +133,18 @@ def _parse_url(url: str) -> ServerAddress:
     except ValueError as exc:  # e.g. "Invalid IPv6 URL" for an unbalanced "["
         # urllib's message may quote the netloc, credentials included.
         detail = "" if "@" in url else f": {exc}"
-        raise InvalidAddressError(f"malformed URL {_redact(url)!r}{detail}") from None
+        raise InvalidAddressError(f"malformed URL {redact_url(url)!r}{detail}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("redis", "rediss", "unix"):
         raise InvalidAddressError(
-            f"unsupported URL scheme {parts.scheme!r} in {_redact(url)!r}; "
+            f"unsupported URL scheme {parts.scheme!r} in {redact_url(url)!r}; "
             "use redis://, rediss:// or unix://"
         )
     options: dict[str, Any] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key not in _KNOWN_OPTIONS:
             raise InvalidAddressError(
-                f"unknown URL option {key!r} in {_redact(url)!r}; "
+                f"unknown URL option {key!r} in {redact_url(url)!r}; "
                 f"known: {', '.join(sorted(_KNOWN_OPTIONS))}"
             )
         options[key] = value
@@ -148,7 +154,7 @@ def _parse_url(url: str) -> ServerAddress:
     options.pop("password", None)
     if scheme == "unix":
         if not parts.path:
-            raise InvalidAddressError(f"unix URL without a socket path: {_redact(url)!r}")
+            raise InvalidAddressError(f"unix URL without a socket path: {redact_url(url)!r}")
         db = _int_option(options.pop("db", None), "db", url)
         return ServerAddress(
             path=unquote(parts.path), db=db, username=username or None,
@@ -161,9 +167,9 @@ def _parse_url(url: str) -> ServerAddress:
         # urllib's message quotes the port text, which is part of the password
         # when an unescaped "/" in it cut the userinfo short.
         detail = "" if "@" in url else f": {exc}"
-        raise InvalidAddressError(f"bad port in {_redact(url)!r}{detail}") from None
+        raise InvalidAddressError(f"bad port in {redact_url(url)!r}{detail}") from None
     if not host:
-        raise InvalidAddressError(f"URL has no host: {_redact(url)!r}")
+        raise InvalidAddressError(f"URL has no host: {redact_url(url)!r}")
     db_text = parts.path.lstrip("/")
     db = _int_option(db_text or options.pop("db", None), "db", url)
     options.pop("db", None)
@@ -190,7 +196,7 @@ def _common(options: dict[str, Any], url: str) -> dict[str, Any]:
             result["timeout"] = float(timeout)
         except ValueError:
             raise InvalidAddressError(
-                f"timeout must be a number of seconds, got {timeout!r} in {_redact(url)!r}"
+                f"timeout must be a number of seconds, got {timeout!r} in {redact_url(url)!r}"
             ) from None
     return result
 
@@ -202,31 +208,51 @@ def _int_option(value: Any, name: str, url: str) -> int | None:
         number = int(value)
     except ValueError:
         raise InvalidAddressError(
-            f"{name} must be a non-negative integer, got {value!r} in {_redact(url)!r}"
+            f"{name} must be a non-negative integer, got {value!r} in {redact_url(url)!r}"
         ) from None
     if number < 0:
-        raise InvalidAddressError(f"{name} must be non-negative, got {number} in {_redact(url)!r}")
+        raise InvalidAddressError(
+            f"{name} must be non-negative, got {number} in {redact_url(url)!r}"
+        )
     return number
 
 
-def _redact(url: str) -> str:
-    """The URL with its password replaced, for error messages."""
-    scheme, sep, after = url.partition("://")
-    try:
-        parts = urlsplit(url)
-        split_userinfo = "@" in after and "@" not in parts.netloc
-    except ValueError:
-        parts = urlsplit("")
-        split_userinfo = "@" in after
-    if split_userinfo:
-        # A "/", "?" or "#" in the password cut the userinfo short (or the URL
-        # does not parse): hide everything before the last "@".
-        url = f"{scheme}{sep}***@{after.rpartition('@')[2]}"
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        url = parts._replace(netloc=netloc).geturl()
-    if "password=" in url:
-        head, _, tail = url.partition("password=")
-        rest = tail.split("&", 1)
-        url = head + "password=***" + ("&" + rest[1] if len(rest) > 1 else "")
-    return url
+_SECRET_KEYS = ("pass", "pwd", "secret", "token", "auth")
+_QUERY_ITEM = re.compile(r"([^=&#]*)=([^&#]*)")
+
+
+def redact_url(text: str) -> str:
+    """``text`` (a URL, an address or any text holding one) with every secret hidden.
+
+    The one redaction used wherever a URL or address is printed. Hidden: the
+    password of the userinfo (``user:***@``; the whole userinfo when it has no
+    ``:``), and the value of every query item whose key, percent-decoded and in
+    any case, names a secret (``password=``, ``PASSWORD=``, ``pass%77ord=``,
+    repeated keys). When the URL is malformed (an unescaped ``@``, ``/`` or
+    ``?`` in a password) more is hidden rather than less: everything between
+    ``://`` and the last ``@``.
+    """
+    hidden = [False] * len(text)
+    scheme_end = text.find("://")
+    if scheme_end >= 0:
+        start = scheme_end + 3
+        at = text.rfind("@", start)
+        if at >= 0:
+            colon = text.find(":", start, at)
+            for index in range(colon + 1 if colon >= 0 else start, at):
+                hidden[index] = True
+    for start, char in enumerate(text):
+        match = _QUERY_ITEM.match(text, start + 1) if char in "?&;" else None
+        key = "" if match is None else unquote_plus(match.group(1)).strip().lower()
+        if match is not None and any(word in key for word in _SECRET_KEYS):
+            for index in range(match.start(2), match.end(2)):
+                hidden[index] = True
+    if not any(hidden):
+        return text
+    out: list[str] = []
+    for index, char in enumerate(text):
+        if not hidden[index]:
+            out.append(char)
+        elif index == 0 or not hidden[index - 1]:
+            out.append("***")
+    return "".join(out)

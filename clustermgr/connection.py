@@ -42,6 +42,7 @@ from .protocol import (
 )
 from .pubsub import PUBSUB_COMMANDS, ChannelMap, parse_pubsub
 from .stats import Counters
+from .tlsopts import resolve_tls
 
 __all__ = ["RedisConnection", "create_connection"]
 
@@ -839,12 +840,7 @@ async def create_connection(
         db=db, username=username, password=password, encoding=encoding,
         timeout=timeout, name=name,
     )
-    if ssl is not None and ssl is not False:
-        use_ssl: ssl_module.SSLContext | bool | None = ssl
-    elif parsed.ssl:
-        use_ssl = ssl_module.create_default_context()
-    else:
-        use_ssl = None
+    use_ssl = resolve_tls([parsed], ssl)
     if parsed.timeout is not None and not (
         isinstance(parsed.timeout, (int, float))
         and not isinstance(parsed.timeout, bool)

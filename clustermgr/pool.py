@@ -36,6 +36,7 @@ from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_comm
 from .pubsub import PUBSUB_COMMANDS
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
 from .subscriptions import PubSubLink
+from .tlsopts import resolve_tls
 
 __all__ = ["ConnectionsPool", "create_pool"]
 
@@ -101,7 +102,7 @@ class ConnectionsPool(AbcPool):
             db=db, username=username, password=password, encoding=encoding,
             timeout=create_connection_timeout, name=name,
         )
-        self._ssl = ssl
+        self._ssl = resolve_tls([self._address], ssl)
         self._parser = parser
         self._connection_cls = connection_cls
         self._minsize = minsize

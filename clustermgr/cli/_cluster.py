@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import ssl
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._timeout import timeout as _timeout
@@ -46,8 +47,8 @@ class ClusterView:
         return shard.master.address if shard is not None else None
 
 
-async def _connect(address: ServerAddress) -> RedisConnection:
-    return await create_connection(address, timeout=_TIMEOUT)
+async def _connect(address: ServerAddress, tls: ssl.SSLContext | None) -> RedisConnection:
+    return await create_connection(address, ssl=tls, timeout=_TIMEOUT)
 
 
 def _parse_nodes(reply: Any) -> dict[Address, tuple[str, str, int]]:
@@ -64,11 +65,9 @@ def _parse_nodes(reply: Any) -> dict[Address, tuple[str, str, int]]:
     return found
 
 
-async def _dbsize(address: Address, base: ServerAddress) -> int | None:
+async def _dbsize(address: Address, base: ServerAddress, tls: ssl.SSLContext | None) -> int | None:
     try:
-        conn = await create_connection(
-            address, username=base.username, password=base.password, timeout=_TIMEOUT
-        )
+        conn = await _connect(replace(base, host=address[0], port=address[1]), tls)
     except (OSError, asyncio.TimeoutError, Exception):
         return None
     try:
@@ -81,15 +80,21 @@ async def _dbsize(address: Address, base: ServerAddress) -> int | None:
         await conn.wait_closed()
 
 
-async def read_cluster(address: ServerAddress, *, keys: bool = True) -> ClusterView:
-    """The slot map and nodes as seen from the node at ``address``."""
+async def read_cluster(
+    address: ServerAddress, *, tls: ssl.SSLContext | None = None, keys: bool = True
+) -> ClusterView:
+    """The slot map and nodes as seen from the node at ``address``.
+
+    Every connection (to ``address`` and, for key counts, to each node) uses
+    ``tls`` and the credentials of ``address``.
+    """
     target = address.target
     assert isinstance(target, tuple)
-    conn = await _connect(address)
+    conn = await _connect(address, tls)
     try:
         async with _timeout(_TIMEOUT * 2):
             try:
-                slot_map = await read_slot_map(conn.execute, target)
+                slot_map = await read_slot_map(conn.execute, target, tls=tls is not None)
             except ReplyError as exc:
                 if "cluster support disabled" in str(exc).lower():
                     raise CliError(
@@ -120,7 +125,7 @@ async def read_cluster(address: ServerAddress, *, keys: bool = True) -> ClusterV
         if "fail" in flags.split(",") and row.health == "online":
             row.health = "failed"
     if keys:
-        counts = await asyncio.gather(*(_dbsize(a, address) for a in rows))
+        counts = await asyncio.gather(*(_dbsize(a, address, tls) for a in rows))
         for row, count in zip(rows.values(), counts, strict=True):
             row.keys = count
     ordered = sorted(rows.values(), key=lambda r: (r.master or r.address, r.role != "master"))

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ..address import InvalidAddressError, ServerAddress, parse_address
+from ..address import InvalidAddressError, ServerAddress, parse_address, redact_url
 from ..errors import RedisError
 
-__all__ = ["CliError", "node_address", "run_async", "run_command", "say"]
+__all__ = [
+    "CliError", "add_tls_arguments", "node_address", "run_async", "run_command", "say",
+    "tls_context",
+]
 
 _T = TypeVar("_T")
 
@@ -32,8 +36,43 @@ def node_address(url: str) -> ServerAddress:
     except InvalidAddressError as exc:
         raise CliError(f"bad URL: {exc}", 2) from None
     if address.path is not None:
-        raise CliError(f"bad URL {url!r}: a TCP address is needed here", 2)
+        raise CliError(f"bad URL {redact_url(url)!r}: a TCP address is needed here", 2)
     return address
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """The TLS options every subcommand that connects takes."""
+    group = parser.add_argument_group(
+        "TLS", "used for rediss:// URLs, or whenever one of these options is given; "
+        "applies to every connection the command opens"
+    )
+    group.add_argument("--tls-ca", metavar="FILE", help="CA certificates to trust (PEM)")
+    group.add_argument("--tls-cert", metavar="FILE", help="client certificate (PEM)")
+    group.add_argument("--tls-key", metavar="FILE",
+                       help="client key (PEM; default: in the --tls-cert file)")
+    group.add_argument("--insecure", action="store_true",
+                       help="TLS without certificate or hostname verification (explicit opt-out)")
+
+
+def tls_context(args: argparse.Namespace, address: ServerAddress) -> ssl.SSLContext | None:
+    """The client TLS context the options and the URL ask for (``None``: plaintext).
+
+    Verification stays on unless ``--insecure`` is given.
+    """
+    if not (address.ssl or args.tls_ca or args.tls_cert or args.tls_key or args.insecure):
+        return None
+    if args.tls_key and not args.tls_cert:
+        raise CliError("--tls-key needs --tls-cert", 2)
+    try:
+        context = ssl.create_default_context(cafile=args.tls_ca)
+        if args.tls_cert:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise CliError(f"cannot load TLS files: {exc}", 2) from None
+    if args.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def run_async(coro: Awaitable[_T]) -> _T:

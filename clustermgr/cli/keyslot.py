@@ -8,7 +8,7 @@ from typing import Any
 from ..address import address_text
 from ..slots import key_slot
 from ._cluster import read_cluster
-from ._common import node_address, run_async
+from ._common import add_tls_arguments, node_address, run_async, tls_context
 
 __all__ = ["add_parser", "run"]
 
@@ -21,12 +21,16 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("keys", nargs="+", metavar="KEY")
     parser.add_argument("--url", help="any cluster node, to name the owner of each slot")
+    add_tls_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print ``KEY SLOT [OWNER]`` lines."""
-    view = run_async(read_cluster(node_address(args.url), keys=False)) if args.url else None
+    view = None
+    if args.url:
+        address = node_address(args.url)
+        view = run_async(read_cluster(address, tls=tls_context(args, address), keys=False))
     for key in args.keys:
         slot = key_slot(key)
         line = f"{key} {slot}"

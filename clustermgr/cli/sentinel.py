@@ -10,7 +10,7 @@ from typing import Any
 from ..address import address_text
 from ..errors import RedisError, ReplyError
 from ..sentinel import RedisSentinel
-from ._common import CliError, node_address, run_async
+from ._common import CliError, add_tls_arguments, node_address, run_async, tls_context
 
 __all__ = ["add_parser", "run"]
 
@@ -25,6 +25,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("url", metavar="URL", help="one sentinel: redis://host:port")
     parser.add_argument("service", metavar="SERVICE", help="the monitored master's name")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_tls_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -38,11 +39,10 @@ async def _view(client: RedisSentinel, address: Any, service: str) -> str:
     return f"{reply[0].decode()}:{int(reply[1])}"
 
 
-async def _describe(url: str, service: str) -> dict[str, Any]:
-    address = node_address(url)
-    client = RedisSentinel(
-        [address.target], username=address.username, password=address.password, timeout=2.0
-    )
+async def _describe(args: argparse.Namespace) -> dict[str, Any]:
+    address, service = node_address(args.url), args.service
+    # The other sentinels are reached with the same TLS and credentials.
+    client = RedisSentinel([address], ssl=tls_context(args, address), timeout=2.0)
     try:
         try:
             master = await client.master(service)
@@ -88,6 +88,6 @@ def _format(data: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the service."""
-    data = run_async(_describe(args.url, args.service))
+    data = run_async(_describe(args))
     print(json.dumps(data, indent=2) if args.json else _format(data))
     return 0

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..address import address_text
 from ._cluster import ClusterView, read_cluster
-from ._common import node_address, run_async
+from ._common import add_tls_arguments, node_address, run_async, tls_context
 
 __all__ = ["add_parser", "format_table", "run"]
 
@@ -22,6 +22,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("url", metavar="URL", help="any node: redis://host:port or host:port")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_tls_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -74,6 +75,7 @@ def as_json(view: ClusterView) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Print the topology."""
-    view = run_async(read_cluster(node_address(args.url)))
+    address = node_address(args.url)
+    view = run_async(read_cluster(address, tls=tls_context(args, address)))
     print(json.dumps(as_json(view), indent=2) if args.json else format_table(view))
     return 0

@@ -54,6 +54,7 @@ from ..routing import Action, Budget, Classified, Router
 from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
 from ..stats import NodeStats
+from ..tlsopts import resolve_tls
 from .multikey import merge_fanout, merge_split, split_by_slot
 from .observe import map_events
 from .pubsub import ClusterPubSub
@@ -130,8 +131,8 @@ class ClusterPool(Router):
             if isinstance(target, str):
                 raise ValueError(f"cluster nodes are TCP addresses, not {target!r}")
             self._startup.append(target)
-        if ssl is None and any(node.ssl for node in nodes):
-            ssl = True  # rediss:// startup nodes: TLS, verified; never a silent plaintext
+        ssl = resolve_tls(nodes, ssl)  # rediss:// startup nodes: TLS for every node
+        self._tls = bool(ssl)
         super().__init__(
             retry_timeout=retry_timeout, max_failures=None, max_redirects=max_redirects
         )
@@ -272,10 +273,10 @@ class ClusterPool(Router):
         async with _timeout(self._options.node_timeout):
             pool = self._pools.get(address)
             if pool is not None and not pool.closed:
-                return await read_slot_map(pool.execute, address)
+                return await read_slot_map(pool.execute, address, tls=self._tls)
             conn = await create_connection(address, **self._conn_kwargs)
             try:
-                return await read_slot_map(conn.execute, address)
+                return await read_slot_map(conn.execute, address, tls=self._tls)
             finally:
                 conn.close()
                 await conn.wait_closed()

@@ -144,12 +144,14 @@ def _pairs(items: Sequence[Any]) -> dict[str, Any]:
     return {to_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
 
 
-def _node_from_shards(entry: Sequence[Any], default_host: str) -> NodeInfo:
+def _node_from_shards(entry: Sequence[Any], default_host: str, tls: bool) -> NodeInfo:
     info = _pairs(entry)
     host = to_text(info.get("endpoint") or info.get("ip") or default_host)
     if host in ("", "?"):
         host = to_text(info.get("ip") or default_host)
-    port = info.get("port") or info.get("tls-port")
+    # A node may list both: TLS clients use the TLS port, plaintext ones the other.
+    wanted, other = ("tls-port", "port") if tls else ("port", "tls-port")
+    port = info.get(wanted) or info.get(other)
     if port is None:
         raise ProtocolError(f"CLUSTER SHARDS node without a port: {entry!r}")
     return NodeInfo(
@@ -162,11 +164,15 @@ def _node_from_shards(entry: Sequence[Any], default_host: str) -> NodeInfo:
     )
 
 
-def parse_shards(reply: Any, *, epoch: int = 0, source: Address | None = None) -> SlotMap:
+def parse_shards(
+    reply: Any, *, epoch: int = 0, source: Address | None = None, tls: bool = False
+) -> SlotMap:
     """Build a :class:`SlotMap` from a ``CLUSTER SHARDS`` reply.
 
     ``source`` is the node that answered (its host replaces an unknown
-    endpoint); ``epoch`` is its ``cluster_current_epoch``.
+    endpoint); ``epoch`` is its ``cluster_current_epoch``. With ``tls`` each
+    node's ``tls-port`` is used when listed (else its ``port``), without it
+    the other way round.
     """
     default_host = source[0] if source else "127.0.0.1"
     slots: list[Shard | None] = [None] * SLOT_COUNT
@@ -174,7 +180,9 @@ def parse_shards(reply: Any, *, epoch: int = 0, source: Address | None = None) -
     try:
         for raw in reply:
             shard_info = _pairs(raw)
-            members = [_node_from_shards(n, default_host) for n in shard_info.get("nodes", ())]
+            members = [
+                _node_from_shards(n, default_host, tls) for n in shard_info.get("nodes", ())
+            ]
             nodes.extend(members)
             masters = [m for m in members if m.is_master]
             bounds = [int(b) for b in shard_info.get("slots", ())]
@@ -256,11 +264,13 @@ def diff_maps(old: SlotMap | None, new: SlotMap, *, replicas: bool = False) -> M
     return MapDiff(new_nodes - old_nodes, old_nodes - new_nodes, moved)
 
 
-async def read_slot_map(execute: Any, address: Address) -> SlotMap:
+async def read_slot_map(execute: Any, address: Address, *, tls: bool = False) -> SlotMap:
     """Read one node's view of the cluster through ``execute`` (a connection's or pool's).
 
     ``CLUSTER SHARDS`` with the node's ``CLUSTER INFO`` epoch; ``CLUSTER SLOTS``
-    on servers older than Redis 7.
+    on servers older than Redis 7 (which name the port of the asking
+    connection's kind). ``tls``: the caller connects with TLS, so nodes are
+    reached on their ``tls-port``.
     """
     replies: tuple[Any, Any] = await asyncio.gather(
         execute(b"CLUSTER", b"INFO", encoding=None),
@@ -274,7 +284,7 @@ async def read_slot_map(execute: Any, address: Address) -> SlotMap:
     try:
         if isinstance(shards, BaseException):
             raise shards
-        return parse_shards(shards, epoch=epoch, source=address)
+        return parse_shards(shards, epoch=epoch, source=address, tls=tls)
     except ReplyError:  # before Redis 7: no CLUSTER SHARDS
         reply = await execute(b"CLUSTER", b"SLOTS", encoding=None)
         return parse_slots(reply, epoch=epoch, source=address)

@@ -115,7 +115,7 @@ class Follower:
         self._tasks = tasks
         self.servers = Servers(hooks, role, pool_kwargs, tasks)
         self.monitor = SentinelMonitor(
-            connect_kwargs=sentinel.connect_kwargs(),
+            connect=sentinel.open_connection,
             on_event=self.on_event, on_state=self._on_sentinel_state,
         )
         #: The pool commands go to now (for replicas: the first of the

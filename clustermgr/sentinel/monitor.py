@@ -10,11 +10,10 @@ sentinel going away or coming back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from ..backoff import Backoff
-from ..connection import create_connection
+from ..connection import RedisConnection
 from ..errors import ChannelClosedError, RedisError
 from ..pubsub import Channel
 from ._common import Address, address_text, logger
@@ -32,18 +31,19 @@ class SentinelMonitor:
 
     ``on_event(event)`` is called for every message (the same event arrives
     once per sentinel: handlers must be idempotent); ``on_state(address, up)``
-    when a subscription is established (``up=True``) or lost.
+    when a subscription is established (``up=True``) or lost. ``connect(address)``
+    opens a connection to one sentinel, with that sentinel's TLS and credentials.
     """
 
     def __init__(
         self,
         *,
-        connect_kwargs: dict[str, Any],
+        connect: Callable[[Address], Awaitable[RedisConnection]],
         on_event: EventHandler,
         on_state: StateHandler | None = None,
         reconnect_delay: tuple[float, float] = (0.05, 2.0),
     ) -> None:
-        self._connect_kwargs = connect_kwargs
+        self._connect = connect
         self._on_event = on_event
         self._on_state = on_state
         self._reconnect_delay = reconnect_delay
@@ -75,7 +75,7 @@ class SentinelMonitor:
         text = address_text(address)
         while not self._closing:
             try:
-                conn = await create_connection(address, **self._connect_kwargs)
+                conn = await self._connect(address)
             except (RedisError, OSError) as exc:
                 attempt += 1
                 if attempt == 1:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from .._timeout import timeout as _timeout
-from ..address import parse_address
+from ..address import InvalidAddressError, ServerAddress, parse_address, redact_url
 from ..connection import RedisConnection, create_connection
 from ..errors import (
     AuthError,
@@ -22,13 +23,13 @@ from ..errors import (
     TimeoutError,
 )
 from ..protocol import to_text
+from ..tlsopts import Tls, resolve_tls
 from ._common import Address, address_text
 from .errors import SentinelAuthError, SentinelsUnreachableError, UnknownServiceError
 
 __all__ = ["RedisSentinel", "create_sentinel", "pairs_to_dict"]
 
-
-
+_SSL_OPTION = "sentinel ssl"
 
 def pairs_to_dict(reply: Sequence[Any]) -> dict[str, str]:
     """``[k1, v1, k2, v2, ...]`` (bytes or str) to ``{k1: v1, ...}`` as str."""
@@ -37,17 +38,35 @@ def pairs_to_dict(reply: Sequence[Any]) -> dict[str, str]:
 
 
 def _as_address(address: Any) -> Address:
+    target = _sentinel_address(address).target
+    assert isinstance(target, tuple)
+    return target
+
+
+def _sentinel_address(address: Any) -> ServerAddress:
     parsed = parse_address(address)
     if parsed.host is None or parsed.port is None:
-        raise ValueError(f"sentinel addresses must be TCP (host, port), not {address!r}")
-    return parsed.host, parsed.port
-
+        raise InvalidAddressError(
+            f"sentinel addresses must be TCP (host, port), not {redact_url(str(address))!r}"
+        )
+    for option in ("db", "encoding"):
+        if getattr(parsed, option) is not None:
+            raise InvalidAddressError(
+                f"sentinel address {redact_url(str(address))!r}: the {option!r} option "
+                "does not apply to sentinels"
+            )
+    return parsed
 
 
 class RedisSentinel:
     """Commands to a group of sentinels (see :func:`create_sentinel`).
 
     ``timeout`` bounds connecting to and getting an answer from one sentinel.
+    Each sentinel given as a URL keeps what its URL says (``rediss://`` for
+    TLS, credentials, ``timeout``, ``name``); the keyword arguments fill the
+    rest. Sentinels learned later use the keyword arguments, else the
+    credentials of the first given URL that had some, and TLS when any given
+    sentinel uses it.
     """
 
     def __init__(
@@ -59,23 +78,40 @@ class RedisSentinel:
         ssl: Any = None,
         timeout: float = 0.5,
     ) -> None:
-        self._addresses: list[Address] = []
-        for item in sentinels:
-            address = _as_address(item)
-            if address not in self._addresses:
-                self._addresses.append(address)
-        if not self._addresses:
-            raise ValueError("at least one sentinel address is needed")
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0, got {timeout!r}")
-        self._username = username
-        self._password = password
+        given = [_sentinel_address(item) for item in sentinels]
+        if not given:
+            raise ValueError("at least one sentinel address is needed")
         self._ssl = ssl
         self._timeout = timeout
+        self._addresses: list[Address] = []
+        self._targets: dict[Address, tuple[ServerAddress, Tls]] = {}
+        defaults = {"username": username, "password": password, "timeout": timeout}
+        for parsed in given:
+            self._remember(
+                parsed.with_defaults(**defaults), resolve_tls([parsed], ssl, option=_SSL_OPTION)
+            )
+        credentials = next((a for a in given if a.password is not None), None)
+        if password is None and credentials is not None:
+            username, password = credentials.username, credentials.password
+        self._learned = (
+            ServerAddress(username=username, password=password, timeout=timeout),
+            resolve_tls(given, ssl, option=_SSL_OPTION),
+        )
         self._conns: dict[Address, RedisConnection] = {}
         self._connecting: dict[Address, asyncio.Future[RedisConnection]] = {}
         self._closers: set[asyncio.Future[None]] = set()
         self._closing = False
+
+    def _remember(self, address: ServerAddress, tls: Tls) -> bool:
+        target = address.target
+        assert isinstance(target, tuple)
+        if target in self._targets:
+            return False
+        self._addresses.append(target)
+        self._targets[target] = (address, tls)
+        return True
 
     # -- sentinel list ------------------------------------------------------
 
@@ -90,19 +126,30 @@ class RedisSentinel:
         return self._timeout
 
     def add(self, address: Any) -> bool:
-        """Remember another sentinel; True if it was new."""
-        parsed = _as_address(address)
-        if parsed in self._addresses:
-            return False
-        self._addresses.append(parsed)
-        return True
+        """Remember another sentinel; True if it was new.
 
-    def connect_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`create_connection` for a sentinel."""
-        return {
-            "username": self._username, "password": self._password,
-            "ssl": self._ssl, "timeout": self._timeout,
-        }
+        A ``(host, port)`` pair gets the options of learned sentinels; a URL
+        keeps its own.
+        """
+        parsed = _sentinel_address(address)
+        options, tls = self._learned
+        if isinstance(address, (tuple, list)):
+            return self._remember(replace(options, host=parsed.host, port=parsed.port), tls)
+        defaults = {"username": options.username, "password": options.password,
+                    "timeout": self._timeout}
+        return self._remember(
+            parsed.with_defaults(**defaults), resolve_tls([parsed], self._ssl, option=_SSL_OPTION)
+        )
+
+    async def open_connection(self, address: Address) -> RedisConnection:
+        """A new connection to the known sentinel at ``address``, with its options.
+
+        The caller owns (and closes) it; used for event subscriptions.
+        """
+        options, tls = self._targets.get(address) or self._learned
+        if options.host is None:
+            options = replace(options, host=address[0], port=address[1])
+        return await create_connection(options, ssl=tls)
 
     # -- connections ----------------------------------------------------------
 
@@ -112,9 +159,7 @@ class RedisSentinel:
             return conn
         pending = self._connecting.get(address)
         if pending is None:
-            pending = asyncio.ensure_future(
-                create_connection(address, **self.connect_kwargs())
-            )
+            pending = asyncio.ensure_future(self.open_connection(address))
             self._connecting[address] = pending
             pending.add_done_callback(lambda done: self._connected(address, done))
         conn = await asyncio.shield(pending)

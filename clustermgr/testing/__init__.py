@@ -19,7 +19,14 @@ from .proxy import DIRECTIONS, Direction, FaultProxy
 from .resp import RespConnection, RespError, RespProtocolError, RespValue, execute
 from .sentinel import LocalSentinelGroup
 from .standalone import LocalStandalone
-from .tls import TlsFiles, client_context, make_certificates, tls_config, tls_supported
+from .tls import (
+    TlsFiles,
+    client_context,
+    make_certificates,
+    tls_config,
+    tls_only_config,
+    tls_supported,
+)
 from .topology import Topology
 
 __all__ = [
@@ -54,6 +61,7 @@ __all__ = [
     "port_is_free",
     "server_version",
     "tls_config",
+    "tls_only_config",
     "tls_supported",
     "wait_until",
 ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ._wait import wait_until
 from .process import ConfigInput, LocalServer, config_lines
 from .resp import CommandArg, RespError, RespValue, as_int, as_list, as_str
+from .tls import TlsFiles, client_context, tls_only_config
 from .topology import Topology
 
 __all__ = ["SLOT_COUNT", "LocalCluster", "SlotMigration", "SlotRange"]
@@ -54,6 +55,12 @@ class LocalCluster(Topology):
         node_timeout_ms: ``cluster-node-timeout`` (failure detection time).
         password: ``requirepass`` + ``masterauth`` on every node.
         config: extra config for every node.
+        tls: TLS only: plaintext off (``port 0``), each ``port`` is a
+            ``tls-port``, the cluster bus and replication use TLS
+            (``tls-cluster yes``); clients need a certificate signed by
+            ``tls.ca_cert``.
+        plaintext_port: with ``tls``, every node also keeps a plaintext port
+            (``LocalServer.plaintext_port``) beside its ``tls-port``.
         binary / startup_timeout: see :class:`Topology`.
     """
 
@@ -67,10 +74,14 @@ class LocalCluster(Topology):
         node_timeout_ms: int = 1500,
         password: str | None = None,
         config: ConfigInput | None = None,
+        tls: TlsFiles | None = None,
+        plaintext_port: bool = False,
         binary: str | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
         super().__init__(binary=binary, startup_timeout=startup_timeout)
+        self.tls = tls
+        self.plaintext_port = plaintext_port
         if masters < 1 or replicas_per_master < 0:
             raise ValueError("need masters >= 1 and replicas_per_master >= 0")
         self.master_count = masters
@@ -86,12 +97,16 @@ class LocalCluster(Topology):
         node_config = [
             f"cluster-node-timeout {self.node_timeout_ms}",
             "cluster-replica-validity-factor 0",
+            *([] if self.tls is None else [*tls_only_config(self.tls), "tls-cluster yes"]),
             *self.config,
         ]
+        tls = None if self.tls is None else client_context(self.tls)
         nodes = [
             self._track(
                 LocalServer(
                     cluster=True,
+                    tls=tls,
+                    plaintext_port=self.plaintext_port,
                     config=node_config,
                     password=self.password,
                     binary=self.binary,

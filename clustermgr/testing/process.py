@@ -16,6 +16,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -234,6 +235,12 @@ class LocalServer:
         name: label used in ``repr`` and errors.
         startup_timeout: seconds :meth:`start` waits for ``PING``.
         die_with_parent: set ``PR_SET_PDEATHSIG`` on Linux.
+        tls: serve TLS only: plaintext is off (``port 0``), :attr:`port` is the
+            ``tls-port``, and admin commands use this client context. The
+            certificate lines come in ``config`` (see
+            :func:`clustermgr.testing.tls_only_config`).
+        plaintext_port: with ``tls``, also keep a plaintext port (picked free,
+            see :attr:`plaintext_port`); admin commands still use TLS.
     """
 
     def __init__(
@@ -250,8 +257,15 @@ class LocalServer:
         name: str | None = None,
         startup_timeout: float = 10.0,
         die_with_parent: bool = True,
+        tls: ssl.SSLContext | None = None,
+        plaintext_port: bool = False,
     ) -> None:
+        if plaintext_port and tls is None:
+            raise ValueError("plaintext_port needs tls (the plaintext port is the default)")
         self.host = _HOST
+        self.tls = tls
+        #: The extra plaintext port of a TLS server (``plaintext_port=True``), else None.
+        self.plaintext_port = find_free_port() if plaintext_port else None
         self.sentinel = sentinel
         self.cluster = cluster
         self.password = password
@@ -338,8 +352,11 @@ class LocalServer:
     # -- config -------------------------------------------------------------
 
     def _base_config(self) -> list[str]:
+        listen = [f"port {self._port}"]
+        if self.tls is not None:
+            listen = [f"port {self.plaintext_port or 0}", f"tls-port {self._port}"]
         lines = [
-            f"port {self._port}",
+            *listen,
             f"bind {self.host}",
             "protected-mode no",
             "daemonize no",
@@ -593,6 +610,7 @@ class LocalServer:
             timeout=timeout,
             password=self.password,
             username=self.username,
+            ssl_context=self.tls,
         )
 
     def command(self, *args: CommandArg, timeout: float = 5.0) -> RespValue:

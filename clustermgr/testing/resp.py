@@ -17,6 +17,7 @@ command at a time and parses the reply.  Reply mapping:
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TypeAlias, Union
@@ -86,6 +87,7 @@ class RespConnection:
 
     ``password`` (and optionally ``username``) are sent with ``AUTH`` right
     after connecting.  ``timeout`` applies to connect and to every read.
+    With ``ssl_context`` the connection speaks TLS (server name ``host``).
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class RespConnection:
         password: str | None = None,
         username: str | None = None,
         decode: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -104,6 +107,8 @@ class RespConnection:
         self._buf = bytearray()
         self._sock: socket.socket | None = socket.create_connection((host, port), timeout=timeout)
         try:
+            if ssl_context is not None:
+                self._sock = ssl_context.wrap_socket(self._sock, server_hostname=host)
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if password is not None:
                 if username is not None:

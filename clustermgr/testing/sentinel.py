@@ -7,6 +7,7 @@ import secrets
 from ._wait import wait_until
 from .process import ConfigInput, LocalServer, config_lines
 from .resp import RespError, RespValue, as_int, as_list, as_str
+from .tls import TlsFiles, client_context, tls_only_config
 from .topology import Topology
 
 __all__ = ["LocalSentinelGroup"]
@@ -42,6 +43,9 @@ class LocalSentinelGroup(Topology):
         sentinel_password: ``requirepass`` on the sentinels.
         config: extra config for the data nodes.
         sentinel_config: extra config lines for the sentinels.
+        tls: TLS only, on every process: plaintext off (``port 0``), each
+            ``port`` is a ``tls-port``, replication and sentinel links use TLS,
+            clients need a certificate signed by ``tls.ca_cert``.
         binary / startup_timeout: see :class:`Topology`.
     """
 
@@ -60,6 +64,7 @@ class LocalSentinelGroup(Topology):
         sentinel_password: str | None = None,
         config: ConfigInput | None = None,
         sentinel_config: ConfigInput | None = None,
+        tls: TlsFiles | None = None,
         binary: str | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
@@ -76,6 +81,9 @@ class LocalSentinelGroup(Topology):
         self.sentinel_password = sentinel_password
         self.config = config_lines(config)
         self.sentinel_config = config_lines(sentinel_config)
+        self.tls = tls
+        self._tls_lines = [] if tls is None else tls_only_config(tls)
+        self._tls_context = None if tls is None else client_context(tls)
         self._data: list[LocalServer] = []
         self._sentinels: list[LocalServer] = []
 
@@ -98,6 +106,7 @@ class LocalSentinelGroup(Topology):
             self._track(
                 LocalServer(
                     sentinel=True,
+                    tls=self._tls_context,
                     password=self.sentinel_password,
                     binary=self.binary,
                     directory=self._new_dir(f"sentinel{i}"),
@@ -125,7 +134,8 @@ class LocalSentinelGroup(Topology):
 
     def _data_node(self, name: str, lines: list[str]) -> LocalServer:
         server = LocalServer(
-            config=["replica-announce-ip 127.0.0.1", *lines, *self.config],
+            config=["replica-announce-ip 127.0.0.1", *lines, *self._tls_lines, *self.config],
+            tls=self._tls_context,
             password=self.password,
             binary=self.binary,
             directory=self._new_dir(name),
@@ -163,7 +173,7 @@ class LocalSentinelGroup(Topology):
                 lines += config_lines(
                     [("sentinel", ["known-sentinel", svc, other.host, other.port, other_id])]
                 )
-        return lines + self.sentinel_config
+        return self._tls_lines + lines + self.sentinel_config
 
     # -- health -------------------------------------------------------------
 

@@ -20,7 +20,10 @@ from pathlib import Path
 from .errors import ServerStartError
 from .process import LocalServer, find_free_port
 
-__all__ = ["TlsFiles", "client_context", "make_certificates", "tls_config", "tls_supported"]
+__all__ = [
+    "TlsFiles", "client_context", "make_certificates", "tls_config", "tls_only_config",
+    "tls_supported",
+]
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,23 @@ def make_certificates(directory: str | os.PathLike[str]) -> TlsFiles:
 
 def tls_config(files: TlsFiles, tls_port: int, *, auth_clients: bool = True) -> list[str]:
     """redis.conf lines for a ``tls-port``; ``auth_clients`` requires client certs."""
+    return [f"tls-port {tls_port}", *_certificate_lines(files, auth_clients)]
+
+
+def tls_only_config(files: TlsFiles, *, auth_clients: bool = True) -> list[str]:
+    """redis.conf lines for a :class:`LocalServer` started with ``tls=``: the
+    certificates, the client certificate for its own outgoing links, and TLS
+    for replication (and, on sentinels, links to masters and other sentinels)."""
     return [
-        f"tls-port {tls_port}",
+        *_certificate_lines(files, auth_clients),
+        f'tls-client-cert-file "{files.client_cert}"',
+        f'tls-client-key-file "{files.client_key}"',
+        "tls-replication yes",
+    ]
+
+
+def _certificate_lines(files: TlsFiles, auth_clients: bool) -> list[str]:
+    return [
         f'tls-cert-file "{files.server_cert}"',
         f'tls-key-file "{files.server_key}"',
         f'tls-ca-cert-file "{files.ca_cert}"',

@@ -1,0 +1,87 @@
+"""A TLS cluster whose nodes also keep a plaintext port (``port`` + ``tls-port``,
+``tls-cluster yes``): a pool opened with TLS routes to each node's TLS port
+from ``CLUSTER SHARDS``, never to the plaintext one; a plaintext pool the other
+way round. The servers' own ``CLIENT LIST`` (``laddr``) shows which port each
+of the pool's connections reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from clustermgr.cluster import create_cluster_pool
+from clustermgr.testing import (
+    LocalCluster,
+    LocalServer,
+    TlsFiles,
+    client_context,
+    make_certificates,
+    tls_supported,
+)
+
+SECRET = "Cluster-Tls-Pw-0c3e"
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    if not tls_supported():
+        pytest.skip("redis-server was built without TLS")
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def dual_cluster(tls_files: TlsFiles) -> Iterator[LocalCluster]:
+    with LocalCluster(masters=3, replicas_per_master=1, password=SECRET, tls=tls_files,
+                      plaintext_port=True) as cluster:
+        yield cluster
+
+
+def _local_ports(node: LocalServer) -> list[int]:
+    """The local port of every client connection (``laddr``) except this one."""
+    ports = []
+    for line in str(node.command("CLIENT", "LIST")).splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        if fields.get("cmd") != "client|list" and "laddr" in fields:
+            ports.append(int(fields["laddr"].rpartition(":")[2]))
+    return ports
+
+
+async def test_tls_pool_routes_to_tls_ports_only(
+    dual_cluster: LocalCluster, tls_files: TlsFiles
+) -> None:
+    tls_ports = {n.port for n in dual_cluster.nodes}
+    plain_ports = {n.plaintext_port for n in dual_cluster.nodes}
+    before = {n.port: _local_ports(n).count(n.plaintext_port) for n in dual_cluster.nodes}
+    pool = await create_cluster_pool(
+        dual_cluster.startup_nodes[:1], password=SECRET, ssl=client_context(tls_files),
+        read_from="replica",
+    )
+    try:
+        for i in range(30):
+            assert await pool.execute("SET", f"tls:{i}", i) == b"OK"
+            assert await pool.execute("GET", f"tls:{i}") == str(i).encode()
+        slot_map = pool.slot_map
+        assert slot_map is not None
+        routed = {node.address[1] for node in slot_map.nodes}
+        assert routed == tls_ports and not routed & plain_ports
+        for node in dual_cluster.nodes:  # the servers' view: nothing new on plaintext ports
+            assert _local_ports(node).count(node.plaintext_port) == before[node.port]
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_plaintext_pool_routes_to_plaintext_ports(dual_cluster: LocalCluster) -> None:
+    plain_ports = {n.plaintext_port for n in dual_cluster.nodes}
+    first = dual_cluster.nodes[0]
+    assert first.plaintext_port is not None
+    pool = await create_cluster_pool([(first.host, first.plaintext_port)], password=SECRET)
+    try:
+        assert await pool.execute("SET", "plain:k", "v") == b"OK"
+        assert pool.slot_map is not None
+        assert {node.address[1] for node in pool.slot_map.nodes} == plain_ports
+    finally:
+        pool.close()
+        await pool.wait_closed()
