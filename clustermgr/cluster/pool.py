@@ -27,7 +27,7 @@ from typing import Any
 from .._timeout import timeout as _timeout
 from ..abc import AbcChannel, AbcConnection
 from ..address import address_text, parse_address
-from ..commands import CommandTable
+from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection, create_connection
 from ..errors import (
     AskError,
@@ -372,6 +372,12 @@ class ClusterPool(Router):
     def _any_master(self) -> ConnectionsPool | None:
         masters = self._masters
         return random.choice(masters) if masters else None
+
+    def _lookup(self, command: bytes | str) -> CommandInfo:
+        return self._table.lookup(command)
+
+    def _route_slot(self, slot: int) -> ConnectionsPool | None:
+        return self._routes[slot]
 
     def _route(self, c: Classified) -> ConnectionsPool | None:
         slot = c.slot

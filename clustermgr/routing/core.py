@@ -150,8 +150,16 @@ class Router(AbcPool):
         """``command *args`` classified once (info, slot); may raise for bad input."""
         raise NotImplementedError
 
+    def _lookup(self, command: bytes | str) -> CommandInfo:
+        """The command's info (for unknown names, one with an empty name)."""
+        raise NotImplementedError
+
+    def _route_slot(self, slot: int) -> ConnectionsPool | None:
+        """The pool a batched command of ``slot`` goes to first (None: wait for one)."""
+        raise NotImplementedError
+
     def _batch_route(self, c: Classified) -> ConnectionsPool | None:
-        """The pool a batched ``c`` goes to, or None to run it through ``execute``."""
+        """The pool a batched ``c`` is resent to after a failure (None: wait for one)."""
         return self._route(c)
 
     def _route(self, c: Classified) -> ConnectionsPool | None:
