@@ -82,8 +82,6 @@ class RoutedBatch:
     ) -> None:
         if isinstance(commands, _NOT_A_COMMAND) or not isinstance(commands, Sequence):
             raise TypeError(f"execute_batch takes a sequence of commands, not {commands!r}")
-        for i, entry in enumerate(commands):
-            _check(i, entry)
         self._router = router
         self._kwargs = kwargs
         self._entries = commands
@@ -99,8 +97,18 @@ class RoutedBatch:
         self._unknown: set[int] = set()
         self._first: dict[Group, list[int]] = {}
         lookup, route, infos, slots = router._lookup, router._route_slot, self._infos, self._slots
+        fast = _FAST_TYPES
         for index, entry in enumerate(commands):
+            kind = type(entry)
+            if (kind is not tuple and kind is not list) or not entry:
+                _check(index, entry)  # raises unless an acceptable sequence
             command, args = entry[0], entry[1:]
+            if type(command) is not bytes and type(command) is not str:
+                _check(index, entry)
+            for arg in args:
+                if type(arg) not in fast:
+                    _check(index, entry)
+                    break
             info = lookup(command)
             try:
                 slot = info.slot_of(args)
@@ -113,6 +121,8 @@ class RoutedBatch:
             ):
                 self._singles[index] = (command, tuple(args))
                 continue
+            if info.subcommands and args:
+                info = info.subcommand(args[0]) or info
             infos[index] = info if info.name else None
             slots[index] = slot
             pool = route(slot)
