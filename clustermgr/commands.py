@@ -521,6 +521,7 @@ class CommandInfo:
         "request_policy",
         "response_policy",
         "shard_channel",
+        "slot_of",
         "step",
         "subcommands",
         "tips",
@@ -557,6 +558,9 @@ class CommandInfo:
     """``"all_shards"``, ``"all_nodes"``, ``"multi_shard"``, ``"special"`` or None."""
     response_policy: str | None
     """``"agg_sum"``, ``"all_succeeded"``, ... (see the module docstring) or None."""
+    slot_of: _SlotFn
+    """``slot_of(args)``: the one slot of the call's keys (None if keyless);
+    raises CrossSlotError across slots. A plain function: no lookup, no binding."""
 
     def __init__(
         self,
@@ -604,6 +608,7 @@ class CommandInfo:
         proc = _PROCS.get(name)
         key_only = tuple(s for s in specs if not s.not_key)
         self._slot_fn, self._first_fn, self._routing_keys_fn = _compile(name, specs, proc)
+        self.slot_of = self._slot_fn
         self._keys_fn = (
             self._routing_keys_fn
             if len(key_only) == len(specs)
@@ -655,11 +660,13 @@ class CommandInfo:
             return own_routing(args) if sub is None else sub._routing_keys_fn(args)
 
         self._slot_fn, self._first_fn = slot, first
+        self.slot_of = slot
         self._keys_fn, self._routing_keys_fn = keys, routing
 
-    def slot_of(self, args: ArgsT) -> int | None:
-        """The one slot of the call's keys (None if keyless); CrossSlotError across slots."""
-        return self._slot_fn(args)
+    def split_layout(self) -> tuple[int, int] | None:
+        """``(first, step)`` of a command that may be split per slot (see
+        :meth:`CommandTable.multi_key_layout`), else None."""
+        return self._layout if self.name in SPLITTABLE_COMMANDS else None
 
     def subcommand(self, name: Any) -> CommandInfo | None:
         """The subcommand called ``name`` (any case, bytes or str), or None."""
@@ -844,9 +851,7 @@ class CommandTable:
         follows it. None for every other command (MSETNX included: atomic).
         """
         info = self.info(command)
-        if info is None or info.name not in SPLITTABLE_COMMANDS:
-            return None
-        return info._layout
+        return None if info is None else info.split_layout()
 
     def by_request_policy(self, policy: str) -> frozenset[str]:
         """Names (``"cmd"`` or ``"cmd|sub"``) whose tips give ``request_policy:<policy>``."""

@@ -27,7 +27,7 @@ from typing import Any
 from .._timeout import timeout as _timeout
 from ..abc import AbcChannel, AbcConnection
 from ..address import address_text, parse_address
-from ..commands import CommandTable
+from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection, create_connection
 from ..errors import (
     AskError,
@@ -48,7 +48,6 @@ from ..errors import (
 from ..events import Event, Redirect
 from ..health import NodeHealth
 from ..pool import ConnectionsPool
-from ..protocol import to_text
 from ..pubsub import is_pubsub_command
 from ..routing import Action, Budget, Classified, Router
 from ..routing.batch import RoutedBatch
@@ -374,6 +373,15 @@ class ClusterPool(Router):
         masters = self._masters
         return random.choice(masters) if masters else None
 
+    def _lookup(self, command: bytes | str) -> CommandInfo:
+        return self._table.lookup(command)
+
+    def _slot_of(self, info: CommandInfo, args: tuple[Any, ...]) -> int | None:
+        return info.slot_of(args)
+
+    def _route_slot(self, slot: int) -> ConnectionsPool | None:
+        return self._routes[slot]
+
     def _route(self, c: Classified) -> ConnectionsPool | None:
         slot = c.slot
         return self._any_master() if slot is None else self._routes[slot]
@@ -440,18 +448,6 @@ class ClusterPool(Router):
 
     # -- AbcPool: commands ------------------------------------------------
 
-    def classify(self, command: bytes | str, args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> Classified:
-        """``command *args`` classified once: info (subcommand resolved) and slot.
-
-        Raises :class:`CrossSlotError` for keys in several slots.
-        """
-        info = self._table.lookup(command)
-        slot = info.slot_of(args)
-        if info.subcommands and args:
-            info = info.subcommand(args[0]) or info
-        return Classified(self, command, args, kwargs, info if info.name else None, slot)
-
     def execute(self, command: bytes | str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         """Route ``command`` by its key's slot; returns a future at once.
 
@@ -463,25 +459,27 @@ class ClusterPool(Router):
         """
         if self._closed:
             raise PoolClosedError("cluster pool is closed")
+        info = self._table.lookup(command)  # the one lookup: classified here
         try:
-            c = self.classify(command, args, kwargs)
+            slot = info.slot_of(args)
         except CrossSlotError:
-            layout = self._table.multi_key_layout(command)
+            layout = info.split_layout()
             if layout is None:
                 raise
-            return self._tasks.spawn(self._execute_split(command, args, kwargs, layout))
-        info = c.info
-        if info is not None and info.pubsub and is_pubsub_command(command):
+            return self._tasks.spawn(self._execute_split(info, command, args, kwargs, layout))
+        if info.subcommands and args:
+            info = info.subcommand(args[0]) or info
+        if info.pubsub and is_pubsub_command(command):
             return self.execute_pubsub(command, *args)
-        slot = c.slot
         if slot is None:
-            if info is not None and info.request_policy in _FANOUT:
+            if info.request_policy in _FANOUT:
+                c = Classified(self, command, args, kwargs, info if info.name else None, None)
                 return self._tasks.spawn(self._fanout(c))
-            return self._send(c, self._any_master())
+            return self._send_fast(self._any_master(), info, command, args, kwargs, None)
         readers = self._readers
-        if readers is not None and info is not None and info.readonly:
-            return self._send(c, readers[slot])
-        return self._send(c, self._routes[slot])
+        if readers is not None and info.readonly:
+            return self._send_fast(readers[slot], info, command, args, kwargs, slot)
+        return self._send_fast(self._routes[slot], info, command, args, kwargs, slot)
 
     def execute_batch(
         self, commands: Sequence[Sequence[Any]], **kwargs: Any
@@ -526,26 +524,24 @@ class ClusterPool(Router):
         return merge_fanout(info.response_policy if info is not None else None, list(replies))
 
     async def _execute_split(
-        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any],
-        layout: tuple[int, int],
+        self, info: CommandInfo, command: bytes | str, args: tuple[Any, ...],
+        kwargs: dict[str, Any], layout: tuple[int, int],
     ) -> Any:
         first, step = layout
         parts = split_by_slot(args, first, step)
-        info = self._table.info(command)
         replies = await asyncio.gather(*(
             self._send(Classified(self, command, tuple(part_args), kwargs, info, slot),
                        self._routes[slot])
             for slot, part_args, _p in parts
         ))
-        name = info.name if info is not None else to_text(command).lower()
-        return merge_split(name, parts, list(replies), len(range(first, len(args), step)))
+        return merge_split(info.name, parts, list(replies), len(range(first, len(args), step)))
 
     # -- AbcPool: exclusive connections -----------------------------------
 
-    def _slot_for(self, command: bytes | str | None, args: Sequence[Any]) -> int:
+    def _slot_for(self, info: CommandInfo | None, args: Sequence[Any]) -> int:
         slot: int | None = None
-        if command is not None:
-            slot = self._table.slot(command, args)
+        if info is not None:
+            slot = info.slot_of(args)
         elif args:
             slot = key_slot(args[0])
         if slot is None:
@@ -561,7 +557,8 @@ class ClusterPool(Router):
         """A shared connection of the node owning the key in ``args``, or None."""
         if self._closed:
             return None
-        pool = self._routes[self._slot_for(command, args)]
+        info = self._table.lookup(command) if command is not None else None
+        pool = self._routes[self._slot_for(info, args)]
         return pool.get_connection() if pool is not None else None
 
     async def acquire(
@@ -574,8 +571,8 @@ class ClusterPool(Router):
         """
         if self._closed:
             raise PoolClosedError("cluster pool is closed")
-        slot = self._slot_for(command, args)
-        info = self._table.info(command) if command is not None else None
+        info = self._table.lookup(command) if command is not None else None
+        slot = self._slot_for(info, args)
         return await self._acquire_routed(
             Classified(self, command or b"", tuple(args), {}, info, slot)
         )

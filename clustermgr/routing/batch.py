@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from ..commands import CommandInfo
 from ..errors import CrossSlotError, RedirectError
 from ..pool import ConnectionsPool
 from ..protocol import is_blocking
@@ -32,8 +33,14 @@ _NOT_A_COMMAND = (str, bytes, bytearray, memoryview)
 Group = tuple[ConnectionsPool, bool]  # (pool, send ASKING first)
 
 
-def _check(index: int, entry: Any) -> tuple[bytes | str, tuple[Any, ...]]:
-    if isinstance(entry, _NOT_A_COMMAND) or not isinstance(entry, Sequence) or not entry:
+_FAST_TYPES = frozenset({bytes, str, int, float})
+
+
+def _check(index: int, entry: Any) -> None:
+    kind = type(entry)
+    if ((kind is not tuple and kind is not list) and (
+        isinstance(entry, _NOT_A_COMMAND) or not isinstance(entry, Sequence)
+    )) or not entry:
         raise TypeError(
             f"execute_batch: command {index} must be a non-empty sequence "
             f"(command, *args), not {entry!r}"
@@ -42,51 +49,97 @@ def _check(index: int, entry: Any) -> tuple[bytes | str, tuple[Any, ...]]:
     if type(command) is not bytes and type(command) is not str:
         raise TypeError(f"execute_batch: command {index} has name {command!r}; "
                         "a name is bytes or str")
-    args = tuple(entry[1:])
-    for position, arg in enumerate(args, 1):
-        if isinstance(arg, bool) or not isinstance(arg, _ARG_TYPES):
+    for position, arg in enumerate(entry):
+        if type(arg) not in _FAST_TYPES and (
+            isinstance(arg, bool) or not isinstance(arg, _ARG_TYPES)
+        ):
             raise TypeError(
                 f"execute_batch: argument {position} of command {index} ({command!r}) has "
                 f"type {type(arg).__name__}; commands take bytes, str, int or float"
             )
-    return command, args
 
 
 class RoutedBatch:
     """One ``execute_batch`` call on a :class:`~.core.Router` (see the module doc)."""
 
-    __slots__ = ("_errors", "_kwargs", "_router", "_singles", "_todo", "classified",
-                 "results")
+    __slots__ = (
+        "_entries",
+        "_errors",
+        "_first",
+        "_infos",
+        "_kwargs",
+        "_router",
+        "_singles",
+        "_slots",
+        "_todo",
+        "_unknown",
+        "classified",
+        "results",
+    )
 
     def __init__(
         self, router: Router, commands: Sequence[Sequence[Any]], kwargs: dict[str, Any]
     ) -> None:
         if isinstance(commands, _NOT_A_COMMAND) or not isinstance(commands, Sequence):
             raise TypeError(f"execute_batch takes a sequence of commands, not {commands!r}")
-        checked = [_check(i, entry) for i, entry in enumerate(commands)]
         self._router = router
         self._kwargs = kwargs
-        self.results: list[Any] = [None] * len(checked)
-        self.classified: list[Classified | None] = []
+        self._entries = commands
+        self.results: list[Any] = [None] * len(commands)
+        #: Built on first need (a retry), from the classification made here.
+        self.classified: list[Classified | None] = [None] * len(commands)
+        self._infos: list[CommandInfo | None] = [None] * len(commands)
+        self._slots: list[int | None] = [None] * len(commands)
         self._singles: dict[int, tuple[bytes | str, tuple[Any, ...]]] = {}
         self._todo: list[int] = []
         self._errors: dict[int, BaseException] = {}
-        for index, (command, args) in enumerate(checked):
+        #: Commands an attempt of which may have run (their final error says so).
+        self._unknown: set[int] = set()
+        self._first: dict[Group, list[int]] = {}
+        lookup, route, infos, slots = router._lookup, router._route_slot, self._infos, self._slots
+        fast = _FAST_TYPES
+        for index, entry in enumerate(commands):
+            kind = type(entry)
+            if (kind is not tuple and kind is not list) or not entry:
+                _check(index, entry)  # raises unless an acceptable sequence
+            command, args = entry[0], entry[1:]
+            if type(command) is not bytes and type(command) is not str:
+                _check(index, entry)
+            for arg in args:
+                if type(arg) not in fast:
+                    _check(index, entry)
+                    break
+            info = lookup(command)
             try:
-                c: Classified | None = router.classify(command, args, kwargs)
+                slot = info.slot_of(args)
             except CrossSlotError:  # split (or refused) by execute
-                c = None
-            self.classified.append(c)
-            info = c.info if c is not None else None
+                slot = None
             if (
-                c is None
-                or c.slot is None
-                or (info is not None and info.pubsub and is_pubsub_command(command))
-                or (info is not None and info.is_blocking and is_blocking(command, args))
+                slot is None
+                or (info.pubsub and is_pubsub_command(command))
+                or (info.is_blocking and is_blocking(command, tuple(args)))
             ):
-                self._singles[index] = (command, args)
-            else:
+                self._singles[index] = (command, tuple(args))
+                continue
+            if info.subcommands and args:
+                info = info.subcommand(args[0]) or info
+            infos[index] = info if info.name else None
+            slots[index] = slot
+            pool = route(slot)
+            if pool is None:
                 self._todo.append(index)
+            else:
+                self._first.setdefault((pool, False), []).append(index)
+
+    def _c(self, index: int) -> Classified:
+        c = self.classified[index]
+        if c is None:
+            entry = self._entries[index]
+            c = self.classified[index] = Classified(
+                self._router, entry[0], tuple(entry[1:]), self._kwargs, self._infos[index],
+                self._slots[index],
+            )
+        return c
 
     async def run(self) -> list[Any]:
         """Send everything; the replies (or errors, in place) in the callers' order."""
@@ -112,7 +165,11 @@ class RoutedBatch:
         router = self._router
         budget = router._budget()
         loop = router._loop
-        groups = self._group(self._todo, {})
+        groups = self._first
+        if self._todo:
+            groups = {**groups}
+            for group, indexes in self._group(self._todo, {}).items():
+                groups.setdefault(group, []).extend(indexes)
         while groups:
             await self._send(groups)
             if not self._todo:
@@ -128,8 +185,8 @@ class RoutedBatch:
             if why is not None or router.closed:
                 for index in self._todo:
                     error = self._errors.get(index)
-                    c = self.classified[index]
-                    assert c is not None
+                    c = self._c(index)
+                    budget.unknown = index in self._unknown
                     self.results[index] = (
                         router._closed_error() if router.closed
                         else router._exhausted(c, budget, why or "", error)
@@ -141,8 +198,7 @@ class RoutedBatch:
         groups: dict[Group, list[int]] = {}
         pending: list[int] = []
         for index in indexes:
-            c = self.classified[index]
-            assert c is not None
+            c = self._c(index)
             group = forced.get(index)
             if group is None:
                 pool = self._router._batch_route(c)
@@ -163,8 +219,7 @@ class RoutedBatch:
         again: list[int] = []
         wait: Action | None = None
         for index in self._todo:
-            c = self.classified[index]
-            assert c is not None
+            c = self._c(index)
             error = self._errors.get(index)
             if error is None:  # no route yet
                 wait = Action.REFRESH
@@ -185,8 +240,7 @@ class RoutedBatch:
             again.append(index)
         remaining = budget.remaining(router._loop.time())
         if wait is Action.REFRESH:
-            await router._wait_route(self.classified[again[0]], budget,  # type: ignore[arg-type]
-                                     "batch reply")
+            await router._wait_route(self._c(again[0]), budget, "batch reply")
         elif wait is Action.REFRESH_LATER:
             router._request_refresh("batch reply")
             await router._backoff.sleep(budget.failures - 1, remaining)
@@ -197,20 +251,20 @@ class RoutedBatch:
     async def _send(self, groups: dict[Group, list[int]]) -> None:
         sent: list[tuple[list[int], bool, Awaitable[list[Any]] | BaseException]] = []
         for (pool, ask), indexes in groups.items():
-            commands: list[Sequence[Any]] = []
-            for index in indexes:
-                c = self.classified[index]
-                assert c is not None
-                if ask:
-                    commands.append((b"ASKING",))
-                commands.append((c.command, *c.args))
+            entries = self._entries
+            if ask:
+                commands: list[Sequence[Any]] = []
+                for index in indexes:
+                    commands += ((b"ASKING",), entries[index])
+            else:
+                commands = [entries[index] for index in indexes]
             try:
                 sent.append((indexes, ask, pool.execute_batch(commands, **self._kwargs)))
             except Exception as exc:
                 sent.append((indexes, ask, exc))
         waits = [s for _, _, s in sent if not isinstance(s, BaseException)]
         done = iter(await asyncio.gather(*waits, return_exceptions=True))
-        for indexes, ask, awaited in sent:
+        for (pool, _ask), (indexes, ask, awaited) in zip(groups, sent, strict=True):
             outcome = awaited if isinstance(awaited, BaseException) else next(done)
             if isinstance(outcome, BaseException):
                 replies: list[Any] = [outcome] * len(indexes)
@@ -224,5 +278,8 @@ class RoutedBatch:
                 if action is Action.FAIL:
                     self.results[index] = reply
                 else:
+                    self._router._observe(self._c(index), pool, reply)
                     self._errors[index] = reply
                     self._todo.append(index)
+                    if getattr(reply, "may_have_executed", False):
+                        self._unknown.add(index)

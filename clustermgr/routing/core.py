@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 from ..abc import AbcConnection, AbcPool
@@ -76,7 +77,7 @@ class Classified:
     def name(self) -> str:
         """The command's name, upper case, for messages."""
         info = self.info
-        if info is not None:
+        if info is not None and info.name:
             return info.name.upper()
         command = self.command
         text = command.decode(errors="replace") if isinstance(command, bytes) else command
@@ -138,20 +139,24 @@ class Router(AbcPool):
         self._backoff = backoff or Backoff()
         self._tasks = Tasks()
         self._acquired: dict[AbcConnection, ConnectionsPool] = {}
+        #: Error hooks of the hot path, per command kind and node pool.
+        self._hooks: dict[CommandInfo, dict[ConnectionsPool, Callable[..., bool]]] = {}
         self._histograms: list[Callable[[Any, float], None] | None] | None = None
         #: Events of this pool and its node pools (see :mod:`clustermgr.events`).
         self.events = EventBus()
 
     # -- what each pool decides ------------------------------------------------
 
-    def classify(
-        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Classified:
-        """``command *args`` classified once (info, slot); may raise for bad input."""
+    def _lookup(self, command: bytes | str) -> CommandInfo:
+        """The command's info (for unknown names, one with an empty name)."""
+        raise NotImplementedError
+
+    def _route_slot(self, slot: int) -> ConnectionsPool | None:
+        """The pool a batched command of ``slot`` goes to first (None: wait for one)."""
         raise NotImplementedError
 
     def _batch_route(self, c: Classified) -> ConnectionsPool | None:
-        """The pool a batched ``c`` goes to, or None to run it through ``execute``."""
+        """The pool a batched ``c`` is resent to after a failure (None: wait for one)."""
         return self._route(c)
 
     def _route(self, c: Classified) -> ConnectionsPool | None:
@@ -190,6 +195,57 @@ class Router(AbcPool):
         return PoolClosedError(f"{self!r} is closed")
 
     # -- the fast path ---------------------------------------------------------
+
+    def _send_fast(
+        self, pool: ConnectionsPool | None, info: CommandInfo, command: bytes | str,
+        args: tuple[Any, ...], kwargs: dict[str, Any], slot: int | None,
+    ) -> Awaitable[Any]:
+        """The hot path: send on ``pool`` with the error hook of (``info``, ``pool``).
+
+        ``info`` is the command's classification, made once by ``execute``;
+        the hook (one per command kind and node pool, made once) carries it
+        to the retry path. No allocation per command while nothing fails.
+        """
+        if pool is not None:
+            per_pool = self._hooks.get(info)
+            if per_pool is None:
+                per_pool = self._hooks[info] = {}
+            hook = per_pool.get(pool)
+            if hook is None:
+                hook = per_pool[pool] = partial(self._on_reply_error, info, pool)
+            try:
+                return pool.execute(command, *args, on_error=hook, **kwargs)
+            except RedisError as exc:
+                if self._actions.of_type(type(exc)) is Action.FAIL:
+                    raise
+                error: BaseException | None = exc
+        else:
+            error = None
+        c = Classified(self, command, args, kwargs, info if info.name else None, slot)
+        if error is not None:
+            c.pool = pool
+            self._observe(c, pool, error)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._start_retry(c, error, future)
+        return future
+
+    def _on_reply_error(
+        self, info: CommandInfo, pool: ConnectionsPool, future: asyncio.Future[Any],
+        error: BaseException, command: Any, args: tuple[Any, ...], encoding: str | None,
+    ) -> bool:
+        """The node pool's error hook for the hot path (see :meth:`_send_fast`)."""
+        if self._closed or future.done():
+            return False
+        if self._actions.of_type(type(error)) is Action.FAIL:
+            return False
+        c = Classified(self, command, args, {"encoding": encoding},
+                       info if info.name else None, self._slot_of(info, args))
+        c.pool = pool
+        return self._on_error(c, future, error)
+
+    def _slot_of(self, info: CommandInfo, args: tuple[Any, ...]) -> int | None:
+        """The slot ``execute`` computed for ``args`` (from the info, no lookup)."""
+        return None
 
     def _send(self, c: Classified, pool: ConnectionsPool | None) -> Awaitable[Any]:
         """Send ``c`` on ``pool``; the caller's future is the pool's own.

@@ -155,13 +155,6 @@ class SentinelPool(Router):
 
     # -- routing (see clustermgr.routing) ---------------------------------------------
 
-    def classify(
-        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Classified:
-        """``command`` classified once (its info; no slot on a single server)."""
-        info = _COMMANDS.lookup(command)
-        return Classified(self, command, args, kwargs, info if info.name else None, None)
-
     def _route(self, c: Classified) -> ServerPool | None:
         return self._target()
 
@@ -203,8 +196,7 @@ class SentinelPool(Router):
                 self._next = index = (self._next + 1) % len(rotation)
                 pool = rotation[index]
         info = _COMMANDS.lookup(command)
-        c = Classified(self, command, args, kwargs, info if info.name else None, None)
-        return self._send(c, pool)  # type: ignore[return-value]
+        return self._send_fast(pool, info, command, args, kwargs, None)  # type: ignore[return-value]
 
     # -- pub/sub --------------------------------------------------------------------
 

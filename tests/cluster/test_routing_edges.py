@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from clustermgr.cluster import RefreshOptions, create_cluster_pool, key_slot
+from clustermgr.errors import ConnectionClosedError, RedisError
 from clustermgr.testing.cluster import LocalCluster
 
 ClusterFactory = Callable[..., LocalCluster]
@@ -115,3 +116,27 @@ async def test_split_command_follows_moved(local_cluster_factory: ClusterFactory
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def test_execute_batch_failures_say_whether_they_may_have_run(
+    local_cluster_factory: ClusterFactory,
+) -> None:
+    cluster = local_cluster_factory(masters=2, replicas_per_master=0)
+    pool = await create_cluster_pool(
+        cluster.startup_nodes, read_timeout=0.3, retry_timeout=1.5,
+        refresh=RefreshOptions(period=None, node_timeout=0.3),
+    )
+    key, other = "{run}a", "{run}b"
+    node = cluster.node_for_key(key)
+    try:
+        await pool.execute("SET", other, "x")
+        await asyncio.to_thread(cluster.pause, node)
+        # Both are written, then the connection is dropped for stalling.
+        replies = await pool.execute_batch([("SET", key, "v"), ("GET", other)])
+    finally:
+        await asyncio.to_thread(cluster.resume, node)
+        pool.close()
+        await pool.wait_closed()
+    write, read = replies
+    assert isinstance(write, ConnectionClosedError) and write.may_have_executed
+    assert isinstance(read, RedisError) and read.may_have_executed, repr(read)
