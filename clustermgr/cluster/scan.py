@@ -70,6 +70,10 @@ class ScanTarget(Protocol):
     def node_pools(self) -> Mapping[Address, NodeExecutor]:
         """The per-node pools in use, by address."""
 
+    @property
+    def closed(self) -> bool:
+        """True once the pool is closing or closed."""
+
 
 @dataclass(frozen=True)
 class NodeSlots:
@@ -184,6 +188,8 @@ async def cluster_scan(
     last_error: BaseException | None = None
     stalled = 0
     for round_number in range(_MAX_ROUNDS):
+        if cluster.closed:
+            raise PoolClosedError("cluster pool was closed during SCAN")
         if round_number or cluster.slot_map is None:
             await refresh()
         if stalled:  # e.g. a migration to a master the map does not show yet
@@ -224,7 +230,7 @@ async def cluster_scan(
             scan = _Scanned(len(round_scans), before, after)
             round_scans[before.node_id] = scan
             state.settle(scan, round_scans)
-        if slot_map is not None and not failed:
+        if slot_map is not None and claimed and not failed:
             state.cover({
                 slot for slot in range(SLOT_COUNT)
                 if slot not in claimed and slot_map.shards[slot] is None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from clustermgr.cluster import ClusterPool, create_cluster_pool, key_slot
 from clustermgr.cluster.scan import NodeSlots, _Pass, _Scanned, parse_own_slots
+from clustermgr.errors import PoolClosedError
 from clustermgr.testing.cluster import LocalCluster
 
 _TAGS = 90
@@ -141,3 +142,25 @@ def test_a_slot_whose_owner_changed_during_the_scan_is_not_covered() -> None:
     scan = _Scanned(0, NodeSlots("aaa", frozenset({1, 2})), NodeSlots("aaa", frozenset({2, 3})))
     state.settle(scan, {"aaa": scan})
     assert state.covered == {2}
+
+
+async def test_scan_of_a_pool_closed_midway_fails_at_once(redis_cluster: LocalCluster) -> None:
+    pool = await create_cluster_pool(redis_cluster.startup_nodes[:1], maxsize=2)
+    keys = [f"scanclose:{i}".encode() for i in range(200)]
+    await pool.execute(b"MSET", *(x for k in keys for x in (k, b"1")))
+    scan = pool.iscan(match="scanclose:*", count=10)
+    try:
+        assert await scan.__anext__() in keys
+        await pool.execute(b"DEL", *keys)
+        pool.close()
+        with pytest.raises(PoolClosedError):
+            await asyncio.wait_for(_drain(scan), 2)
+    finally:
+        await scan.aclose()
+        pool.close()
+        await pool.wait_closed()
+
+
+async def _drain(scan: AsyncIterator[bytes]) -> None:
+    async for _key in scan:
+        pass
