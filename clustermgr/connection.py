@@ -436,7 +436,9 @@ class RedisConnection(AbcConnection):
         ``encoding`` overrides the connection's codec for this reply
         (``None`` returns bytes). Raises :class:`ConnectionClosedError` at
         once if the connection is closed, and :class:`TypeError` for
-        arguments that cannot be sent.
+        arguments that cannot be sent. Cancelling the future of a blocking
+        command (BLPOP, XREAD BLOCK, WAIT, ...) still waiting for its reply
+        closes the connection, so the server never serves it to nobody.
         """
         if self._closing:
             raise ConnectionClosedError(
@@ -457,7 +459,7 @@ class RedisConnection(AbcConnection):
         if self._read_timeout is not None and not self._waiters:
             self._progress_at = self._loop.time()
         future = self._loop.create_future()
-        if type(hook) is _Blocking:
+        if hook is not None and type(hook) is _Blocking:
             future.add_done_callback(hook.given_up)
         self._waiters.append((future, encoding, hook, on_error, command, args))
         self._send(data)
