@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from clustermgr.handback import Action, ConnectionState, KnownState, judge
 
 CLEAN = ConnectionState(
@@ -18,30 +16,31 @@ def test_clean_connection_is_shared_again() -> None:
 
 
 def test_reset_undoes_multi_then_watch_then_db_in_that_order() -> None:
-    state = replace(CLEAN, in_transaction=True, watching=True, db=3, in_flight=2)
+    state = CLEAN._replace(in_transaction=True, watching=True, db=3, in_flight=2)
     verdict = judge(state, KNOWN)
     assert verdict.action is Action.RESET
     assert verdict.commands == ((b"DISCARD",), (b"UNWATCH",), (b"SELECT", 0))
 
 
 def test_pending_replies_alone_are_waited_for() -> None:
-    verdict = judge(replace(CLEAN, in_flight=1), KNOWN)
+    verdict = judge(CLEAN._replace(in_flight=1), KNOWN)
     assert verdict.action is Action.RESET and verdict.commands == ((b"PING",),)
 
 
 def test_readonly_mode_and_credentials_are_restored() -> None:
     known = KnownState(readonly=True, credentials=("app", "pw"))
-    verdict = judge(replace(CLEAN, credentials=("app", "old")), known)
+    verdict = judge(CLEAN._replace(credentials=("app", "old")), known)
     assert verdict.commands == ((b"AUTH", "app", "pw"), (b"READONLY",))
     assert "pw" not in repr(verdict)
+    assert "old" not in repr(CLEAN._replace(credentials=("app", "old")))
 
 
 def test_states_that_cannot_be_reset_close() -> None:
     for state in (
-        replace(CLEAN, closed=True),
-        replace(CLEAN, subscribed=True),
-        replace(CLEAN, blocking=1, in_flight=1),
-        replace(CLEAN, tracked=False),
-        replace(CLEAN, credentials=(None, "pw")),  # the pool has no password to go back to
+        CLEAN._replace(closed=True),
+        CLEAN._replace(subscribed=True),
+        CLEAN._replace(blocking=1, in_flight=1),
+        CLEAN._replace(tracked=False),
+        CLEAN._replace(credentials=(None, "pw")),  # the pool has no password to go back to
     ):
         assert judge(state, KNOWN).action is Action.CLOSE, state
