@@ -71,12 +71,24 @@ _SPECIAL = {
     ),
     **BLOCKING_COMMANDS,
 }
-# Not in execute_batch: a batch has no per-command state hooks.
-_BATCH_REFUSED = {
-    name: canonical for name, canonical in _SPECIAL.items()
-    if canonical not in (b"AUTH", b"CLIENT") and name not in BLOCKING_COMMANDS
+# Looked at in execute_batch: a batch has no per-command state hooks, so
+# state commands are refused there (CLIENT only for REPLY OFF/SKIP).
+_BATCH_CHECKED = {
+    name: canonical for name, canonical in _SPECIAL.items() if name not in BLOCKING_COMMANDS
 }
 _UNTRACKABLE_REPLY_MODES = frozenset({b"OFF", b"SKIP"})
+
+
+def _refuse_untracked_replies(command: Any, args: tuple[Any, ...]) -> None:
+    """CLIENT REPLY OFF/SKIP would make replies and commands stop matching up."""
+    if (
+        len(args) >= 2
+        and _upper(args[0]) == b"REPLY"
+        and _upper(args[1]) in _UNTRACKABLE_REPLY_MODES
+    ):
+        raise TypeError(
+            "CLIENT REPLY OFF/SKIP is not supported: replies are matched to commands in order"
+        )
 
 
 def _special(command: Any) -> bytes | None:
@@ -447,7 +459,9 @@ class RedisConnection(AbcConnection):
         ``encoding`` overrides the connection's codec for this reply
         (``None`` returns bytes). Raises :class:`ConnectionClosedError` at
         once if the connection is closed, and :class:`TypeError` for
-        arguments that cannot be sent.
+        arguments that cannot be sent. Cancelling the future of a blocking
+        command (BLPOP, XREAD BLOCK, WAIT, ...) still waiting for its reply
+        closes the connection, so the server never serves it to nobody.
         """
         if self._closing:
             raise ConnectionClosedError(
@@ -468,7 +482,7 @@ class RedisConnection(AbcConnection):
         if self._read_timeout is not None and not self._waiters:
             self._progress_at = self._loop.time()
         future = self._loop.create_future()
-        if type(hook) is _Blocking:
+        if hook is not None and type(hook) is _Blocking:
             future.add_done_callback(hook.given_up)
         self._waiters.append((future, encoding, hook, on_error, command, args))
         self._send(data)
@@ -498,11 +512,14 @@ class RedisConnection(AbcConnection):
             if not entry:
                 raise TypeError("execute_batch: empty command")
             command = entry[0]
-            if lookup_command(_BATCH_REFUSED, command) is not None:
-                raise TypeError(
-                    f"execute_batch: {command!r} changes connection state; use execute()"
-                )
             args = tuple(entry[1:])
+            checked = lookup_command(_BATCH_CHECKED, command)
+            if checked is not None:
+                if checked != b"CLIENT":
+                    raise TypeError(
+                        f"execute_batch: {command!r} changes connection state; use execute()"
+                    )
+                _refuse_untracked_replies(command, args)
             payload.append(encode_command(command, args))
             if blocking is None and is_blocking(command, args):
                 blocking = command
@@ -545,15 +562,7 @@ class RedisConnection(AbcConnection):
                 return None  # queued; EXEC or DISCARD unwatches anyway
             return self._ends_watch(special)
         if special == b"CLIENT":
-            if (
-                len(args) >= 2
-                and _upper(args[0]) == b"REPLY"
-                and _upper(args[1]) in _UNTRACKABLE_REPLY_MODES
-            ):
-                raise TypeError(
-                    "CLIENT REPLY OFF/SKIP is not supported: replies are matched to commands "
-                    "in order"
-                )
+            _refuse_untracked_replies(command, args)
             return None
         hook = self._confirmed_change(special, args)
         if hook is not None and self._in_transaction:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ._timeout import timeout as _timeout
 from .errors import RedisError
@@ -33,9 +33,10 @@ class Action(enum.Enum):
     CLOSE = "close"
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionState:
+class ConnectionState(NamedTuple):
     """What the client knows of a connection's server-side state, as confirmed by replies.
+
+    A named tuple: taken on every release, it must be cheap to build.
 
     ``db``, ``readonly`` and ``credentials`` change only on a confirmed reply;
     ``in_transaction`` and ``watching`` are set as soon as MULTI/WATCH is sent
@@ -51,7 +52,11 @@ class ConnectionState:
     watching: bool
     db: int
     readonly: bool
-    credentials: tuple[str | None, str] | None = field(default=None, repr=False)
+    credentials: tuple[str | None, str] | None = None
+
+    def __repr__(self) -> str:  # never show the password
+        shown = self._replace(credentials=self.credentials and (self.credentials[0], "***"))
+        return "ConnectionState" + tuple.__repr__(tuple(shown))
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,3 +58,36 @@ async def test_pubsub(redis: Any, redis_standalone: Any) -> None:
     finally:
         publisher.close()
         await publisher.wait_closed()
+
+
+async def test_auth_through_aioredis_on_a_pool(local_standalone_factory: Any) -> None:
+    server = local_standalone_factory(password="first")
+    pool = await create_pool(server.address, password="first", minsize=2, maxsize=2)
+    client = aioredis.Redis(pool)
+    try:
+        await client.config_set("requirepass", "second")
+        assert await client.auth("second") is True
+        await client.execute("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no")
+        await asyncio.sleep(0.1)
+        assert await client.ping() == b"PONG"  # new connections log in with "second"
+    finally:
+        client.close()
+        await client.wait_closed()
+
+
+async def test_blpop_cancelled_by_wait_for_does_not_hang_a_one_connection_pool(
+    redis_standalone: Any,
+) -> None:
+    pool = await create_pool(redis_standalone.address, minsize=1, maxsize=1)
+    client = aioredis.Redis(pool)
+    try:
+        await client.delete("compat:q")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(client.blpop("compat:q", timeout=0), 0.2)
+        assert await asyncio.wait_for(client.ping(), 2) == b"PONG"
+        await client.rpush("compat:q", "x")
+        await asyncio.sleep(0.1)
+        assert await client.llen("compat:q") == 1
+    finally:
+        client.close()
+        await client.wait_closed()

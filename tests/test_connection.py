@@ -298,3 +298,20 @@ async def test_client_reply_off_is_refused(redis_standalone: Any) -> None:
     finally:
         conn.close()
         await conn.wait_closed()
+
+
+async def test_batch_refuses_commands_whose_state_it_cannot_track(
+    redis_standalone: Any,
+) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        for command in (("WATCH", "k"), ("UNWATCH",), ("AUTH", "pw"), ("READWRITE",)):
+            with pytest.raises(TypeError, match="changes connection state"):
+                conn.execute_batch([("PING",), command])
+        with pytest.raises(TypeError, match="CLIENT REPLY"):
+            conn.execute_batch([("CLIENT", "REPLY", "OFF")])
+        assert await conn.execute_batch([("CLIENT", "SETNAME", "batch")]) == [b"OK"]
+        assert conn.in_flight == 0
+    finally:
+        conn.close()
+        await conn.wait_closed()

@@ -141,3 +141,109 @@ async def test_multi_left_open_is_discarded_and_the_connection_reused(
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def test_select_inside_multi_counts_when_exec_runs_it(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        conn.execute("MULTI")
+        conn.execute("SELECT", 2)
+        assert await conn.execute("EXEC") == [b"OK"]
+        assert conn.db == 2 == _client_db(await conn.execute("CLIENT", "INFO"))
+        conn.execute("MULTI")
+        conn.execute("SELECT", 3)
+        assert await conn.execute("DISCARD") == b"OK"
+        assert conn.db == 2 == _client_db(await conn.execute("CLIENT", "INFO"))
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def _prepare(pool: Any, name: str) -> None:
+    await pool.execute("DEL", "hb:src", "hb:dst", "hb:z", "hb:s")
+    if name == "XREADGROUP":
+        await pool.execute("XGROUP", "CREATE", "hb:s", "g", "$", "MKSTREAM")
+
+
+BLOCKING = {
+    "BLPOP": ("BLPOP", "hb:src", 0),
+    "BRPOP": ("BRPOP", "hb:src", 0),
+    "BLMOVE": ("BLMOVE", "hb:src", "hb:dst", "LEFT", "RIGHT", 0),
+    "BZPOPMIN": ("BZPOPMIN", "hb:z", 0),
+    "XREAD": ("XREAD", "BLOCK", 0, "STREAMS", "hb:s", "$"),
+    "XREADGROUP": ("XREADGROUP", "GROUP", "g", "c", "BLOCK", 0, "STREAMS", "hb:s", ">"),
+    "WAIT": ("WAIT", 1, 0),
+}
+
+
+async def _left_untouched(pool: Any, name: str) -> None:
+    """Add data the given-up command would have taken; check it is still there."""
+    await pool.execute("RPUSH", "hb:src", "item")
+    await pool.execute("ZADD", "hb:z", 1, "member")
+    await pool.execute("XADD", "hb:s", "*", "f", "v")
+    await asyncio.sleep(0.1)
+    assert await pool.execute("LRANGE", "hb:src", 0, -1) == [b"item"]
+    assert await pool.execute("ZCARD", "hb:z") == 1
+    if name == "XREADGROUP":
+        assert (await pool.execute("XPENDING", "hb:s", "g"))[0] == 0
+
+
+@pytest.mark.parametrize("name", list(BLOCKING))
+async def test_given_up_blocking_command_takes_nothing_and_blocks_nobody(
+    redis_standalone: Any, name: str
+) -> None:
+    pool = await create_pool(redis_standalone.address, minsize=1, maxsize=1)
+    try:
+        await _prepare(pool, name)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(pool.execute(*BLOCKING[name]), 0.2)
+        # maxsize=1: anything queued behind the blocked command would hang.
+        assert await asyncio.wait_for(pool.execute("PING"), 2) == b"PONG"
+        await _left_untouched(pool, name)
+        await _prepare(pool, name)
+        async with pool.get() as conn:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(conn.execute(*BLOCKING[name]), 0.2)
+            assert conn.closed
+        assert await asyncio.wait_for(pool.execute("PING"), 2) == b"PONG"
+        await _left_untouched(pool, name)
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_given_up_batch_with_a_blocking_command_takes_nothing(
+    redis_standalone: Any,
+) -> None:
+    pool = await create_pool(redis_standalone.address, minsize=1, maxsize=1)
+    try:
+        await _prepare(pool, "BLPOP")
+        batch = [("PING",), ("BLPOP", "hb:src", 0)]
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(pool.execute_batch(batch), 0.2)
+        assert await asyncio.wait_for(pool.execute("PING"), 2) == b"PONG"
+        await _left_untouched(pool, "BLPOP")
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_readwrite_left_on_a_readonly_pool_is_reset(redis_cluster: Any) -> None:
+    async def readonly(conn: Any) -> None:
+        await conn.execute("READONLY")
+
+    pool = await create_pool(redis_cluster.startup_nodes[0], maxsize=1, on_connect=readonly)
+    try:
+        async with pool.get() as first:
+            assert first.state.readonly
+            await first.execute("READWRITE")
+            assert not first.state.readonly
+        async with pool.get() as second:
+            assert second is first and second.state.readonly
+            flags = dict(
+                part.split(b"=", 1) for part in (await second.execute("CLIENT", "INFO")).split()
+            )[b"flags"]
+            assert b"r" in flags
+    finally:
+        pool.close()
+        await pool.wait_closed()

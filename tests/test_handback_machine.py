@@ -114,7 +114,7 @@ class HandBackMachine(RuleBasedStateMachine):
             return reply
 
         reply = self.run(issue)
-        if kind == "blpop" and reply is not None:
+        if kind == "blpop" and reply is not None and reply != b"QUEUED":  # not inside MULTI
             self.queued -= 1
 
     @rule(point=CANCEL_POINTS)
