@@ -254,8 +254,8 @@ class RedisConnection(AbcConnection):
         self._read_timeout = read_timeout
         self._progress_at = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
-        #: Called when the connection drops (not on close()). When set, its
-        #: channels are left open for the owner to resubscribe elsewhere.
+        #: Called when the connection ends (dropped or closed). When set, its
+        #: channels are left open: the owner decides which end.
         self.on_pubsub_lost: PubSubLostHook | None = None
         #: Called when the server unsubscribes a channel on its own (sharded
         #: channel whose slot moved). When unset the channel is closed.

@@ -41,7 +41,7 @@ from .errors import (
 )
 from .pubsub import PUBSUB_COMMANDS, SUBSCRIBE_COMMANDS, ChannelMap, PubSubRequest, parse_pubsub
 
-__all__ = ["KINDS", "PubSubLink", "Relay", "SubscriptionSet"]
+__all__ = ["KINDS", "REFUSED", "PubSubLink", "Relay", "SubscriptionSet"]
 
 logger = logging.getLogger("clustermgr.pubsub")
 
@@ -51,10 +51,10 @@ KINDS: tuple[str, ...] = tuple(SUBSCRIBE_COMMANDS)
 UNSUBSCRIBE_COMMANDS: dict[str, bytes] = {
     kind: command for command, (kind, subscribing) in PUBSUB_COMMANDS.items() if not subscribing
 }
-# Refusals that no retry can cure: the callers are failed and the names dropped.
-_REFUSED = (AuthError, NoPermissionError)
+#: Refusals that no retry can cure: the callers are failed and the names dropped.
+REFUSED = (AuthError, NoPermissionError)
 # On resubscribing, a redirect too: the owner moves the channel to the new node.
-_REFUSED_RESTORE = (*_REFUSED, RedirectError)
+_REFUSED_RESTORE = (*REFUSED, RedirectError)
 
 
 def confirmations(command: bytes, names: Sequence[bytes], count: int) -> list[list[Any]]:
@@ -368,7 +368,7 @@ class PubSubLink:
         while not self._closed and (self.subscriptions.count or self._queue):
             try:
                 conn = await self._connect()
-            except _REFUSED as exc:
+            except REFUSED as exc:
                 # Wrong credentials: the callers waiting hear it now.
                 ops, self._queue = self._queue, []
                 for op in ops:

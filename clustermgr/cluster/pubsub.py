@@ -26,7 +26,7 @@ from ..errors import ConnectionClosedError, PoolClosedError, RedisError, Timeout
 from ..events import PubSubDisconnected, PubSubResubscribed
 from ..pool import ConnectionsPool
 from ..slots import key_slot
-from ..subscriptions import Relay, SubscriptionSet
+from ..subscriptions import REFUSED, Relay, SubscriptionSet
 
 if TYPE_CHECKING:
     from .pool import ClusterPool
@@ -123,6 +123,10 @@ class ClusterPubSub:
                 if self._closed:  # the cluster pool cancels its tasks on close
                     raise PoolClosedError("cluster pool was closed") from None
                 raise
+            for done in tasks:
+                error = done.exception() if done.done() and not done.cancelled() else None
+                if isinstance(error, REFUSED):
+                    raise error
             tasks = [
                 task
                 for name in names
@@ -217,6 +221,10 @@ class ClusterPubSub:
                     raise
                 except (RedisError, OSError) as exc:  # MOVED, CLUSTERDOWN, pool closed...
                     self._drop(key, route)
+                    if isinstance(exc, REFUSED):  # NOPERM, NOAUTH: no node will take it
+                        if self._set.discard(kind, target):
+                            target.close(exc)
+                        raise
                     if isinstance(exc, (PoolClosedError, ConnectionClosedError)):
                         cluster._refresh.trigger("pubsub connection")
                     else:
@@ -264,8 +272,8 @@ class ClusterPubSub:
         route = self._relays.get(key)
         if route is not None and route.relay is relay:
             del self._relays[key]
-        if self._closed or self._set.get(*key) is None:
-            return
+        if self._closed or self._set.get(*key) is None or isinstance(exc, REFUSED):
+            return  # (a refusal is failed by the running sync)
         reason = str(exc or "unsubscribed by the server")
         logger.info("%s %r lost on %s (%s); resubscribing", key[0], key[1],
                     pool.address, reason)

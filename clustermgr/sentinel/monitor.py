@@ -2,20 +2,24 @@
 
 Only the leading sentinel publishes the early stages of a failover, so a
 :class:`SentinelMonitor` subscribes to *all* channels (``PSUBSCRIBE *``) of
-*every* known sentinel. A subscription that drops is reopened with backoff
-(forever, until closed); the owner hears about each event and about each
-sentinel going away or coming back.
+*every* known sentinel. Each subscription is a
+:class:`~clustermgr.subscriptions.PubSubLink` (the same state machine the
+pools use): a connection that drops is reopened with backoff and the pattern
+resubscribed (forever, until closed); the owner hears about each event and
+about each sentinel going away or coming back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from ..backoff import Backoff
 from ..connection import RedisConnection
 from ..errors import ChannelClosedError, RedisError
 from ..pubsub import Channel
+from ..subscriptions import PubSubLink
 from ._common import Address, address_text, logger
 from .events import SentinelEvent, parse_event
 
@@ -47,7 +51,9 @@ class SentinelMonitor:
         self._on_event = on_event
         self._on_state = on_state
         self._reconnect_delay = reconnect_delay
+        self._links: dict[Address, PubSubLink] = {}
         self._tasks: dict[Address, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
         self._up: set[Address] = set()
         self._closing = False
 
@@ -55,8 +61,20 @@ class SentinelMonitor:
         """Start listening to the sentinel at ``address``; False if already watched."""
         if self._closing or address in self._tasks:
             return False
-        self._tasks[address] = asyncio.ensure_future(self._run(address))
+        link = self._links[address] = PubSubLink(
+            connect=functools.partial(self._connect, address), spawn=self._spawn,
+            describe=f"sentinel {address_text(address)}", reconnect_delay=self._reconnect_delay,
+            on_lost=functools.partial(self._lost, address),
+            on_restored=lambda _gap: self._set_state(address, True),
+        )
+        self._tasks[address] = asyncio.ensure_future(self._run(address, link))
         return True
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     @property
     def watched(self) -> list[Address]:
@@ -68,42 +86,30 @@ class SentinelMonitor:
         """Sentinels whose event subscription is established now."""
         return list(self._up)
 
-    async def _run(self, address: Address) -> None:
-        delay, max_delay = self._reconnect_delay
-        backoff = Backoff(base=delay, cap=max(delay, max_delay))
-        attempt = 0
-        text = address_text(address)
-        while not self._closing:
-            try:
-                conn = await self._connect(address)
-            except (RedisError, OSError) as exc:
-                attempt += 1
-                if attempt == 1:
-                    logger.warning("sentinel %s unreachable for events: %s", text, exc)
-                await backoff.sleep(attempt)
-                continue
-            channel = Channel(b"*", is_pattern=True)
-            try:
-                await conn.execute_pubsub(b"PSUBSCRIBE", channel)
-                attempt = 0
-                self._set_state(address, True)
-                while True:
-                    kind, payload = await channel.get()
-                    self._dispatch(parse_event(kind, payload, address))
-            except ChannelClosedError:
-                if not self._closing:
-                    logger.warning("lost event subscription to sentinel %s: connection closed",
-                                   text)
-            except (RedisError, OSError) as exc:
-                if not self._closing:
-                    logger.warning("lost event subscription to sentinel %s: %s", text, exc)
-            finally:
-                conn.close()
-                await conn.wait_closed()
-                self._set_state(address, False)
+    async def _run(self, address: Address, link: PubSubLink) -> None:
+        """Subscribe once (the link keeps it), then read events until the channel ends."""
+        channel = Channel(b"*", is_pattern=True)
+        try:
+            await link.execute(b"PSUBSCRIBE", (channel,))
+        except (RedisError, OSError) as exc:
             if not self._closing:
-                await backoff.sleep(0)
+                logger.warning("sentinel %s refused the event subscription: %s",
+                               address_text(address), exc)
+            return
+        self._set_state(address, True)
+        try:
+            while True:
+                kind, payload = await channel.get()
+                self._dispatch(parse_event(kind, payload, address))
+        except ChannelClosedError:
+            pass
+        finally:
+            self._set_state(address, False)
 
+    def _lost(self, address: Address, cause: BaseException | None) -> None:
+        logger.warning("lost event subscription to sentinel %s: %s", address_text(address),
+                       cause or "connection closed")
+        self._set_state(address, False)
     def _set_state(self, address: Address, up: bool) -> None:
         if up == (address in self._up):
             return
@@ -123,11 +129,14 @@ class SentinelMonitor:
     def close(self) -> None:
         """Stop every subscription."""
         self._closing = True
+        for link in self._links.values():
+            link.close()  # ends each channel, so each reader task ends
         for task in self._tasks.values():
             task.cancel()
 
     async def wait_closed(self) -> None:
-        """Wait until every subscription task has ended."""
-        tasks = list(self._tasks.values())
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        """Wait until every subscription task and connection has ended."""
+        await asyncio.gather(
+            *self._tasks.values(), *(link.wait_closed() for link in self._links.values()),
+            *self._background, return_exceptions=True,
+        )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from clustermgr import errors
+from clustermgr import create_connection, errors
 from clustermgr.cluster import create_cluster_pool
 from clustermgr.testing.cluster import LocalCluster
 
@@ -78,3 +78,24 @@ async def test_cluster_close_with_a_node_down(
     )
     await _readers_end(*readers)
     assert not pool.in_pubsub
+
+
+async def test_cluster_subscribe_refused_fails_at_once(redis_cluster: LocalCluster) -> None:
+    user = _name("nochan")
+    admins = [await create_connection(address) for address in redis_cluster.startup_nodes]
+    for admin in admins:  # ACLs are per node
+        await admin.execute("ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "resetchannels")
+    pool = await create_cluster_pool(redis_cluster.startup_nodes[:1], username=user,
+                                     password="pw")
+    try:
+        for command in ("SUBSCRIBE", "SSUBSCRIBE"):
+            with pytest.raises(errors.NoPermissionError):
+                await asyncio.wait_for(pool.execute_pubsub(command, "forbidden"), 3)
+        assert not pool.in_pubsub
+    finally:
+        pool.close()
+        await asyncio.wait_for(pool.wait_closed(), 3)
+        for admin in admins:
+            await admin.execute("ACL", "DELUSER", user)
+            admin.close()
+            await admin.wait_closed()

@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from clustermgr import create_sentinel_pool, errors
+from clustermgr import create_connection, create_sentinel_pool, errors
+from clustermgr.sentinel.monitor import SentinelMonitor
 from clustermgr.testing import LocalSentinelGroup
 
 pytestmark = pytest.mark.timeout(90)
@@ -60,3 +61,33 @@ async def test_sentinel_close_during_failover(
     assert not pool.in_pubsub
 
 
+
+
+async def test_monitor_resubscribes_after_client_kill(redis_sentinel: LocalSentinelGroup) -> None:
+    address = redis_sentinel.sentinel_addresses[0]
+    states: list[bool] = []
+    changed = asyncio.Event()
+
+    def on_state(_: object, up: bool) -> None:
+        states.append(up)
+        changed.set()
+
+    monitor = SentinelMonitor(connect_kwargs={}, on_event=lambda _: None, on_state=on_state)
+    admin = await create_connection(address)
+    try:
+        assert monitor.watch(address) and not monitor.watch(address)
+        while states != [True]:
+            await asyncio.wait_for(changed.wait(), 5)
+            changed.clear()
+        assert monitor.connected == [address]
+        assert await admin.execute("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+        while states[-1:] != [True] or len(states) < 3:
+            await asyncio.wait_for(changed.wait(), 5)
+            changed.clear()
+        assert states == [True, False, True] and monitor.connected == [address]
+    finally:
+        monitor.close()
+        await asyncio.wait_for(monitor.wait_closed(), 2)
+        admin.close()
+        await admin.wait_closed()
+    assert monitor.connected == []
