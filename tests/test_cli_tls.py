@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,12 @@ def test_insecure_skips_verification_explicitly(
     assert "certificate" in err.lower() and SECRET not in err
     # ... and --insecure is the explicit way to skip verification.
     _run(["sentinel", url, tls_sentinels.service, "--insecure", *client], capsys)
+
+
+def test_tls_options_without_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A key without a certificate, or unreadable files: one-line usage errors (status 2).
+    assert main(["topology", "rediss://127.0.0.1:1", "--tls-key", "k.pem"]) == 2
+    assert "--tls-key needs --tls-cert" in capsys.readouterr().err
+    missing = str(tmp_path / "missing.pem")
+    assert main(["sentinel", "127.0.0.1:1", "svc", "--tls-ca", missing]) == 2
+    assert "cannot load TLS files" in capsys.readouterr().err

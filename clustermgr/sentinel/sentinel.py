@@ -31,6 +31,7 @@ __all__ = ["RedisSentinel", "create_sentinel", "pairs_to_dict"]
 
 _SSL_OPTION = "sentinel ssl"
 
+
 def pairs_to_dict(reply: Sequence[Any]) -> dict[str, str]:
     """``[k1, v1, k2, v2, ...]`` (bytes or str) to ``{k1: v1, ...}`` as str."""
     items = [to_text(x) for x in reply]
