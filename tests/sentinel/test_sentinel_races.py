@@ -38,13 +38,14 @@ def nodes() -> Iterator[tuple[LocalServer, LocalServer]]:
 
 
 @contextlib.asynccontextmanager
-async def _pool(sentinel: FakeSentinel, **kwargs: object) -> AsyncIterator[SentinelPool]:
+async def _pool(*sentinels: FakeSentinel) -> AsyncIterator[SentinelPool]:
     pool = await create_sentinel_pool(
-        [sentinel.address], SERVICE, name=NAME, maxsize=2, failover_timeout=10.0,
-        role_check_interval=None, **kwargs,
+        [s.address for s in sentinels], SERVICE, name=NAME, maxsize=2,
+        failover_timeout=10.0, role_check_interval=None,
     )
     try:
-        await wait_for(lambda: sentinel.subscribers == 1, 5, "the event subscription")
+        await wait_for(lambda: all(s.subscribers == 1 for s in sentinels), 5,
+                       "the event subscriptions")
         yield pool
     finally:
         pool.close()
@@ -143,4 +144,116 @@ async def test_restarted_old_master_named_by_a_stale_view_is_never_written(
         finally:
             await writer.stop()
         assert pool.address == new.address
+        assert await asyncio.to_thread(_sets_on, old) == 0
+
+
+async def test_server_pool_does_not_reconnect_to_a_restarted_master(
+    nodes: tuple[LocalServer, LocalServer],
+) -> None:
+    """The master dies while the pool is idle and comes back (a master, empty) at once,
+    while the sentinels are replacing it and their events did not reach us. The next
+    command must not open a connection to it on the pool's own: only after the
+    sentinels name a master (here: the promoted replica) do writes resume."""
+    old, new = nodes
+    async with FakeSentinel(SERVICE, MasterView(old.address)) as sentinel, _pool(sentinel) as pool:
+        assert await pool.execute("SET", "before", "1") == b"OK"
+        await asyncio.to_thread(old.kill)
+        await asyncio.sleep(0.2)  # the pool's connection saw the end of its socket
+        sentinel.view.flags = "master,failover_in_progress"
+        await asyncio.to_thread(old.restart)
+        write = pool.execute("SET", "after", "1")
+        await asyncio.sleep(1.0)
+        assert await asyncio.to_thread(_sets_on, old) == 0, (
+            "the pool reconnected to the restarted old master on its own")
+        assert not write.done()
+        await asyncio.to_thread(new.command, "REPLICAOF", "NO", "ONE")
+        sentinel.view = MasterView(new.address, "master", 1)
+        assert await asyncio.wait_for(write, 5) == b"OK"
+        assert pool.address == new.address
+        assert await asyncio.to_thread(new.command, "GET", "after") == "1"
+        assert await asyncio.to_thread(_sets_on, old) == 0
+
+
+async def test_no_release_to_a_replica_before_the_leader_saw_it_promoted(
+    nodes: tuple[LocalServer, LocalServer],
+) -> None:
+    """The leader sent REPLICAOF NO ONE, the replica answers ROLE master, but the
+    leader never saw it promoted and aborts (-failover-abort-slave-timeout): the
+    sentinels keep the old master and will turn the replica back. No write may go
+    to the replica; after the abort writes continue on the old master."""
+    old, new = nodes
+    async with FakeSentinel(SERVICE, MasterView(old.address)) as sentinel, _pool(sentinel) as pool:
+        writer = Writer(pool)
+        try:
+            await wait_for(lambda: len(writer.acked) > 10, 5, "writes on the master")
+            await asyncio.to_thread(old.pause)
+            try:
+                sentinel.view.flags = "master,s_down,o_down,failover_in_progress"
+                sentinel.publish_about_master("+sdown")
+                sentinel.publish_about_master("+odown", " #quorum 2/2")
+                sentinel.publish_about_master("+try-failover")
+                sentinel.publish_about_master("+elected-leader")
+                sentinel.publish("+selected-slave", _slave(new, old))
+                sentinel.publish("+failover-state-send-slaveof-noone", _slave(new, old))
+                await asyncio.to_thread(new.command, "REPLICAOF", "NO", "ONE")
+                replicated = await asyncio.to_thread(_sets_on, new)  # from the old master
+                await asyncio.sleep(1.0)
+                assert await asyncio.to_thread(_sets_on, new) == replicated, (
+                    "writes reached a replica the leader never saw promoted")
+                sentinel.publish_about_master("-failover-abort-slave-timeout")
+                sentinel.view.flags = "master"
+            finally:
+                await asyncio.to_thread(old.resume)
+            acked = len(writer.acked)
+            await wait_for(lambda: len(writer.acked) > acked + 10, 10,
+                           "writes on the old master")
+        finally:
+            await writer.stop()
+        assert pool.address == old.address
+        assert await asyncio.to_thread(_sets_on, new) == replicated
+
+
+async def test_an_abort_by_a_sentinel_that_lost_the_election_does_not_end_the_hold(
+    nodes: tuple[LocalServer, LocalServer],
+) -> None:
+    """Two sentinels try to fail the dead master over; one wins. The loser publishes
+    -failover-abort-not-elected while the leader goes on; the old master restarts and
+    the loser names it again, up, under its old epoch. Writes keep waiting for the
+    leader's promotion and then go to the new master, never to the old one."""
+    old, new = nodes
+    leader = FakeSentinel(SERVICE, MasterView(old.address))
+    loser = FakeSentinel(SERVICE, MasterView(old.address))
+    async with leader, loser, _pool(leader, loser) as pool:
+        writer = Writer(pool)
+        try:
+            await wait_for(lambda: len(writer.acked) > 10, 5, "writes on the old master")
+            await asyncio.to_thread(old.kill)
+            for sentinel in (leader, loser):
+                sentinel.view.flags = "master,s_down,o_down"
+                sentinel.publish_about_master("+sdown")
+                sentinel.publish_about_master("+odown", " #quorum 2/2")
+                sentinel.publish_about_master("+try-failover")
+            leader.view.flags += ",failover_in_progress"
+            leader.publish_about_master("+elected-leader")
+            await asyncio.sleep(0.2)
+            loser.publish_about_master("-failover-abort-not-elected")
+            await asyncio.to_thread(old.restart)
+            loser.view.flags = "master"
+            loser.publish_about_master("-sdown")
+            loser.publish_about_master("-odown")
+            await asyncio.sleep(1.0)
+            assert await asyncio.to_thread(_sets_on, old) == 0, (
+                "writes reached the old master after a losing sentinel's abort")
+            assert pool.holding
+            leader.publish("+selected-slave", _slave(new, old))
+            leader.publish("+failover-state-send-slaveof-noone", _slave(new, old))
+            await asyncio.to_thread(new.command, "REPLICAOF", "NO", "ONE")
+            leader.publish("+promoted-slave", _slave(new, old))
+            await wait_for(lambda: pool.address == new.address and not pool.holding, 10,
+                           "the pool to follow the promotion")
+            acked = len(writer.acked)
+            await wait_for(lambda: len(writer.acked) > acked + 10, 10,
+                           "writes on the new master")
+        finally:
+            await writer.stop()
         assert await asyncio.to_thread(_sets_on, old) == 0
