@@ -8,10 +8,16 @@ rotation of healthy replicas) to it. It
   is being replaced (``+odown``, ``+try-failover``, ...) *holds* commands
   (the route is cleared); once the replica is being promoted the old master is
   *fenced* (every connection closed, acquired ones too); commands are
-  *released* to the new master once it answers ``ROLE`` master (with
-  ``early_release``), or at ``+switch-master``. A failover that is aborted
-  (``-failover-abort-*``, or ``-odown`` before any stage) releases them to the
-  old master again once the sentinels see it up.
+  *released* to the new master at ``+promoted-slave`` once it answers
+  ``ROLE`` master (with ``early_release``), or at ``+switch-master``. A
+  failover that the leader aborts (``-failover-abort-*``, or ``-odown``
+  before any stage) releases them to the old master again once the
+  sentinels see it up.
+* never goes back to a master it saw replaced unless a sentinel names it
+  under a newer config epoch (elected again): a restarted old master that
+  sentinels still name under its old epoch, before they switch, gets nothing.
+  Server pools refuse a connection to a restarted process (``run_id``), so
+  no pool reconnects to its address without a new decision here.
 * rediscovers after READONLY, a broken connection or a wrong ROLE (reported
   by the pool, or seen by the ROLE watchdog). Rediscoveries are coalesced
   (one resolver at a time) and rate-limited (``rediscover_interval``); callers
