@@ -10,6 +10,7 @@ has not reached everyone yet). The caller then verifies the winner with
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ __all__ = [
 
 
 _DOWN_FLAGS = frozenset({"s_down", "o_down", "disconnected"})
+#: A master flagged so is being replaced: its address is no longer news.
+_REPLACED_FLAGS = _DOWN_FLAGS | {"failover_in_progress"}
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,8 @@ class MasterView:
 
     @property
     def reports_down(self) -> bool:
-        """True when this sentinel considers the master down or unreachable."""
-        return bool(self.flags & _DOWN_FLAGS)
+        """True when this sentinel sees the master down, unreachable or being failed over."""
+        return bool(self.flags & _REPLACED_FLAGS)
 
 
 
@@ -184,25 +187,40 @@ async def discover_replicas(sentinel: RedisSentinel, service: str) -> list[Addre
     return good
 
 
-async def check_role(conn: RedisConnection, role: str) -> None:
+def _run_id(info: Any) -> str:
+    if isinstance(info, BaseException) or not isinstance(info, bytes):
+        return ""  # INFO not allowed (ACL) or odd: identity unknown
+    for line in info.decode(errors="replace").splitlines():
+        if line.startswith("run_id:"):
+            return line[len("run_id:"):].strip()
+    return ""
+
+
+async def check_role(conn: RedisConnection, role: str) -> str:
     """Raise :class:`RoleMismatchError` unless ``ROLE`` on ``conn`` says ``role``.
 
     ``role`` is ``"master"`` or ``"replica"`` (a replica must also have its
-    link to the master connected).
+    link to the master connected). Returns the server's ``run_id`` (``""``
+    if ``INFO`` is not allowed): a restarted server has a new one.
     """
-    try:
-        reply = await conn.execute(b"ROLE", encoding=None)
-    except ReplyError as exc:
-        raise RoleMismatchError(conn.address, role, f"error: {exc}") from exc
+    role_reply = conn.execute(b"ROLE", encoding=None)
+    info_reply = conn.execute(b"INFO", b"server", encoding=None)  # same round trip
+    replies = await asyncio.gather(role_reply, info_reply, return_exceptions=True)
+    reply, info = replies
+    if isinstance(reply, ReplyError):
+        raise RoleMismatchError(conn.address, role, f"error: {reply}") from reply
+    if isinstance(reply, BaseException):
+        raise reply
     if not isinstance(reply, list) or not reply:
         raise RedisError(f"unexpected ROLE reply from {conn.address}: {reply!r}")
     actual = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
     if role == "master":
         if actual != "master":
             raise RoleMismatchError(conn.address, role, actual)
-        return
+        return _run_id(info)
     if actual != "slave":
         raise RoleMismatchError(conn.address, role, actual)
     state = reply[3].decode() if len(reply) > 3 and isinstance(reply[3], bytes) else ""
     if state != "connected":
         raise RoleMismatchError(conn.address, role, f"replica with link {state or 'down'}")
+    return _run_id(info)

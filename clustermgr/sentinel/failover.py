@@ -8,10 +8,16 @@ rotation of healthy replicas) to it. It
   is being replaced (``+odown``, ``+try-failover``, ...) *holds* commands
   (the route is cleared); once the replica is being promoted the old master is
   *fenced* (every connection closed, acquired ones too); commands are
-  *released* to the new master once it answers ``ROLE`` master (with
-  ``early_release``), or at ``+switch-master``. A failover that is aborted
-  (``-failover-abort-*``, or ``-odown`` before any stage) releases them to the
-  old master again once the sentinels see it up.
+  *released* to the new master at ``+promoted-slave`` once it answers
+  ``ROLE`` master (with ``early_release``), or at ``+switch-master``. A
+  failover that the leader aborts (``-failover-abort-*``, or ``-odown``
+  before any stage) releases them to the old master again once the
+  sentinels see it up.
+* never goes back to a master it saw replaced unless a sentinel names it
+  under a newer config epoch (elected again): a restarted old master that
+  sentinels still name under its old epoch, before they switch, gets nothing.
+  Server pools refuse a connection to a restarted process (``run_id``), so
+  no pool reconnects to its address without a new decision here.
 * rediscovers after READONLY, a broken connection or a wrong ROLE (reported
   by the pool, or seen by the ROLE watchdog). Rediscoveries are coalesced
   (one resolver at a time) and rate-limited (``rediscover_interval``); callers
@@ -81,7 +87,8 @@ class _Failover:
     reason: str
     started: bool = False  # a failover stage (not just +odown) was seen
     aborted: bool = False  # -failover-abort-* / -odown before a stage: old master stays
-    candidate: Address | None = None  # the replica being promoted
+    leader: Address | None = None  # the sentinel running it (+elected-leader and later stages)
+    promoted: Address | None = None  # from +promoted-slave: the leader's point of no return
     switch_to: Address | None = None  # from +switch-master
 
 
@@ -139,6 +146,10 @@ class Follower:
         # The newest master config epoch any sentinel has shown us: a view older
         # than this names a master that a completed failover has replaced.
         self._epoch_floor = 0
+        # Masters replaced by a failover we saw committed, with the config epoch
+        # they held: one is used again only when a sentinel names it under a
+        # newer epoch (sentinels elected it again), never on an old view.
+        self._deposed: dict[Address, int] = {}
         self._stale_since: float | None = None
         self.last_switch_at: float | None = None
         self.last_hold_duration: float | None = None
@@ -228,6 +239,8 @@ class Follower:
                             ", ".join(address_text(p.address) for p in pools), reason)
             self.replicas = list(pools)
         if old is not None and old.address != current.address:
+            if self._role == "master" and isinstance(old.address, tuple):
+                self._depose(old.address)
             self.switch_count += 1
             self.last_switch_at = loop.time()
             held = loop.time() - failover.since if failover is not None else None
@@ -384,6 +397,7 @@ class Follower:
     async def _resolve(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._failover_timeout
+        self._stale_since = None  # stale views are timed within one resolve only
         while not self._closing:
             self._wake.clear()
             try:
@@ -435,13 +449,17 @@ class Follower:
                 return [await self._open(failover.switch_to)]
             if (
                 self._early_release
-                and failover.candidate is not None
-                and failover.candidate != failover.old
+                and failover.promoted is not None
+                and failover.promoted != failover.old
             ):
+                # Only after +promoted-slave: the leader has seen the replica
+                # become master and raised the config epoch, so the failover
+                # can no longer be aborted. A replica (or a restarted old
+                # master) answering ROLE master earlier proves nothing.
                 try:
-                    return [await self._open(failover.candidate)]
+                    return [await self._open(failover.promoted)]
                 except RoleMismatchError:
-                    pass  # not promoted yet
+                    pass
             if loop.time() - self._last_discovery < self._rediscover_interval * 2.5:
                 return None
         else:
@@ -469,9 +487,12 @@ class Follower:
 
         Sentinel raises a master's config epoch only when a failover completes,
         so a view with an older epoch is stale news: following it would send
-        writes to a master that is being (or has been) demoted. If nothing
-        fresh shows up for ``failover_timeout`` (e.g. the sentinels were
-        reset), the stale view is accepted with a warning.
+        writes to a master that is being (or has been) demoted. A master we
+        saw replaced (:meth:`_depose`) is stale too unless named under a newer
+        epoch than it had. If nothing fresh shows up for ``failover_timeout``
+        within one resolve (the sentinels were reset, or kept the old master
+        after an abort we missed), a stale view is accepted with a warning:
+        far longer than the seconds between a promotion and +switch-master.
         """
         newest = max((v.config_epoch for v in views), default=0)
         floor = max(self._epoch_floor, newest)
@@ -479,7 +500,10 @@ class Follower:
         for view in views:
             if not view.reports_down:
                 epochs[view.address] = max(epochs.get(view.address, 0), view.config_epoch)
-        fresh = [a for a in candidates if epochs.get(a, 0) >= floor]
+        # A master we saw replaced is fresh only under a newer epoch than it
+        # had, even when every sentinel names it (it restarted before they switched).
+        fresh = [a for a in candidates
+                 if floor <= epochs.get(a, 0) > self._deposed.get(a, -1)]
         if fresh or not candidates:
             self._epoch_floor = floor
             self._stale_since = None
@@ -488,7 +512,8 @@ class Follower:
         if self._stale_since is None:
             self._stale_since = now
         if now - self._stale_since < self._failover_timeout:
-            logger.info("ignoring stale view of %r: %s named under config epoch %d < %d",
+            logger.info("ignoring stale view of %r: %s named under config epoch %d "
+                        "(newest seen %d, or a master replaced under it)",
                         self._service, ", ".join(address_text(a) for a in candidates),
                         max(epochs.get(a, 0) for a in candidates), floor)
             return []
@@ -496,7 +521,18 @@ class Follower:
                        self._service, now - self._stale_since, address_text(candidates[0]))
         self._epoch_floor = max(epochs.get(a, 0) for a in candidates)
         self._stale_since = None
+        self._undepose(candidates[0])
         return candidates
+
+    def _depose(self, address: Address | None) -> None:
+        """``address`` was replaced by a committed failover: fence it from old views."""
+        if address is not None:
+            self._deposed[address] = max(self._deposed.get(address, -1), self._epoch_floor)
+
+    def _undepose(self, address: Address | None) -> None:
+        """The leader aborted the failover of ``address``: it stays the master."""
+        if address is not None:
+            self._deposed.pop(address, None)
 
     async def _observe_epoch(self) -> None:
         """After a switch learnt from events, record the new config epoch."""
@@ -578,22 +614,30 @@ class Follower:
             failover = self.failover
             if failover is None:
                 return
+            if event.kind not in ("+odown", "+try-failover"):
+                failover.leader = event.source  # only the leader publishes these
             if event.kind != "+odown":
                 failover.started = True
                 failover.aborted = False
-            if event.instance_type in ("slave", "replica") and event.address is not None:
-                failover.candidate = event.address
-            if event.kind in PROMOTION_EVENTS and self.current is not None:
-                self.servers.fence(self.current,
-                            f"{event.kind} from sentinel {address_text(event.source)}")
+            if event.kind == "+promoted-slave" and event.address is not None:
+                failover.promoted = event.address
+            if event.kind in PROMOTION_EVENTS:
+                self._depose(failover.old)
+                if self.current is not None:
+                    self.servers.fence(self.current,
+                                f"{event.kind} from sentinel {address_text(event.source)}")
             self._wake.set()
         elif failover is not None and (
-            event.is_failover_abort or (event.kind == "-odown" and not failover.started)
+            (event.is_failover_abort and failover.leader in (None, event.source))
+            or (event.kind == "-odown" and not failover.started)
         ):
+            # An abort counts from the leader only: a sentinel that lost the
+            # election aborts its own attempt while the leader goes on.
             if not failover.aborted:
                 logger.info("failover of %r ended without a switch (%s): rechecking master",
                             self._service, event.kind)
             failover.aborted = True
+            self._undepose(failover.old)
             self._wake.set()
         elif (
             event.kind in ("+role-change", "+convert-to-slave")

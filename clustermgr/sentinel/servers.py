@@ -17,6 +17,7 @@ from ..errors import RedisError
 from ..pool import ConnectionsPool
 from ._common import Address, Tasks, address_text, logger
 from .discovery import check_role
+from .errors import RoleMismatchError
 from .hooks import PoolHooks
 
 __all__ = ["ServerPool", "Servers"]
@@ -25,10 +26,38 @@ Failures = list[tuple[Address, BaseException]]
 
 
 class ServerPool(ConnectionsPool):
-    """The pool to one data node; pub/sub commands go through the SentinelPool."""
+    """The pool to one data node; pub/sub commands go through the SentinelPool.
+
+    Every connection it opens, the first ones and any it opens later on its
+    own (growth, an exclusive command, pub/sub, after a drop), must answer
+    ``ROLE`` as ``role`` *and* come from the server process the first one
+    reached (same ``run_id``). A server restarted on the address (an old
+    master back as a master, before the sentinels reconfigure it) is refused
+    with :class:`RoleMismatchError`: only the Follower, asking the sentinels,
+    may decide to use it again, with a new pool.
+    """
 
     #: The SentinelPool's ``execute_pubsub`` while this pool serves it.
     route_pubsub: Callable[..., Awaitable[Any]] | None = None
+
+    def __init__(self, address: Any, *, role: str, **kwargs: Any) -> None:
+        super().__init__(address, on_connect=self._verify, **kwargs)
+        self._role = role
+        #: ``run_id`` of the server process this pool was opened to (None: not
+        #: connected yet; "" unknown, INFO not allowed).
+        self.run_id: str | None = None
+        #: True once a connection reached another process on the address.
+        self.restarted = False
+
+    async def _verify(self, conn: RedisConnection) -> None:
+        run_id = await check_role(conn, self._role)
+        if self.run_id is None:
+            self.run_id = run_id
+        elif run_id != self.run_id:
+            self.restarted = True
+            raise RoleMismatchError(
+                conn.address, self._role,
+                f"a restarted server (run_id {run_id[:8]}, was {self.run_id[:8]})")
 
     def execute_pubsub(self, command: bytes | str, *channels: Any) -> Any:
         route = self.route_pubsub
@@ -46,27 +75,25 @@ class Servers:
     ) -> None:
         self._hooks = hooks
         self._role = role
-        self._pool_kwargs = {**pool_kwargs, "on_connect": self._verify_role}
+        self._pool_kwargs = pool_kwargs
         self._tasks = tasks
         self._retired: list[ServerPool] = []
-
-    async def _verify_role(self, conn: RedisConnection) -> None:
-        await check_role(conn, self._role)
 
     async def open(self, address: Address, reuse: Iterable[ServerPool] = ()) -> ServerPool:
         """A pool to ``address`` whose connections answered ROLE as expected.
 
-        An open pool to that address in ``reuse`` is checked again and returned.
+        An open pool to that address in ``reuse`` is checked again and returned,
+        unless its server restarted since (then a new pool is opened).
         """
         for pool in reuse:
-            if not pool.closed and pool.address == address:
+            if not pool.closed and not pool.restarted and pool.address == address:
                 conn = await pool.acquire()
                 try:
                     await check_role(conn, self._role)
                 finally:
                     pool.release(conn)
                 return pool
-        pool = ServerPool(address, **self._pool_kwargs)
+        pool = ServerPool(address, role=self._role, **self._pool_kwargs)
         try:
             await pool.fill()
             if pool.size == 0:  # minsize=0: verify with one connection anyway

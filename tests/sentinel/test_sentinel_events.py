@@ -67,6 +67,7 @@ async def test_stale_views_are_not_followed() -> None:
     follower = object.__new__(Follower)
     follower._epoch_floor = 0
     follower._stale_since = None
+    follower._deposed = {}
     follower._failover_timeout = 0.2
     follower._service = "mymaster"
     old, new = ("127.0.0.1", 1), ("127.0.0.1", 2)
@@ -87,3 +88,29 @@ async def test_stale_views_are_not_followed() -> None:
     await asyncio.sleep(0.25)
     assert follower._fresh([new], [reset]) == [new]
     assert follower._epoch_floor == 0
+
+
+async def test_a_deposed_master_is_stale_until_named_under_a_newer_epoch() -> None:
+    """Once a failover away from a master was seen, views naming it under the epoch it
+    had are stale, even when every sentinel still names it and none has a newer epoch."""
+    from clustermgr.sentinel.failover import Follower
+
+    follower = object.__new__(Follower)
+    follower._epoch_floor = 3
+    follower._stale_since = None
+    follower._deposed = {}
+    follower._failover_timeout = 10.0
+    follower._service = "mymaster"
+    old = ("127.0.0.1", 1)
+    view = MasterView(("127.0.0.1", 9), old, frozenset({"master"}), 3)
+    assert follower._fresh([old], [view]) == [old]
+    follower._depose(old)
+    assert follower._fresh([old], [view]) == []
+    again = MasterView(("127.0.0.1", 9), old, frozenset({"master"}), 4)
+    assert follower._fresh([old], [again]) == [old]
+    follower._undepose(old)
+    assert follower._deposed == {}
+
+
+def test_a_view_of_a_master_being_failed_over_is_not_used() -> None:
+    assert choose_master([_view(1, 6379, flags="master,failover_in_progress")]) == []
