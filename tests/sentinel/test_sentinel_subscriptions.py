@@ -61,8 +61,6 @@ async def test_sentinel_close_during_failover(
     assert not pool.in_pubsub
 
 
-
-
 async def test_monitor_resubscribes_after_client_kill(redis_sentinel: LocalSentinelGroup) -> None:
     address = redis_sentinel.sentinel_addresses[0]
     states: list[bool] = []
@@ -72,7 +70,7 @@ async def test_monitor_resubscribes_after_client_kill(redis_sentinel: LocalSenti
         states.append(up)
         changed.set()
 
-    monitor = SentinelMonitor(connect_kwargs={}, on_event=lambda _: None, on_state=on_state)
+    monitor = SentinelMonitor(connect=create_connection, on_event=lambda _: None, on_state=on_state)
     admin = await create_connection(address)
     try:
         assert monitor.watch(address) and not monitor.watch(address)
