@@ -214,6 +214,7 @@ class ClusterPool(Router):
             logger.debug("could not open connections to %s: %s", pool, exc)
 
     async def _retire(self, pool: ConnectionsPool) -> None:
+        self._forget(pool)
         # Let replies already on their way arrive; then close for good.
         deadline = self._loop.time() + _RETIRE_GRACE
         while pool.in_flight and self._loop.time() < deadline and not self._closed:  # noqa: ASYNC110

@@ -371,6 +371,11 @@ class Router(AbcPool):
         """The node pools in use now."""
         raise NotImplementedError
 
+    def _forget(self, pool: ConnectionsPool) -> None:
+        """Drop what the hot path keeps for a node pool that was retired."""
+        for per_pool in self._hooks.values():
+            per_pool.pop(pool, None)
+
     def _adopt(self, pool: ConnectionsPool) -> None:
         """Share this pool's event bus and latency settings with a new node pool."""
         pool.events = self.events
