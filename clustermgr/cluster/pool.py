@@ -2,15 +2,19 @@
 
 The data path, top-down:
 
-* :meth:`ClusterPool.execute` computes the slot (command table fast path),
-  looks the node's :class:`~clustermgr.pool.ConnectionsPool` up in a 16384-entry
-  list and calls its ``execute`` -- synchronously, no task per command. The
-  caller gets the node connection's own future; an error hook on it
-  (``on_error``) catches redirects and transient failures at reply time.
-* Only when the reply is a redirect or a transient failure (MOVED, ASK,
-  TRYAGAIN, CLUSTERDOWN, LOADING, READONLY, a lost connection) does the
-  command fall into :meth:`ClusterPool._retry`, a task bounded by
-  ``max_redirects`` and ``retry_timeout``.
+* :meth:`ClusterPool.execute` classifies the command once (its
+  :class:`~clustermgr.commands.CommandInfo` and slot), looks the node's
+  :class:`~clustermgr.pool.ConnectionsPool` up in a 16384-entry list and
+  calls its ``execute`` through the routing core's hot path
+  (:mod:`clustermgr.routing`) -- synchronously, no task per command. The
+  caller gets the node connection's own future; its error hook catches
+  redirects and transient failures at reply time.
+* What each error means is :attr:`ClusterPool.ERROR_ACTIONS` (MOVED, ASK,
+  TRYAGAIN, CLUSTERDOWN, LOADING, READONLY, a lost connection); the one
+  retry path of :class:`~clustermgr.routing.Router` carries it out, bounded
+  by ``max_redirects`` and ``retry_timeout``. This module says only where a
+  command goes (:meth:`ClusterPool._route`) and how to wait for a route
+  (a slot map refresh).
 * The slot map is reloaded by one :class:`~clustermgr.cluster.refresh.RefreshEngine`;
   applying a map diffs it against the previous one and creates / retires node
   pools only for nodes that came or went.
@@ -211,6 +215,7 @@ class ClusterPool(Router):
             logger.debug("could not open connections to %s: %s", pool, exc)
 
     async def _retire(self, pool: ConnectionsPool) -> None:
+        self._forget(pool)
         # Let replies already on their way arrive; then close for good.
         deadline = self._loop.time() + _RETIRE_GRACE
         while pool.in_flight and self._loop.time() < deadline and not self._closed:  # noqa: ASYNC110

@@ -1,9 +1,10 @@
 """The routing core under ClusterPool and SentinelPool (see :mod:`.core`).
 
 * :mod:`.actions`: which error leads to which action, and the retry budget;
-* :mod:`.core`: :class:`Classified` (a command classified once) and
-  :class:`Router` (fast path, the one retry path, acquire/release, tasks,
-  stats, close);
+* :mod:`.classified`: :class:`Classified`, a command classified once, as
+  the retry path carries it;
+* :mod:`.core`: :class:`Router` (fast path, the one retry path,
+  acquire/release, tasks, stats, close);
 * :mod:`.batch`: many commands per node in one write, redirects followed in
   order.
 """

@@ -95,7 +95,8 @@ class RoutedBatch:
         self._errors: dict[int, BaseException] = {}
         #: Commands an attempt of which may have run (their final error says so).
         self._unknown: set[int] = set()
-        self._first: dict[Group, list[int]] = {}
+        self._first: dict[ConnectionsPool, list[int]] = {}
+        first = self._first
         lookup, route, infos, slots = router._lookup, router._route_slot, self._infos, self._slots
         fast = _FAST_TYPES
         for index, entry in enumerate(commands):
@@ -129,7 +130,10 @@ class RoutedBatch:
             if pool is None:
                 self._todo.append(index)
             else:
-                self._first.setdefault((pool, False), []).append(index)
+                group = first.get(pool)
+                if group is None:
+                    group = first[pool] = []
+                group.append(index)
 
     def _c(self, index: int) -> Classified:
         c = self.classified[index]
@@ -165,9 +169,8 @@ class RoutedBatch:
         router = self._router
         budget = router._budget()
         loop = router._loop
-        groups = self._first
+        groups = {(pool, False): indexes for pool, indexes in self._first.items()}
         if self._todo:
-            groups = {**groups}
             for group, indexes in self._group(self._todo, {}).items():
                 groups.setdefault(group, []).extend(indexes)
         while groups:

@@ -35,69 +35,9 @@ from ..pool import ConnectionsPool
 from ..stats import NodeStats, PoolStats
 from ..tasks import Tasks
 from .actions import Action, Budget, ErrorActions
+from .classified import Classified
 
 __all__ = ["Classified", "Router"]
-
-
-class Classified:
-    """One command, classified once: what it is, where it goes, how to resend it.
-
-    Computed by the pool's ``execute`` and handed down unchanged: the error
-    hook, the retry path and batches read it, and never look the command name
-    up again. Calling it is the reply error hook of the node pool.
-    """
-
-    __slots__ = ("args", "command", "info", "kwargs", "pool", "router", "slot")
-
-    def __init__(
-        self,
-        router: Router,
-        command: bytes | str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        info: CommandInfo | None,
-        slot: int | None,
-    ) -> None:
-        self.router = router
-        self.command = command
-        self.args = args
-        self.kwargs = kwargs
-        self.info = info
-        self.slot = slot
-        #: The node pool of the last attempt (None before the first).
-        self.pool: ConnectionsPool | None = None
-
-    @property
-    def readonly(self) -> bool:
-        """True if the server flags the command read-only (safe to retry)."""
-        info = self.info
-        return info is not None and info.readonly
-
-    @property
-    def name(self) -> str:
-        """The command's name, upper case, for messages."""
-        info = self.info
-        if info is not None and info.name:
-            return info.name.upper()
-        command = self.command
-        text = command.decode(errors="replace") if isinstance(command, bytes) else command
-        return text.upper()
-
-    def __call__(
-        self,
-        future: asyncio.Future[Any],
-        error: BaseException,
-        command: Any,
-        args: tuple[Any, ...],
-        encoding: str | None,
-    ) -> bool:
-        """The node pool's error hook: True if the command is retried into ``future``."""
-        if "encoding" not in self.kwargs:
-            self.kwargs = {**self.kwargs, "encoding": encoding}
-        return self.router._on_error(self, future, error)
-
-    def __repr__(self) -> str:
-        return f"<Classified {self.name} slot={self.slot}>"
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
@@ -430,6 +370,11 @@ class Router(AbcPool):
     def _serving(self) -> Iterable[ConnectionsPool]:
         """The node pools in use now."""
         raise NotImplementedError
+
+    def _forget(self, pool: ConnectionsPool) -> None:
+        """Drop what the hot path keeps for a node pool that was retired."""
+        for per_pool in self._hooks.values():
+            per_pool.pop(pool, None)
 
     def _adopt(self, pool: ConnectionsPool) -> None:
         """Share this pool's event bus and latency settings with a new node pool."""

@@ -31,5 +31,7 @@ class PoolHooks(Generic[P]):
     """Move every subscription to this server pool."""
     adopt: Callable[[P], None]
     """Share the pool's events and latency settings with a new server pool."""
+    forget: Callable[[P], None]
+    """A server pool was closed for good: drop what the pool keeps for it."""
     execute_pubsub: Callable[..., Awaitable[Any]]
     """(Un)subscribe through the pool (server pools delegate their pub/sub here)."""

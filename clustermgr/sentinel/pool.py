@@ -116,7 +116,7 @@ class SentinelPool(Router):
         hooks: PoolHooks[ServerPool] = PoolHooks(
             events=self.events, set_route=self._set_route,
             move_pubsub=lambda pool: self._pubsub.move_to(pool),
-            adopt=self._adopt, execute_pubsub=self.execute_pubsub,
+            adopt=self._adopt, forget=self._forget, execute_pubsub=self.execute_pubsub,
         )
         self._follower = Follower(
             hooks, self._sentinel, service=service, role=self._role,

@@ -149,6 +149,7 @@ class Servers:
     def discard(self, pool: ServerPool) -> None:
         """Close a pool (kept until fully closed, for :meth:`wait_closed`)."""
         pool.route_pubsub = None
+        self._hooks.forget(pool)
         pool.close()
         self._retired.append(pool)
         self._tasks.spawn(self._reap(pool))
