@@ -289,3 +289,19 @@ async def test_watch_left_on_a_sentinel_pool_connection(redis_sentinel: Any) -> 
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def test_cancelled_pool_select_leaves_no_connection_on_another_db(
+    redis_standalone: Any,
+) -> None:
+    pool = await create_pool(redis_standalone.address, minsize=2, maxsize=2)
+    try:
+        selecting = asyncio.ensure_future(pool.select(2))
+        await asyncio.sleep(0)  # SELECT is on the wire
+        selecting.cancel()
+        await asyncio.sleep(0.1)
+        for _ in range(4):  # shared commands rotate over both connections
+            assert _client_db(await pool.execute("CLIENT", "INFO")) == pool.db
+    finally:
+        pool.close()
+        await pool.wait_closed()
