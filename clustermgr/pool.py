@@ -323,7 +323,8 @@ class ConnectionsPool(AbcPool):
         hook like any other connection error (the command was not sent). A
         caller who gives up (cancels ``future``) cancels the command: a
         blocking one then closes its connection, so the server never serves
-        it to nobody. The reply reaches ``future`` without a task switch.
+        it to nobody. The reply is copied to ``future`` by a done callback, so a
+        caller cannot give up between the reply and its delivery.
         """
         try:
             conn = await self.acquire()
