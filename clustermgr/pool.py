@@ -323,8 +323,8 @@ class ConnectionsPool(AbcPool):
         hook like any other connection error (the command was not sent). A
         caller who gives up (cancels ``future``) cancels the command: a
         blocking one then closes its connection, so the server never serves
-        it to nobody. The reply is copied to ``future`` by a done callback, so a
-        caller cannot give up between the reply and its delivery.
+        it to nobody. The reply is copied to ``future`` by a done callback (not
+        when this task resumes); a reply that still loses that race is logged.
         """
         try:
             conn = await self.acquire()
