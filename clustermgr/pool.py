@@ -320,7 +320,8 @@ class ConnectionsPool(AbcPool):
         hook like any other connection error (the command was not sent). A
         caller who gives up (cancels ``future``) cancels the command: a
         blocking one then closes its connection, so the server never serves
-        it to nobody. The reply reaches ``future`` without a task switch.
+        it to nobody. The reply is copied to ``future`` by a done callback (not
+        when this task resumes); a reply that still loses that race is logged.
         """
         try:
             conn = await self.acquire()
@@ -566,9 +567,13 @@ class ConnectionsPool(AbcPool):
 
         If the server refuses ``db`` (out of range), its error is raised and
         the pool stays on its db. Acquired connections switch when released.
+        Once started, the switch completes even if the caller is cancelled.
         """
         if isinstance(db, bool) or not isinstance(db, int) or db < 0:
             raise TypeError(f"db must be a non-negative int, got {db!r}")
+        return await self._run_to_completion(self._select(db))
+
+    async def _select(self, db: int) -> bool:
         results, conns = await self._on_free_connections(b"SELECT", db)
         refused = next((r for r in results if isinstance(r, ReplyError)), None)
         if refused is None:
@@ -589,7 +594,11 @@ class ConnectionsPool(AbcPool):
         If the server refuses, its error (AuthError) is raised and the pool
         keeps its credentials. Acquired connections re-authenticate when
         released; the pub/sub connection uses the new ones when it reconnects.
+        Once started, it completes even if the caller is cancelled.
         """
+        return await self._run_to_completion(self._auth(password, username))
+
+    async def _auth(self, password: str, username: str | None) -> bool:
         results, _ = await self._on_free_connections(
             b"AUTH", *((username, password) if username else (password,))
         )
@@ -599,6 +608,16 @@ class ConnectionsPool(AbcPool):
         self._address = replace(self._address, username=username, password=password)
         self._known = replace(self._known, credentials=self._credentials())
         return True
+
+    async def _run_to_completion(self, coro: Awaitable[bool]) -> bool:
+        """Await ``coro`` in a task of the pool: cancelling the caller does not stop it.
+
+        A pool-wide state change cut short would leave some connections
+        switched and the pool's known state not: it always runs to the end.
+        """
+        task = self._spawn(coro)
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
 
     async def _on_free_connections(
         self, command: bytes, *args: Any
@@ -721,6 +740,11 @@ class ConnectionsPool(AbcPool):
             f"<ConnectionsPool {self._address_text} size={self.size} free={self.freesize} "
             f"pubsub={self.in_pubsub}{' closed' if self._closing else ''}>"
         )
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # reported to the caller, if it is still there
 
 
 def _cancel_with(reply: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:

@@ -247,3 +247,61 @@ async def test_readwrite_left_on_a_readonly_pool_is_reset(redis_cluster: Any) ->
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def _watch_then_transact(pool: Any, side: Any, key: str) -> None:
+    """Holder 1 WATCHes ``key`` and leaves; ``key`` changes; holder 2's EXEC must run."""
+    async with pool.get("WATCH", (key,)) as first:
+        await first.execute("WATCH", key)
+    await side(key)
+    async with pool.get("SET", (key,)) as second:
+        assert second is first
+        await second.execute("MULTI")
+        await second.execute("SET", key, "mine")
+        assert await second.execute("EXEC") == [b"OK"]
+
+
+async def test_watch_left_on_a_cluster_pool_connection(redis_cluster: Any) -> None:
+    from clustermgr.cluster import create_cluster_pool
+
+    pool = await create_cluster_pool(redis_cluster.startup_nodes, minsize=0, maxsize=1)
+    try:
+        async def change(key: str) -> None:
+            await pool.execute("SET", key, "changed")
+
+        await _watch_then_transact(pool, change, "hb:cluster-w")
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_watch_left_on_a_sentinel_pool_connection(redis_sentinel: Any) -> None:
+    from clustermgr.sentinel import create_sentinel_pool
+
+    pool = await create_sentinel_pool(
+        redis_sentinel.sentinel_addresses, redis_sentinel.service, maxsize=1
+    )
+    try:
+        async def change(key: str) -> None:
+            await pool.execute("SET", key, "changed")
+
+        await _watch_then_transact(pool, change, "hb:sentinel-w")
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_cancelled_pool_select_leaves_no_connection_on_another_db(
+    redis_standalone: Any,
+) -> None:
+    pool = await create_pool(redis_standalone.address, minsize=2, maxsize=2)
+    try:
+        selecting = asyncio.ensure_future(pool.select(2))
+        await asyncio.sleep(0)  # SELECT is on the wire
+        selecting.cancel()
+        await asyncio.sleep(0.1)
+        for _ in range(4):  # shared commands rotate over both connections
+            assert _client_db(await pool.execute("CLIENT", "INFO")) == pool.db
+    finally:
+        pool.close()
+        await pool.wait_closed()
