@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from clustermgr import Channel, Receiver, create_connection, create_pool, errors
+from clustermgr.subscriptions import PubSubLink
 
 
 def _name(prefix: str) -> str:
@@ -383,3 +384,37 @@ async def test_pool_subscribe_without_auth_fails_at_once(local_standalone_factor
         finally:
             pool.close()
             await asyncio.wait_for(pool.wait_closed(), 2)
+
+
+# -- the link alone: its three states -----------------------------------------
+
+
+async def test_link_states_follow_the_server(redis_standalone: Any) -> None:
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        tasks.add(task)
+        return task
+
+    link = PubSubLink(
+        connect=lambda: create_connection(redis_standalone.address), spawn=spawn,
+        describe="test link",
+    )
+    name = _name("state")
+    try:
+        pending = link.execute(b"SUBSCRIBE", (name,))
+        assert link.state("channels", name) == "subscribing" and link.pending == 1
+        await asyncio.wait_for(pending, 5)
+        assert link.state("channels", name) == "subscribed"
+        pending = link.execute(b"UNSUBSCRIBE", (name,))
+        assert link.state("channels", name) == "unsubscribing"
+        await asyncio.wait_for(pending, 5)
+        assert link.state("channels", name) is None
+        assert link.connection is not None and not link.connection.in_pubsub
+    finally:
+        link.close()
+        await asyncio.wait_for(link.wait_closed(), 2)
+    await asyncio.gather(*tasks)
+    with pytest.raises(errors.PoolClosedError):
+        link.execute(b"SUBSCRIBE", (name,))
