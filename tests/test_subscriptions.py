@@ -280,15 +280,15 @@ async def test_pool_unsubscribe_while_server_down(
     gone, keep = _arg(subscribe, gone_name), _arg(subscribe, keep_name)
     try:
         await asyncio.wait_for(pool.execute_pubsub(subscribe, gone, keep), 5)
-        channel = getattr(pool, view)[gone]
+        channel = getattr(pool, view)[gone.encode()]
         readers = [asyncio.ensure_future(channel.get()) for _ in range(2)]
         server.kill()
         await asyncio.sleep(0.2)
         await asyncio.wait_for(pool.execute_pubsub(unsubscribe, gone), 2)
-        assert gone not in getattr(pool, view) and not channel.is_active
+        assert gone.encode() not in getattr(pool, view) and not channel.is_active
         await _readers_end(*readers)
         server.restart()
-        await _deliver(pool, subscribe, keep_name, getattr(pool, view)[keep])
+        await _deliver(pool, subscribe, keep_name, getattr(pool, view)[keep.encode()])
         assert await _server_count(pool, subscribe, gone) == 0
         assert await _server_count(pool, subscribe, keep) == 1
     finally:
@@ -306,12 +306,12 @@ async def test_pool_unsubscribe_right_after_client_kill(
     gone, keep = _arg(subscribe, gone_name), _arg(subscribe, keep_name)
     try:
         await asyncio.wait_for(pool.execute_pubsub(subscribe, gone, keep), 5)
-        channel = getattr(pool, view)[gone]
+        channel = getattr(pool, view)[gone.encode()]
         readers = [asyncio.ensure_future(channel.get()) for _ in range(2)]
         await pool.execute("CLIENT", "KILL", "ID", await _pubsub_client_id(pool, client))
         await asyncio.wait_for(pool.execute_pubsub(unsubscribe, gone), 2)
         await _readers_end(*readers)
-        await _deliver(pool, subscribe, keep_name, getattr(pool, view)[keep])
+        await _deliver(pool, subscribe, keep_name, getattr(pool, view)[keep.encode()])
         await asyncio.sleep(0.1)  # an UNSUBSCRIBE of a restored name would be in by now
         assert await _server_count(pool, subscribe, gone) == 0
         assert await _server_count(pool, subscribe, keep) == 1
