@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from clustermgr import Channel, Receiver, create_connection, create_pool, errors
+from clustermgr.subscriptions import PubSubLink
 
 
 def _name(prefix: str) -> str:
@@ -279,15 +280,15 @@ async def test_pool_unsubscribe_while_server_down(
     gone, keep = _arg(subscribe, gone_name), _arg(subscribe, keep_name)
     try:
         await asyncio.wait_for(pool.execute_pubsub(subscribe, gone, keep), 5)
-        channel = getattr(pool, view)[gone]
+        channel = getattr(pool, view)[gone.encode()]
         readers = [asyncio.ensure_future(channel.get()) for _ in range(2)]
         server.kill()
         await asyncio.sleep(0.2)
         await asyncio.wait_for(pool.execute_pubsub(unsubscribe, gone), 2)
-        assert gone not in getattr(pool, view) and not channel.is_active
+        assert gone.encode() not in getattr(pool, view) and not channel.is_active
         await _readers_end(*readers)
         server.restart()
-        await _deliver(pool, subscribe, keep_name, getattr(pool, view)[keep])
+        await _deliver(pool, subscribe, keep_name, getattr(pool, view)[keep.encode()])
         assert await _server_count(pool, subscribe, gone) == 0
         assert await _server_count(pool, subscribe, keep) == 1
     finally:
@@ -305,12 +306,12 @@ async def test_pool_unsubscribe_right_after_client_kill(
     gone, keep = _arg(subscribe, gone_name), _arg(subscribe, keep_name)
     try:
         await asyncio.wait_for(pool.execute_pubsub(subscribe, gone, keep), 5)
-        channel = getattr(pool, view)[gone]
+        channel = getattr(pool, view)[gone.encode()]
         readers = [asyncio.ensure_future(channel.get()) for _ in range(2)]
         await pool.execute("CLIENT", "KILL", "ID", await _pubsub_client_id(pool, client))
         await asyncio.wait_for(pool.execute_pubsub(unsubscribe, gone), 2)
         await _readers_end(*readers)
-        await _deliver(pool, subscribe, keep_name, getattr(pool, view)[keep])
+        await _deliver(pool, subscribe, keep_name, getattr(pool, view)[keep.encode()])
         await asyncio.sleep(0.1)  # an UNSUBSCRIBE of a restored name would be in by now
         assert await _server_count(pool, subscribe, gone) == 0
         assert await _server_count(pool, subscribe, keep) == 1
@@ -383,3 +384,37 @@ async def test_pool_subscribe_without_auth_fails_at_once(local_standalone_factor
         finally:
             pool.close()
             await asyncio.wait_for(pool.wait_closed(), 2)
+
+
+# -- the link alone: its three states -----------------------------------------
+
+
+async def test_link_states_follow_the_server(redis_standalone: Any) -> None:
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        tasks.add(task)
+        return task
+
+    link = PubSubLink(
+        connect=lambda: create_connection(redis_standalone.address), spawn=spawn,
+        describe="test link",
+    )
+    name = _name("state")
+    try:
+        pending = link.execute(b"SUBSCRIBE", (name,))
+        assert link.state("channels", name) == "subscribing" and link.pending == 1
+        await asyncio.wait_for(pending, 5)
+        assert link.state("channels", name) == "subscribed"
+        pending = link.execute(b"UNSUBSCRIBE", (name,))
+        assert link.state("channels", name) == "unsubscribing"
+        await asyncio.wait_for(pending, 5)
+        assert link.state("channels", name) is None
+        assert link.connection is not None and not link.connection.in_pubsub
+    finally:
+        link.close()
+        await asyncio.wait_for(link.wait_closed(), 2)
+    await asyncio.gather(*tasks)
+    with pytest.raises(errors.PoolClosedError):
+        link.execute(b"SUBSCRIBE", (name,))
