@@ -445,8 +445,10 @@ class FaultProxy:
                 await flow.wait()
                 if link.closed:
                     return
-                dst.write(data)
+                # Count first: the proxy runs on its own thread, and a client may
+                # read the counter as soon as the bytes reach it.
                 self.bytes_forwarded[direction] += len(data)
+                dst.write(data)
                 await dst.drain()
 
         sender = asyncio.ensure_future(deliver())
