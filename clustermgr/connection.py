@@ -167,9 +167,15 @@ class _Blocking:
             self.conn._blocking -= 1
 
     def given_up(self, future: asyncio.Future[Any]) -> None:
-        if future.cancelled() and self.pending and not self.conn._closing:
-            logger.debug("closing %r: its caller gave up on %r", self.conn, self.command)
-            self.conn.close()
+        conn = self.conn
+        if future.cancelled() and self.pending and not conn._closing:
+            if conn._reply_waiting():
+                logger.warning(
+                    "%s: %r was given up with a reply already arriving: the server may "
+                    "have served it; the reply is dropped", conn._address_text, self.command,
+                )
+            logger.debug("closing %r: its caller gave up on %r", conn, self.command)
+            conn.close()
 
 
 class _PubSubWait:
@@ -423,6 +429,17 @@ class RedisConnection(AbcConnection):
         self._channels = {}
         self._patterns = {}
         self._shard_channels = {}
+
+    def _reply_waiting(self) -> bool:
+        """True if bytes from the server wait unread in the socket (peeked, not read)."""
+        sock = self._transport.get_extra_info("socket") if self._transport else None
+        if sock is None:
+            return False
+        try:
+            with sock.dup() as peek:
+                return bool(peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:
+            return False
 
     def _abort(self, exc: BaseException) -> None:
         self._close_error = exc
