@@ -38,11 +38,11 @@ from .protocol import (
     is_blocking,
     lookup_command,
     new_reader,
-    to_text,
 )
 from .pubsub import PUBSUB_COMMANDS, ChannelMap, parse_pubsub
 from .stats import Counters
 from .tlsopts import resolve_tls
+from .tracking import StateTracker
 
 __all__ = ["RedisConnection", "create_connection"]
 
@@ -168,9 +168,15 @@ class _Blocking:
             self.conn._blocking -= 1
 
     def given_up(self, future: asyncio.Future[Any]) -> None:
-        if future.cancelled() and self.pending and not self.conn._closing:
-            logger.debug("closing %r: its caller gave up on %r", self.conn, self.command)
-            self.conn.close()
+        conn = self.conn
+        if future.cancelled() and self.pending and not conn._closing:
+            if conn._reply_waiting():
+                logger.warning(
+                    "%s: %r was given up with a reply already arriving: the server may "
+                    "have served it; the reply is dropped", conn._address_text, self.command,
+                )
+            logger.debug("closing %r: its caller gave up on %r", conn, self.command)
+            conn.close()
 
 
 class _PubSubWait:
@@ -232,16 +238,8 @@ class RedisConnection(AbcConnection):
         self._buffer: list[bytes] = []
         self._unflushed = 0
         self._flush_handle: asyncio.Handle | None = None
-        self._db = 0
-        self._in_transaction = False
-        self._watching = False
-        self._watch_generation = 0
-        self._readonly = False
-        self._credentials: tuple[str | None, str] | None = None
+        self._tracked = StateTracker()
         self._blocking = 0  # blocking commands awaiting their reply
-        # State commands queued in MULTI: applied when EXEC runs them all.
-        self._queued_state: list[Callable[[Any], None]] = []
-        self._tracked = True  # False: a transaction changed state in a way not known
         self._closing = False
         self._close_error: BaseException | None = None
         self._closed_future: asyncio.Future[None] = self._loop.create_future()
@@ -435,6 +433,17 @@ class RedisConnection(AbcConnection):
         self._patterns = {}
         self._shard_channels = {}
 
+    def _reply_waiting(self) -> bool:
+        """True if bytes from the server wait unread in the socket (peeked, not read)."""
+        sock = self._transport.get_extra_info("socket") if self._transport else None
+        if sock is None:
+            return False
+        try:
+            with sock.dup() as peek:
+                return bool(peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:
+            return False
+
     def _abort(self, exc: BaseException) -> None:
         self._close_error = exc
         if self._transport is not None:
@@ -542,87 +551,13 @@ class RedisConnection(AbcConnection):
         return future
 
     def _state_hook(self, special: bytes, command: Any, args: tuple[Any, ...]) -> Any:
-        """Track what ``command`` changes; returns a hook called with its reply, or None.
-
-        Confirmed state (db, READONLY, credentials) changes on the reply (in
-        MULTI: when EXEC runs it); MULTI and WATCH count from the moment they
-        are sent, so an unknown outcome counts as dirty.
-        """
+        """The hook to call with ``command``'s reply (blocking or state), or None."""
         if special in BLOCKING_COMMANDS:
             return _Blocking(self, command) if is_blocking(command, args) else None
-        if special == b"MULTI":
-            self._in_transaction = True
-            return None
-        if special == b"WATCH":
-            self._watching = True
-            self._watch_generation += 1
-            return None
-        if special in (b"EXEC", b"DISCARD", b"UNWATCH"):
-            if special == b"UNWATCH" and self._in_transaction:
-                return None  # queued; EXEC or DISCARD unwatches anyway
-            return self._ends_watch(special)
         if special == b"CLIENT":
             _refuse_untracked_replies(command, args)
             return None
-        hook = self._confirmed_change(special, args)
-        if hook is not None and self._in_transaction:
-            self._queued_state.append(hook)
-            return None
-        return hook
-
-    def _ends_watch(self, special: bytes) -> Callable[[Any], None]:
-        """EXEC / DISCARD / UNWATCH: the hook that clears WATCH (and applies EXEC's state)."""
-        queued: list[Callable[[Any], None]] = []
-        if special != b"UNWATCH":
-            self._in_transaction = False
-            queued, self._queued_state = self._queued_state, []
-        executes = special == b"EXEC"
-        generation = self._watch_generation
-
-        def ended(reply: Any) -> None:
-            if executes and queued and type(reply) is list:
-                if any(isinstance(item, ReplyError) for item in reply):
-                    self._tracked = False  # which state change failed is not known
-                else:
-                    for change in queued:
-                        change(b"OK")
-            if not isinstance(reply, ReplyError) and generation == self._watch_generation:
-                self._watching = False
-
-        return ended
-
-    def _confirmed_change(self, special: bytes, args: tuple[Any, ...]) -> Any:
-        """The hook applying SELECT / READONLY / READWRITE / AUTH once confirmed."""
-        if special == b"SELECT":
-            if len(args) != 1:
-                raise TypeError("SELECT takes exactly one argument: the db index")
-            db = int(args[0])
-
-            def selected(reply: Any) -> None:
-                if not isinstance(reply, ReplyError):
-                    self._db = db
-
-            return selected
-        if special in (b"READONLY", b"READWRITE"):
-            readonly = special == b"READONLY"
-
-            def mode_set(reply: Any) -> None:
-                if not isinstance(reply, ReplyError):
-                    self._readonly = readonly
-
-            return mode_set
-        if special == b"AUTH" and 1 <= len(args) <= 2:
-            credentials = (
-                (None, to_text(args[0])) if len(args) == 1
-                else (to_text(args[0]), to_text(args[1]))
-            )
-
-            def authenticated(reply: Any) -> None:
-                if not isinstance(reply, ReplyError):
-                    self._credentials = credentials
-
-            return authenticated
-        return None
+        return self._tracked.on_send(special, args)
 
     def execute_pubsub(self, command: bytes | str, *channels: Any) -> asyncio.Future[Any]:
         """Run a (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE command.
@@ -747,7 +682,7 @@ class RedisConnection(AbcConnection):
     @property
     def db(self) -> int:
         """The selected database index."""
-        return self._db
+        return self._tracked.db
 
     @property
     def encoding(self) -> str | None:
@@ -757,7 +692,7 @@ class RedisConnection(AbcConnection):
     @property
     def in_transaction(self) -> bool:
         """True between MULTI and EXEC/DISCARD."""
-        return self._in_transaction
+        return self._tracked.in_transaction
 
     @property
     def in_flight(self) -> int:
@@ -767,22 +702,23 @@ class RedisConnection(AbcConnection):
     @property
     def watching(self) -> bool:
         """True from a WATCH until a confirmed EXEC, DISCARD or UNWATCH."""
-        return self._watching
+        return self._tracked.watching
 
     @property
     def state(self) -> ConnectionState:
         """A snapshot of the tracked state (what the hand-back contract judges)."""
+        tracked = self._tracked
         return ConnectionState(
             closed=self._closing,
-            tracked=self._tracked,
+            tracked=tracked.tracked,
             in_flight=len(self._waiters),
             blocking=self._blocking,
             subscribed=bool(self._pubsub_pending or self.in_pubsub),
-            in_transaction=self._in_transaction,
-            watching=self._watching,
-            db=self._db,
-            readonly=self._readonly,
-            credentials=self._credentials,
+            in_transaction=tracked.in_transaction,
+            watching=tracked.watching,
+            db=tracked.db,
+            readonly=tracked.readonly,
+            credentials=tracked.credentials,
         )
 
     @property
@@ -815,7 +751,7 @@ class RedisConnection(AbcConnection):
         return bool(await self.execute(b"AUTH", *args) in (b"OK", "OK"))
 
     def __repr__(self) -> str:
-        state = "closed" if self._closing else f"db={self._db}"
+        state = "closed" if self._closing else f"db={self._tracked.db}"
         return f"<RedisConnection {self._address_text} {state}>"
 
 

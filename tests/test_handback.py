@@ -8,6 +8,7 @@ that the next holder, or shared traffic, never sees it.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -305,3 +306,21 @@ async def test_cancelled_pool_select_leaves_no_connection_on_another_db(
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def test_blocking_reply_lost_to_a_late_give_up_is_logged(
+    redis_standalone: Any, caplog: Any
+) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        await conn.execute("DEL", "hb:late")
+        await conn.execute("RPUSH", "hb:late", "item")
+        popped = conn.execute("BLPOP", "hb:late", 0)  # served at once
+        time.sleep(0.1)  # noqa: ASYNC251 - block the loop: the reply waits unread
+        popped.cancel()
+        await asyncio.sleep(0.05)
+        assert conn.closed
+        assert "may have served it" in caplog.text
+    finally:
+        conn.close()
+        await conn.wait_closed()
