@@ -216,12 +216,15 @@ class ClusterPool(Router):
 
     async def _retire(self, pool: ConnectionsPool) -> None:
         self._forget(pool)
-        # Let replies already on their way arrive; then close for good.
+        # Let replies already on their way arrive; then close for good (also
+        # when close() cancels the wait: the retiring pool's sockets go too).
         deadline = self._loop.time() + _RETIRE_GRACE
-        while pool.in_flight and self._loop.time() < deadline and not self._closed:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        pool.close()
-        await pool.wait_closed()
+        try:
+            while pool.in_flight and self._loop.time() < deadline and not self._closed:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        finally:
+            pool.close()
+            await pool.wait_closed()
 
     # -- the slot map -----------------------------------------------------
 
