@@ -623,7 +623,9 @@ class ClusterPool(Router):
         """Async iterator over the keys of every master (each key once per pass)."""
         from .scan import cluster_scan
 
-        return cluster_scan(self, refresh=self._refresh_for_scan, match=match, count=count)
+        return cluster_scan(
+            self, refresh=self._refresh_for_scan, node=self._node_pool, match=match, count=count
+        )
 
     async def _refresh_for_scan(self) -> None:
         await self._refresh.refresh("scan", self._options.node_timeout)

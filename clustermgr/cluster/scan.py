@@ -1,41 +1,49 @@
 """Cluster-wide SCAN: each key that exists for the whole pass is yielded exactly once.
 
 Coverage is tracked by slot, not by node address. A pass runs in rounds; in
-each round every master of the pool's slot map that may hold keys of a slot
-not yet covered is scanned with ``SCAN`` (its own cursor, ``MATCH``/``COUNT``
-passed through), between two reads of that node's own view of its slots
-(the ``myself`` line of ``CLUSTER NODES``: the slots it owns, and those it is
-migrating or importing).
+each round every master the pool's slot map lists (those serving slots and
+those with none yet, e.g. a new node a slot is being migrated onto) is
+scanned with ``SCAN`` (its own cursor, ``MATCH``/``COUNT`` passed through),
+between two reads of that node's own view (the ``myself`` line of ``CLUSTER
+NODES``: the slots it owns, those it is migrating or importing, and its
+config epoch).
 
 * Only keys of candidate slots (owned or importing at the start of that
   node's scan, not yet covered) are yielded, each once: keys yielded for a
   slot are remembered until the slot is covered (SCAN itself may return a key
   twice), then forgotten, so memory is bounded by the keys of one node.
 * A slot is **covered** by a node's scan when the node owned it, not
-  migrating, both before and after the scan: every key of the slot that
-  existed throughout was on that node throughout, so SCAN returned it.
+  migrating, both before and after the scan, and the node's config epoch did
+  not change: every key of the slot that existed throughout was on that node
+  throughout, so SCAN returned it. (A slot that leaves a node and comes back
+  during its scan -- keys re-inserted where the cursor has passed -- ends
+  with the node importing it, which bumps the node's config epoch: Redis
+  does so unless the node already holds the cluster's greatest epoch, and
+  the node the slot left for took a greater one when it imported the slot.)
 * A slot **migrating** from A to B (A ``MIGRATING``, B ``IMPORTING``, the
-  same at the start and end of both scans) is covered when A's scan ended
-  before B's began: keys only move from A to B, so a key A's scan missed was
-  already on B for all of B's scan. Rounds alternate the node order so that a
-  pair scanned the wrong way round is scanned the right way in the next one.
+  same at the start and end of both scans, neither epoch changed) is covered
+  when A's scan ended before B's began: keys only move from A to B, so a key
+  A's scan missed was already on B for all of B's scan. Rounds alternate the
+  node order so that a pair scanned the wrong way round is scanned the right
+  way in the next one.
 * Slots whose owner changed, or that no scanned node could vouch for (a node
   failed mid-scan, a new master not yet in the map), are left for the next
   round after the pool refreshed its map. A node that fails is skipped for
-  the round. Slots no node claims and the map does not cover hold no
-  reachable keys and count as covered.
+  the round. A slot counts as holding no keys only when, in a round where
+  every master was scanned, no node claims it in its own view, no node's
+  ``CLUSTER NODES`` assigns it to anyone, and the map shows it unassigned.
 
 Cost of a quiet pass: one SCAN per master plus two ``CLUSTER NODES``; a
-move during the pass costs one more scan of the nodes involved. Known limit:
-a slot that leaves a node and comes back to it during that node's own scan
-is not detected (the node's view is the same before and after).
+move during the pass costs one more scan of the nodes involved. Limit left:
+a node the map does not list (not even slotless) whose claim on a slot no
+scanned node has heard of yet is not seen in that round.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..errors import ClusterRetryError, ConnectError, ConnectionClosedError, PoolClosedError
@@ -67,10 +75,6 @@ class ScanTarget(Protocol):
         """The slot map last applied."""
 
     @property
-    def node_pools(self) -> Mapping[Address, NodeExecutor]:
-        """The per-node pools in use, by address."""
-
-    @property
     def closed(self) -> bool:
         """True once the pool is closing or closed."""
 
@@ -83,6 +87,8 @@ class NodeSlots:
     owned: frozenset[int] = frozenset()
     migrating: Mapping[int, str] = field(default_factory=dict)  # slot -> target id
     importing: Mapping[int, str] = field(default_factory=dict)  # slot -> source id
+    epoch: int = 0  # the node's config epoch
+    assigned: frozenset[int] = frozenset()  # slots it sees assigned to any node
 
     def stable(self) -> frozenset[int]:
         """Owned slots that are not being migrated away."""
@@ -92,9 +98,11 @@ class NodeSlots:
 def parse_own_slots(reply: Any) -> NodeSlots:
     """The :class:`NodeSlots` of the node that answered ``CLUSTER NODES`` with ``reply``."""
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    own: NodeSlots | None = None
+    assigned: set[int] = set()
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) < 8 or "myself" not in fields[2].split(","):
+        if len(fields) < 8:
             continue
         owned: set[int] = set()
         migrating: dict[int, str] = {}
@@ -110,8 +118,12 @@ def parse_own_slots(reply: Any) -> NodeSlots:
                 continue
             first, _, last = item.partition("-")
             owned.update(range(int(first), int(last or first) + 1))
-        return NodeSlots(fields[0], frozenset(owned), migrating, importing)
-    raise ValueError("CLUSTER NODES reply has no 'myself' line")
+        assigned |= owned
+        if "myself" in fields[2].split(","):
+            own = NodeSlots(fields[0], frozenset(owned), migrating, importing, int(fields[6]))
+    if own is None:
+        raise ValueError("CLUSTER NODES reply has no 'myself' line")
+    return replace(own, assigned=frozenset(assigned))
 
 
 @dataclass
@@ -131,6 +143,7 @@ class _Pass:
         self.yielded: dict[int, set[Any]] = {}
 
     def candidates(self, view: NodeSlots) -> set[int]:
+        """Slots whose keys a scan of the node with ``view`` may yield."""
         return (set(view.owned) | set(view.importing)) - self.covered
 
     def first_time(self, slot: int, key: Any) -> bool:
@@ -148,6 +161,8 @@ class _Pass:
     def settle(self, scan: _Scanned, round_scans: Mapping[str, _Scanned]) -> None:
         """Cover what ``scan`` (just finished) proves, alone or with an earlier source's."""
         before, after = scan.before, scan.after
+        if before.epoch != after.epoch:  # e.g. a slot left and came back: prove nothing
+            return
         self.cover(set(before.stable() & after.stable()) - self.covered)
         for slot, source_id in before.importing.items():
             source = round_scans.get(source_id)
@@ -156,6 +171,7 @@ class _Pass:
                 and after.importing.get(slot) == source_id
                 and source is not None
                 and source.order < scan.order
+                and source.before.epoch == source.after.epoch
                 and source.before.migrating.get(slot) == before.node_id
                 and source.after.migrating.get(slot) == before.node_id
             ):
@@ -166,16 +182,27 @@ async def _view(node: NodeExecutor) -> NodeSlots:
     return parse_own_slots(await node.execute(b"CLUSTER", b"NODES", encoding=None))
 
 
+def _masters(slot_map: SlotMap | None) -> list[Address]:
+    """Every master the map lists: serving slots, or online with none yet."""
+    if slot_map is None:
+        return []
+    serving = {m.address for m in slot_map.masters}
+    others = {n.address for n in slot_map.nodes if n.is_master and n.is_healthy}
+    return sorted(serving | others)
+
+
 async def cluster_scan(
     cluster: ScanTarget,
     *,
     refresh: Callable[[], Awaitable[None]],
+    node: Callable[[Address], NodeExecutor],
     match: bytes | str | None = None,
     count: int | None = None,
 ) -> AsyncIterator[Any]:
     """Yield every key of the cluster once per pass (``SCAN`` per master, see module doc).
 
-    ``refresh`` reloads the pool's slot map (called between rounds). Raises
+    ``refresh`` reloads the pool's slot map (called between rounds); ``node``
+    gives the executor of a node by address (opening it if needed). Raises
     :class:`ClusterRetryError` when slots are still uncovered after
     ``_MAX_ROUNDS`` rounds (the topology kept changing).
     """
@@ -197,36 +224,33 @@ async def cluster_scan(
         covered_before = len(state.covered)
         failed = False
         slot_map = cluster.slot_map
-        pools = cluster.node_pools
-        masters = sorted(m.address for m in slot_map.masters) if slot_map else []
+        masters = _masters(slot_map)
         if round_number % 2:
             masters.reverse()
         round_scans: dict[str, _Scanned] = {}
         claimed: set[int] = set()
         for address in masters:
-            node = pools.get(address)
-            if node is None:
-                continue
+            executor = node(address)
             try:
-                before = await _view(node)
-                claimed |= before.owned | before.importing.keys()
+                before = await _view(executor)
+                claimed |= before.owned | before.importing.keys() | before.assigned
                 wanted = state.candidates(before)
                 if not wanted:
                     continue
                 cursor: Any = 0
                 while True:
-                    cursor, keys = await node.execute(b"SCAN", cursor, *extra)
+                    cursor, keys = await executor.execute(b"SCAN", cursor, *extra)
                     for key in keys:
                         slot = key_slot(key)
                         if slot in wanted and state.first_time(slot, key):
                             yield key
                     if int(cursor) == 0:
                         break
-                after = await _view(node)
+                after = await _view(executor)
             except _NODE_ERRORS as exc:
                 last_error, failed = exc, True
                 continue
-            claimed |= after.owned | after.importing.keys()
+            claimed |= after.owned | after.importing.keys() | after.assigned
             scan = _Scanned(len(round_scans), before, after)
             round_scans[before.node_id] = scan
             state.settle(scan, round_scans)

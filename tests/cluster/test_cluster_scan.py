@@ -121,6 +121,21 @@ def test_parse_own_slots_reads_the_myself_line() -> None:
         parse_own_slots(b"bbb 127.0.0.1:7001@17001 master - 0 0 2 connected 1\n")
 
 
+def test_parse_own_slots_reads_the_config_epoch_and_every_nodes_slots() -> None:
+    view = parse_own_slots(_NODES)
+    assert view.epoch == 1
+    assert view.assigned == frozenset(range(151)) | {200}  # slots any node owns
+
+
+def test_a_scan_during_which_the_nodes_config_epoch_changed_covers_nothing() -> None:
+    # A slot that left and came back ends with the node importing it: a new epoch.
+    state = _Pass()
+    before = NodeSlots("aaa", frozenset({1, 2}), epoch=3)
+    scan = _Scanned(0, before, NodeSlots("aaa", frozenset({1, 2}), epoch=5))
+    state.settle(scan, {"aaa": scan})
+    assert state.covered == set()
+
+
 def _migrating_pair(source_first: bool) -> set[int]:
     source = NodeSlots("aaa", frozenset({1, 150}), {150: "bbb"})
     target = NodeSlots("bbb", frozenset({2}), importing={150: "aaa"})
