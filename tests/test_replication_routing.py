@@ -115,3 +115,20 @@ async def test_a_write_to_a_paused_master_is_bounded_and_cancellable(
             await asyncio.to_thread(cluster.resume, master)
         pool.close()
         await pool.wait_closed()
+
+
+async def test_a_write_the_pool_sends_to_every_master_goes_to_each_with_its_wait(
+    local_cluster_factory: Callable[..., LocalCluster],
+) -> None:
+    cluster = local_cluster_factory(masters=2, replicas_per_master=1)
+    pool = await create_cluster_pool(cluster.startup_nodes)
+    try:
+        keys = [f"fa:{i}" for i in range(50)]
+        await pool.execute("MSET", *(x for k in keys for x in (k, "1")))
+        assert len({cluster.node_for_key(k).port for k in keys}) == 2
+        safe = WaitReplicas(pool, replicas=1, timeout=2)
+        assert await asyncio.wait_for(safe.execute("FLUSHALL"), 10) == b"OK"
+        assert await pool.execute("DBSIZE") == 0
+    finally:
+        pool.close()
+        await pool.wait_closed()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
 from clustermgr.cluster import ClusterPool, create_cluster_pool, key_slot
-from clustermgr.cluster.scan import NodeSlots, _Pass, _Scanned, parse_own_slots
+from clustermgr.cluster.scan import NodeSlots, _Pass, _Scanned, cluster_scan, parse_own_slots
+from clustermgr.cluster.topology import NodeInfo, Shard, SlotMap
 from clustermgr.errors import PoolClosedError
 from clustermgr.testing.cluster import LocalCluster
 
@@ -179,3 +181,63 @@ async def test_scan_of_a_pool_closed_midway_fails_at_once(redis_cluster: LocalCl
 async def _drain(scan: AsyncIterator[bytes]) -> None:
     async for _key in scan:
         pass
+
+
+class _FakeNode:
+    """A node answering CLUSTER NODES with ``nodes`` and SCAN with ``keys`` (one page)."""
+
+    def __init__(self, nodes: str, keys: list[bytes]) -> None:
+        self.nodes, self.keys = nodes, keys
+
+    async def execute(self, command: bytes | str, *args: Any, **kwargs: Any) -> Any:
+        if command == b"CLUSTER":
+            return self.nodes.encode()
+        return b"0", list(self.keys)
+
+
+class _FakeCluster:
+    """A ScanTarget whose map lists ``known`` masters until ``refresh`` adds ``late``."""
+
+    closed = False
+
+    def __init__(self, known: list[NodeInfo], late: list[NodeInfo]) -> None:
+        self.known, self.late = known, late
+        self.slot_map: SlotMap | None = self._map()
+
+    def _map(self) -> SlotMap:
+        shards: list[Shard | None] = [None] * 16384
+        for node in self.known:
+            for slot in _OWNED[node.node_id]:
+                shards[slot] = Shard(node)
+        return SlotMap(tuple(shards), nodes=tuple(self.known))
+
+    async def refresh(self) -> None:
+        self.known, self.late = self.known + self.late, []
+        self.slot_map = self._map()
+
+
+_LATE_SLOT = key_slot(b"{late}")
+_OWNED = {"aaa": set(range(16384)) - {_LATE_SLOT}, "ccc": {_LATE_SLOT}}
+
+
+async def test_a_slot_unassigned_in_the_map_but_assigned_by_a_node_is_not_skipped() -> None:
+    # The pool's map shows _LATE_SLOT unassigned; aaa has heard that ccc (a node
+    # the map does not list yet) owns it. The scan must not take it as empty.
+    others = f"0-{_LATE_SLOT - 1} {_LATE_SLOT + 1}-16383"
+    views = {
+        ("127.0.0.1", 7000): _FakeNode(
+            f"aaa 127.0.0.1:7000@17000 myself,master - 0 0 1 connected {others}\n"
+            f"ccc 127.0.0.1:7002@17002 master - 0 0 3 connected {_LATE_SLOT}\n",
+            [b"a:1"],
+        ),
+        ("127.0.0.1", 7002): _FakeNode(
+            f"ccc 127.0.0.1:7002@17002 myself,master - 0 0 3 connected {_LATE_SLOT}\n"
+            f"aaa 127.0.0.1:7000@17000 master - 0 0 1 connected {others}\n",
+            [b"{late}:1"],
+        ),
+    }
+    cluster = _FakeCluster(
+        [NodeInfo(("127.0.0.1", 7000), "aaa")], [NodeInfo(("127.0.0.1", 7002), "ccc")]
+    )
+    scan = cluster_scan(cluster, refresh=cluster.refresh, node=views.__getitem__)
+    assert sorted([key async for key in scan]) == [b"a:1", b"{late}:1"]
