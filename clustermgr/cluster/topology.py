@@ -13,7 +13,7 @@ two maps, so pools are created and closed only for nodes that came or went.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -291,13 +291,7 @@ def _identity(node: NodeInfo) -> _Identity:
 
 def _run_starts(shards: Sequence[Shard | None]) -> list[int]:
     """The first slot of each run of slots sharing one shard object."""
-    starts = [0]
-    previous = shards[0]
-    for slot, shard in enumerate(shards):
-        if shard is not previous:
-            starts.append(slot)
-            previous = shard
-    return starts
+    return [0, *(s for s in range(1, len(shards)) if shards[s] is not shards[s - 1])]
 
 
 def _view_key(view: SlotMap) -> tuple[int, int, Address]:
@@ -367,15 +361,14 @@ def merge_views(current: SlotMap | None, views: Sequence[SlotMap]) -> SlotMap:
                 base, master=replace(base.master, config_epoch=epoch)
             )
         out[start:end] = [shard] * (end - start)
-    return SlotMap(tuple(out), ordered[0].epoch, ordered[0].source, _merged_nodes(out, ordered))
+    nodes = _merged_nodes(built.values(), ordered)
+    return SlotMap(tuple(out), ordered[0].epoch, ordered[0].source, nodes)
 
 
-def _merged_nodes(
-    shards: Sequence[Shard | None], ordered: Sequence[SlotMap]
-) -> tuple[NodeInfo, ...]:
+def _merged_nodes(shards: Iterable[Shard], ordered: Sequence[SlotMap]) -> tuple[NodeInfo, ...]:
     """Members of the merged shards, then any other node as the best view lists it."""
     found: dict[Address, NodeInfo] = {}
-    for shard in dict.fromkeys(s for s in shards if s is not None):
+    for shard in shards:
         for node in (shard.master, *shard.replicas):
             found.setdefault(node.address, node)
     for view in ordered:
