@@ -66,8 +66,8 @@ from .topology import (
     Address,
     Shard,
     SlotMap,
-    best_map,
     diff_maps,
+    merge_views,
     read_slot_map,
 )
 
@@ -159,7 +159,6 @@ class ClusterPool(Router):
         self._masters: list[ConnectionsPool] = []
         self._pools: dict[Address, ConnectionsPool] = {}
         self._latency: dict[Address, float] = {}
-        self._stale_views = 0
         self._refresh = RefreshEngine(self._reload, self._options)
         self._health = NodeHealth()
         self._reloads = 0
@@ -262,19 +261,11 @@ class ClusterPool(Router):
                     raise result
             if maps:
                 break
-        best = best_map(maps)
-        if best is None:
+        if not maps:
             raise ConnectError(
                 "no cluster node returned a slot map (" + "; ".join(errors[-3:]) + ")"
             )
-        current = self._map
-        if current is not None and best.epoch < current.epoch and self._stale_views < 3:
-            self._stale_views += 1
-            logger.info("ignored a stale slot map (epoch %d < %d) from %s",
-                        best.epoch, current.epoch, best.source)
-            return
-        self._stale_views = 0
-        self._apply(best, reasons)
+        self._apply(merge_views(self._map, maps), reasons)
 
     async def _query(self, address: Address) -> SlotMap:
         async with _timeout(self._options.node_timeout):

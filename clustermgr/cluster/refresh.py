@@ -31,7 +31,7 @@ class RefreshOptions:
         period: seconds between periodic reloads (each jittered by +-20%);
             ``None`` turns periodic reloads off.
         min_interval: least time between two reloads (the rate limit).
-        query_nodes: how many nodes to ask per reload (best view wins).
+        query_nodes: how many nodes to ask per reload (their views are merged).
         node_timeout: seconds to wait for one node's answer.
     """
 

@@ -3,15 +3,18 @@
 :func:`parse_shards` reads ``CLUSTER SHARDS`` (Redis 7: roles, health,
 hostnames), :func:`parse_slots` reads ``CLUSTER SLOTS`` (older servers). Both
 build a :class:`SlotMap`: a 16384-entry tuple ``slot -> Shard`` for O(1)
-lookup plus the nodes it names. :func:`diff_maps` says what changed between
+lookup plus the nodes it names; :func:`parse_config_epochs` reads each
+master's config epoch from ``CLUSTER NODES``. :func:`merge_views` merges
+several nodes' views the way Redis settles slot ownership (the claim of the
+highest config epoch wins), and :func:`diff_maps` says what changed between
 two maps, so pools are created and closed only for nodes that came or went.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ProtocolError, ReplyError
@@ -23,8 +26,9 @@ __all__ = [
     "NodeInfo",
     "Shard",
     "SlotMap",
-    "best_map",
     "diff_maps",
+    "merge_views",
+    "parse_config_epochs",
     "parse_epoch",
     "parse_shards",
     "parse_slots",
@@ -44,6 +48,7 @@ class NodeInfo:
     health: str = "online"  # "online", "failed" or "loading"
     replication_offset: int = 0
     hostname: str = ""
+    config_epoch: int = 0  # a master's, as the view knows it (0: unknown)
 
     @property
     def is_master(self) -> bool:
@@ -118,11 +123,6 @@ class SlotMap:
                 out.append((slot, slot, address))
         return out
 
-    def score(self) -> tuple[int, int, int]:
-        """How much to trust this view: config epoch, then coverage, then healthy masters."""
-        healthy = sum(1 for m in self.masters if m.is_healthy)
-        return (self.epoch, self.covered, healthy)
-
 
 @dataclass(frozen=True)
 class MapDiff:
@@ -144,7 +144,9 @@ def _pairs(items: Sequence[Any]) -> dict[str, Any]:
     return {to_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
 
 
-def _node_from_shards(entry: Sequence[Any], default_host: str, tls: bool) -> NodeInfo:
+def _node_from_shards(
+    entry: Sequence[Any], default_host: str, tls: bool, epochs: Mapping[str, int]
+) -> NodeInfo:
     info = _pairs(entry)
     host = to_text(info.get("endpoint") or info.get("ip") or default_host)
     if host in ("", "?"):
@@ -154,26 +156,35 @@ def _node_from_shards(entry: Sequence[Any], default_host: str, tls: bool) -> Nod
     port = info.get(wanted) or info.get(other)
     if port is None:
         raise ProtocolError(f"CLUSTER SHARDS node without a port: {entry!r}")
+    node_id = to_text(info.get("id", ""))
     return NodeInfo(
         address=(host, int(port)),
-        node_id=to_text(info.get("id", "")),
+        node_id=node_id,
         role="master" if to_text(info.get("role", "master")) == "master" else "replica",
         health=to_text(info.get("health", "online")),
         replication_offset=int(info.get("replication-offset", 0) or 0),
         hostname=to_text(info.get("hostname", "")),
+        config_epoch=epochs.get(node_id, 0),
     )
 
 
 def parse_shards(
-    reply: Any, *, epoch: int = 0, source: Address | None = None, tls: bool = False
+    reply: Any,
+    *,
+    epoch: int = 0,
+    source: Address | None = None,
+    tls: bool = False,
+    config_epochs: Mapping[str, int] | None = None,
 ) -> SlotMap:
     """Build a :class:`SlotMap` from a ``CLUSTER SHARDS`` reply.
 
     ``source`` is the node that answered (its host replaces an unknown
     endpoint); ``epoch`` is its ``cluster_current_epoch``. With ``tls`` each
     node's ``tls-port`` is used when listed (else its ``port``), without it
-    the other way round.
+    the other way round. ``config_epochs`` (node id -> config epoch, see
+    :func:`parse_config_epochs`) fills :attr:`NodeInfo.config_epoch`.
     """
+    epochs = config_epochs or {}
     default_host = source[0] if source else "127.0.0.1"
     slots: list[Shard | None] = [None] * SLOT_COUNT
     nodes: list[NodeInfo] = []
@@ -181,7 +192,7 @@ def parse_shards(
         for raw in reply:
             shard_info = _pairs(raw)
             members = [
-                _node_from_shards(n, default_host, tls) for n in shard_info.get("nodes", ())
+                _node_from_shards(n, default_host, tls, epochs) for n in shard_info.get("nodes", ())
             ]
             nodes.extend(members)
             masters = [m for m in members if m.is_master]
@@ -205,8 +216,15 @@ def parse_shards(
     return SlotMap(tuple(slots), epoch, source, tuple(nodes))
 
 
-def parse_slots(reply: Any, *, epoch: int = 0, source: Address | None = None) -> SlotMap:
+def parse_slots(
+    reply: Any,
+    *,
+    epoch: int = 0,
+    source: Address | None = None,
+    config_epochs: Mapping[str, int] | None = None,
+) -> SlotMap:
     """Build a :class:`SlotMap` from a ``CLUSTER SLOTS`` reply (servers before 7.0)."""
+    epochs = config_epochs or {}
     default_host = source[0] if source else "127.0.0.1"
     slots: list[Shard | None] = [None] * SLOT_COUNT
     nodes: dict[Address, NodeInfo] = {}
@@ -215,10 +233,12 @@ def parse_slots(reply: Any, *, epoch: int = 0, source: Address | None = None) ->
         host = to_text(entry[0]) or default_host
         if host == "?":
             host = default_host
+        node_id = to_text(entry[2]) if len(entry) > 2 else ""
         info = NodeInfo(
             address=(host, int(entry[1])),
-            node_id=to_text(entry[2]) if len(entry) > 2 else "",
+            node_id=node_id,
             role=role,
+            config_epoch=epochs.get(node_id, 0) if role == "master" else 0,
         )
         nodes.setdefault(info.address, info)
         return info
@@ -245,9 +265,116 @@ def parse_epoch(info_reply: Any) -> int:
     return 0
 
 
-def best_map(maps: Iterable[SlotMap]) -> SlotMap | None:
-    """The most trustworthy of several views (see :meth:`SlotMap.score`)."""
-    return max(maps, key=SlotMap.score, default=None)
+def parse_config_epochs(nodes_reply: Any) -> dict[str, int]:
+    """``node id -> config epoch`` of the masters in a ``CLUSTER NODES`` reply.
+
+    Replicas are left out: their line shows their master's epoch, not a claim.
+    """
+    epochs: dict[str, int] = {}
+    for line in to_text(nodes_reply).splitlines():
+        fields = line.split()
+        if len(fields) < 8 or "master" not in fields[2].split(","):
+            continue
+        try:
+            epochs[fields[0]] = int(fields[6])
+        except ValueError as exc:
+            raise ProtocolError(f"cannot parse CLUSTER NODES line: {line!r}") from exc
+    return epochs
+
+
+_Identity = str | Address
+
+
+def _identity(node: NodeInfo) -> _Identity:
+    return node.node_id or node.address
+
+
+def _run_starts(shards: Sequence[Shard | None]) -> list[int]:
+    """The first slot of each run of slots sharing one shard object."""
+    return [0, *(s for s in range(1, len(shards)) if shards[s] is not shards[s - 1])]
+
+
+def _view_key(view: SlotMap) -> tuple[int, int, Address]:
+    return (view.epoch, view.covered, view.source or ("", -1))
+
+
+def merge_views(current: SlotMap | None, views: Sequence[SlotMap]) -> SlotMap:
+    """One slot map from several nodes' views, settled per slot as Redis does.
+
+    Each view's owner of a slot is a claim ranked by the owner's config
+    epoch in that view, then by being made by the owner itself, then by
+    being fresh (from ``views``, not ``current``); ties go to the lowest
+    address. ``current`` (the map in use) takes part so that a stale view
+    can never move a slot back to an owner of lower config epoch; its claim
+    counts only while some view still knows the owner (a cluster reset or a
+    forgotten node does not pin old owners). The result depends only on the
+    set of views (from distinct nodes), and merging again with the same
+    views changes nothing. Each owner's replicas and health come from the
+    view where its config epoch is highest (the owner's own view on a tie).
+    ``views`` must not be empty.
+    """
+    if not views:
+        raise ValueError("merge_views needs at least one view")
+    ordered = sorted(views, key=_view_key, reverse=True)
+    starts_per_view = [_run_starts(v.shards) for v in ordered]
+    known: set[_Identity] = set()
+    freshest: dict[_Identity, tuple[tuple[int, bool, int], Shard]] = {}
+    for index, (view, starts) in enumerate(zip(ordered, starts_per_view, strict=True)):
+        known.update(_identity(n) for n in view.nodes)
+        for start in starts:
+            shard = view.shards[start]
+            if shard is None:
+                continue
+            master = shard.master
+            known.add(_identity(master))
+            known.update(_identity(r) for r in shard.replicas)
+            rank = (master.config_epoch, view.source == master.address, -index)
+            ident = _identity(master)
+            if ident not in freshest or rank > freshest[ident][0]:
+                freshest[ident] = (rank, shard)
+    sources: list[tuple[SlotMap, bool]] = [(v, True) for v in ordered]
+    boundaries = set().union(*starts_per_view)
+    if current is not None:
+        sources.append((current, False))
+        boundaries.update(_run_starts(current.shards))
+    cuts = sorted(boundaries)
+    out: list[Shard | None] = [None] * SLOT_COUNT
+    built: dict[tuple[_Identity, int], Shard] = {}
+    for start, end in zip(cuts, [*cuts[1:], SLOT_COUNT], strict=True):
+        best: tuple[tuple[int, bool, bool, Address, str], Shard] | None = None
+        for view, fresh in sources:
+            shard = view.shards[start]
+            if shard is None or (not fresh and _identity(shard.master) not in known):
+                continue
+            master = shard.master
+            own = fresh and view.source == master.address
+            key = (-master.config_epoch, not own, not fresh, master.address, master.node_id)
+            if best is None or key < best[0]:
+                best = (key, shard)
+        if best is None:
+            continue
+        owner, epoch = _identity(best[1].master), -best[0][0]
+        shard = built.get((owner, epoch))
+        if shard is None:
+            base = freshest[owner][1] if owner in freshest else best[1]
+            shard = built[(owner, epoch)] = replace(
+                base, master=replace(base.master, config_epoch=epoch)
+            )
+        out[start:end] = [shard] * (end - start)
+    nodes = _merged_nodes(built.values(), ordered)
+    return SlotMap(tuple(out), ordered[0].epoch, ordered[0].source, nodes)
+
+
+def _merged_nodes(shards: Iterable[Shard], ordered: Sequence[SlotMap]) -> tuple[NodeInfo, ...]:
+    """Members of the merged shards, then any other node as the best view lists it."""
+    found: dict[Address, NodeInfo] = {}
+    for shard in shards:
+        for node in (shard.master, *shard.replicas):
+            found.setdefault(node.address, node)
+    for view in ordered:
+        for node in view.nodes:
+            found.setdefault(node.address, node)
+    return tuple(found.values())
 
 
 def diff_maps(old: SlotMap | None, new: SlotMap, *, replicas: bool = False) -> MapDiff:
@@ -267,24 +394,33 @@ def diff_maps(old: SlotMap | None, new: SlotMap, *, replicas: bool = False) -> M
 async def read_slot_map(execute: Any, address: Address, *, tls: bool = False) -> SlotMap:
     """Read one node's view of the cluster through ``execute`` (a connection's or pool's).
 
-    ``CLUSTER SHARDS`` with the node's ``CLUSTER INFO`` epoch; ``CLUSTER SLOTS``
-    on servers older than Redis 7 (which name the port of the asking
-    connection's kind). ``tls``: the caller connects with TLS, so nodes are
+    ``CLUSTER SHARDS`` with the node's ``CLUSTER INFO`` epoch and the masters'
+    config epochs from ``CLUSTER NODES`` (whose ``ip:port`` column names the
+    port of the asking connection's kind, so addresses come from SHARDS);
+    ``CLUSTER SLOTS`` on servers older than Redis 7 (which name the port of
+    the asking connection's kind). ``tls``: the caller connects with TLS, so nodes are
     reached on their ``tls-port``.
     """
-    replies: tuple[Any, Any] = await asyncio.gather(
+    replies: tuple[Any, Any, Any] = await asyncio.gather(
         execute(b"CLUSTER", b"INFO", encoding=None),
         execute(b"CLUSTER", b"SHARDS", encoding=None),
+        execute(b"CLUSTER", b"NODES", encoding=None),
         return_exceptions=True,
     )
-    info, shards = replies
+    info, shards, nodes = replies
     if isinstance(info, BaseException):
         raise info
     epoch = parse_epoch(info)
+    if isinstance(nodes, ReplyError):  # not allowed: config epochs unknown (0)
+        epochs: dict[str, int] = {}
+    elif isinstance(nodes, BaseException):
+        raise nodes
+    else:
+        epochs = parse_config_epochs(nodes)
     try:
         if isinstance(shards, BaseException):
             raise shards
-        return parse_shards(shards, epoch=epoch, source=address, tls=tls)
+        return parse_shards(shards, epoch=epoch, source=address, tls=tls, config_epochs=epochs)
     except ReplyError:  # before Redis 7: no CLUSTER SHARDS
         reply = await execute(b"CLUSTER", b"SLOTS", encoding=None)
-        return parse_slots(reply, epoch=epoch, source=address)
+        return parse_slots(reply, epoch=epoch, source=address, config_epochs=epochs)
