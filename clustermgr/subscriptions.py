@@ -24,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .abc import AbcChannel
+from .backoff import Backoff
 from .connection import RedisConnection
 from .errors import (
     AuthError,
@@ -231,7 +231,7 @@ class PubSubLink:
         self._connect = connect
         self._spawn = spawn
         self._describe = describe
-        self._reconnect_delay = reconnect_delay
+        self._backoff = Backoff(base=reconnect_delay[0], cap=reconnect_delay[1])
         self._on_lost = on_lost
         self._on_restored = on_restored
         self.subscriptions = SubscriptionSet()
@@ -362,7 +362,6 @@ class PubSubLink:
             self._task = self._spawn(self._reconnect())
 
     async def _reconnect(self) -> None:
-        delay, max_delay = self._reconnect_delay
         attempt = 0
         lost_at = self._lost_at
         while not self._closed and (self.subscriptions.count or self._queue):
@@ -393,7 +392,7 @@ class PubSubLink:
             if not (self.subscriptions.count or self._queue):
                 break
             attempt += 1
-            pause = min(max_delay, delay * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0)
+            pause = self._backoff.delay(attempt)
             log = logger.warning if attempt == 1 or attempt % 20 == 0 else logger.debug
             log("pub/sub reconnect to %s failed (attempt %d): %s; retrying in %.2fs",
                 self._describe, attempt, error, pause)

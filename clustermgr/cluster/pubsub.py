@@ -16,12 +16,12 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import time
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..abc import AbcChannel
+from ..backoff import Backoff
 from ..errors import ConnectionClosedError, PoolClosedError, RedisError, TimeoutError
 from ..events import PubSubDisconnected, PubSubResubscribed
 from ..pool import ConnectionsPool
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from .pool import ClusterPool
 
 __all__ = ["ClusterPubSub"]
+
+_RESUBSCRIBE = Backoff(base=0.02, cap=1.0)  # between tries to place one subscription
 
 logger = logging.getLogger("clustermgr.pubsub")
 
@@ -232,7 +234,7 @@ class ClusterPubSub:
                             "pubsub redirect", cluster._options.node_timeout
                         )
             attempt += 1
-            await asyncio.sleep(min(1.0, 0.02 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1))
+            await _RESUBSCRIBE.sleep(attempt)
 
     def _restored(self, key: Key, pool: ConnectionsPool, lost_at: float) -> None:
         pool.counters.resubscribes += 1
