@@ -23,6 +23,7 @@ The data path, top-down:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
@@ -163,7 +164,11 @@ class ClusterPool(Router):
         self._refresh = RefreshEngine(self._reload, self._options)
         self._health = NodeHealth()
         self._reloads = 0
-        self._pubsub = ClusterPubSub(self)
+        self._pubsub = ClusterPubSub(
+            spawn=self._tasks.spawn, slot_owner=self._route_slot, masters=lambda: self._masters,
+            refresh=self._refresh_now, trigger=self._refresh.trigger,
+            retry_timeout=self._retry_timeout, events=self.events,
+        )
 
     # -- startup ----------------------------------------------------------
 
@@ -620,10 +625,12 @@ class ClusterPool(Router):
         """Async iterator over the keys of every master (each key once per pass)."""
         from .scan import cluster_scan
 
-        return cluster_scan(self, refresh=self._refresh_for_scan, match=match, count=count)
+        refresh = functools.partial(self._refresh_now, "scan")
+        return cluster_scan(self, refresh=refresh, match=match, count=count)
 
-    async def _refresh_for_scan(self) -> None:
-        await self._refresh.refresh("scan", self._options.node_timeout)
+    async def _refresh_now(self, reason: str) -> None:
+        """Reload the slot map (coalesced, rate-limited) and wait for it."""
+        await self._refresh.refresh(reason, self._options.node_timeout)
 
     # -- stats ------------------------------------------------------------
 
@@ -641,10 +648,6 @@ class ClusterPool(Router):
         return {"refreshes": self._reloads}
 
     # -- state ------------------------------------------------------------
-
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        """Run ``coro`` in the pool's task set (used by :mod:`.pubsub`)."""
-        return self._tasks.spawn(coro)
 
     def _shutdown(self) -> None:
         self._pubsub.close()
