@@ -14,24 +14,22 @@ import asyncio
 import functools
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ._timeout import timeout as _timeout
 from .abc import AbcChannel, AbcConnection, AbcPool
 from .address import ServerAddress, parse_address
 from .connection import RedisConnection, create_connection
+from .connset import ConnectionSet
 from .errors import (
     PoolClosedError,
     RedisError,
     ReplyError,
     RouteError,
-    TimeoutError,
 )
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
-from .handback import Action, KnownState, judge, restore
+from .handback import KnownState
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
 from .pubsub import PUBSUB_COMMANDS
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
@@ -54,10 +52,6 @@ _SPECIAL = {
     **case_variants(*(name.decode() for name in PUBSUB_COMMANDS)),
     **BLOCKING_COMMANDS,
 }
-# Above this many replies outstanding on every free connection, open another.
-_GROW_AT_IN_FLIGHT = 64
-# A released connection whose reset is not confirmed within this many seconds is closed.
-_RESET_TIMEOUT = 2.0
 
 
 def _check_timeout(name: str, value: float | None) -> None:
@@ -107,24 +101,23 @@ class ConnectionsPool(AbcPool):
         self._connection_cls = connection_cls
         self._minsize = minsize
         self._maxsize = maxsize
-        self._acquire_timeout = acquire_timeout
         self._on_connect = on_connect
-        self._reconnect_delay = reconnect_delay
         self._read_timeout = read_timeout
         self._db = self._address.db or 0
         self._known = KnownState(db=self._db, credentials=self._credentials())
-        self._free: deque[RedisConnection] = deque()
-        self._used: set[RedisConnection] = set()
-        self._resetting: set[RedisConnection] = set()  # released, reset not yet confirmed
-        self._connecting = 0
-        self._waiters: deque[asyncio.Future[RedisConnection]] = deque()
         self._closing = False
-        self._closed_event: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._all: set[RedisConnection] = set()
+        self._counters = Counters()
+        self._conns = ConnectionSet(
+            connect=self._create, known=lambda: self._known, spawn=self._spawn,
+            on_exhausted=self._exhausted, counters=self._counters,
+            describe=self._address_text, maxsize=maxsize, acquire_timeout=acquire_timeout,
+        )
+        # The hot path's one call: a bound method in the instance dict.
+        self._pick = self._conns.pick
         # Pub/sub: the subscriptions we want, kept on one reconnecting connection.
         self._pubsub = PubSubLink(
-            connect=self._connect_pubsub, spawn=self._spawn,
+            connect=self._create, spawn=self._spawn,
             describe=f"pool for {self._address_text}", reconnect_delay=reconnect_delay,
             on_lost=self._pubsub_lost, on_restored=self._pubsub_restored,
         )
@@ -132,7 +125,6 @@ class ConnectionsPool(AbcPool):
         self.on_resubscribed: Callable[[ConnectionsPool, float], None] | None = None
         #: Events of this pool (a cluster or sentinel pool shares its own bus here).
         self.events = EventBus()
-        self._counters = Counters()
         self._latency: LatencyHistogram | None = None
 
     # -- connections ------------------------------------------------------
@@ -159,33 +151,8 @@ class ConnectionsPool(AbcPool):
             raise PoolClosedError(f"pool for {self._address_text} was closed")
         # What on_connect set up (READONLY on a cluster replica) is the known state.
         self._known = replace(self._known, readonly=conn.state.readonly)
-        self._all.add(conn)
         conn.stats = self._counters
         self._counters.connects += 1
-        return conn
-
-    async def _create_counted(self) -> RedisConnection:
-        self._connecting += 1
-        try:
-            return await self._create()
-        finally:
-            self._connecting -= 1
-
-    async def _create_checked(self) -> RedisConnection:
-        """A new connection whose first reply proves it usable.
-
-        A server at ``maxclients`` accepts the socket, sends an error and
-        closes it: that error (:class:`~clustermgr.errors.MaxClientsError`)
-        is raised here instead of a dead connection joining the pool.
-        """
-        conn = await self._create_counted()
-        try:
-            await conn.execute(b"PING", encoding=None)
-        except BaseException:
-            self._all.discard(conn)
-            conn.close()
-            await conn.wait_closed()
-            raise
         return conn
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -194,64 +161,12 @@ class ConnectionsPool(AbcPool):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _grow(self) -> None:
-        # _connecting was raised by the caller, so that one tick spawns one growth.
-        try:
-            conn = await self._create()
-        except Exception as exc:  # background growth; callers are still served
-            logger.debug("could not add a connection to %s: %s", self._address_text, exc)
-            return
-        finally:
-            self._connecting -= 1
-        self._put_free(conn)
-
-    def _put_free(self, conn: RedisConnection) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._used.add(conn)
-                waiter.set_result(conn)
-                return
-        self._free.append(conn)
-
     async def fill(self) -> None:
         """Open connections until ``minsize`` are open, each checked by a reply.
 
         Raises the first failure (ConnectError, AuthError, MaxClientsError, ...).
         """
-        missing = self._minsize - self.size
-        if missing <= 0:
-            return
-        results = await asyncio.gather(
-            *(self._create_checked() for _ in range(missing)), return_exceptions=True
-        )
-        errors = [r for r in results if isinstance(r, BaseException)]
-        for result in results:
-            if isinstance(result, RedisConnection):
-                self._put_free(result)
-        if errors:
-            raise errors[0]
-
-    def _pick(self) -> RedisConnection | None:
-        free = self._free
-        while free:
-            conn = free[0]
-            if conn._closing:
-                free.popleft()
-                self._all.discard(conn)
-                continue
-            if len(free) > 1:
-                free.rotate(-1)
-            if (
-                len(conn._waiters) > _GROW_AT_IN_FLIGHT
-                and not self._connecting
-                and self.size < self._maxsize
-                and not self._closing
-            ):
-                self._connecting += 1
-                self._spawn(self._grow())
-            return conn
-        return None
+        await self._conns.fill(self._minsize)
 
     # -- AbcPool ----------------------------------------------------------
 
@@ -368,40 +283,11 @@ class ConnectionsPool(AbcPool):
         """
         if self._closing:
             raise PoolClosedError(f"pool for {self._address_text} is closed")
-        free = self._free
-        # Prefer an idle connection, so the exclusive user does not queue
-        # behind other callers' replies.
-        for _ in range(len(free)):
-            conn = free.popleft()
-            if conn._closing:
-                self._all.discard(conn)
-                continue
-            if not conn._waiters or not free:
-                self._used.add(conn)
-                return conn
-            free.append(conn)
-        if self.size < self._maxsize:
-            conn = await self._create_counted()
-            self._used.add(conn)
-            return conn
-        waiter: asyncio.Future[RedisConnection] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        self._counters.exhausted += 1
+        return await self._conns.acquire()
+
+    def _exhausted(self) -> None:
         if self.events.active:
             self.events.emit(PoolExhausted(self.address, self.waiting, self._maxsize))
-        try:
-            async with _timeout(self._acquire_timeout):
-                return await waiter
-        except asyncio.TimeoutError:
-            self._counters.error("TimeoutError")
-            raise TimeoutError(
-                f"no connection to {self._address_text} became free within "
-                f"{self._acquire_timeout}s (maxsize={self._maxsize})"
-            ) from None
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self.release(waiter.result())
-            raise
 
     def release(self, conn: AbcConnection) -> None:
         """Give back an acquired connection under the hand-back contract.
@@ -411,49 +297,7 @@ class ConnectionsPool(AbcPool):
         confirmed before reuse); one subscribed, blocked or closed is closed
         (see :func:`clustermgr.handback.judge`).
         """
-        if not isinstance(conn, RedisConnection) or conn not in self._used:
-            raise ValueError(f"{conn!r} was not acquired from this pool")
-        self._used.discard(conn)
-        verdict = judge(conn.state, self._known)
-        if verdict.action is Action.CLEAN and not self._closing:
-            self._put_free(conn)
-        elif verdict.action is Action.RESET and not self._closing:
-            logger.debug("resetting %r before reuse: %s", conn, verdict.reason)
-            self._resetting.add(conn)
-            self._spawn(self._reset(conn))
-        else:
-            self._discard(conn)
-
-    async def _reset(self, conn: RedisConnection) -> None:
-        clean = False
-        try:
-            clean = await restore(conn, self._known, timeout=_RESET_TIMEOUT)
-        finally:
-            self._resetting.discard(conn)
-            if clean and not self._closing:
-                self._put_free(conn)
-            else:
-                self._discard(conn)
-
-    def _discard(self, conn: RedisConnection) -> None:
-        """Close a connection that must not be shared again; a waiter may take its place."""
-        conn.close()
-        self._all.discard(conn)
-        self._spawn(conn.wait_closed())
-        if self._waiters and not self._closing:
-            self._spawn(self._replace_for_waiter())
-
-    async def _replace_for_waiter(self) -> None:
-        try:
-            conn = await self._create_counted()
-        except Exception as exc:
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_exception(exc)
-                    break
-            return
-        self._put_free(conn)
+        self._conns.release(conn)
 
     # -- pub/sub ----------------------------------------------------------
 
@@ -468,11 +312,6 @@ class ConnectionsPool(AbcPool):
         if self._closing:
             raise PoolClosedError(f"pool for {self._address_text} is closed")
         return self._pubsub.execute(command, channels)
-
-    async def _connect_pubsub(self) -> RedisConnection:
-        conn = await self._create()
-        self._all.discard(conn)  # the link owns it
-        return conn
 
     def _pubsub_lost(self, cause: BaseException | None) -> None:
         reason = str(cause or "closed by the server")
@@ -580,10 +419,11 @@ class ConnectionsPool(AbcPool):
             self._db = db
             self._address = replace(self._address, db=db)
             self._known = replace(self._known, db=db)
+        free = self._conns.free
         for conn in conns:  # never share a connection on another db than the pool's
-            if conn.db != self._db and conn in self._free:
-                self._free.remove(conn)
-                self._discard(conn)
+            if conn.db != self._db and conn in free:
+                free.remove(conn)
+                self._conns.discard(conn)
         if refused is not None:
             raise refused
         return True
@@ -623,7 +463,7 @@ class ConnectionsPool(AbcPool):
         self, command: bytes, *args: Any
     ) -> tuple[list[Any], list[RedisConnection]]:
         """Run ``command`` on every free connection (one opened if none); replies or errors."""
-        conns = [conn for conn in self._free if not conn.closed]
+        conns = [conn for conn in self._conns.free if not conn.closed]
         borrowed = None if conns else await self.acquire()
         if borrowed is not None:
             conns = [borrowed]
@@ -639,36 +479,24 @@ class ConnectionsPool(AbcPool):
 
     async def clear(self) -> None:
         """Close every free connection (acquired ones close when released)."""
-        conns = list(self._free)
-        self._free.clear()
-        for conn in conns:
-            conn.close()
-            self._all.discard(conn)
-        await asyncio.gather(*(c.wait_closed() for c in conns))
+        await self._conns.clear()
 
     def close(self) -> None:
         """Close the pool: every connection, the pub/sub one, and its channels."""
         if self._closing:
             return
         self._closing = True
-        error = PoolClosedError(f"pool for {self._address_text} was closed")
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(error)
-        for conn in list(self._all):
-            conn.close()
+        self._conns.close(PoolClosedError(f"pool for {self._address_text} was closed"))
         self._pubsub.close()
 
     async def wait_closed(self) -> None:
         """Wait until every connection and background task has finished."""
-        conns = list(self._all)
+        conns = list(self._conns.all)
         await asyncio.gather(*(c.wait_closed() for c in conns), self._pubsub.wait_closed())
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._free.clear()
-        self._all.clear()
+        self._conns.forget()
 
     @property
     def closed(self) -> bool:
@@ -713,17 +541,17 @@ class ConnectionsPool(AbcPool):
     @property
     def size(self) -> int:
         """Connections open or opening."""
-        return len(self._free) + len(self._used) + len(self._resetting) + self._connecting
+        return self._conns.size
 
     @property
     def freesize(self) -> int:
         """Connections not acquired."""
-        return len(self._free)
+        return len(self._conns.free)
 
     @property
     def waiting(self) -> int:
         """Callers waiting in :meth:`acquire`."""
-        return sum(1 for w in self._waiters if not w.done())
+        return self._conns.waiting
 
     @property
     def in_transaction(self) -> bool:
@@ -733,7 +561,7 @@ class ConnectionsPool(AbcPool):
     @property
     def in_flight(self) -> int:
         """Commands sent or queued on the pool's connections, replies not yet in."""
-        return sum(conn.in_flight for conn in self._all)
+        return self._conns.in_flight
 
     def __repr__(self) -> str:
         return (

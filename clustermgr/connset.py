@@ -1,0 +1,296 @@
+"""The connections of one pool: shared, lent out, being reset, and who waits for one.
+
+:class:`ConnectionSet` is the bookkeeping under
+:class:`~clustermgr.pool.ConnectionsPool`: which connections are free to
+share (:meth:`~ConnectionSet.pick`, rotating, growing the set when every
+one is busy), which are lent for exclusive use (:meth:`~ConnectionSet.acquire`,
+FIFO waiters, ``acquire_timeout``) and what happens when one comes back
+(:meth:`~ConnectionSet.release`, under the hand-back contract of
+:mod:`clustermgr.handback`: clean, reset first, or closed). It opens
+connections only through the ``connect`` callable it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._timeout import timeout as _timeout
+from .abc import AbcConnection
+from .connection import RedisConnection
+from .errors import PoolClosedError, TimeoutError
+from .handback import Action, KnownState, judge, restore
+from .stats import Counters
+
+__all__ = ["ConnectionSet"]
+
+logger = logging.getLogger("clustermgr.pool")
+
+# Above this many replies outstanding on every free connection, open another.
+_GROW_AT_IN_FLIGHT = 64
+# A released connection whose reset is not confirmed within this many seconds is closed.
+_RESET_TIMEOUT = 2.0
+
+
+class ConnectionSet:
+    """Free, lent and resetting connections of one pool, and the callers waiting.
+
+    ``connect()`` opens a connection ready for use (the pool's address,
+    options and on-connect checks); ``known()`` is the state a returned
+    connection must be in to be shared again; ``spawn(coro)`` runs a task in
+    the pool's task set; ``on_exhausted()`` is called when a caller has to
+    wait for a connection. ``describe`` names the server in messages.
+    """
+
+    def __init__(
+        self,
+        *,
+        connect: Callable[[], Awaitable[RedisConnection]],
+        known: Callable[[], KnownState],
+        spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
+        on_exhausted: Callable[[], None],
+        counters: Counters,
+        describe: str,
+        maxsize: int,
+        acquire_timeout: float | None,
+    ) -> None:
+        self._connect = connect
+        self._known = known
+        self._spawn = spawn
+        self._on_exhausted = on_exhausted
+        self._counters = counters
+        self._describe = describe
+        self._maxsize = maxsize
+        self._acquire_timeout = acquire_timeout
+        #: Connections to share (``execute``), in rotation order.
+        self.free: deque[RedisConnection] = deque()
+        #: Every open connection of the set (free, lent or resetting).
+        self.all: set[RedisConnection] = set()
+        self._used: set[RedisConnection] = set()
+        self._resetting: set[RedisConnection] = set()  # released, reset not yet confirmed
+        self._connecting = 0
+        self._waiters: deque[asyncio.Future[RedisConnection]] = deque()
+        self._closing = False
+
+    # -- opening ----------------------------------------------------------
+
+    async def _open(self) -> RedisConnection:
+        conn = await self._connect()
+        self.all.add(conn)
+        return conn
+
+    async def _open_counted(self) -> RedisConnection:
+        self._connecting += 1
+        try:
+            return await self._open()
+        finally:
+            self._connecting -= 1
+
+    async def _open_checked(self) -> RedisConnection:
+        """A new connection whose first reply proves it usable.
+
+        A server at ``maxclients`` accepts the socket, sends an error and
+        closes it: that error (:class:`~clustermgr.errors.MaxClientsError`)
+        is raised here instead of a dead connection joining the pool.
+        """
+        conn = await self._open_counted()
+        try:
+            await conn.execute(b"PING", encoding=None)
+        except BaseException:
+            self.all.discard(conn)
+            conn.close()
+            await conn.wait_closed()
+            raise
+        return conn
+
+    async def _grow(self) -> None:
+        # _connecting was raised by the caller, so that one tick spawns one growth.
+        try:
+            conn = await self._open()
+        except Exception as exc:  # background growth; callers are still served
+            logger.debug("could not add a connection to %s: %s", self._describe, exc)
+            return
+        finally:
+            self._connecting -= 1
+        self._put_free(conn)
+
+    def _put_free(self, conn: RedisConnection) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._used.add(conn)
+                waiter.set_result(conn)
+                return
+        self.free.append(conn)
+
+    async def fill(self, minsize: int) -> None:
+        """Open connections until ``minsize`` are open, each checked by a reply.
+
+        Raises the first failure (ConnectError, AuthError, MaxClientsError, ...).
+        """
+        missing = minsize - self.size
+        if missing <= 0:
+            return
+        results = await asyncio.gather(
+            *(self._open_checked() for _ in range(missing)), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for result in results:
+            if isinstance(result, RedisConnection):
+                self._put_free(result)
+        if errors:
+            raise errors[0]
+
+    # -- shared use -------------------------------------------------------
+
+    def pick(self) -> RedisConnection | None:
+        """A free connection to send a command on now (rotating), or None."""
+        free = self.free
+        while free:
+            conn = free[0]
+            if conn._closing:
+                free.popleft()
+                self.all.discard(conn)
+                continue
+            if len(free) > 1:
+                free.rotate(-1)
+            if (
+                len(conn._waiters) > _GROW_AT_IN_FLIGHT
+                and not self._connecting
+                and self.size < self._maxsize
+                and not self._closing
+            ):
+                self._connecting += 1
+                self._spawn(self._grow())
+            return conn
+        return None
+
+    # -- exclusive use ----------------------------------------------------
+
+    async def acquire(self) -> RedisConnection:
+        """Take a connection for exclusive use; waits (FIFO) while all are taken."""
+        free = self.free
+        # Prefer an idle connection, so the exclusive user does not queue
+        # behind other callers' replies.
+        for _ in range(len(free)):
+            conn = free.popleft()
+            if conn._closing:
+                self.all.discard(conn)
+                continue
+            if not conn._waiters or not free:
+                self._used.add(conn)
+                return conn
+            free.append(conn)
+        if self.size < self._maxsize:
+            conn = await self._open_counted()
+            self._used.add(conn)
+            return conn
+        waiter: asyncio.Future[RedisConnection] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._counters.exhausted += 1
+        self._on_exhausted()
+        try:
+            async with _timeout(self._acquire_timeout):
+                return await waiter
+        except asyncio.TimeoutError:
+            self._counters.error("TimeoutError")
+            raise TimeoutError(
+                f"no connection to {self._describe} became free within "
+                f"{self._acquire_timeout}s (maxsize={self._maxsize})"
+            ) from None
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release(waiter.result())
+            raise
+
+    def release(self, conn: AbcConnection) -> None:
+        """Give back an acquired connection: shared again, reset first, or closed."""
+        if not isinstance(conn, RedisConnection) or conn not in self._used:
+            raise ValueError(f"{conn!r} was not acquired from this pool")
+        self._used.discard(conn)
+        verdict = judge(conn.state, self._known())
+        if verdict.action is Action.CLEAN and not self._closing:
+            self._put_free(conn)
+        elif verdict.action is Action.RESET and not self._closing:
+            logger.debug("resetting %r before reuse: %s", conn, verdict.reason)
+            self._resetting.add(conn)
+            self._spawn(self._reset(conn))
+        else:
+            self.discard(conn)
+
+    async def _reset(self, conn: RedisConnection) -> None:
+        clean = False
+        try:
+            clean = await restore(conn, self._known(), timeout=_RESET_TIMEOUT)
+        finally:
+            self._resetting.discard(conn)
+            if clean and not self._closing:
+                self._put_free(conn)
+            else:
+                self.discard(conn)
+
+    def discard(self, conn: RedisConnection) -> None:
+        """Close a connection that must not be shared again; a waiter may take its place."""
+        conn.close()
+        self.all.discard(conn)
+        self._spawn(conn.wait_closed())
+        if self._waiters and not self._closing:
+            self._spawn(self._replace_for_waiter())
+
+    async def _replace_for_waiter(self) -> None:
+        try:
+            conn = await self._open_counted()
+        except Exception as exc:
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.done():
+                    waiter.set_exception(exc)
+                    break
+            return
+        self._put_free(conn)
+
+    # -- closing ----------------------------------------------------------
+
+    async def clear(self) -> None:
+        """Close every free connection (acquired ones close when released)."""
+        conns = list(self.free)
+        self.free.clear()
+        for conn in conns:
+            conn.close()
+            self.all.discard(conn)
+        await asyncio.gather(*(c.wait_closed() for c in conns))
+
+    def close(self, error: PoolClosedError) -> None:
+        """Fail every waiter with ``error`` and close every connection."""
+        self._closing = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+        for conn in list(self.all):
+            conn.close()
+
+    def forget(self) -> None:
+        """Drop every connection (after close, once they are closed)."""
+        self.free.clear()
+        self.all.clear()
+
+    # -- numbers ----------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Connections open or opening."""
+        return len(self.free) + len(self._used) + len(self._resetting) + self._connecting
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting in :meth:`acquire`."""
+        return sum(1 for w in self._waiters if not w.done())
+
+    @property
+    def in_flight(self) -> int:
+        """Commands sent or queued on the connections, replies not yet in."""
+        return sum(conn.in_flight for conn in self.all)
