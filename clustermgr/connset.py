@@ -6,22 +6,24 @@ share (:meth:`~ConnectionSet.pick`, rotating, growing the set when every
 one is busy), which are lent for exclusive use (:meth:`~ConnectionSet.acquire`,
 FIFO waiters, ``acquire_timeout``) and what happens when one comes back
 (:meth:`~ConnectionSet.release`, under the hand-back contract of
-:mod:`clustermgr.handback`: clean, reset first, or closed). It opens
-connections only through the ``connect`` callable it is given.
+:mod:`clustermgr.handback`: clean, reset first, or closed), and runs the
+commands that need a lent connection (blocking ones, pool-wide SELECT/AUTH).
+It opens connections only through the ``connect`` callable it is given.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ._timeout import timeout as _timeout
 from .abc import AbcConnection
 from .connection import RedisConnection
-from .errors import PoolClosedError, TimeoutError
+from .errors import PoolClosedError, RedisError, TimeoutError
 from .handback import Action, KnownState, judge, restore
 from .stats import Counters
 
@@ -172,6 +174,8 @@ class ConnectionSet:
 
     async def acquire(self) -> RedisConnection:
         """Take a connection for exclusive use; waits (FIFO) while all are taken."""
+        if self._closing:
+            raise PoolClosedError(f"pool for {self._describe} is closed")
         free = self.free
         # Prefer an idle connection, so the exclusive user does not queue
         # behind other callers' replies.
@@ -252,6 +256,81 @@ class ConnectionSet:
             return
         self._put_free(conn)
 
+    # -- commands on lent connections ----------------------------------------
+
+    async def run_batch_exclusive(
+        self, commands: Sequence[Sequence[Any]], kwargs: dict[str, Any]
+    ) -> list[Any]:
+        """Run ``commands`` as one batch on an acquired connection."""
+        conn = await self.acquire()
+        try:
+            return await conn.execute_batch(commands, **kwargs)
+        finally:
+            self.release(conn)
+
+    async def run_exclusive(
+        self,
+        future: asyncio.Future[Any],
+        command: bytes | str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        encoding: str | None,
+    ) -> None:
+        """Run one command on an acquired connection and resolve ``future``.
+
+        ``encoding`` is the pool's default reply codec (for ``on_error``).
+        A failure to get a connection goes through the caller's ``on_error``
+        hook like any other connection error (the command was not sent). A
+        caller who gives up (cancels ``future``) cancels the command: a
+        blocking one then closes its connection, so the server never serves
+        it to nobody. The reply is copied to ``future`` by a done callback (not
+        when this task resumes); a reply that still loses that race is logged.
+        """
+        try:
+            conn = await self.acquire()
+        except (RedisError, OSError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                exc = PoolClosedError(f"pool for {self._describe} was closed")
+            on_error = kwargs.get("on_error")
+            encoding = kwargs.get("encoding", encoding)
+            if future.done() or (
+                on_error is not None and on_error(future, exc, command, args, encoding)
+            ):
+                return
+            future.set_exception(exc)
+            return
+        try:
+            if future.done():  # the caller gave up while waiting: nothing is sent
+                return
+            try:
+                reply = conn.execute(command, *args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+                return
+            future.add_done_callback(functools.partial(_cancel_with, reply))
+            reply.add_done_callback(functools.partial(_settle, future, command))
+            await asyncio.wait((reply,))  # its outcome goes to ``future`` by _settle
+        finally:
+            self.release(conn)
+
+    async def on_free(
+        self, command: bytes, *args: Any
+    ) -> tuple[list[Any], list[RedisConnection]]:
+        """Run ``command`` on every free connection (one opened if none); replies or errors."""
+        conns = [conn for conn in self.free if not conn.closed]
+        borrowed = None if conns else await self.acquire()
+        if borrowed is not None:
+            conns = [borrowed]
+        try:
+            results = await asyncio.gather(
+                *(conn.execute(command, *args, encoding=None) for conn in conns),
+                return_exceptions=True,
+            )
+        finally:
+            if borrowed is not None:
+                self.release(borrowed)
+        return results, conns
+
     # -- closing ----------------------------------------------------------
 
     async def clear(self) -> None:
@@ -294,3 +373,25 @@ class ConnectionSet:
     def in_flight(self) -> int:
         """Commands sent or queued on the connections, replies not yet in."""
         return sum(conn.in_flight for conn in self.all)
+
+
+def _cancel_with(reply: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
+    if future.cancelled():
+        reply.cancel()
+
+
+def _settle(future: asyncio.Future[Any], command: Any, reply: asyncio.Future[Any]) -> None:
+    """Copy ``reply``'s outcome to the caller's ``future``."""
+    if reply.cancelled():
+        if not future.done():
+            future.set_exception(PoolClosedError("the pool was closed"))
+        return
+    error = reply.exception()
+    if future.done():
+        if error is None and future.cancelled() and reply.result() is not None:
+            logger.warning("the reply to %r arrived as its caller gave up; dropped", command)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(reply.result())

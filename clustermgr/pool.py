@@ -24,7 +24,6 @@ from .connection import RedisConnection, create_connection
 from .connset import ConnectionSet
 from .errors import (
     PoolClosedError,
-    RedisError,
     ReplyError,
     RouteError,
 )
@@ -38,7 +37,6 @@ from .tlsopts import resolve_tls
 
 __all__ = ["ConnectionsPool", "create_pool"]
 
-logger = logging.getLogger("clustermgr.pool")
 pubsub_logger = logging.getLogger("clustermgr.pubsub")
 
 OnConnect = Callable[[RedisConnection], Awaitable[None]]
@@ -193,7 +191,7 @@ class ConnectionsPool(AbcPool):
             if conn is not None:
                 return conn.execute(command, *args, **kwargs)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._spawn(self._execute_exclusive(future, command, args, kwargs))
+        self._spawn(self._conns.run_exclusive(future, command, args, kwargs, self.encoding))
         return future
 
     def execute_batch(
@@ -211,59 +209,7 @@ class ConnectionsPool(AbcPool):
             conn = self._pick()
             if conn is not None:
                 return conn.execute_batch(commands, **kwargs)
-        return self._spawn(self._execute_batch_exclusive(commands, kwargs))
-
-    async def _execute_batch_exclusive(
-        self, commands: Sequence[Sequence[Any]], kwargs: dict[str, Any]
-    ) -> list[Any]:
-        conn = await self.acquire()
-        try:
-            return await conn.execute_batch(commands, **kwargs)
-        finally:
-            self.release(conn)
-
-    async def _execute_exclusive(
-        self,
-        future: asyncio.Future[Any],
-        command: bytes | str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
-        """Run one command on an acquired connection and resolve ``future``.
-
-        A failure to get a connection goes through the caller's ``on_error``
-        hook like any other connection error (the command was not sent). A
-        caller who gives up (cancels ``future``) cancels the command: a
-        blocking one then closes its connection, so the server never serves
-        it to nobody. The reply is copied to ``future`` by a done callback (not
-        when this task resumes); a reply that still loses that race is logged.
-        """
-        try:
-            conn = await self.acquire()
-        except (RedisError, OSError, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                exc = PoolClosedError(f"pool for {self._address_text} was closed")
-            on_error = kwargs.get("on_error")
-            encoding = kwargs.get("encoding", self.encoding)
-            if future.done() or (
-                on_error is not None and on_error(future, exc, command, args, encoding)
-            ):
-                return
-            future.set_exception(exc)
-            return
-        try:
-            if future.done():  # the caller gave up while waiting: nothing is sent
-                return
-            try:
-                reply = conn.execute(command, *args, **kwargs)
-            except BaseException as exc:
-                future.set_exception(exc)
-                return
-            future.add_done_callback(functools.partial(_cancel_with, reply))
-            reply.add_done_callback(functools.partial(_settle, future, command))
-            await asyncio.wait((reply,))  # its outcome goes to ``future`` by _settle
-        finally:
-            self.release(conn)
+        return self._spawn(self._conns.run_batch_exclusive(commands, kwargs))
 
     def get_connection(
         self, command: bytes | str | None = None, args: Sequence[Any] = ()
@@ -281,8 +227,6 @@ class ConnectionsPool(AbcPool):
         Raises :class:`TimeoutError` after ``acquire_timeout`` seconds and
         :class:`PoolClosedError` if the pool closes meanwhile.
         """
-        if self._closing:
-            raise PoolClosedError(f"pool for {self._address_text} is closed")
         return await self._conns.acquire()
 
     def _exhausted(self) -> None:
@@ -413,7 +357,7 @@ class ConnectionsPool(AbcPool):
         return await self._run_to_completion(self._select(db))
 
     async def _select(self, db: int) -> bool:
-        results, conns = await self._on_free_connections(b"SELECT", db)
+        results, conns = await self._conns.on_free(b"SELECT", db)
         refused = next((r for r in results if isinstance(r, ReplyError)), None)
         if refused is None:
             self._db = db
@@ -439,7 +383,7 @@ class ConnectionsPool(AbcPool):
         return await self._run_to_completion(self._auth(password, username))
 
     async def _auth(self, password: str, username: str | None) -> bool:
-        results, _ = await self._on_free_connections(
+        results, _ = await self._conns.on_free(
             b"AUTH", *((username, password) if username else (password,))
         )
         refused = next((r for r in results if isinstance(r, ReplyError)), None)
@@ -458,24 +402,6 @@ class ConnectionsPool(AbcPool):
         task = self._spawn(coro)
         task.add_done_callback(_retrieve)
         return await asyncio.shield(task)
-
-    async def _on_free_connections(
-        self, command: bytes, *args: Any
-    ) -> tuple[list[Any], list[RedisConnection]]:
-        """Run ``command`` on every free connection (one opened if none); replies or errors."""
-        conns = [conn for conn in self._conns.free if not conn.closed]
-        borrowed = None if conns else await self.acquire()
-        if borrowed is not None:
-            conns = [borrowed]
-        try:
-            results = await asyncio.gather(
-                *(conn.execute(command, *args, encoding=None) for conn in conns),
-                return_exceptions=True,
-            )
-        finally:
-            if borrowed is not None:
-                self.release(borrowed)
-        return results, conns
 
     async def clear(self) -> None:
         """Close every free connection (acquired ones close when released)."""
@@ -573,28 +499,6 @@ class ConnectionsPool(AbcPool):
 def _retrieve(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()  # reported to the caller, if it is still there
-
-
-def _cancel_with(reply: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
-    if future.cancelled():
-        reply.cancel()
-
-
-def _settle(future: asyncio.Future[Any], command: Any, reply: asyncio.Future[Any]) -> None:
-    """Copy ``reply``'s outcome to the caller's ``future``."""
-    if reply.cancelled():
-        if not future.done():
-            future.set_exception(PoolClosedError("the pool was closed"))
-        return
-    error = reply.exception()
-    if future.done():
-        if error is None and future.cancelled() and reply.result() is not None:
-            logger.warning("the reply to %r arrived as its caller gave up; dropped", command)
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(reply.result())
 
 
 async def create_pool(
