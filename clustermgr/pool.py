@@ -33,6 +33,7 @@ from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_comm
 from .pubsub import PUBSUB_COMMANDS
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
 from .subscriptions import PubSubLink
+from .tasks import consume
 from .tlsopts import resolve_tls
 
 __all__ = ["ConnectionsPool", "create_pool"]
@@ -400,7 +401,7 @@ class ConnectionsPool(AbcPool):
         switched and the pool's known state not: it always runs to the end.
         """
         task = self._spawn(coro)
-        task.add_done_callback(_retrieve)
+        task.add_done_callback(consume)  # reported to the caller, if it is still there
         return await asyncio.shield(task)
 
     async def clear(self) -> None:
@@ -494,11 +495,6 @@ class ConnectionsPool(AbcPool):
             f"<ConnectionsPool {self._address_text} size={self.size} free={self.freesize} "
             f"pubsub={self.in_pubsub}{' closed' if self._closing else ''}>"
         )
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # reported to the caller, if it is still there
 
 
 async def create_pool(

@@ -16,7 +16,6 @@ up every other caller's replies.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from .commands import CommandTable
@@ -28,6 +27,7 @@ from .errors import (
     RedirectError,
     RedisError,
 )
+from .tasks import consume
 
 __all__ = ["NotReplicatedError", "WaitReplicas"]
 
@@ -35,11 +35,6 @@ _TABLE = CommandTable.builtin()
 _PASS_THROUGH = frozenset({b"WAIT", b"WAITAOF", b"MULTI", b"EXEC", b"DISCARD", b"WATCH"})
 # Failures after which a write is sent again (when it provably did not run).
 _NOT_EXECUTED = (ReadOnlyError, ConnectionClosedError)
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 class NotReplicatedError(RedisError):
@@ -132,7 +127,7 @@ class WaitReplicas:
         conn = await (pool.acquire() if asking else pool.acquire(command, args))
         try:
             if asking:
-                conn.execute(b"ASKING").add_done_callback(_consume)
+                conn.execute(b"ASKING").add_done_callback(consume)
             reply = conn.execute(command, *args, **kwargs)
             waited = conn.execute(b"WAIT", self.replicas, max(1, round(self.timeout * 1000)))
             try:

@@ -40,6 +40,7 @@ from .errors import (
     ReplyError,
 )
 from .pubsub import PUBSUB_COMMANDS, SUBSCRIBE_COMMANDS, ChannelMap, PubSubRequest, parse_pubsub
+from .tasks import consume
 
 __all__ = ["KINDS", "REFUSED", "PubSubLink", "Relay", "SubscriptionSet"]
 
@@ -204,11 +205,6 @@ class _Op(NamedTuple):
     request: PubSubRequest
 
 
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 class PubSubLink:
     """A :class:`SubscriptionSet` kept on one dedicated, reconnecting connection.
 
@@ -321,7 +317,7 @@ class PubSubLink:
     def _settled(self, op: _Op, conn: RedisConnection, inner: asyncio.Future[Any]) -> None:
         future, request = op
         if future.done():  # the caller gave up; the state machine goes on
-            _consume(inner)
+            consume(inner)
             return
         exc = inner.exception() if not inner.cancelled() else PoolClosedError("cancelled")
         if exc is None:
@@ -429,7 +425,7 @@ class PubSubLink:
             extra = [n for n in _registry(conn, kind) if self.subscriptions.get(kind, n) is None]
             if extra:
                 conn.execute_pubsub(UNSUBSCRIBE_COMMANDS[kind], *extra).add_done_callback(
-                    _consume)
+                    consume)
         ops, self._queue = self._queue, []
         for op in ops:
             if not op.future.done():

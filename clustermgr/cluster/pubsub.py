@@ -27,6 +27,7 @@ from ..events import EventBus, PubSubDisconnected, PubSubResubscribed
 from ..pool import ConnectionsPool
 from ..slots import key_slot
 from ..subscriptions import REFUSED, Relay, SubscriptionSet
+from ..tasks import consume
 
 __all__ = ["ClusterPubSub"]
 
@@ -49,11 +50,6 @@ class _Route(NamedTuple):
 
     relay: Relay
     pool: ConnectionsPool
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 class ClusterPubSub:
@@ -204,7 +200,7 @@ class ClusterPubSub:
     def _sync_done(self, key: Key, task: asyncio.Task[None]) -> None:
         if self._syncs.get(key) is task:
             del self._syncs[key]
-        _consume(task)
+        consume(task)
 
     async def _sync(self, key: Key, refresh_first: bool) -> None:
         kind, name = key
@@ -274,7 +270,7 @@ class ClusterPubSub:
         # Synchronous registration: the pool drops it from its desired state now.
         with contextlib.suppress(RedisError, OSError):
             pending = pool.execute_pubsub(_WIRE[key[0]][1], key[1])
-            pending.add_done_callback(_consume)  # type: ignore[attr-defined]
+            pending.add_done_callback(consume)  # type: ignore[attr-defined]
 
     def _forget(self, key: Key) -> None:
         running = self._syncs.pop(key, None)
