@@ -14,33 +14,30 @@ import asyncio
 import functools
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ._timeout import timeout as _timeout
 from .abc import AbcChannel, AbcConnection, AbcPool
 from .address import ServerAddress, parse_address
 from .connection import RedisConnection, create_connection
+from .connset import ConnectionSet
 from .errors import (
     PoolClosedError,
-    RedisError,
     ReplyError,
     RouteError,
-    TimeoutError,
 )
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
-from .handback import Action, KnownState, judge, restore
+from .handback import KnownState
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
 from .pubsub import PUBSUB_COMMANDS
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
 from .subscriptions import PubSubLink
+from .tasks import consume
 from .tlsopts import resolve_tls
 
 __all__ = ["ConnectionsPool", "create_pool"]
 
-logger = logging.getLogger("clustermgr.pool")
 pubsub_logger = logging.getLogger("clustermgr.pubsub")
 
 OnConnect = Callable[[RedisConnection], Awaitable[None]]
@@ -54,10 +51,6 @@ _SPECIAL = {
     **case_variants(*(name.decode() for name in PUBSUB_COMMANDS)),
     **BLOCKING_COMMANDS,
 }
-# Above this many replies outstanding on every free connection, open another.
-_GROW_AT_IN_FLIGHT = 64
-# A released connection whose reset is not confirmed within this many seconds is closed.
-_RESET_TIMEOUT = 2.0
 
 
 def _check_timeout(name: str, value: float | None) -> None:
@@ -107,24 +100,23 @@ class ConnectionsPool(AbcPool):
         self._connection_cls = connection_cls
         self._minsize = minsize
         self._maxsize = maxsize
-        self._acquire_timeout = acquire_timeout
         self._on_connect = on_connect
-        self._reconnect_delay = reconnect_delay
         self._read_timeout = read_timeout
         self._db = self._address.db or 0
         self._known = KnownState(db=self._db, credentials=self._credentials())
-        self._free: deque[RedisConnection] = deque()
-        self._used: set[RedisConnection] = set()
-        self._resetting: set[RedisConnection] = set()  # released, reset not yet confirmed
-        self._connecting = 0
-        self._waiters: deque[asyncio.Future[RedisConnection]] = deque()
         self._closing = False
-        self._closed_event: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._all: set[RedisConnection] = set()
+        self._counters = Counters()
+        self._conns = ConnectionSet(
+            connect=self._create, known=lambda: self._known, spawn=self._spawn,
+            on_exhausted=self._exhausted, counters=self._counters,
+            describe=self._address_text, maxsize=maxsize, acquire_timeout=acquire_timeout,
+        )
+        # The hot path's one call: a bound method in the instance dict.
+        self._pick = self._conns.pick
         # Pub/sub: the subscriptions we want, kept on one reconnecting connection.
         self._pubsub = PubSubLink(
-            connect=self._connect_pubsub, spawn=self._spawn,
+            connect=self._create, spawn=self._spawn,
             describe=f"pool for {self._address_text}", reconnect_delay=reconnect_delay,
             on_lost=self._pubsub_lost, on_restored=self._pubsub_restored,
         )
@@ -132,7 +124,6 @@ class ConnectionsPool(AbcPool):
         self.on_resubscribed: Callable[[ConnectionsPool, float], None] | None = None
         #: Events of this pool (a cluster or sentinel pool shares its own bus here).
         self.events = EventBus()
-        self._counters = Counters()
         self._latency: LatencyHistogram | None = None
 
     # -- connections ------------------------------------------------------
@@ -159,33 +150,8 @@ class ConnectionsPool(AbcPool):
             raise PoolClosedError(f"pool for {self._address_text} was closed")
         # What on_connect set up (READONLY on a cluster replica) is the known state.
         self._known = replace(self._known, readonly=conn.state.readonly)
-        self._all.add(conn)
         conn.stats = self._counters
         self._counters.connects += 1
-        return conn
-
-    async def _create_counted(self) -> RedisConnection:
-        self._connecting += 1
-        try:
-            return await self._create()
-        finally:
-            self._connecting -= 1
-
-    async def _create_checked(self) -> RedisConnection:
-        """A new connection whose first reply proves it usable.
-
-        A server at ``maxclients`` accepts the socket, sends an error and
-        closes it: that error (:class:`~clustermgr.errors.MaxClientsError`)
-        is raised here instead of a dead connection joining the pool.
-        """
-        conn = await self._create_counted()
-        try:
-            await conn.execute(b"PING", encoding=None)
-        except BaseException:
-            self._all.discard(conn)
-            conn.close()
-            await conn.wait_closed()
-            raise
         return conn
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -194,64 +160,12 @@ class ConnectionsPool(AbcPool):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _grow(self) -> None:
-        # _connecting was raised by the caller, so that one tick spawns one growth.
-        try:
-            conn = await self._create()
-        except Exception as exc:  # background growth; callers are still served
-            logger.debug("could not add a connection to %s: %s", self._address_text, exc)
-            return
-        finally:
-            self._connecting -= 1
-        self._put_free(conn)
-
-    def _put_free(self, conn: RedisConnection) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._used.add(conn)
-                waiter.set_result(conn)
-                return
-        self._free.append(conn)
-
     async def fill(self) -> None:
         """Open connections until ``minsize`` are open, each checked by a reply.
 
         Raises the first failure (ConnectError, AuthError, MaxClientsError, ...).
         """
-        missing = self._minsize - self.size
-        if missing <= 0:
-            return
-        results = await asyncio.gather(
-            *(self._create_checked() for _ in range(missing)), return_exceptions=True
-        )
-        errors = [r for r in results if isinstance(r, BaseException)]
-        for result in results:
-            if isinstance(result, RedisConnection):
-                self._put_free(result)
-        if errors:
-            raise errors[0]
-
-    def _pick(self) -> RedisConnection | None:
-        free = self._free
-        while free:
-            conn = free[0]
-            if conn._closing:
-                free.popleft()
-                self._all.discard(conn)
-                continue
-            if len(free) > 1:
-                free.rotate(-1)
-            if (
-                len(conn._waiters) > _GROW_AT_IN_FLIGHT
-                and not self._connecting
-                and self.size < self._maxsize
-                and not self._closing
-            ):
-                self._connecting += 1
-                self._spawn(self._grow())
-            return conn
-        return None
+        await self._conns.fill(self._minsize)
 
     # -- AbcPool ----------------------------------------------------------
 
@@ -278,7 +192,7 @@ class ConnectionsPool(AbcPool):
             if conn is not None:
                 return conn.execute(command, *args, **kwargs)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._spawn(self._execute_exclusive(future, command, args, kwargs))
+        self._spawn(self._conns.run_exclusive(future, command, args, kwargs, self.encoding))
         return future
 
     def execute_batch(
@@ -296,59 +210,7 @@ class ConnectionsPool(AbcPool):
             conn = self._pick()
             if conn is not None:
                 return conn.execute_batch(commands, **kwargs)
-        return self._spawn(self._execute_batch_exclusive(commands, kwargs))
-
-    async def _execute_batch_exclusive(
-        self, commands: Sequence[Sequence[Any]], kwargs: dict[str, Any]
-    ) -> list[Any]:
-        conn = await self.acquire()
-        try:
-            return await conn.execute_batch(commands, **kwargs)
-        finally:
-            self.release(conn)
-
-    async def _execute_exclusive(
-        self,
-        future: asyncio.Future[Any],
-        command: bytes | str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
-        """Run one command on an acquired connection and resolve ``future``.
-
-        A failure to get a connection goes through the caller's ``on_error``
-        hook like any other connection error (the command was not sent). A
-        caller who gives up (cancels ``future``) cancels the command: a
-        blocking one then closes its connection, so the server never serves
-        it to nobody. The reply is copied to ``future`` by a done callback (not
-        when this task resumes); a reply that still loses that race is logged.
-        """
-        try:
-            conn = await self.acquire()
-        except (RedisError, OSError, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                exc = PoolClosedError(f"pool for {self._address_text} was closed")
-            on_error = kwargs.get("on_error")
-            encoding = kwargs.get("encoding", self.encoding)
-            if future.done() or (
-                on_error is not None and on_error(future, exc, command, args, encoding)
-            ):
-                return
-            future.set_exception(exc)
-            return
-        try:
-            if future.done():  # the caller gave up while waiting: nothing is sent
-                return
-            try:
-                reply = conn.execute(command, *args, **kwargs)
-            except BaseException as exc:
-                future.set_exception(exc)
-                return
-            future.add_done_callback(functools.partial(_cancel_with, reply))
-            reply.add_done_callback(functools.partial(_settle, future, command))
-            await asyncio.wait((reply,))  # its outcome goes to ``future`` by _settle
-        finally:
-            self.release(conn)
+        return self._spawn(self._conns.run_batch_exclusive(commands, kwargs))
 
     def get_connection(
         self, command: bytes | str | None = None, args: Sequence[Any] = ()
@@ -366,42 +228,11 @@ class ConnectionsPool(AbcPool):
         Raises :class:`TimeoutError` after ``acquire_timeout`` seconds and
         :class:`PoolClosedError` if the pool closes meanwhile.
         """
-        if self._closing:
-            raise PoolClosedError(f"pool for {self._address_text} is closed")
-        free = self._free
-        # Prefer an idle connection, so the exclusive user does not queue
-        # behind other callers' replies.
-        for _ in range(len(free)):
-            conn = free.popleft()
-            if conn._closing:
-                self._all.discard(conn)
-                continue
-            if not conn._waiters or not free:
-                self._used.add(conn)
-                return conn
-            free.append(conn)
-        if self.size < self._maxsize:
-            conn = await self._create_counted()
-            self._used.add(conn)
-            return conn
-        waiter: asyncio.Future[RedisConnection] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        self._counters.exhausted += 1
+        return await self._conns.acquire()
+
+    def _exhausted(self) -> None:
         if self.events.active:
             self.events.emit(PoolExhausted(self.address, self.waiting, self._maxsize))
-        try:
-            async with _timeout(self._acquire_timeout):
-                return await waiter
-        except asyncio.TimeoutError:
-            self._counters.error("TimeoutError")
-            raise TimeoutError(
-                f"no connection to {self._address_text} became free within "
-                f"{self._acquire_timeout}s (maxsize={self._maxsize})"
-            ) from None
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self.release(waiter.result())
-            raise
 
     def release(self, conn: AbcConnection) -> None:
         """Give back an acquired connection under the hand-back contract.
@@ -411,49 +242,7 @@ class ConnectionsPool(AbcPool):
         confirmed before reuse); one subscribed, blocked or closed is closed
         (see :func:`clustermgr.handback.judge`).
         """
-        if not isinstance(conn, RedisConnection) or conn not in self._used:
-            raise ValueError(f"{conn!r} was not acquired from this pool")
-        self._used.discard(conn)
-        verdict = judge(conn.state, self._known)
-        if verdict.action is Action.CLEAN and not self._closing:
-            self._put_free(conn)
-        elif verdict.action is Action.RESET and not self._closing:
-            logger.debug("resetting %r before reuse: %s", conn, verdict.reason)
-            self._resetting.add(conn)
-            self._spawn(self._reset(conn))
-        else:
-            self._discard(conn)
-
-    async def _reset(self, conn: RedisConnection) -> None:
-        clean = False
-        try:
-            clean = await restore(conn, self._known, timeout=_RESET_TIMEOUT)
-        finally:
-            self._resetting.discard(conn)
-            if clean and not self._closing:
-                self._put_free(conn)
-            else:
-                self._discard(conn)
-
-    def _discard(self, conn: RedisConnection) -> None:
-        """Close a connection that must not be shared again; a waiter may take its place."""
-        conn.close()
-        self._all.discard(conn)
-        self._spawn(conn.wait_closed())
-        if self._waiters and not self._closing:
-            self._spawn(self._replace_for_waiter())
-
-    async def _replace_for_waiter(self) -> None:
-        try:
-            conn = await self._create_counted()
-        except Exception as exc:
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_exception(exc)
-                    break
-            return
-        self._put_free(conn)
+        self._conns.release(conn)
 
     # -- pub/sub ----------------------------------------------------------
 
@@ -468,11 +257,6 @@ class ConnectionsPool(AbcPool):
         if self._closing:
             raise PoolClosedError(f"pool for {self._address_text} is closed")
         return self._pubsub.execute(command, channels)
-
-    async def _connect_pubsub(self) -> RedisConnection:
-        conn = await self._create()
-        self._all.discard(conn)  # the link owns it
-        return conn
 
     def _pubsub_lost(self, cause: BaseException | None) -> None:
         reason = str(cause or "closed by the server")
@@ -574,16 +358,17 @@ class ConnectionsPool(AbcPool):
         return await self._run_to_completion(self._select(db))
 
     async def _select(self, db: int) -> bool:
-        results, conns = await self._on_free_connections(b"SELECT", db)
+        results, conns = await self._conns.on_free(b"SELECT", db)
         refused = next((r for r in results if isinstance(r, ReplyError)), None)
         if refused is None:
             self._db = db
             self._address = replace(self._address, db=db)
             self._known = replace(self._known, db=db)
+        free = self._conns.free
         for conn in conns:  # never share a connection on another db than the pool's
-            if conn.db != self._db and conn in self._free:
-                self._free.remove(conn)
-                self._discard(conn)
+            if conn.db != self._db and conn in free:
+                free.remove(conn)
+                self._conns.discard(conn)
         if refused is not None:
             raise refused
         return True
@@ -599,7 +384,7 @@ class ConnectionsPool(AbcPool):
         return await self._run_to_completion(self._auth(password, username))
 
     async def _auth(self, password: str, username: str | None) -> bool:
-        results, _ = await self._on_free_connections(
+        results, _ = await self._conns.on_free(
             b"AUTH", *((username, password) if username else (password,))
         )
         refused = next((r for r in results if isinstance(r, ReplyError)), None)
@@ -616,59 +401,29 @@ class ConnectionsPool(AbcPool):
         switched and the pool's known state not: it always runs to the end.
         """
         task = self._spawn(coro)
-        task.add_done_callback(_retrieve)
+        task.add_done_callback(consume)  # reported to the caller, if it is still there
         return await asyncio.shield(task)
-
-    async def _on_free_connections(
-        self, command: bytes, *args: Any
-    ) -> tuple[list[Any], list[RedisConnection]]:
-        """Run ``command`` on every free connection (one opened if none); replies or errors."""
-        conns = [conn for conn in self._free if not conn.closed]
-        borrowed = None if conns else await self.acquire()
-        if borrowed is not None:
-            conns = [borrowed]
-        try:
-            results = await asyncio.gather(
-                *(conn.execute(command, *args, encoding=None) for conn in conns),
-                return_exceptions=True,
-            )
-        finally:
-            if borrowed is not None:
-                self.release(borrowed)
-        return results, conns
 
     async def clear(self) -> None:
         """Close every free connection (acquired ones close when released)."""
-        conns = list(self._free)
-        self._free.clear()
-        for conn in conns:
-            conn.close()
-            self._all.discard(conn)
-        await asyncio.gather(*(c.wait_closed() for c in conns))
+        await self._conns.clear()
 
     def close(self) -> None:
         """Close the pool: every connection, the pub/sub one, and its channels."""
         if self._closing:
             return
         self._closing = True
-        error = PoolClosedError(f"pool for {self._address_text} was closed")
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(error)
-        for conn in list(self._all):
-            conn.close()
+        self._conns.close(PoolClosedError(f"pool for {self._address_text} was closed"))
         self._pubsub.close()
 
     async def wait_closed(self) -> None:
         """Wait until every connection and background task has finished."""
-        conns = list(self._all)
+        conns = list(self._conns.all)
         await asyncio.gather(*(c.wait_closed() for c in conns), self._pubsub.wait_closed())
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._free.clear()
-        self._all.clear()
+        self._conns.forget()
 
     @property
     def closed(self) -> bool:
@@ -713,17 +468,17 @@ class ConnectionsPool(AbcPool):
     @property
     def size(self) -> int:
         """Connections open or opening."""
-        return len(self._free) + len(self._used) + len(self._resetting) + self._connecting
+        return self._conns.size
 
     @property
     def freesize(self) -> int:
         """Connections not acquired."""
-        return len(self._free)
+        return len(self._conns.free)
 
     @property
     def waiting(self) -> int:
         """Callers waiting in :meth:`acquire`."""
-        return sum(1 for w in self._waiters if not w.done())
+        return self._conns.waiting
 
     @property
     def in_transaction(self) -> bool:
@@ -733,40 +488,13 @@ class ConnectionsPool(AbcPool):
     @property
     def in_flight(self) -> int:
         """Commands sent or queued on the pool's connections, replies not yet in."""
-        return sum(conn.in_flight for conn in self._all)
+        return self._conns.in_flight
 
     def __repr__(self) -> str:
         return (
             f"<ConnectionsPool {self._address_text} size={self.size} free={self.freesize} "
             f"pubsub={self.in_pubsub}{' closed' if self._closing else ''}>"
         )
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # reported to the caller, if it is still there
-
-
-def _cancel_with(reply: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
-    if future.cancelled():
-        reply.cancel()
-
-
-def _settle(future: asyncio.Future[Any], command: Any, reply: asyncio.Future[Any]) -> None:
-    """Copy ``reply``'s outcome to the caller's ``future``."""
-    if reply.cancelled():
-        if not future.done():
-            future.set_exception(PoolClosedError("the pool was closed"))
-        return
-    error = reply.exception()
-    if future.done():
-        if error is None and future.cancelled() and reply.result() is not None:
-            logger.warning("the reply to %r arrived as its caller gave up; dropped", command)
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(reply.result())
 
 
 async def create_pool(

@@ -48,6 +48,7 @@ from .errors import (
     TimeoutError,
     TryAgainError,
 )
+from .tasks import consume
 
 __all__ = ["NotReplicatedError", "WaitReplicas"]
 
@@ -56,11 +57,6 @@ _PASS_THROUGH = frozenset({b"WAIT", b"WAITAOF", b"MULTI", b"EXEC", b"DISCARD", b
 # Failures after which a write is sent again (when it provably did not run).
 _NOT_EXECUTED = (ReadOnlyError, ConnectionClosedError)
 _FANOUT = ("all_shards", "all_nodes")  # request policies of commands sent to every master
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 class NotReplicatedError(RedisError):
@@ -211,11 +207,11 @@ class WaitReplicas:
         settled = False
         try:
             if asking:
-                conn.execute(b"ASKING").add_done_callback(_consume)
+                conn.execute(b"ASKING").add_done_callback(consume)
             reply = conn.execute(command, *args, **kwargs)
             waited = conn.execute(b"WAIT", self.replicas, max(1, round(self.timeout * 1000)))
-            reply.add_done_callback(_consume)
-            waited.add_done_callback(_consume)
+            reply.add_done_callback(consume)
+            waited.add_done_callback(consume)
             # Both replies, within WAIT's timeout plus a margin; asyncio.wait
             # leaves the futures alone when it is cancelled or times out.
             await asyncio.wait((reply, waited), timeout=self.timeout + self.margin)

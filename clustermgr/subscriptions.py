@@ -24,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .abc import AbcChannel
+from .backoff import Backoff
 from .connection import RedisConnection
 from .errors import (
     AuthError,
@@ -40,6 +40,7 @@ from .errors import (
     ReplyError,
 )
 from .pubsub import PUBSUB_COMMANDS, SUBSCRIBE_COMMANDS, ChannelMap, PubSubRequest, parse_pubsub
+from .tasks import consume
 
 __all__ = ["KINDS", "REFUSED", "PubSubLink", "Relay", "SubscriptionSet"]
 
@@ -204,11 +205,6 @@ class _Op(NamedTuple):
     request: PubSubRequest
 
 
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 class PubSubLink:
     """A :class:`SubscriptionSet` kept on one dedicated, reconnecting connection.
 
@@ -231,7 +227,7 @@ class PubSubLink:
         self._connect = connect
         self._spawn = spawn
         self._describe = describe
-        self._reconnect_delay = reconnect_delay
+        self._backoff = Backoff(base=reconnect_delay[0], cap=reconnect_delay[1])
         self._on_lost = on_lost
         self._on_restored = on_restored
         self.subscriptions = SubscriptionSet()
@@ -321,7 +317,7 @@ class PubSubLink:
     def _settled(self, op: _Op, conn: RedisConnection, inner: asyncio.Future[Any]) -> None:
         future, request = op
         if future.done():  # the caller gave up; the state machine goes on
-            _consume(inner)
+            consume(inner)
             return
         exc = inner.exception() if not inner.cancelled() else PoolClosedError("cancelled")
         if exc is None:
@@ -362,7 +358,6 @@ class PubSubLink:
             self._task = self._spawn(self._reconnect())
 
     async def _reconnect(self) -> None:
-        delay, max_delay = self._reconnect_delay
         attempt = 0
         lost_at = self._lost_at
         while not self._closed and (self.subscriptions.count or self._queue):
@@ -393,7 +388,7 @@ class PubSubLink:
             if not (self.subscriptions.count or self._queue):
                 break
             attempt += 1
-            pause = min(max_delay, delay * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0)
+            pause = self._backoff.delay(attempt)
             log = logger.warning if attempt == 1 or attempt % 20 == 0 else logger.debug
             log("pub/sub reconnect to %s failed (attempt %d): %s; retrying in %.2fs",
                 self._describe, attempt, error, pause)
@@ -430,7 +425,7 @@ class PubSubLink:
             extra = [n for n in _registry(conn, kind) if self.subscriptions.get(kind, n) is None]
             if extra:
                 conn.execute_pubsub(UNSUBSCRIBE_COMMANDS[kind], *extra).add_done_callback(
-                    _consume)
+                    consume)
         ops, self._queue = self._queue, []
         for op in ops:
             if not op.future.done():

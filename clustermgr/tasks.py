@@ -6,7 +6,13 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-__all__ = ["Tasks"]
+__all__ = ["Tasks", "consume"]
+
+
+def consume(future: asyncio.Future[Any]) -> None:
+    """Mark a done future's exception retrieved (a done callback for fire-and-forget work)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class Tasks:

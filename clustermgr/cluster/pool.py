@@ -15,14 +15,16 @@ The data path, top-down:
   by ``max_redirects`` and ``retry_timeout``. This module says only where a
   command goes (:meth:`ClusterPool._route`) and how to wait for a route
   (a slot map refresh).
-* The slot map is reloaded by one :class:`~clustermgr.cluster.refresh.RefreshEngine`;
-  applying a map diffs it against the previous one and creates / retires node
-  pools only for nodes that came or went.
+* The slot map is reloaded by one :class:`~clustermgr.cluster.refresh.RefreshEngine`
+  calling :class:`~clustermgr.cluster.nodes.NodePools`: applying a map diffs
+  it against the previous one, creates / retires node pools only for nodes
+  that came or went, and hands this pool its new routing tables.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
@@ -30,9 +32,9 @@ from typing import Any
 
 from .._timeout import timeout as _timeout
 from ..abc import AbcChannel, AbcConnection
-from ..address import address_text, parse_address
+from ..address import parse_address
 from ..commands import CommandInfo, CommandTable
-from ..connection import RedisConnection, create_connection
+from ..connection import RedisConnection
 from ..errors import (
     AskError,
     ClusterDownError,
@@ -49,8 +51,7 @@ from ..errors import (
     RouteError,
     TryAgainError,
 )
-from ..events import Event, Redirect
-from ..health import NodeHealth
+from ..events import Redirect
 from ..pool import ConnectionsPool
 from ..pubsub import is_pubsub_command
 from ..routing import Action, Budget, Classified, Router
@@ -59,17 +60,10 @@ from ..slots import SLOT_COUNT, key_slot
 from ..stats import NodeStats
 from ..tlsopts import resolve_tls
 from .multikey import merge_fanout, merge_split, split_by_slot
-from .observe import map_events
+from .nodes import NodePools, Routes
 from .pubsub import ClusterPubSub
 from .refresh import RefreshEngine, RefreshOptions
-from .topology import (
-    Address,
-    Shard,
-    SlotMap,
-    diff_maps,
-    merge_views,
-    read_slot_map,
-)
+from .topology import Address, SlotMap
 
 __all__ = ["READ_FROM", "ClusterPool", "create_cluster_pool"]
 
@@ -79,8 +73,6 @@ READ_FROM = ("master", "replica", "prefer_replica", "nearest")
 """Accepted values of ``read_from``."""
 
 _FANOUT = ("all_shards", "all_nodes")
-# How long a node pool that left the topology may drain its in-flight replies.
-_RETIRE_GRACE = 5.0
 
 
 class ClusterPool(Router):
@@ -149,28 +141,31 @@ class ClusterPool(Router):
             minsize=minsize, maxsize=maxsize, create_connection_timeout=connect_timeout,
             connection_cls=connection_cls, read_timeout=read_timeout,
         )
-        self._conn_kwargs: dict[str, Any] = dict(
-            username=username, password=password, ssl=ssl, timeout=connect_timeout,
-        )
         self._table = CommandTable.builtin()
-        self._map: SlotMap | None = None
-        self._routes: list[ConnectionsPool | None] = [None] * SLOT_COUNT
-        self._readers: list[ConnectionsPool | None] | None = None
+        self._routes: Routes = [None] * SLOT_COUNT
+        self._readers: Routes | None = None
         self._masters: list[ConnectionsPool] = []
-        self._pools: dict[Address, ConnectionsPool] = {}
-        self._latency: dict[Address, float] = {}
-        self._refresh = RefreshEngine(self._reload, self._options)
-        self._health = NodeHealth()
-        self._reloads = 0
-        self._pubsub = ClusterPubSub(self)
+        self._nodes = NodePools(
+            startup=self._startup, read_from=read_from, options=self._options, tls=self._tls,
+            conn_kwargs=dict(
+                username=username, password=password, ssl=ssl, timeout=connect_timeout,
+            ),
+            events=self.events, create=self._new_node_pool, set_routes=self._set_routes,
+            set_readers=self._set_readers, applied=self._map_applied,
+            spawn=self._tasks.spawn, forget=self._forget, closed=lambda: self._closed,
+        )
+        self._refresh = RefreshEngine(self._nodes.reload, self._options)
+        self._pubsub = ClusterPubSub(
+            spawn=self._tasks.spawn, slot_owner=self._route_slot, masters=lambda: self._masters,
+            refresh=self._refresh_now, trigger=self._refresh.trigger,
+            retry_timeout=self._retry_timeout, events=self.events,
+        )
 
     # -- startup ----------------------------------------------------------
 
     async def _initialize(self) -> None:
-        await self._reload(frozenset({"startup"}))
-        await asyncio.gather(
-            *(self._fill(p) for p in list(self._pools.values())), return_exceptions=True
-        )
+        await self._nodes.reload(frozenset({"startup"}))
+        await self._nodes.fill_all()
         await self._load_command_table()
         self._refresh.start()
 
@@ -192,178 +187,21 @@ class ClusterPool(Router):
 
     # -- nodes ------------------------------------------------------------
 
-    def _node_pool(self, address: Address) -> ConnectionsPool:
-        pool = self._pools.get(address)
-        if pool is None or pool.closed:
-            on_connect = self._send_readonly if self._read_from != "master" else None
-            pool = self._pool_cls(address, on_connect=on_connect, **self._pool_kwargs)
-            self._adopt(pool)
-            self._pools[address] = pool
-            self._tasks.spawn(self._fill(pool))
+    def _new_node_pool(self, address: Address) -> ConnectionsPool:
+        on_connect = self._send_readonly if self._read_from != "master" else None
+        pool = self._pool_cls(address, on_connect=on_connect, **self._pool_kwargs)
+        self._adopt(pool)
         return pool
 
     @staticmethod
     async def _send_readonly(conn: RedisConnection) -> None:
         await conn.execute(b"READONLY", encoding=None)
 
-    @staticmethod
-    async def _fill(pool: ConnectionsPool) -> None:
-        try:
-            await pool.fill()
-        except (RedisError, OSError) as exc:
-            logger.debug("could not open connections to %s: %s", pool, exc)
-
-    async def _retire(self, pool: ConnectionsPool) -> None:
-        self._forget(pool)
-        # Let replies already on their way arrive; then close for good (also
-        # when close() cancels the wait: the retiring pool's sockets go too).
-        deadline = self._loop.time() + _RETIRE_GRACE
-        try:
-            while pool.in_flight and self._loop.time() < deadline and not self._closed:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-        finally:
-            pool.close()
-            await pool.wait_closed()
-
-    # -- the slot map -----------------------------------------------------
-
-    def _candidates(self) -> list[Address]:
-        known = [m.address for m in self._map.masters] if self._map is not None else []
-        random.shuffle(known)
-        seen: dict[Address, None] = {}
-        for address in (*known, *self._startup):
-            seen.setdefault(address, None)
-        return list(seen)
-
-    async def _reload(self, reasons: frozenset[str]) -> None:
-        self._reloads += 1
-        candidates = self._candidates()
-        batch = self._options.query_nodes
-        maps: list[SlotMap] = []
-        errors: list[str] = []
-        for start in range(0, len(candidates), batch):
-            chunk = candidates[start : start + batch]
-            results = await asyncio.gather(
-                *(self._query(a) for a in chunk), return_exceptions=True
-            )
-            for address, result in zip(chunk, results, strict=True):
-                if isinstance(result, SlotMap):
-                    self._node_event(self._health.report(address, True, "answered CLUSTER INFO"))
-                    if result.covered:
-                        maps.append(result)
-                elif isinstance(result, (Exception, asyncio.TimeoutError)):
-                    problem = f"{result or type(result).__name__}"
-                    errors.append(f"{address_text(address)}: {problem}")
-                    self._node_event(
-                        self._health.report(address, False, f"slot map query failed: {problem}")
-                    )
-                else:  # pragma: no cover - CancelledError and friends
-                    raise result
-            if maps:
-                break
-        if not maps:
-            raise ConnectError(
-                "no cluster node returned a slot map (" + "; ".join(errors[-3:]) + ")"
-            )
-        self._apply(merge_views(self._map, maps), reasons)
-
-    async def _query(self, address: Address) -> SlotMap:
-        async with _timeout(self._options.node_timeout):
-            pool = self._pools.get(address)
-            if pool is not None and not pool.closed:
-                return await read_slot_map(pool.execute, address, tls=self._tls)
-            conn = await create_connection(address, **self._conn_kwargs)
-            try:
-                return await read_slot_map(conn.execute, address, tls=self._tls)
-            finally:
-                conn.close()
-                await conn.wait_closed()
-
-    def _node_event(self, event: Event | None) -> None:
-        if event is None:
-            return
-        logger.info("%s", event.describe())
-        if self.events.active:
-            self.events.emit(event)
-
-    def _apply(self, new: SlotMap, reasons: Iterable[str]) -> None:
-        old = self._map
-        replicas = self._read_from != "master"
-        diff = diff_maps(self._map, new, replicas=replicas)
-        wanted = new.addresses(replicas=replicas)
-        routes: list[ConnectionsPool | None] = [None] * SLOT_COUNT
-        readers: list[ConnectionsPool | None] | None = [None] * SLOT_COUNT if replicas else None
-        per_shard: dict[Shard, tuple[ConnectionsPool, ConnectionsPool]] = {}
-        for slot, shard in enumerate(new.shards):
-            if shard is None:
-                continue
-            pair = per_shard.get(shard)
-            if pair is None:
-                master = self._node_pool(shard.master.address)
-                reader = self._node_pool(self._pick_reader(shard)) if replicas else master
-                pair = per_shard[shard] = (master, reader)
-            routes[slot] = pair[0]
-            if readers is not None:
-                readers[slot] = pair[1]
+    def _set_routes(self, routes: Routes, masters: list[ConnectionsPool]) -> None:
         self._routes = routes
-        self._readers = readers
-        self._masters = [self._node_pool(m.address) for m in new.masters]
-        self._map = new
-        for address in [a for a in self._pools if a not in wanted]:
-            self._tasks.spawn(self._retire(self._pools.pop(address)))
-        if diff.changed:
-            logger.info(
-                "slot map from %s (epoch %d, %s): %d masters, %d slots covered, "
-                "%d slots moved, nodes +%s -%s",
-                address_text(new.source) if new.source else "?", new.epoch,
-                ",".join(sorted(reasons)), len(new.masters), new.covered, diff.moved_slots,
-                sorted(address_text(a) for a in diff.added),
-                sorted(address_text(a) for a in diff.removed),
-            )
-        if self.events.active:
-            for event in map_events(old, new, reasons):
-                self.events.emit(event)
-        for event in self._health.from_nodes(new.nodes):
-            self._node_event(event)
-        self._pubsub.reconcile()
-        if self._read_from == "nearest":
-            self._tasks.spawn(self._measure_latency())
+        self._masters = masters
 
-    def _pick_reader(self, shard: Shard) -> Address:
-        replicas = [r.address for r in shard.healthy_replicas]
-        if self._read_from == "nearest":
-            choices = [shard.master.address, *replicas]
-            return min(choices, key=lambda a: self._latency.get(a, float("inf")))
-        if replicas:
-            return random.choice(replicas)
-        return shard.master.address
-
-    async def _measure_latency(self) -> None:
-        async def ping(address: Address, pool: ConnectionsPool) -> None:
-            start = self._loop.time()
-            try:
-                async with _timeout(self._options.node_timeout):
-                    await pool.execute(b"PING")
-            except (RedisError, OSError, asyncio.TimeoutError):
-                self._latency[address] = float("inf")
-                return
-            rtt = self._loop.time() - start
-            old = self._latency.get(address)
-            self._latency[address] = rtt if old is None or old == float("inf") else (
-                0.7 * old + 0.3 * rtt
-            )
-
-        await asyncio.gather(*(ping(a, p) for a, p in list(self._pools.items())))
-        current = self._map
-        if current is None or self._closed or self._readers is None:
-            return
-        readers = list(self._readers)
-        chosen: dict[Shard, ConnectionsPool] = {}
-        for slot, shard in enumerate(current.shards):
-            if shard is not None:
-                if shard not in chosen:
-                    chosen[shard] = self._node_pool(self._pick_reader(shard))
-                readers[slot] = chosen[shard]
+    def _set_readers(self, readers: Routes | None) -> None:
         self._readers = readers
 
     # -- routing ----------------------------------------------------------
@@ -401,7 +239,7 @@ class ClusterPool(Router):
                 "ASK" if ask else "MOVED", error.slot,
                 origin if isinstance(origin, tuple) else None, error.address, c.name,
             ))
-        target = self._node_pool(error.address)
+        target = self._nodes.node_pool(error.address)
         if not ask:
             self._routes[error.slot] = target
             self._refresh.trigger("moved")
@@ -411,7 +249,7 @@ class ClusterPool(Router):
         if isinstance(error, ConnectError) and pool is not None:
             address = pool.address
             if isinstance(address, tuple):
-                self._node_event(self._health.report(address, False, str(error)))
+                self._nodes.report(address, False, str(error))
 
     def _request_refresh(self, reason: str) -> None:
         self._refresh.trigger(
@@ -438,12 +276,12 @@ class ClusterPool(Router):
     @property
     def slot_map(self) -> SlotMap | None:
         """The slot map last applied."""
-        return self._map
+        return self._nodes.map
 
     @property
     def node_pools(self) -> Mapping[Address, ConnectionsPool]:
         """The per-node pools in use, by address."""
-        return dict(self._pools)
+        return dict(self._nodes.pools)
 
     # -- AbcPool: commands ------------------------------------------------
 
@@ -505,7 +343,7 @@ class ClusterPool(Router):
         """Every master, each routed by one slot of its shard: retried like execute."""
         if not self._masters:
             await self._refresh.refresh("no masters known", self._retry_timeout)
-        current = self._map
+        current = self._nodes.map
         if current is None or not current.masters:
             raise RouteError(f"{c.name}: no master is known")
         slots: dict[Address, int] = {}
@@ -614,46 +452,38 @@ class ClusterPool(Router):
         """Async iterator over the keys of every master (each key once per pass)."""
         from .scan import cluster_scan
 
+        refresh = functools.partial(self._refresh_now, "scan")
         return cluster_scan(
-            self, refresh=self._refresh_for_scan, node=self._node_pool, match=match, count=count
+            self, refresh=refresh, node=self._nodes.node_pool, match=match, count=count
         )
 
-    async def _refresh_for_scan(self) -> None:
-        await self._refresh.refresh("scan", self._options.node_timeout)
+    async def _refresh_now(self, reason: str) -> None:
+        """Reload the slot map (coalesced, rate-limited) and wait for it."""
+        await self._refresh.refresh(reason, self._options.node_timeout)
 
     # -- stats ------------------------------------------------------------
 
     def _serving(self) -> list[ConnectionsPool]:
-        return list(self._pools.values())
+        return list(self._nodes.pools.values())
 
     def _node_stats(self) -> list[NodeStats]:
-        masters = {m.address for m in self._map.masters} if self._map is not None else set()
-        return [
-            pool.node_stats(role="master" if address in masters else "replica")
-            for address, pool in sorted(self._pools.items())
-        ]
+        return self._nodes.node_stats()
 
     def _stats_counters(self) -> dict[str, int]:
-        return {"refreshes": self._reloads}
+        return {"refreshes": self._nodes.reloads}
 
     # -- state ------------------------------------------------------------
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        """Run ``coro`` in the pool's task set (used by :mod:`.pubsub`)."""
-        return self._tasks.spawn(coro)
+    def _map_applied(self) -> None:
+        self._pubsub.reconcile()
 
     def _shutdown(self) -> None:
         self._pubsub.close()
-        for pool in self._pools.values():
-            pool.close()
+        self._nodes.close()
 
     async def _drain(self) -> None:
         await self._refresh.close()
-        pools = list(self._pools.values())
-        self._pools.clear()
-        for pool in pools:
-            pool.close()
-        await asyncio.gather(*(p.wait_closed() for p in pools), return_exceptions=True)
+        await self._nodes.wait_closed()
 
     @property
     def address(self) -> None:
@@ -679,7 +509,7 @@ class ClusterPool(Router):
     def __repr__(self) -> str:
         masters = len(self._masters)
         state = " closed" if self._closed else ""
-        return f"<ClusterPool masters={masters} nodes={len(self._pools)}{state}>"
+        return f"<ClusterPool masters={masters} nodes={len(self._nodes.pools)}{state}>"
 
 
 async def create_cluster_pool(

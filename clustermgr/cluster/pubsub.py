@@ -16,22 +16,22 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import time
-from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from ..abc import AbcChannel
+from ..backoff import Backoff
 from ..errors import ConnectionClosedError, PoolClosedError, RedisError, TimeoutError
-from ..events import PubSubDisconnected, PubSubResubscribed
+from ..events import EventBus, PubSubDisconnected, PubSubResubscribed
 from ..pool import ConnectionsPool
 from ..slots import key_slot
 from ..subscriptions import REFUSED, Relay, SubscriptionSet
-
-if TYPE_CHECKING:
-    from .pool import ClusterPool
+from ..tasks import consume
 
 __all__ = ["ClusterPubSub"]
+
+_RESUBSCRIBE = Backoff(base=0.02, cap=1.0)  # between tries to place one subscription
 
 logger = logging.getLogger("clustermgr.pubsub")
 
@@ -52,16 +52,34 @@ class _Route(NamedTuple):
     pool: ConnectionsPool
 
 
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 class ClusterPubSub:
-    """The pub/sub side of a :class:`~clustermgr.cluster.ClusterPool`."""
+    """The pub/sub side of a :class:`~clustermgr.cluster.ClusterPool`.
 
-    def __init__(self, cluster: ClusterPool) -> None:
-        self._cluster = cluster
+    What it needs of the cluster pool comes in as callables: ``spawn(coro)``
+    runs a task in the pool's task set; ``slot_owner(slot)`` and ``masters()``
+    read the current routes; ``refresh(reason)`` reloads the slot map and
+    waits, ``trigger(reason)`` asks for a reload soon. ``retry_timeout`` bounds
+    a (un)subscribe; ``events`` is the pool's event bus.
+    """
+
+    def __init__(
+        self,
+        *,
+        spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
+        slot_owner: Callable[[int], ConnectionsPool | None],
+        masters: Callable[[], Sequence[ConnectionsPool]],
+        refresh: Callable[[str], Awaitable[None]],
+        trigger: Callable[[str], object],
+        retry_timeout: float,
+        events: EventBus,
+    ) -> None:
+        self._spawn = spawn
+        self._slot_owner = slot_owner
+        self._masters = masters
+        self._refresh = refresh
+        self._trigger = trigger
+        self._retry_timeout = retry_timeout
+        self._events = events
         self._set = SubscriptionSet()
         self._relays: dict[Key, _Route] = {}
         self._syncs: dict[Key, asyncio.Task[None]] = {}
@@ -103,18 +121,18 @@ class ClusterPubSub:
         if request.subscribing:
             self._set.add(kind, targets)
             tasks = [self._schedule((kind, t.name)) for t in targets]
-            return self._cluster._spawn(self._confirm(kind, names, tasks))
+            return self._spawn(self._confirm(kind, names, tasks))
         for channel in self._set.remove(kind, names):
             self._forget((kind, channel.name))
             channel.close()
-        return self._cluster._spawn(self._confirm(kind, names, [], unsubscribe=True))
+        return self._spawn(self._confirm(kind, names, [], unsubscribe=True))
 
     async def _confirm(
         self, kind: str, names: list[bytes], tasks: list[asyncio.Task[None]],
         unsubscribe: bool = False,
     ) -> list[list[Any]]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._cluster._retry_timeout
+        deadline = loop.time() + self._retry_timeout
         while tasks and not self._closed:
             # A sync may be restarted (new slot map) while we wait: follow the new one.
             try:
@@ -145,9 +163,9 @@ class ClusterPubSub:
     def _owner(self, key: Key) -> ConnectionsPool | None:
         kind, name = key
         if kind == "shard_channels":
-            return self._cluster._routes[key_slot(name)]
+            return self._slot_owner(key_slot(name))
         home = self._home
-        masters = self._cluster._masters
+        masters = self._masters()
         if home is None or home.closed or home not in masters:
             self._home = home = masters[0] if masters else None
         return home
@@ -174,7 +192,7 @@ class ClusterPubSub:
             if not restart:
                 return running
             running.cancel()
-        task = self._cluster._spawn(self._sync(key, refresh_first))
+        task = self._spawn(self._sync(key, refresh_first))
         self._syncs[key] = task
         task.add_done_callback(functools.partial(self._sync_done, key))
         return task
@@ -182,14 +200,13 @@ class ClusterPubSub:
     def _sync_done(self, key: Key, task: asyncio.Task[None]) -> None:
         if self._syncs.get(key) is task:
             del self._syncs[key]
-        _consume(task)
+        consume(task)
 
     async def _sync(self, key: Key, refresh_first: bool) -> None:
-        cluster = self._cluster
         kind, name = key
         attempt = 0
         if refresh_first:
-            await cluster._refresh.refresh("pubsub moved", cluster._options.node_timeout)
+            await self._refresh("pubsub moved")
         while not self._closed:
             target = self._set.get(kind, name)
             if target is None:
@@ -204,7 +221,7 @@ class ClusterPubSub:
                 self._lost_at.setdefault(key, time.time())
                 self._drop(key, route)
             if pool is None or pool.closed:
-                await cluster._refresh.refresh("pubsub owner", cluster._options.node_timeout)
+                await self._refresh("pubsub owner")
             else:
                 relay = Relay(target, functools.partial(self._lost, key, pool))
                 route = self._relays[key] = _Route(relay, pool)
@@ -226,17 +243,15 @@ class ClusterPubSub:
                             target.close(exc)
                         raise
                     if isinstance(exc, (PoolClosedError, ConnectionClosedError)):
-                        cluster._refresh.trigger("pubsub connection")
+                        self._trigger("pubsub connection")
                     else:
-                        await cluster._refresh.refresh(
-                            "pubsub redirect", cluster._options.node_timeout
-                        )
+                        await self._refresh("pubsub redirect")
             attempt += 1
-            await asyncio.sleep(min(1.0, 0.02 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1))
+            await _RESUBSCRIBE.sleep(attempt)
 
     def _restored(self, key: Key, pool: ConnectionsPool, lost_at: float) -> None:
         pool.counters.resubscribes += 1
-        events = self._cluster.events
+        events = self._events
         if events.active:
             names = {kind: (key[1],) if kind == key[0] else () for kind in _WIRE}
             events.emit(PubSubResubscribed(
@@ -255,7 +270,7 @@ class ClusterPubSub:
         # Synchronous registration: the pool drops it from its desired state now.
         with contextlib.suppress(RedisError, OSError):
             pending = pool.execute_pubsub(_WIRE[key[0]][1], key[1])
-            pending.add_done_callback(_consume)  # type: ignore[attr-defined]
+            pending.add_done_callback(consume)  # type: ignore[attr-defined]
 
     def _forget(self, key: Key) -> None:
         running = self._syncs.pop(key, None)
@@ -278,7 +293,7 @@ class ClusterPubSub:
         logger.info("%s %r lost on %s (%s); resubscribing", key[0], key[1],
                     pool.address, reason)
         lost_at = self._lost_at.setdefault(key, time.time())
-        events = self._cluster.events
+        events = self._events
         if events.active:
             names = {kind: (key[1],) if kind == key[0] else () for kind in _WIRE}
             events.emit(PubSubDisconnected(

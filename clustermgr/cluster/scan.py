@@ -41,11 +41,11 @@ scanned node has heard of yet is not seen in that round.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from ..backoff import Backoff
 from ..errors import ClusterRetryError, ConnectError, ConnectionClosedError, PoolClosedError
 from ..slots import SLOT_COUNT, key_slot
 from .topology import SlotMap
@@ -55,8 +55,8 @@ __all__ = ["NodeSlots", "ScanTarget", "cluster_scan", "parse_own_slots"]
 Address = tuple[str, int]
 
 _MAX_ROUNDS = 20
-_PAUSE = 0.02  # seconds before a round that follows one without progress, doubling
-_MAX_PAUSE = 0.5
+# Before a round that follows one without progress: 0.02 s, doubling, at most 0.5 s.
+_STALLED = Backoff(base=0.02, cap=0.5, jitter=1.0)
 _NODE_ERRORS = (ConnectionClosedError, ConnectError, PoolClosedError)
 
 
@@ -220,7 +220,7 @@ async def cluster_scan(
         if round_number or cluster.slot_map is None:
             await refresh()
         if stalled:  # e.g. a migration to a master the map does not show yet
-            await asyncio.sleep(min(_MAX_PAUSE, _PAUSE * 2 ** stalled))
+            await _STALLED.sleep(stalled)
         covered_before = len(state.covered)
         failed = False
         slot_map = cluster.slot_map

@@ -33,16 +33,11 @@ from ..errors import OutcomeUnknownError, PoolClosedError, RedisError, RouteErro
 from ..events import EventBus
 from ..pool import ConnectionsPool
 from ..stats import NodeStats, PoolStats
-from ..tasks import Tasks
+from ..tasks import Tasks, consume
 from .actions import Action, Budget, ErrorActions
 from .classified import Classified
 
 __all__ = ["Classified", "Router"]
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 class Router(AbcPool):
@@ -310,11 +305,11 @@ class Router(AbcPool):
         # ASKING and the command back to back on one connection.
         conn = pool.get_connection()
         if conn is not None:
-            conn.execute(b"ASKING").add_done_callback(_consume)
+            conn.execute(b"ASKING").add_done_callback(consume)
             return await conn.execute(c.command, *c.args, **c.kwargs)
         conn = await pool.acquire()
         try:
-            conn.execute(b"ASKING").add_done_callback(_consume)
+            conn.execute(b"ASKING").add_done_callback(consume)
             return await conn.execute(c.command, *c.args, **c.kwargs)
         finally:
             pool.release(conn)

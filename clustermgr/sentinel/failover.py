@@ -41,8 +41,6 @@ from typing import Any
 from .._timeout import timeout as _timeout
 from ..errors import (
     AuthError,
-    ConnectError,
-    ConnectionClosedError,
     ConnectionForcedCloseError,
     MasterNotFoundError,
     PoolClosedError,
@@ -62,11 +60,7 @@ from .monitor import SentinelMonitor
 from .sentinel import RedisSentinel
 from .servers import ServerPool, Servers
 
-__all__ = ["RETRYABLE", "Follower"]
-
-#: Errors after which the server may have changed. The command is retried
-#: when it provably did not run (``may_have_executed`` False), or is read-only.
-RETRYABLE = (ReadOnlyError, ConnectionClosedError, ConnectError, RoleMismatchError, PoolClosedError)
+__all__ = ["Follower"]
 
 #: Replica events that may add a replica to the rotation.
 _REPLICA_UP_EVENTS = frozenset({

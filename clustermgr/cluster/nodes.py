@@ -1,0 +1,301 @@
+"""The node pools of a cluster and the slot map they serve: reload, apply, retire.
+
+:class:`NodePools` reads the slot map from the nodes (one
+:class:`~clustermgr.cluster.topology.SlotMap` per answering node, the best
+one wins), diffs it against the previous one, creates node pools only for
+nodes that came and retires those that went, and publishes the routing
+tables (slot -> master pool, slot -> reader pool, the masters) to its
+owner. It is the ``reload`` of the :class:`~clustermgr.cluster.refresh.RefreshEngine`;
+it never sees the owner itself, only the callables it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .._timeout import timeout as _timeout
+from ..address import address_text
+from ..connection import create_connection
+from ..errors import ConnectError, RedisError
+from ..events import Event, EventBus
+from ..health import NodeHealth
+from ..pool import ConnectionsPool
+from ..slots import SLOT_COUNT
+from ..stats import NodeStats
+from .observe import map_events
+from .refresh import RefreshOptions
+from .topology import Address, Shard, SlotMap, diff_maps, merge_views, read_slot_map
+
+__all__ = ["NodePools", "Routes"]
+
+logger = logging.getLogger("clustermgr.cluster")
+
+# How long a node pool that left the topology may drain its in-flight replies.
+_RETIRE_GRACE = 5.0
+
+Routes = list[ConnectionsPool | None]
+"""One entry per slot: the node pool serving it, or None."""
+
+
+class NodePools:
+    """Keeps one node pool per node of the current slot map (see module doc).
+
+    ``create(address)`` makes a node pool (the owner's class, options and event
+    bus); ``set_routes(routes, masters)`` and ``set_readers(readers)`` hand the
+    owner new routing tables (``readers`` is None when reads go to masters,
+    and is replaced alone after latency measurements); ``applied()`` runs
+    after each new map; ``spawn(coro)`` runs a task in the owner's task set;
+    ``forget(pool)`` drops what the owner keeps for a retired pool;
+    ``closed()`` says whether the owner is closing.
+    """
+
+    def __init__(
+        self,
+        *,
+        startup: Sequence[Address],
+        read_from: str,
+        options: RefreshOptions,
+        tls: bool,
+        conn_kwargs: Mapping[str, Any],
+        events: EventBus,
+        create: Callable[[Address], ConnectionsPool],
+        set_routes: Callable[[Routes, list[ConnectionsPool]], None],
+        set_readers: Callable[[Routes | None], None],
+        applied: Callable[[], None],
+        spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
+        forget: Callable[[ConnectionsPool], None],
+        closed: Callable[[], bool],
+    ) -> None:
+        self._startup = list(startup)
+        self._read_from = read_from
+        self._options = options
+        self._tls = tls
+        self._conn_kwargs = dict(conn_kwargs)
+        self._events = events
+        self._create = create
+        self._set_routes = set_routes
+        self._set_readers = set_readers
+        self._applied = applied
+        self._spawn = spawn
+        self._forget = forget
+        self._closed = closed
+        self._readers: Routes | None = None
+        self._latency: dict[Address, float] = {}
+        self._health = NodeHealth()
+        #: The slot map last applied.
+        self.map: SlotMap | None = None
+        #: The node pools in use, by address.
+        self.pools: dict[Address, ConnectionsPool] = {}
+        #: How many times the slot map was reloaded.
+        self.reloads = 0
+
+    # -- node pools -------------------------------------------------------
+
+    def node_pool(self, address: Address) -> ConnectionsPool:
+        """The pool of the node at ``address``, created (and filled) if needed."""
+        pool = self.pools.get(address)
+        if pool is None or pool.closed:
+            pool = self._create(address)
+            self.pools[address] = pool
+            self._spawn(self._fill(pool))
+        return pool
+
+    async def fill_all(self) -> None:
+        """Open every node pool's minimum of connections (failures are logged)."""
+        await asyncio.gather(
+            *(self._fill(p) for p in list(self.pools.values())), return_exceptions=True
+        )
+
+    @staticmethod
+    async def _fill(pool: ConnectionsPool) -> None:
+        try:
+            await pool.fill()
+        except (RedisError, OSError) as exc:
+            logger.debug("could not open connections to %s: %s", pool, exc)
+
+    async def _retire(self, pool: ConnectionsPool) -> None:
+        self._forget(pool)
+        # Let replies already on their way arrive; then close for good (also
+        # when close() cancels the wait: the retiring pool's sockets go too).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _RETIRE_GRACE
+        try:
+            while pool.in_flight and loop.time() < deadline and not self._closed():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        finally:
+            pool.close()
+            await pool.wait_closed()
+
+    def close(self) -> None:
+        """Close every node pool (without waiting)."""
+        for pool in self.pools.values():
+            pool.close()
+
+    async def wait_closed(self) -> None:
+        """Close every node pool and wait until they are closed."""
+        pools = list(self.pools.values())
+        self.pools.clear()
+        for pool in pools:
+            pool.close()
+        await asyncio.gather(*(p.wait_closed() for p in pools), return_exceptions=True)
+
+    def node_stats(self) -> list[NodeStats]:
+        """Per-node statistics, by address, with each node's role."""
+        masters = {m.address for m in self.map.masters} if self.map is not None else set()
+        return [
+            pool.node_stats(role="master" if address in masters else "replica")
+            for address, pool in sorted(self.pools.items())
+        ]
+
+    # -- node health ------------------------------------------------------
+
+    def report(self, address: Address, up: bool, reason: str) -> None:
+        """Record that the node at ``address`` answered (``up``) or failed."""
+        self._node_event(self._health.report(address, up, reason))
+
+    def _node_event(self, event: Event | None) -> None:
+        if event is None:
+            return
+        logger.info("%s", event.describe())
+        if self._events.active:
+            self._events.emit(event)
+
+    # -- the slot map -----------------------------------------------------
+
+    def _candidates(self) -> list[Address]:
+        known = [m.address for m in self.map.masters] if self.map is not None else []
+        random.shuffle(known)
+        seen: dict[Address, None] = {}
+        for address in (*known, *self._startup):
+            seen.setdefault(address, None)
+        return list(seen)
+
+    async def reload(self, reasons: frozenset[str]) -> None:
+        """Read the slot map from the nodes and apply their views merged (see ``merge_views``)."""
+        self.reloads += 1
+        candidates = self._candidates()
+        batch = self._options.query_nodes
+        maps: list[SlotMap] = []
+        errors: list[str] = []
+        for start in range(0, len(candidates), batch):
+            chunk = candidates[start : start + batch]
+            results = await asyncio.gather(
+                *(self._query(a) for a in chunk), return_exceptions=True
+            )
+            for address, result in zip(chunk, results, strict=True):
+                if isinstance(result, SlotMap):
+                    self.report(address, True, "answered CLUSTER INFO")
+                    if result.covered:
+                        maps.append(result)
+                elif isinstance(result, (Exception, asyncio.TimeoutError)):
+                    problem = f"{result or type(result).__name__}"
+                    errors.append(f"{address_text(address)}: {problem}")
+                    self.report(address, False, f"slot map query failed: {problem}")
+                else:  # pragma: no cover - CancelledError and friends
+                    raise result
+            if maps:
+                break
+        if not maps:
+            raise ConnectError(
+                "no cluster node returned a slot map (" + "; ".join(errors[-3:]) + ")"
+            )
+        self._apply(merge_views(self.map, maps), reasons)
+
+    async def _query(self, address: Address) -> SlotMap:
+        async with _timeout(self._options.node_timeout):
+            pool = self.pools.get(address)
+            if pool is not None and not pool.closed:
+                return await read_slot_map(pool.execute, address, tls=self._tls)
+            conn = await create_connection(address, **self._conn_kwargs)
+            try:
+                return await read_slot_map(conn.execute, address, tls=self._tls)
+            finally:
+                conn.close()
+                await conn.wait_closed()
+
+    def _apply(self, new: SlotMap, reasons: Iterable[str]) -> None:
+        old = self.map
+        replicas = self._read_from != "master"
+        diff = diff_maps(old, new, replicas=replicas)
+        wanted = new.addresses(replicas=replicas)
+        routes: Routes = [None] * SLOT_COUNT
+        readers: Routes | None = [None] * SLOT_COUNT if replicas else None
+        per_shard: dict[Shard, tuple[ConnectionsPool, ConnectionsPool]] = {}
+        for slot, shard in enumerate(new.shards):
+            if shard is None:
+                continue
+            pair = per_shard.get(shard)
+            if pair is None:
+                master = self.node_pool(shard.master.address)
+                reader = self.node_pool(self._pick_reader(shard)) if replicas else master
+                pair = per_shard[shard] = (master, reader)
+            routes[slot] = pair[0]
+            if readers is not None:
+                readers[slot] = pair[1]
+        self._set_routes(routes, [self.node_pool(m.address) for m in new.masters])
+        self._readers = readers
+        self._set_readers(readers)
+        self.map = new
+        for address in [a for a in self.pools if a not in wanted]:
+            self._spawn(self._retire(self.pools.pop(address)))
+        if diff.changed:
+            logger.info(
+                "slot map from %s (epoch %d, %s): %d masters, %d slots covered, "
+                "%d slots moved, nodes +%s -%s",
+                address_text(new.source) if new.source else "?", new.epoch,
+                ",".join(sorted(reasons)), len(new.masters), new.covered, diff.moved_slots,
+                sorted(address_text(a) for a in diff.added),
+                sorted(address_text(a) for a in diff.removed),
+            )
+        if self._events.active:
+            for event in map_events(old, new, reasons):
+                self._events.emit(event)
+        for event in self._health.from_nodes(new.nodes):
+            self._node_event(event)
+        self._applied()
+        if self._read_from == "nearest":
+            self._spawn(self._measure_latency())
+
+    def _pick_reader(self, shard: Shard) -> Address:
+        replicas = [r.address for r in shard.healthy_replicas]
+        if self._read_from == "nearest":
+            choices = [shard.master.address, *replicas]
+            return min(choices, key=lambda a: self._latency.get(a, float("inf")))
+        if replicas:
+            return random.choice(replicas)
+        return shard.master.address
+
+    async def _measure_latency(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        async def ping(address: Address, pool: ConnectionsPool) -> None:
+            start = loop.time()
+            try:
+                async with _timeout(self._options.node_timeout):
+                    await pool.execute(b"PING")
+            except (RedisError, OSError, asyncio.TimeoutError):
+                self._latency[address] = float("inf")
+                return
+            rtt = loop.time() - start
+            old = self._latency.get(address)
+            self._latency[address] = rtt if old is None or old == float("inf") else (
+                0.7 * old + 0.3 * rtt
+            )
+
+        await asyncio.gather(*(ping(a, p) for a, p in list(self.pools.items())))
+        current = self.map
+        if current is None or self._closed() or self._readers is None:
+            return
+        readers = list(self._readers)
+        chosen: dict[Shard, ConnectionsPool] = {}
+        for slot, shard in enumerate(current.shards):
+            if shard is not None:
+                if shard not in chosen:
+                    chosen[shard] = self.node_pool(self._pick_reader(shard))
+                readers[slot] = chosen[shard]
+        self._readers = readers
+        self._set_readers(readers)
