@@ -826,6 +826,13 @@ async def create_connection(
         raise ConnectError(
             f"cannot connect to {conn._address_text}: {exc.strerror or exc}"
         ) from exc
+    except (UnicodeError, ValueError) as exc:  # a host the resolver cannot take
+        opened = conn._transport is not None  # then the handshake raised: not a connect error
+        conn.close()
+        if opened:
+            await conn.wait_closed()
+            raise
+        raise ConnectError(f"cannot connect to {conn._address_text}: {exc}") from exc
     except BaseException:
         conn.close()
         await conn.wait_closed()

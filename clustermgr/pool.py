@@ -25,7 +25,6 @@ from .address import ServerAddress, parse_address
 from .connection import RedisConnection, create_connection
 from .errors import (
     PoolClosedError,
-    RedisError,
     ReplyError,
     RouteError,
     TimeoutError,
@@ -325,7 +324,7 @@ class ConnectionsPool(AbcPool):
         """
         try:
             conn = await self.acquire()
-        except (RedisError, OSError, asyncio.CancelledError) as exc:
+        except (Exception, asyncio.CancelledError) as exc:  # every failure reaches ``future``
             if isinstance(exc, asyncio.CancelledError):
                 exc = PoolClosedError(f"pool for {self._address_text} was closed")
             on_error = kwargs.get("on_error")
