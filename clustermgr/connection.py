@@ -44,7 +44,7 @@ from .stats import Counters
 from .tlsopts import resolve_tls
 from .tracking import StateTracker
 
-__all__ = ["RedisConnection", "create_connection", "refuse_in_batch"]
+__all__ = ["BATCH_CHECKED_NAMES", "RedisConnection", "create_connection", "refuse_in_batch"]
 
 logger = logging.getLogger("clustermgr.connection")
 
@@ -89,6 +89,10 @@ def _refuse_untracked_replies(command: Any, args: Sequence[Any]) -> None:
         raise TypeError(
             "CLIENT REPLY OFF/SKIP is not supported: replies are matched to commands in order"
         )
+
+
+#: Lower-case names (``CommandInfo.name``) of the commands :func:`refuse_in_batch` looks at.
+BATCH_CHECKED_NAMES = frozenset(name.decode().lower() for name in _STATE.values())
 
 
 def refuse_in_batch(command: Any, args: Sequence[Any]) -> None:

@@ -50,7 +50,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..commands import CommandInfo
-from ..connection import refuse_in_batch
+from ..connection import BATCH_CHECKED_NAMES, refuse_in_batch
 from ..errors import ConnectionForcedCloseError, CrossSlotError, RedirectError
 from ..pool import ConnectionsPool
 from ..protocol import is_blocking
@@ -138,14 +138,15 @@ class RoutedBatch:
         "_entries",
         "_errors",
         "_forced",
-        "_inflight",
         "_infos",
         "_kwargs",
+        "_ordered",
         "_retried",
         "_router",
         "_segments",
         "_slots",
         "_unknown",
+        "_wire",
         "classified",
         "results",
     )
@@ -175,12 +176,15 @@ class RoutedBatch:
         self._retried: set[int] = set()
         self._forced: dict[int, Group] = {}
         #: Commands written and not answered yet (what a close interrupts).
-        self._inflight: set[int] = set()
+        self._wire: list[Sequence[int]] = []
+        #: Segments (by position) where a command names a slot after a multi-key one.
+        self._ordered: set[int] = set()
         self._budget: Budget | None = None
         lookup, infos, slots = router._lookup, self._infos, self._slots
-        fast = _FAST_TYPES
+        fast, checked = _FAST_TYPES, BATCH_CHECKED_NAMES
         segments = self._segments
         grouped: list[int] = []
+        held: set[int] = set()  # slots of the segment's multi-key commands
         for index, entry in enumerate(commands):
             kind = type(entry)
             if (kind is not tuple and kind is not list) or not entry:
@@ -193,8 +197,9 @@ class RoutedBatch:
                     _check(index, entry)
                 elif type(arg) is str and not arg.isascii():
                     _check_text(index, entry)
-            refuse_in_batch(command, args)
             info = lookup(command)
+            if info.name in checked or not info.name:
+                refuse_in_batch(command, args)
             try:
                 slot = info.slot_of(args)
             except CrossSlotError:  # split (or refused) by execute
@@ -206,15 +211,18 @@ class RoutedBatch:
             ):
                 if grouped:
                     segments.append(grouped)
-                    grouped = []
+                    grouped, held = [], set()
                 segments.append(index)
                 continue
             if info.subcommands and args:
                 info = info.subcommand(args[0]) or info
             infos[index] = info if info.name else None
             slots[index] = slot
+            if held and slot in held:
+                self._ordered.add(len(segments))
             if _multi_key(info):
                 self._barriers.add(index)
+                held.add(slot)
             grouped.append(index)
         if grouped:
             segments.append(grouped)
@@ -232,9 +240,11 @@ class RoutedBatch:
     async def run(self) -> list[Any]:
         """Send everything; the replies (or errors, in place) in the callers' order."""
         try:
-            for segment in self._segments:
+            for position, segment in enumerate(self._segments):
                 if isinstance(segment, int):
                     await self._single(segment)
+                elif position in self._ordered:
+                    await self._rounds(self._queues(segment))
                 else:
                     await self._grouped(segment)
         except asyncio.CancelledError:
@@ -247,9 +257,10 @@ class RoutedBatch:
         """The pool closed under the batch: every command not answered gets its error."""
         router = self._router
         answered = self.results
+        wire = {index for indexes in self._wire for index in indexes}
         for segment in self._segments:
             for index in [segment] if isinstance(segment, int) else segment:
-                if index in self._inflight:
+                if index in wire:
                     answered[index] = ConnectionForcedCloseError(
                         "the pool was closed while the command was on the wire",
                         may_have_executed=True,
@@ -263,14 +274,14 @@ class RoutedBatch:
 
     async def _single(self, index: int) -> None:
         entry = self._entries[index]
-        self._inflight.add(index)
+        self._wire.append((index,))
         try:
             self.results[index] = await self._router.execute(
                 entry[0], *entry[1:], **self._kwargs
             )
         except Exception as exc:
             self.results[index] = exc
-        self._inflight.discard(index)
+        self._wire.clear()
 
     def _budget_now(self) -> Budget:
         if self._budget is None:
@@ -288,8 +299,8 @@ class RoutedBatch:
             pool = self._router._route_slot(self._slots[index])
         return None if pool is None else (pool, False)
 
-    async def _grouped(self, indexes: list[int]) -> None:
-        """One segment: per-slot runs, one write per node pool per round."""
+    def _queues(self, indexes: list[int]) -> dict[int, list[int]]:
+        """``indexes`` per slot, in order."""
         queues: dict[int, list[int]] = {}
         slots = self._slots
         for index in indexes:
@@ -298,6 +309,35 @@ class RoutedBatch:
                 queues[slots[index]] = [index]
             else:
                 queue.append(index)
+        return queues
+
+    async def _grouped(self, indexes: list[int]) -> None:
+        """A segment where no slot has a command after a multi-key one: all in one
+        round (one write per node pool), then the refused ones in rounds."""
+        by_pool: dict[ConnectionsPool, list[int]] = {}
+        pending: list[int] = []
+        route, slots = self._router._route_slot, self._slots
+        for index in indexes:
+            pool = route(slots[index])
+            if pool is None:
+                pending.append(index)
+                continue
+            group = by_pool.get(pool)
+            if group is None:
+                by_pool[pool] = [index]
+            else:
+                group.append(index)
+        refused = await self._send({(pool, False): group for pool, group in by_pool.items()})
+        if not refused and not pending:
+            return
+        queues = {slot: list(again) for slot, again in refused.items()}
+        for index in pending:  # a slot without a route: none of it was sent
+            queues.setdefault(slots[index], []).append(index)
+        if await self._next_round(queues, refused, pending[0] if pending else None):
+            await self._rounds(queues)
+
+    async def _rounds(self, queues: dict[int, list[int]]) -> None:
+        """Per-slot runs, one write per node pool per round, until every queue is done."""
         barriers, forced, retried = self._barriers, self._forced, self._retried
         while queues:
             groups: dict[Group, list[int]] = {}
@@ -431,7 +471,7 @@ class RoutedBatch:
         """Send each group as one batch; the refused commands per slot, in order."""
         sent: list[Any] = []
         entries = self._entries
-        inflight = self._inflight
+        forced = self._forced
         for (pool, ask), indexes in groups.items():
             if ask:
                 commands: list[Sequence[Any]] = []
@@ -439,15 +479,17 @@ class RoutedBatch:
                     commands += ((b"ASKING",), entries[index])
             else:
                 commands = [entries[index] for index in indexes]
-            for index in indexes:
-                self._forced.pop(index, None)
-            inflight.update(indexes)
+            if forced:
+                for index in indexes:
+                    forced.pop(index, None)
+            self._wire.append(indexes)
             try:
                 sent.append(pool.execute_batch(commands, **self._kwargs))
             except Exception as exc:
                 sent.append(exc)
         waits = [s for s in sent if not isinstance(s, BaseException)]
         done = iter(await asyncio.gather(*waits, return_exceptions=True))
+        self._wire.clear()
         refused: dict[int, list[int]] = {}
         router = self._router
         of_type = router._actions.of_type
@@ -457,11 +499,12 @@ class RoutedBatch:
                 replies: list[Any] = [outcome] * len(indexes)
             else:
                 replies = outcome[1::2] if ask else outcome
+            errors = self._errors
             for index, reply in zip(indexes, replies, strict=True):
-                inflight.discard(index)
                 if not isinstance(reply, BaseException) or of_type(type(reply)) is Action.FAIL:
                     self.results[index] = reply
-                    self._errors.pop(index, None)
+                    if errors:
+                        errors.pop(index, None)
                     continue
                 c = self._c(index)
                 c.pool = pool
