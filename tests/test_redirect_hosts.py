@@ -77,3 +77,24 @@ async def test_connecting_to_an_unencodable_host_is_a_connect_error(host: str) -
 )
 def test_parse_redirect_checks_the_host(message: str, parsed: object) -> None:
     assert errors.parse_redirect(message) == parsed
+
+
+async def test_close_before_the_retry_task_starts_still_resolves_the_command() -> None:
+    """The retry task is cancelled before its first step: the caller's future gets
+    PoolClosedError instead of staying unresolved."""
+    async with FakeServer() as server:
+        host, port = server.address
+        _cluster_of_one(server)
+        server.replies[(b"CLUSTER", b"SLOTS")] = (  # slot 0 only: b"k" has no route
+            b"*1\r\n*3\r\n:0\r\n:0\r\n*3\r\n$%d\r\n%s\r\n:%d\r\n$2\r\nid\r\n"
+            % (len(host), host.encode(), port)
+        )
+        pool = await create_cluster_pool([server.address], retry_timeout=3)
+        try:
+            pending = pool.execute(b"GET", b"k")
+            pool.close()
+            with pytest.raises(errors.PoolClosedError):
+                await asyncio.wait_for(pending, 5)
+        finally:
+            pool.close()
+            await pool.wait_closed()
