@@ -663,6 +663,10 @@ class CommandInfo:
         self.slot_of = slot
         self._keys_fn, self._routing_keys_fn = keys, routing
 
+    def keys_of(self, args: ArgsT) -> list[KeyT]:
+        """The call's keys (shard channels excluded), in the server's order."""
+        return self._keys_fn(args)
+
     def split_layout(self) -> tuple[int, int] | None:
         """``(first, step)`` of a command that may be split per slot (see
         :meth:`CommandTable.multi_key_layout`), else None."""

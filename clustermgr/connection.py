@@ -44,7 +44,7 @@ from .stats import Counters
 from .tlsopts import resolve_tls
 from .tracking import StateTracker
 
-__all__ = ["RedisConnection", "create_connection"]
+__all__ = ["BATCH_CHECKED_NAMES", "RedisConnection", "create_connection", "refuse_in_batch"]
 
 logger = logging.getLogger("clustermgr.connection")
 
@@ -79,7 +79,7 @@ _BATCH_CHECKED = {
 _UNTRACKABLE_REPLY_MODES = frozenset({b"OFF", b"SKIP"})
 
 
-def _refuse_untracked_replies(command: Any, args: tuple[Any, ...]) -> None:
+def _refuse_untracked_replies(command: Any, args: Sequence[Any]) -> None:
     """CLIENT REPLY OFF/SKIP would make replies and commands stop matching up."""
     if (
         len(args) >= 2
@@ -89,6 +89,21 @@ def _refuse_untracked_replies(command: Any, args: tuple[Any, ...]) -> None:
         raise TypeError(
             "CLIENT REPLY OFF/SKIP is not supported: replies are matched to commands in order"
         )
+
+
+#: Lower-case names (``CommandInfo.name``) of the commands :func:`refuse_in_batch` looks at.
+BATCH_CHECKED_NAMES = frozenset(name.decode().lower() for name in _STATE.values())
+
+
+def refuse_in_batch(command: Any, args: Sequence[Any]) -> None:
+    """Raise TypeError if a batch cannot carry ``command``: it changes connection
+    state (SELECT, WATCH, MULTI, ...; CLIENT only for REPLY OFF/SKIP)."""
+    checked = lookup_command(_STATE, command)
+    if checked is None:
+        return
+    if checked != b"CLIENT":
+        raise TypeError(f"execute_batch: {command!r} changes connection state; use execute()")
+    _refuse_untracked_replies(command, args)
 
 
 def _special(command: Any) -> bytes | None:
@@ -826,6 +841,13 @@ async def create_connection(
         raise ConnectError(
             f"cannot connect to {conn._address_text}: {exc.strerror or exc}"
         ) from exc
+    except (UnicodeError, ValueError) as exc:  # a host the resolver cannot take
+        opened = conn._transport is not None  # then the handshake raised: not a connect error
+        conn.close()
+        if opened:
+            await conn.wait_closed()
+            raise
+        raise ConnectError(f"cannot connect to {conn._address_text}: {exc}") from exc
     except BaseException:
         conn.close()
         await conn.wait_closed()

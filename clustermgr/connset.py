@@ -23,7 +23,7 @@ from typing import Any
 from ._timeout import timeout as _timeout
 from .abc import AbcConnection
 from .connection import RedisConnection
-from .errors import PoolClosedError, RedisError, TimeoutError
+from .errors import PoolClosedError, TimeoutError
 from .handback import Action, KnownState, judge, restore
 from .stats import Counters
 
@@ -288,7 +288,7 @@ class ConnectionSet:
         """
         try:
             conn = await self.acquire()
-        except (RedisError, OSError, asyncio.CancelledError) as exc:
+        except (Exception, asyncio.CancelledError) as exc:  # every failure reaches ``future``
             if isinstance(exc, asyncio.CancelledError):
                 exc = PoolClosedError(f"pool for {self._describe} was closed")
             on_error = kwargs.get("on_error")

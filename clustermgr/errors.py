@@ -12,6 +12,7 @@ connection broke after the command was written and the outcome is unknown.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from typing import Any, ClassVar
 
 __all__ = [
@@ -178,6 +179,10 @@ def parse_redirect(msg: str) -> tuple[int, str, int] | None:
     host (``MOVED 3999 :6380``) is valid: Redis sends it when the node does not
     know its own endpoint and means "the host of the connection that got this
     reply"; the connection's reader fills it in (see :func:`clustermgr.protocol.new_reader`).
+    Any other host must be an IP literal or a name that can be looked up
+    (IDNA-encodable: labels of 1-63 characters, no forbidden characters), so a
+    redirect that could never be connected to is malformed here, not a
+    surprise at connect time.
     """
     parts = msg.split()
     if len(parts) != 3:
@@ -191,9 +196,25 @@ def parse_redirect(msg: str) -> tuple[int, str, int] | None:
             return None
         host = host[1:-1]
     slot, port = int(slot_text), int(port_text)
-    if slot >= _SLOTS or not 0 < port < 65536:
+    if slot >= _SLOTS or not 0 < port < 65536 or (host and not _is_host(host)):
         return None
     return slot, host, port
+
+
+def _is_host(host: str) -> bool:
+    """True if ``host`` is an IP literal or a name that can be looked up."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    if ":" in host:
+        return False
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def _is_small_number(text: str) -> bool:

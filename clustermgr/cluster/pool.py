@@ -325,14 +325,16 @@ class ClusterPool(Router):
 
         Commands are grouped by the master owning their slot and each group
         goes out as one batch on one connection. Replies that are redirects
-        or transient errors are resent as a batch again, in their original
-        order (commands on one slot keep their order through MOVED and ASK);
-        other error replies are returned in place as exception instances, as
-        with MULTI/EXEC results, each with ``may_have_executed``. Bad input
-        (a command that is not a sequence, an empty one, an argument of a
-        type that cannot be sent) raises TypeError before anything is sent.
+        or transient errors are resent, in their original order, before the
+        later commands of their slot; other error replies are returned in
+        place as exception instances, as with MULTI/EXEC results, each with
+        ``may_have_executed``. Bad input anywhere in the batch (not a
+        sequence, an argument that cannot be sent, a connection-state
+        command, an unknown ``encoding``) raises before anything is sent.
         Keyless, cross-slot, blocking and pub/sub commands run through
-        :meth:`execute`. Not atomic; replica reads are not used.
+        :meth:`execute`, each between the commands around it. The exact
+        order guarantee and its limit: :mod:`clustermgr.routing.batch`. Not
+        atomic; replica reads are not used.
         """
         if self._closed:
             raise PoolClosedError("cluster pool is closed")

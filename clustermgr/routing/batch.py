@@ -1,39 +1,72 @@
 """Many commands, grouped per node pool, one write each; redirects followed in order.
 
-:class:`RoutedBatch` checks and classifies every command before anything is
-sent (bad input raises TypeError and nothing goes out), groups them by the
-node pool of their route and sends each group with that pool's
-``execute_batch``. Replies the router's error table says to retry (MOVED,
-ASK, TRYAGAIN, a lost connection, ...) are resent *as batches again*, in
-their original order, so commands on one slot keep their order through a
-redirect. Every reply that stays an error is an exception instance in place,
-with ``may_have_executed`` set: an unknown outcome of a write becomes
-:class:`~clustermgr.errors.OutcomeUnknownError`.
+:class:`RoutedBatch` checks every command before anything is sent: a command
+that is not a sequence, an argument of a type that cannot be sent, a command a
+batch cannot carry (SELECT, WATCH, MULTI, ...) raise TypeError; a ``str`` that
+is not valid UTF-8 (a lone surrogate) raises ValueError; an unknown
+``encoding`` raises LookupError -- and then nothing has been sent.
+
+Order. The batch runs as *segments*, one after the other: each command that
+does not go to one slot's node (keyless, cross-slot, blocking, pub/sub: run
+with the router's ``execute``) is a segment of its own, and the commands
+between two such are one segment. Inside a segment the commands are grouped
+by the node pool of their slot and each group goes out as one batch. Per
+slot, the commands are sent in the callers' order, in one run up to the first
+command that names a key of a *multi-key* command before it in the run (a
+migrating slot answers a multi-key command TRYAGAIN while a later command on
+one of its keys may be served): that command and the rest of the slot wait for
+the multi-key command's reply. When a node refuses
+a command (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, a lost connection of a
+read-only command, ...), that command and every later command of its slot
+that was refused too are resent in their order, before the rest of the slot.
+
+What this guarantees, exactly: the commands of one slot are *sent* in batch
+order, and a refused command is resent before any later command of its slot
+is sent for the first time. A command that a node refused cannot have been
+overtaken by a later command of its slot -- unless that later command was in
+the same write and the node *accepted* it after refusing the earlier one.
+That happens only when the slot's state changes on that node while the write
+is being served: the node takes the slot over (MOVED, then served) or a
+migration ends or is undone mid-write (ASK, then served). Such a command ran
+before the refused one; its reply is in place and it is not resent. While a
+slot is merely being migrated, a later command on the *same key* is refused
+like the first (the key is on the target), so one key's commands keep their
+order; a multi-key command refused with TRYAGAIN holds back the later commands
+on its keys (and the rest of its slot) until it has run.
+
+Every reply that stays an error is an exception instance in place with
+``may_have_executed`` set: an unknown outcome of a write becomes
+:class:`~clustermgr.errors.OutcomeUnknownError`. If the pool is closed while
+the batch runs, the commands on the wire get
+:class:`~clustermgr.errors.ConnectionForcedCloseError` (``may_have_executed``
+True) and those not yet sent :class:`~clustermgr.errors.PoolClosedError`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+import codecs
+from collections.abc import Sequence
 from typing import Any
 
 from ..commands import CommandInfo
-from ..errors import CrossSlotError, RedirectError
+from ..connection import BATCH_CHECKED_NAMES, refuse_in_batch
+from ..errors import ConnectionForcedCloseError, CrossSlotError, RedirectError
 from ..pool import ConnectionsPool
 from ..protocol import is_blocking
 from ..pubsub import is_pubsub_command
-from .actions import Action
+from .actions import Action, Budget
 from .core import Classified, Router
 
 __all__ = ["RoutedBatch"]
 
 _ARG_TYPES = (bytes, str, int, float, memoryview, bytearray)
 _NOT_A_COMMAND = (str, bytes, bytearray, memoryview)
+_FAST_TYPES = frozenset({bytes, str, int, float})
 
 Group = tuple[ConnectionsPool, bool]  # (pool, send ASKING first)
-
-
-_FAST_TYPES = frozenset({bytes, str, int, float})
+Segment = int | list[int]  # one command run alone, or commands grouped per slot
+_PENDING: Any = object()  # a result not known yet
 
 
 def _check(index: int, entry: Any) -> None:
@@ -59,20 +92,61 @@ def _check(index: int, entry: Any) -> None:
             )
 
 
+def _check_text(index: int, entry: Sequence[Any]) -> None:
+    """Every ``str`` of ``entry`` can be sent as UTF-8 (ValueError if not)."""
+    for position, arg in enumerate(entry):
+        if type(arg) is str and not arg.isascii():
+            try:
+                arg.encode()
+            except UnicodeEncodeError as exc:
+                raise ValueError(
+                    f"execute_batch: argument {position} of command {index} "
+                    f"({entry[0]!r}) cannot be encoded as UTF-8: {exc.reason}"
+                ) from exc
+
+
+def _check_kwargs(kwargs: dict[str, Any]) -> None:
+    for name in kwargs:
+        if name != "encoding":
+            raise TypeError(f"execute_batch got an unexpected keyword argument {name!r}")
+    encoding = kwargs.get("encoding")
+    if type(encoding) is str:
+        codecs.lookup(encoding)  # LookupError now, not after the commands ran
+
+
+def _key_bytes(key: Any) -> bytes:
+    if type(key) is bytes:
+        return key
+    if type(key) is str:
+        return key.encode()
+    if isinstance(key, (bytearray, memoryview)):
+        return bytes(key)
+    return str(key).encode()  # an int or float key is sent as its text
+
+
+def _multi_key(info: CommandInfo) -> bool:
+    """Whether ``info``'s command may name several keys (a migrating slot: TRYAGAIN)."""
+    return info.movablekeys or info.last_key != info.first_key
+
+
 class RoutedBatch:
     """One ``execute_batch`` call on a :class:`~.core.Router` (see the module doc)."""
 
     __slots__ = (
+        "_barriers",
+        "_budget",
         "_entries",
         "_errors",
-        "_first",
+        "_forced",
         "_infos",
         "_kwargs",
+        "_ordered",
+        "_retried",
         "_router",
-        "_singles",
+        "_segments",
         "_slots",
-        "_todo",
         "_unknown",
+        "_wire",
         "classified",
         "results",
     )
@@ -82,23 +156,35 @@ class RoutedBatch:
     ) -> None:
         if isinstance(commands, _NOT_A_COMMAND) or not isinstance(commands, Sequence):
             raise TypeError(f"execute_batch takes a sequence of commands, not {commands!r}")
+        _check_kwargs(kwargs)
         self._router = router
         self._kwargs = kwargs
         self._entries = commands
-        self.results: list[Any] = [None] * len(commands)
+        size = len(commands)
+        self.results: list[Any] = [_PENDING] * size
         #: Built on first need (a retry), from the classification made here.
-        self.classified: list[Classified | None] = [None] * len(commands)
-        self._infos: list[CommandInfo | None] = [None] * len(commands)
-        self._slots: list[int | None] = [None] * len(commands)
-        self._singles: dict[int, tuple[bytes | str, tuple[Any, ...]]] = {}
-        self._todo: list[int] = []
+        self.classified: list[Classified | None] = [None] * size
+        self._infos: list[CommandInfo | None] = [None] * size
+        self._slots: list[int] = [0] * size
+        #: Commands whose slot's later commands wait for their reply.
+        self._barriers: set[int] = set()
+        self._segments: list[Segment] = []
         self._errors: dict[int, BaseException] = {}
         #: Commands an attempt of which may have run (their final error says so).
         self._unknown: set[int] = set()
-        self._first: dict[ConnectionsPool, list[int]] = {}
-        first = self._first
-        lookup, route, infos, slots = router._lookup, router._route_slot, self._infos, self._slots
-        fast = _FAST_TYPES
+        #: Commands resent after a failure, and where a redirect sends them.
+        self._retried: set[int] = set()
+        self._forced: dict[int, Group] = {}
+        #: Commands written and not answered yet (what a close interrupts).
+        self._wire: list[Sequence[int]] = []
+        #: Segments (by position) where a command names a slot after a multi-key one.
+        self._ordered: set[int] = set()
+        self._budget: Budget | None = None
+        lookup, infos, slots = router._lookup, self._infos, self._slots
+        fast, checked = _FAST_TYPES, BATCH_CHECKED_NAMES
+        segments = self._segments
+        grouped: list[int] = []
+        held: set[int] = set()  # slots of the segment's multi-key commands
         for index, entry in enumerate(commands):
             kind = type(entry)
             if (kind is not tuple and kind is not list) or not entry:
@@ -106,11 +192,14 @@ class RoutedBatch:
             command, args = entry[0], entry[1:]
             if type(command) is not bytes and type(command) is not str:
                 _check(index, entry)
-            for arg in args:
+            for arg in entry:
                 if type(arg) not in fast:
                     _check(index, entry)
-                    break
+                elif type(arg) is str and not arg.isascii():
+                    _check_text(index, entry)
             info = lookup(command)
+            if info.name in checked or not info.name:
+                refuse_in_batch(command, args)
             try:
                 slot = info.slot_of(args)
             except CrossSlotError:  # split (or refused) by execute
@@ -120,20 +209,23 @@ class RoutedBatch:
                 or (info.pubsub and is_pubsub_command(command))
                 or (info.is_blocking and is_blocking(command, tuple(args)))
             ):
-                self._singles[index] = (command, tuple(args))
+                if grouped:
+                    segments.append(grouped)
+                    grouped, held = [], set()
+                segments.append(index)
                 continue
             if info.subcommands and args:
                 info = info.subcommand(args[0]) or info
             infos[index] = info if info.name else None
             slots[index] = slot
-            pool = route(slot)
-            if pool is None:
-                self._todo.append(index)
-            else:
-                group = first.get(pool)
-                if group is None:
-                    group = first[pool] = []
-                group.append(index)
+            if held and slot in held:
+                self._ordered.add(len(segments))
+            if _multi_key(info):
+                self._barriers.add(index)
+                held.add(slot)
+            grouped.append(index)
+        if grouped:
+            segments.append(grouped)
 
     def _c(self, index: int) -> Classified:
         c = self.classified[index]
@@ -147,142 +239,282 @@ class RoutedBatch:
 
     async def run(self) -> list[Any]:
         """Send everything; the replies (or errors, in place) in the callers' order."""
-        router = self._router
-        singles: dict[int, Awaitable[Any]] = {}
-        for index, (command, args) in self._singles.items():
-            try:
-                singles[index] = router.execute(command, *args, **self._kwargs)
-            except Exception as exc:
-                self.results[index] = exc
-        rounds = self._rounds()
-        if singles:
-            done = await asyncio.gather(rounds, *singles.values(), return_exceptions=True)
-            for index, reply in zip(singles, done[1:], strict=True):
-                self.results[index] = reply
-            if isinstance(done[0], BaseException):
-                raise done[0]
-        else:
-            await rounds
+        try:
+            for position, segment in enumerate(self._segments):
+                if isinstance(segment, int):
+                    await self._single(segment)
+                elif position in self._ordered:
+                    await self._rounds(self._queues(segment))
+                else:
+                    await self._grouped(segment)
+        except asyncio.CancelledError:
+            if not self._router.closed:
+                raise  # the caller gave up
+            self._closed()
         return self.results
 
-    async def _rounds(self) -> None:
+    def _closed(self) -> None:
+        """The pool closed under the batch: every command not answered gets its error."""
         router = self._router
-        budget = router._budget()
-        loop = router._loop
-        groups = {(pool, False): indexes for pool, indexes in self._first.items()}
-        if self._todo:
-            for group, indexes in self._group(self._todo, {}).items():
-                groups.setdefault(group, []).extend(indexes)
-        while groups:
-            await self._send(groups)
-            if not self._todo:
-                return
-            self._todo.sort()  # one slot's commands stay in the callers' order
-            budget.failures += 1
-            redirects = any(
-                isinstance(self._errors.get(i), RedirectError) for i in self._todo
-            )
-            if redirects:
-                budget.redirects += 1
-            why = budget.spent(loop.time())
-            if why is not None or router.closed:
-                for index in self._todo:
+        answered = self.results
+        wire = {index for indexes in self._wire for index in indexes}
+        for segment in self._segments:
+            for index in [segment] if isinstance(segment, int) else segment:
+                if index in wire:
+                    answered[index] = ConnectionForcedCloseError(
+                        "the pool was closed while the command was on the wire",
+                        may_have_executed=True,
+                    )
+                elif answered[index] is _PENDING:
                     error = self._errors.get(index)
-                    c = self._c(index)
+                    answered[index] = (
+                        error if error is not None and index in self._unknown
+                        else router._closed_error()
+                    )
+
+    async def _single(self, index: int) -> None:
+        entry = self._entries[index]
+        self._wire.append((index,))
+        try:
+            self.results[index] = await self._router.execute(
+                entry[0], *entry[1:], **self._kwargs
+            )
+        except Exception as exc:
+            self.results[index] = exc
+        self._wire.clear()
+
+    def _budget_now(self) -> Budget:
+        if self._budget is None:
+            self._budget = self._router._budget()
+        return self._budget
+
+    def _route(self, index: int) -> Group | None:
+        """Where ``index`` goes next: its redirect, else its slot's pool (None: no route)."""
+        group = self._forced.get(index)
+        if group is not None:
+            return group
+        if index in self._retried:
+            pool = self._router._batch_route(self._c(index))
+        else:
+            pool = self._router._route_slot(self._slots[index])
+        return None if pool is None else (pool, False)
+
+    def _queues(self, indexes: list[int]) -> dict[int, list[int]]:
+        """``indexes`` per slot, in order."""
+        queues: dict[int, list[int]] = {}
+        slots = self._slots
+        for index in indexes:
+            queue = queues.get(slots[index])
+            if queue is None:
+                queues[slots[index]] = [index]
+            else:
+                queue.append(index)
+        return queues
+
+    async def _grouped(self, indexes: list[int]) -> None:
+        """A segment where no slot has a command after a multi-key one: all in one
+        round (one write per node pool), then the refused ones in rounds."""
+        by_pool: dict[ConnectionsPool, list[int]] = {}
+        pending: list[int] = []
+        route, slots = self._router._route_slot, self._slots
+        for index in indexes:
+            pool = route(slots[index])
+            if pool is None:
+                pending.append(index)
+                continue
+            group = by_pool.get(pool)
+            if group is None:
+                by_pool[pool] = [index]
+            else:
+                group.append(index)
+        refused = await self._send({(pool, False): group for pool, group in by_pool.items()})
+        if not refused and not pending:
+            return
+        queues = {slot: list(again) for slot, again in refused.items()}
+        for index in pending:  # a slot without a route: none of it was sent
+            queues.setdefault(slots[index], []).append(index)
+        if await self._next_round(queues, refused, pending[0] if pending else None):
+            await self._rounds(queues)
+
+    async def _rounds(self, queues: dict[int, list[int]]) -> None:
+        """Per-slot runs, one write per node pool per round, until every queue is done."""
+        barriers, forced, retried = self._barriers, self._forced, self._retried
+        while queues:
+            groups: dict[Group, list[int]] = {}
+            runs: list[tuple[int, int]] = []  # (slot, how many of its queue were sent)
+            no_route: int | None = None
+            for slot, queue in queues.items():
+                group = self._route(queue[0])
+                if group is None:
+                    no_route = queue[0]
+                    continue
+                if not barriers and not forced and not retried:
+                    taken = len(queue)  # the common case: all of the slot in one run
+                else:
+                    taken = self._run_length(queue, group)
+                target = groups.get(group)
+                if target is None:
+                    groups[group] = queue[:taken]
+                else:
+                    target += queue[:taken]
+                runs.append((slot, taken))
+            refused: dict[int, list[int]] = {}
+            if groups:
+                refused = await self._send(groups)
+            for slot, taken in runs:
+                queue = queues[slot]
+                again = refused.get(slot)
+                rest = queue[taken:]
+                queue = again + rest if again else rest
+                if queue:
+                    queues[slot] = queue
+                else:
+                    del queues[slot]
+            if not refused and no_route is None:
+                continue
+            if not await self._next_round(queues, refused, no_route):
+                return
+
+    def _run_length(self, queue: list[int], group: Group) -> int:
+        """How many of ``queue`` go out now: those routed like its head, up to (not
+        including) the first that names a key of a multi-key command before it
+        in the run -- that one waits for the multi-key command's reply."""
+        barriers, forced, retried = self._barriers, self._forced, self._retried
+        held: set[Any] = set()
+        plain: Group | None = None
+        taken = 0
+        for index in queue:
+            if taken:
+                if index in forced or index in retried:
+                    if self._route(index) != group:
+                        break
+                else:
+                    if plain is None:
+                        plain = self._route(index)
+                    if plain != group:
+                        break
+                if held and not held.isdisjoint(self._keys(index)):
+                    break
+            if index in barriers:
+                held.update(self._keys(index))
+            taken += 1
+        return taken
+
+    def _keys(self, index: int) -> list[Any]:
+        """The keys of command ``index``, as bytes (``"k"`` and ``b"k"`` are one key)."""
+        info = self._infos[index]
+        args = self._entries[index][1:]
+        if info is None:
+            keys: list[Any] = list(args[:1])
+        else:
+            keys = info.keys_of(tuple(args))
+        return [_key_bytes(key) for key in keys]
+
+    async def _next_round(
+        self, queues: dict[int, list[int]], refused: dict[int, list[int]], no_route: int | None
+    ) -> bool:
+        """Decide each refused command's next route and wait once; False: the budget is spent."""
+        router = self._router
+        budget = self._budget_now()
+        budget.failures += 1
+        wait: Action | None = Action.REFRESH if no_route is not None else None
+        wait_for = no_route
+        redirected = False
+        for slot, indexes in refused.items():
+            for index in indexes:
+                c = self._c(index)
+                error = self._errors[index]
+                action = router._actions.action(error, c.readonly)
+                if action is Action.FAIL or action is Action.REFUSE:
+                    self.results[index] = (
+                        error if action is Action.FAIL else router._refuse(c, error)
+                    )
+                    queues[slot].remove(index)
+                    continue
+                self._retried.add(index)
+                if action is Action.MOVED or action is Action.ASK:
+                    redirected = redirected or isinstance(error, RedirectError)
+                    ask = action is Action.ASK
+                    self._forced[index] = (router._redirect(c, error, ask), ask)
+                elif action is Action.REFRESH or wait is None:
+                    wait = action
+                    wait_for = index if wait_for is None else wait_for
+            if not queues[slot]:
+                del queues[slot]
+        if redirected:
+            budget.redirects += 1
+        loop = router._loop
+        why = budget.spent(loop.time())
+        if why is not None or router.closed:
+            for queue in queues.values():
+                for index in queue:
+                    last = self._errors.get(index)
                     budget.unknown = index in self._unknown
                     self.results[index] = (
-                        router._closed_error() if router.closed
-                        else router._exhausted(c, budget, why or "", error)
+                        (last if budget.unknown and last is not None
+                         else router._closed_error()) if router.closed
+                        else router._exhausted(self._c(index), budget, why or "", last)
                     )
-                return
-            groups = await self._regroup(budget)
-
-    def _group(self, indexes: list[int], forced: dict[int, Group]) -> dict[Group, list[int]]:
-        groups: dict[Group, list[int]] = {}
-        pending: list[int] = []
-        for index in indexes:
-            c = self._c(index)
-            group = forced.get(index)
-            if group is None:
-                pool = self._router._batch_route(c)
-                if pool is None:
-                    pending.append(index)
-                    continue
-                group = (pool, False)
-            c.pool = group[0]
-            self._errors.pop(index, None)
-            groups.setdefault(group, []).append(index)
-        self._todo = pending
-        return groups
-
-    async def _regroup(self, budget: Any) -> dict[Group, list[int]]:
-        """Decide each failed command's next route; wait once for those that must wait."""
-        router = self._router
-        forced: dict[int, Group] = {}
-        again: list[int] = []
-        wait: Action | None = None
-        for index in self._todo:
-            c = self._c(index)
-            error = self._errors.get(index)
-            if error is None:  # no route yet
-                wait = Action.REFRESH
-                again.append(index)
-                continue
-            action = router._actions.action(error, c.readonly)
-            if action is Action.FAIL:
-                self.results[index] = error
-                continue
-            if action is Action.REFUSE:
-                self.results[index] = router._refuse(c, error)
-                continue
-            if action is Action.MOVED or action is Action.ASK:
-                ask = action is Action.ASK
-                forced[index] = (router._redirect(c, error, ask), ask)
-            elif action is Action.REFRESH or wait is None:
-                wait = action
-            again.append(index)
-        remaining = budget.remaining(router._loop.time())
-        if wait is Action.REFRESH:
-            await router._wait_route(self._c(again[0]), budget, "batch reply")
+            queues.clear()
+            return False
+        remaining = budget.remaining(loop.time())
+        if wait is Action.REFRESH and wait_for is not None:
+            await router._wait_route(self._c(wait_for), budget, "batch reply")
         elif wait is Action.REFRESH_LATER:
             router._request_refresh("batch reply")
             await router._backoff.sleep(budget.failures - 1, remaining)
         elif wait is Action.BACKOFF:
             await router._backoff.sleep(budget.failures - 1, remaining)
-        return self._group(again, forced)
+        return True
 
-    async def _send(self, groups: dict[Group, list[int]]) -> None:
-        sent: list[tuple[list[int], bool, Awaitable[list[Any]] | BaseException]] = []
+    async def _send(self, groups: dict[Group, list[int]]) -> dict[int, list[int]]:
+        """Send each group as one batch; the refused commands per slot, in order."""
+        sent: list[Any] = []
+        entries = self._entries
+        forced = self._forced
         for (pool, ask), indexes in groups.items():
-            entries = self._entries
             if ask:
                 commands: list[Sequence[Any]] = []
                 for index in indexes:
                     commands += ((b"ASKING",), entries[index])
             else:
                 commands = [entries[index] for index in indexes]
+            if forced:
+                for index in indexes:
+                    forced.pop(index, None)
+            self._wire.append(indexes)
             try:
-                sent.append((indexes, ask, pool.execute_batch(commands, **self._kwargs)))
+                sent.append(pool.execute_batch(commands, **self._kwargs))
             except Exception as exc:
-                sent.append((indexes, ask, exc))
-        waits = [s for _, _, s in sent if not isinstance(s, BaseException)]
+                sent.append(exc)
+        waits = [s for s in sent if not isinstance(s, BaseException)]
         done = iter(await asyncio.gather(*waits, return_exceptions=True))
-        for (pool, _ask), (indexes, ask, awaited) in zip(groups, sent, strict=True):
+        self._wire.clear()
+        refused: dict[int, list[int]] = {}
+        router = self._router
+        of_type = router._actions.of_type
+        for ((pool, ask), indexes), awaited in zip(groups.items(), sent, strict=True):
             outcome = awaited if isinstance(awaited, BaseException) else next(done)
             if isinstance(outcome, BaseException):
                 replies: list[Any] = [outcome] * len(indexes)
             else:
                 replies = outcome[1::2] if ask else outcome
+            errors = self._errors
             for index, reply in zip(indexes, replies, strict=True):
-                action = (
-                    self._router._actions.of_type(type(reply))
-                    if isinstance(reply, BaseException) else Action.FAIL
-                )
-                if action is Action.FAIL:
+                if not isinstance(reply, BaseException) or of_type(type(reply)) is Action.FAIL:
                     self.results[index] = reply
+                    if errors:
+                        errors.pop(index, None)
+                    continue
+                c = self._c(index)
+                c.pool = pool
+                router._observe(c, pool, reply)
+                self._errors[index] = reply
+                if getattr(reply, "may_have_executed", False):
+                    self._unknown.add(index)
+                slot_refused = refused.get(self._slots[index])
+                if slot_refused is None:
+                    refused[self._slots[index]] = [index]
                 else:
-                    self._router._observe(self._c(index), pool, reply)
-                    self._errors[index] = reply
-                    self._todo.append(index)
-                    if getattr(reply, "may_have_executed", False):
-                        self._unknown.add(index)
+                    slot_refused.append(index)
+        return refused

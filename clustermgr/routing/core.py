@@ -231,6 +231,15 @@ class Router(AbcPool):
     ) -> None:
         task = self._tasks.spawn(self._retry(c, error, future, budget or self._budget()))
         future.add_done_callback(lambda f: task.cancel() if f.cancelled() else None)
+        task.add_done_callback(partial(self._retry_ended, future))
+
+    def _retry_ended(self, future: asyncio.Future[Any], task: asyncio.Task[None]) -> None:
+        """Whatever ended the retry task (a cancel before its first step, an error
+        :meth:`_retry` did not catch) reaches the caller's future."""
+        if future.done():
+            return
+        error = None if task.cancelled() else task.exception()
+        future.set_exception(error if error is not None else self._closed_error())
 
     async def _retry(
         self, c: Classified, error: BaseException | None, future: asyncio.Future[Any],
