@@ -179,3 +179,56 @@ async def test_cancelled_refused_subscribe_is_dropped(
         await asyncio.sleep(0.3)
         assert b"forbidden-1" not in pool.pubsub_channels
         assert await _ends(channel, 1), "reader of a refused channel never ends"
+
+
+# -- replies that look like pushes ---------------------------------------------------
+
+
+@pytest.mark.parametrize("items", [("message", "x", "y"), ("subscribe", "x", "1")])
+async def test_reply_before_subscribe_not_misread(
+    redis_standalone: Any, items: tuple[str, ...]
+) -> None:
+    """A reply to a command sent before SUBSCRIBE is its reply, even if it looks like a push."""
+    conn = await create_connection(redis_standalone.address)
+    try:
+        key = _name("list")
+        await conn.execute("RPUSH", key, *items)
+        lrange = conn.execute("LRANGE", key, 0, -1)
+        sub = conn.execute_pubsub("SUBSCRIBE", _name("c"))
+        assert await asyncio.wait_for(lrange, 2) == [i.encode() for i in items]
+        await asyncio.wait_for(sub, 2)
+        assert conn.in_pubsub == 1
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_subscribed_ping_answers_as_unsubscribed(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        unsubscribed = [await conn.execute("PING", *args) for args in ((), ("hi",), ("",))]
+        await conn.execute_pubsub("SUBSCRIBE", _name("c"))
+        subscribed = [await conn.execute("PING", *args) for args in ((), ("hi",), ("",))]
+        assert subscribed == unsubscribed == [b"PONG", b"hi", b""]
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_reset_is_refused(redis_standalone: Any) -> None:
+    """RESET would drop subscriptions (and db, auth, MULTI) behind the connection's back."""
+    conn = await create_connection(redis_standalone.address)
+    try:
+        a = _name("c")
+        await conn.execute_pubsub("SUBSCRIBE", a)
+        with pytest.raises(TypeError, match="RESET"):
+            conn.execute("RESET")
+        with pytest.raises(TypeError, match="RESET"):
+            conn.execute("reset")
+        with pytest.raises(TypeError):
+            conn.execute_batch([("PING",), ("RESET",)])
+        assert conn.in_pubsub == 1 and conn.pubsub_channels[a].is_active
+        assert await conn.execute("PING") == b"PONG"
+    finally:
+        conn.close()
+        await conn.wait_closed()
