@@ -67,6 +67,7 @@ class ClusterPubSub:
         self._syncs: dict[Key, asyncio.Task[None]] = {}
         self._home: ConnectionsPool | None = None
         self._lost_at: dict[Key, float] = {}  # wall-clock time a subscription went away
+        self._following: dict[ConnectionsPool, asyncio.Task[None]] = {}  # pub/sub link down
         self._closed = False
 
     # -- views -------------------------------------------------------------
@@ -104,9 +105,12 @@ class ClusterPubSub:
             self._set.add(kind, targets)
             tasks = [self._schedule((kind, t.name)) for t in targets]
             return self._cluster._spawn(self._confirm(kind, names, tasks))
-        for channel in self._set.remove(kind, names):
+        removed = self._set.remove(kind, names)
+        for channel in removed:
             self._forget((kind, channel.name))
             channel.close()
+        # Without names: one confirmation per channel it ended, as the server sends.
+        names = names or [channel.name for channel in removed]
         return self._cluster._spawn(self._confirm(kind, names, [], unsubscribe=True))
 
     async def _confirm(
@@ -138,7 +142,7 @@ class ClusterPubSub:
             raise PoolClosedError("cluster pool was closed")
         word = _WIRE[kind][2][1 if unsubscribe else 0]
         count = self.count
-        return [[word, name, count] for name in names]
+        return [[word, name, count] for name in names] or [[word, None, count]]
 
     # -- desired vs actual -------------------------------------------------
 
@@ -208,6 +212,8 @@ class ClusterPubSub:
             else:
                 relay = Relay(target, functools.partial(self._lost, key, pool))
                 route = self._relays[key] = _Route(relay, pool)
+                pool.on_pubsub_lost = self._node_lost
+                pool.on_resubscribed = self._node_back
                 try:
                     await pool.execute_pubsub(_WIRE[kind][0], relay)
                     lost_at = self._lost_at.pop(key, None)
@@ -233,6 +239,38 @@ class ClusterPubSub:
                         )
             attempt += 1
             await asyncio.sleep(min(1.0, 0.02 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1))
+
+    def _node_lost(self, pool: ConnectionsPool, cause: BaseException | None) -> None:
+        """A node's pub/sub connection dropped: follow the slot map until it is back.
+
+        A pool used only for pub/sub sends no command that would fail and
+        trigger a reload, so the lost connection does.
+        """
+        if not self._closed and pool not in self._following:
+            task = self._cluster._spawn(self._follow(pool))
+            self._following[pool] = task
+            task.add_done_callback(functools.partial(self._followed, pool))
+
+    def _node_back(self, pool: ConnectionsPool, gap: float) -> None:
+        task = self._following.get(pool)
+        if task is not None:
+            task.cancel()
+
+    def _followed(self, pool: ConnectionsPool, task: asyncio.Task[None]) -> None:
+        if self._following.get(pool) is task:
+            del self._following[pool]
+        _consume(task)
+
+    async def _follow(self, pool: ConnectionsPool) -> None:
+        """Reload the slot map until nothing is routed to ``pool`` (each reload reconciles)."""
+        cluster = self._cluster
+        attempt = 0
+        while not (self._closed or pool.closed) and any(
+            route.pool is pool for route in self._relays.values()
+        ):
+            await cluster._refresh.refresh("pubsub connection lost", cluster._options.node_timeout)
+            attempt += 1
+            await asyncio.sleep(min(1.0, 0.05 * 2 ** min(attempt, 5)) * random.uniform(0.5, 1))
 
     def _restored(self, key: Key, pool: ConnectionsPool, lost_at: float) -> None:
         pool.counters.resubscribes += 1
@@ -293,7 +331,7 @@ class ClusterPubSub:
         for route in self._relays.values():
             route.relay.retired = True
         self._relays.clear()
-        for task in self._syncs.values():
+        for task in (*self._syncs.values(), *self._following.values()):
             task.cancel()
         self._syncs.clear()
         self._set.close_all()
