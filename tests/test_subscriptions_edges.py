@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from clustermgr import create_connection, create_pool, errors
+from clustermgr import Channel, create_connection, create_pool, errors
 
 
 def _name(prefix: str) -> str:
@@ -232,3 +232,55 @@ async def test_reset_is_refused(redis_standalone: Any) -> None:
     finally:
         conn.close()
         await conn.wait_closed()
+
+
+# -- channels closed by their user; one channel per name in a call --------------------
+
+
+async def test_user_closed_channel_stays_closed_and_is_replaced(redis_standalone: Any) -> None:
+    pool = await create_pool(redis_standalone.address)
+    pub = await create_connection(redis_standalone.address)
+    try:
+        a = _name("c")
+        await pool.execute_pubsub("SUBSCRIBE", a)
+        old = pool.pubsub_channels[a]
+        old.close()  # the user ends their reader
+        for _ in range(3):
+            await pub.execute("PUBLISH", a, "m")
+        await asyncio.sleep(0.1)
+        assert not old.is_active and old.qsize == 0, repr(old)
+        await asyncio.wait_for(pool.execute_pubsub("SUBSCRIBE", a), 5)  # by name again
+        channel = pool.pubsub_channels[a]
+        assert channel is not old and channel.is_active
+        assert pool._pubsub.state("channels", a) == "subscribed"
+        assert await pub.execute("PUBLISH", a, "n") == 1
+        assert await asyncio.wait_for(channel.get(), 2) == b"n"
+    finally:
+        pool.close()
+        pub.close()
+        await pool.wait_closed()
+        await pub.wait_closed()
+
+
+@pytest.mark.parametrize("order", ["object-first", "name-first"])
+async def test_object_and_name_in_one_call_are_one_channel(
+    redis_standalone: Any, order: str
+) -> None:
+    """SUBSCRIBE(Channel('a'), 'a'): the caller's own channel object receives, once."""
+    conn = await create_connection(redis_standalone.address)
+    pool = await create_pool(redis_standalone.address)
+    pub = await create_connection(redis_standalone.address)
+    try:
+        for target in (conn, pool):
+            a = _name("mix")
+            mine = Channel(a)
+            args = (mine, a) if order == "object-first" else (a, mine)
+            replies = await asyncio.wait_for(target.execute_pubsub("SUBSCRIBE", *args), 5)
+            assert len(replies) == 2  # the server confirms once per argument
+            assert target.pubsub_channels[a] is mine
+            await pub.execute("PUBLISH", a, "m")
+            assert await asyncio.wait_for(mine.get(), 2) == b"m"
+    finally:
+        for closing in (conn, pool, pub):
+            closing.close()
+            await closing.wait_closed()

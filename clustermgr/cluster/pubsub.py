@@ -200,6 +200,9 @@ class ClusterPubSub:
                 return
             pool = self._owner(key)
             route = self._relays.get(key)
+            if route is not None and route.relay.target is not target:
+                self._drop(key, route)  # subscribed again with a new channel: relay that one
+                route = None
             if pool is not None and route is not None and route.pool is pool and not (
                 route.relay.retired or pool.closed
             ):

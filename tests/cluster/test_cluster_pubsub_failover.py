@@ -1,5 +1,5 @@
 """A ClusterPool used only for pub/sub follows a failover as fast as one that sends commands
-(issue 14); UNSUBSCRIBE without names answers as a plain pool does."""
+(issue 14); UNSUBSCRIBE without names and re-SUBSCRIBE answer as a plain pool does."""
 
 from __future__ import annotations
 
@@ -89,3 +89,28 @@ async def test_pubsub_only_cluster_pool_follows_master_kill(
     finally:
         pool.close()
         await asyncio.wait_for(pool.wait_closed(), 10)
+
+
+@pytest.mark.parametrize("command", ["SUBSCRIBE", "SSUBSCRIBE"])
+async def test_cluster_resubscribe_after_user_close_gets_a_fresh_channel(
+    redis_cluster: LocalCluster, command: str
+) -> None:
+    pool = await create_cluster_pool(redis_cluster.startup_nodes)
+    pub = await create_cluster_pool(redis_cluster.startup_nodes)
+    name = _name("c")
+    shard = command == "SSUBSCRIBE"
+    view = pool.pubsub_shard_channels if shard else pool.pubsub_channels
+    try:
+        await asyncio.wait_for(pool.execute_pubsub(command, name), 5)
+        old = view[name]
+        old.close()  # the user ends their reader, then subscribes the name again
+        await asyncio.wait_for(pool.execute_pubsub(command, name), 5)
+        channel = view[name]
+        assert channel is not old and channel.is_active
+        await pub.execute("SPUBLISH" if shard else "PUBLISH", name, "m")
+        assert await asyncio.wait_for(channel.get(), 3) == b"m"
+        assert not old.is_active
+    finally:
+        for closing in (pool, pub):
+            closing.close()
+            await closing.wait_closed()
