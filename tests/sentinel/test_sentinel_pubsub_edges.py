@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from clustermgr import create_connection, create_pool, create_sentinel_pool
+from clustermgr import create_connection, create_pool, create_sentinel_pool, errors
 from clustermgr.testing import LocalSentinelGroup
 
 pytestmark = pytest.mark.timeout(120)
@@ -59,6 +59,43 @@ async def test_sentinel_subscribe_while_master_dead_follows_failover(
             pub.close()
             await pub.wait_closed()
         assert await asyncio.wait_for(pool.pubsub_channels[b].get(), 3) == b"x"
+    finally:
+        pool.close()
+        await asyncio.wait_for(pool.wait_closed(), 5)
+
+
+async def test_sentinel_unsubscribe_while_master_dead_resolves(
+    local_sentinel_factory: Callable[..., LocalSentinelGroup],
+) -> None:
+    """Issued after the master died: the channel ends and is not on the new master."""
+    group = local_sentinel_factory()
+    pool = await create_sentinel_pool(group.sentinel_addresses, group.service)
+    try:
+        a, b = _name("a"), _name("b")
+        await asyncio.wait_for(pool.execute_pubsub("SUBSCRIBE", a, b), 5)
+        channel = pool.pubsub_channels[b]
+        old = pool.address
+        group.kill(group.master)
+        await asyncio.sleep(0.3)
+        replies = await asyncio.wait_for(pool.execute_pubsub("UNSUBSCRIBE", b), 60)
+        assert [reply[:2] for reply in replies] == [[b"unsubscribe", b.encode()]]
+        with pytest.raises(errors.ChannelClosedError):
+            await asyncio.wait_for(channel.get(), 1)
+        for _ in range(300):  # the failover: at most 30 s
+            if pool.address not in (old, None):
+                break
+            await asyncio.sleep(0.1)
+        pub = await create_connection(pool.address)
+        try:
+            for _ in range(50):  # the move to the new master: at most 5 s
+                reply = await pub.execute("PUBSUB", "NUMSUB", a, b)
+                if reply[1] == 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert [reply[1], reply[3]] == [1, 0], reply
+        finally:
+            pub.close()
+            await pub.wait_closed()
     finally:
         pool.close()
         await asyncio.wait_for(pool.wait_closed(), 5)
