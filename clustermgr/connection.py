@@ -62,7 +62,7 @@ _PING = case_variants("PING")
 # spelled it, falling back to upper-casing only for mixed case.
 _STATE = case_variants(
     "SELECT", "MULTI", "EXEC", "DISCARD", "QUIT", "WATCH", "UNWATCH", "AUTH", "CLIENT",
-    "READONLY", "READWRITE",
+    "READONLY", "READWRITE", "RESET",
 )
 _SPECIAL = {
     **_STATE,
@@ -343,10 +343,11 @@ class RedisConnection(AbcConnection):
                 return
             if obj is False:
                 return
-            if (
-                (self._pubsub_pending or self._channels or self._patterns or self._shard_channels)
-                and type(obj) is list
-                and obj
+            if type(obj) is list and obj and (
+                # Pushes come only once subscribed; before that, an array is the reply
+                # of the waiter at the head (a confirmation if it is an (un)subscribe).
+                self._channels or self._patterns or self._shard_channels
+                or (waiters and type(waiters[0][2]) is _PubSubWait)
             ):
                 if obj[0] in _PUBSUB_EVENTS:
                     self._on_pubsub_event(obj)
@@ -355,7 +356,8 @@ class RedisConnection(AbcConnection):
                     obj[0] == b"pong" and len(obj) == 2 and waiters
                     and lookup_command(_PING, waiters[0][4]) is not None
                 ):
-                    obj = obj[1] or b"PONG"  # a subscribed PING answers as aioredis does
+                    # A subscribed PING answers as unsubscribed (and as aioredis does).
+                    obj = obj[1] if waiters[0][5] else b"PONG"
             if not waiters:
                 self._abort(ProtocolError(f"unexpected reply from {self._address_text}: {obj!r}"))
                 return
@@ -572,6 +574,11 @@ class RedisConnection(AbcConnection):
         if special == b"CLIENT":
             _refuse_untracked_replies(command, args)
             return None
+        if special == b"RESET":
+            raise TypeError(
+                "RESET is not supported: it drops subscriptions, transaction, db and "
+                "credentials behind the connection's back; close the connection instead"
+            )
         return self._tracked.on_send(special, args)
 
     def execute_pubsub(self, command: bytes | str, *channels: Any) -> asyncio.Future[Any]:

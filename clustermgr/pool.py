@@ -122,6 +122,8 @@ class ConnectionsPool(AbcPool):
         )
         #: Called after the pub/sub connection was re-established and resubscribed.
         self.on_resubscribed: Callable[[ConnectionsPool, float], None] | None = None
+        #: Called when the pub/sub connection of established subscriptions drops.
+        self.on_pubsub_lost: Callable[[ConnectionsPool, BaseException | None], None] | None = None
         #: Events of this pool (a cluster or sentinel pool shares its own bus here).
         self.events = EventBus()
         self._latency: LatencyHistogram | None = None
@@ -268,6 +270,8 @@ class ConnectionsPool(AbcPool):
                 self.address, subs.names("channels"), subs.names("patterns"),
                 subs.names("shard_channels"), reason=reason,
             ))
+        if self.on_pubsub_lost is not None:
+            self.on_pubsub_lost(self, cause)
 
     def _pubsub_restored(self, gap: float) -> None:
         pubsub_logger.info(

@@ -111,8 +111,9 @@ def parse_pubsub(
     """Check an (un)subscribe call and resolve its channel arguments.
 
     ``items`` are names (bytes/str) or channel objects (see :func:`as_channel`).
-    When subscribing, each name becomes the channel already in
-    ``registries[registry]`` or a new :class:`Channel`. Raises ValueError for
+    When subscribing, each name becomes the channel object given for it in
+    the same call, else the open channel already in ``registries[registry]``,
+    else a new :class:`Channel` (a name given twice is one channel). Raises ValueError for
     a command that is not (un)subscribe and TypeError for bad channels: a
     pattern channel given to SUBSCRIBE/SSUBSCRIBE, a plain one to PSUBSCRIBE.
     Nothing is sent before these checks pass.
@@ -124,31 +125,43 @@ def parse_pubsub(
     if subscribing and not items:
         raise TypeError(f"{name.decode()} needs at least one channel")
     wants_pattern = registry == "patterns"
-    known = registries[registry]
     names: list[bytes] = []
-    channels: list[AbcChannel] = []
-    fresh: dict[bytes, Channel] = {}
+    given: dict[bytes, AbcChannel] = {}  # the caller's channel objects (the last one of a name)
     for item in items:
         channel = as_channel(item)
         if channel is not None:
             key = channel.name
-            if subscribing and bool(channel.is_pattern) != wants_pattern:
-                raise TypeError(
-                    f"{name.decode()} needs a {'pattern' if wants_pattern else 'non-pattern'} "
-                    f"channel, got {channel!r} (is_pattern={channel.is_pattern})"
-                )
+            if subscribing:
+                if bool(channel.is_pattern) != wants_pattern:
+                    raise TypeError(
+                        f"{name.decode()} needs a {'pattern' if wants_pattern else 'non-pattern'} "
+                        f"channel, got {channel!r} (is_pattern={channel.is_pattern})"
+                    )
+                given[key] = channel
         elif isinstance(item, (bytes, str)):
             key = item.encode() if isinstance(item, str) else item
         else:
             raise TypeError(f"channel must be bytes, str or a Channel, not {item!r}")
         names.append(key)
-        if subscribing:
-            if channel is None:  # a name given twice is one channel
-                channel = fresh.get(key) or known.get(key)
+    channels: list[AbcChannel] = []
+    if subscribing:  # every occurrence of a name is one channel
+        known = registries[registry]
+        for key in names:
+            channel = given.get(key)
             if channel is None:
-                channel = fresh[key] = Channel(key, wants_pattern)
+                channel = known.get(key)
+                if channel is None or not _reusable(channel):
+                    channel = Channel(key, wants_pattern)
+                given[key] = channel
             channels.append(channel)
     return PubSubRequest(name, registry, subscribing, names, channels)
+
+
+def _reusable(channel: AbcChannel) -> bool:
+    """True if a SUBSCRIBE by name may reuse ``channel``: not closed (by its user or else)."""
+    if isinstance(channel, Channel):
+        return not channel.closed
+    return bool(channel.is_active)
 
 Decoder = Callable[[Any], Any]
 
@@ -169,6 +182,8 @@ class _MessageQueue:
         self._error: BaseException | None = None
 
     def put(self, item: Any) -> None:
+        if self._closed:  # closed stays closed: later messages are dropped
+            return
         self._items.append(item)
         if self._waiters:
             self._wake()
@@ -253,12 +268,22 @@ class Channel(AbcChannel):
         """Number of unread messages."""
         return len(self._queue)
 
+    @property
+    def closed(self) -> bool:
+        """True once closed (unread messages may remain); it receives nothing more."""
+        return self._queue.closed
+
     def put_nowait(self, data: Any) -> None:
         """Deliver a message (called by the connection)."""
         self._queue.put(data)
 
     def close(self, exc: BaseException | None = None) -> None:
-        """Mark closed; readers get the remaining messages, then ChannelClosedError."""
+        """Mark closed; readers get the remaining messages, then ChannelClosedError.
+
+        A channel closed by its user stays closed: it takes no more messages,
+        and a later SUBSCRIBE of its name gets a fresh channel (the old one
+        stays subscribed on the server until then or until UNSUBSCRIBE).
+        """
         self._queue.close(exc)
 
     async def get(self, *, encoding: str | None = None, decoder: Decoder | None = None) -> Any:

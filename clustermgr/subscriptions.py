@@ -13,7 +13,15 @@ state (what the server confirmed). A name is
 Operations issued while the connection is down wait for it: a SUBSCRIBE is
 sent once it is back (a refusal — NOPERM, NOAUTH, MOVED — fails the caller at
 once and drops what it asked for), an UNSUBSCRIBE ends its channels at once
-(the server has nothing left to undo). :meth:`PubSubLink.close` fails every
+(the server has nothing left to undo). An UNSUBSCRIBE also ends at once the
+channels whose SUBSCRIBE was not confirmed yet; a confirmed one ends with the
+server's confirmation (messages sent before it are delivered).
+
+Cancelling the awaitable of an operation only stops that caller waiting
+("I stop waiting", not "undo"): the desired state stays as the call set it.
+A cancelled SUBSCRIBE still happens (or, refused, still drops and ends its
+channels); an established name subscribed again and cancelled stays
+subscribed. To undo a SUBSCRIBE, UNSUBSCRIBE. :meth:`PubSubLink.close` fails every
 pending operation with :class:`~clustermgr.errors.PoolClosedError` and ends
 every channel. :class:`Relay` is the one way a routing pool (cluster,
 sentinel) subscribes a caller's channel on a node pool it may later replace.
@@ -205,6 +213,19 @@ class _Op(NamedTuple):
     request: PubSubRequest
 
 
+def _resolve(
+    future: asyncio.Future[Any], result: Any = None, error: BaseException | None = None
+) -> None:
+    """Resolve ``future`` unless its caller gave up (cancelled it) already."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+
 class PubSubLink:
     """A :class:`SubscriptionSet` kept on one dedicated, reconnecting connection.
 
@@ -276,10 +297,12 @@ class PubSubLink:
             self.subscriptions.add(kind, request.channels)
         else:
             removed = self.subscriptions.remove(kind, request.names)
-            if self._conn is None:
-                # Nothing subscribed on the server: the channels end now.
-                for channel in removed:
+            actual = _registry(self._conn, kind)
+            for channel in removed:
+                # Not confirmed on the server (or no connection): nothing to wait for.
+                if actual.get(channel.name) is not channel:
                     channel.close()
+            if self._conn is None:
                 future.set_result(confirmations(
                     request.command, request.names or [c.name for c in removed],
                     self.subscriptions.count,
@@ -301,7 +324,7 @@ class PubSubLink:
             # Only what is still desired (an UNSUBSCRIBE may have come first).
             targets = [c for c in request.channels if self.subscriptions.get(kind, c.name) is c]
             if not targets:
-                op.future.set_result(confirmations(
+                _resolve(op.future, confirmations(
                     request.command, request.names, self.subscriptions.count))
                 return
         else:
@@ -315,15 +338,13 @@ class PubSubLink:
         inner.add_done_callback(functools.partial(self._settled, op, conn))
 
     def _settled(self, op: _Op, conn: RedisConnection, inner: asyncio.Future[Any]) -> None:
+        # The state machine goes on even if the caller gave up (its future is done).
         future, request = op
-        if future.done():  # the caller gave up; the state machine goes on
-            consume(inner)
-            return
         exc = inner.exception() if not inner.cancelled() else PoolClosedError("cancelled")
         if exc is None:
-            future.set_result(inner.result())
+            _resolve(future, inner.result())
         elif self._closed:
-            future.set_exception(PoolClosedError(f"{self._describe} was closed"))
+            _resolve(future, error=PoolClosedError(f"{self._describe} was closed"))
         elif isinstance(exc, ConnectionClosedError):
             if request.subscribing:  # sent again when the connection is back
                 if self._conn is not None and self._conn is not conn:
@@ -332,12 +353,12 @@ class PubSubLink:
                     self._queue.append(op)
                     self._ensure_connecting()
             else:  # the connection that had them is gone
-                future.set_result(confirmations(
+                _resolve(future, confirmations(
                     request.command, request.names, self.subscriptions.count))
         else:
             if isinstance(exc, ReplyError) and request.subscribing:
                 self._refuse(request, conn, exc)
-            future.set_exception(exc)
+            _resolve(future, error=exc)
 
     def _refuse(
         self, request: PubSubRequest, conn: RedisConnection | None, exc: BaseException
@@ -427,9 +448,8 @@ class PubSubLink:
                 conn.execute_pubsub(UNSUBSCRIBE_COMMANDS[kind], *extra).add_done_callback(
                     consume)
         ops, self._queue = self._queue, []
-        for op in ops:
-            if not op.future.done():
-                self._send(conn, op)
+        for op in ops:  # given up or not: what they asked for is still desired
+            self._send(conn, op)
         if lost_at is not None and self._on_restored is not None:
             self._on_restored(asyncio.get_running_loop().time() - lost_at)
 

@@ -1,7 +1,8 @@
 """A hypothesis state machine drives a pool's subscriptions against a real server.
 
-Rules subscribe, unsubscribe (by name, duplicates included, or all), kill the
-pub/sub connection with CLIENT KILL and close the pool; ``check`` waits for
+Rules subscribe, unsubscribe (by name, duplicates included, or all), give up
+on either (cancelled: the call still holds), kill the pub/sub connection with
+CLIENT KILL and close the pool; ``check`` waits for
 the server to agree with the model (PUBSUB CHANNELS / NUMSUB / NUMPAT) and
 that every desired channel and pattern receives what is published.
 """
@@ -134,6 +135,22 @@ class SubscriptionMachine(RuleBasedStateMachine):
                     self.ended.append(model.pop(name))
 
     @precondition(lambda self: not self.closed)
+    @rule(command=st.sampled_from(["SUBSCRIBE", "UNSUBSCRIBE"]),
+          picks=st.lists(st.integers(0, 2), min_size=1, max_size=3),
+          turns=st.integers(0, 2), reconnecting=st.booleans())
+    def cancelled(self, command: str, picks: list[int], turns: int, reconnecting: bool) -> None:
+        """Give up on a (un)subscribe after ``turns`` loop turns: the call holds all the same."""
+        if reconnecting:
+            self.kill_pubsub_connection(wait_lost=True)
+        args = [self.names[i] for i in picks]
+        self.run(self._give_up(command, args, turns))
+        for name in args:
+            if command == "SUBSCRIBE":
+                self.channels.setdefault(name, self.pool.pubsub_channels[name])
+            elif name in self.channels:
+                self.ended.append(self.channels.pop(name))
+
+    @precondition(lambda self: not self.closed)
     @rule()
     def check(self) -> None:
         self.run(self._converged())
@@ -170,6 +187,13 @@ class SubscriptionMachine(RuleBasedStateMachine):
         except errors.PoolClosedError:
             return
         raise AssertionError(f"{command} on a closed pool did not raise PoolClosedError")
+
+    async def _give_up(self, command: str, args: list[str], turns: int) -> None:
+        future = self.pool.execute_pubsub(command, *args)
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        future.cancel()
+        await asyncio.gather(future, return_exceptions=True)
 
     # -- checks ------------------------------------------------------------
 

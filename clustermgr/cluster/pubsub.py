@@ -31,6 +31,7 @@ from ..tasks import consume
 
 __all__ = ["ClusterPubSub"]
 
+_FOLLOW = Backoff(0.05, 1.0)  # reloads while a node's pub/sub connection is lost
 _RESUBSCRIBE = Backoff(base=0.02, cap=1.0)  # between tries to place one subscription
 
 logger = logging.getLogger("clustermgr.pubsub")
@@ -85,6 +86,7 @@ class ClusterPubSub:
         self._syncs: dict[Key, asyncio.Task[None]] = {}
         self._home: ConnectionsPool | None = None
         self._lost_at: dict[Key, float] = {}  # wall-clock time a subscription went away
+        self._following: dict[ConnectionsPool, asyncio.Task[None]] = {}  # pub/sub link down
         self._closed = False
 
     # -- views -------------------------------------------------------------
@@ -122,9 +124,12 @@ class ClusterPubSub:
             self._set.add(kind, targets)
             tasks = [self._schedule((kind, t.name)) for t in targets]
             return self._spawn(self._confirm(kind, names, tasks))
-        for channel in self._set.remove(kind, names):
+        removed = self._set.remove(kind, names)
+        for channel in removed:
             self._forget((kind, channel.name))
             channel.close()
+        # Without names: one confirmation per channel it ended, as the server sends.
+        names = names or [channel.name for channel in removed]
         return self._spawn(self._confirm(kind, names, [], unsubscribe=True))
 
     async def _confirm(
@@ -156,7 +161,7 @@ class ClusterPubSub:
             raise PoolClosedError("cluster pool was closed")
         word = _WIRE[kind][2][1 if unsubscribe else 0]
         count = self.count
-        return [[word, name, count] for name in names]
+        return [[word, name, count] for name in names] or [[word, None, count]]
 
     # -- desired vs actual -------------------------------------------------
 
@@ -213,6 +218,9 @@ class ClusterPubSub:
                 return
             pool = self._owner(key)
             route = self._relays.get(key)
+            if route is not None and route.relay.target is not target:
+                self._drop(key, route)  # subscribed again with a new channel: relay that one
+                route = None
             if pool is not None and route is not None and route.pool is pool and not (
                 route.relay.retired or pool.closed
             ):
@@ -225,6 +233,8 @@ class ClusterPubSub:
             else:
                 relay = Relay(target, functools.partial(self._lost, key, pool))
                 route = self._relays[key] = _Route(relay, pool)
+                pool.on_pubsub_lost = self._node_lost
+                pool.on_resubscribed = self._node_back
                 try:
                     await pool.execute_pubsub(_WIRE[kind][0], relay)
                     lost_at = self._lost_at.pop(key, None)
@@ -248,6 +258,37 @@ class ClusterPubSub:
                         await self._refresh("pubsub redirect")
             attempt += 1
             await _RESUBSCRIBE.sleep(attempt)
+
+    def _node_lost(self, pool: ConnectionsPool, cause: BaseException | None) -> None:
+        """A node's pub/sub connection dropped: follow the slot map until it is back.
+
+        A pool used only for pub/sub sends no command that would fail and
+        trigger a reload, so the lost connection does.
+        """
+        if not self._closed and pool not in self._following:
+            task = self._spawn(self._follow(pool))
+            self._following[pool] = task
+            task.add_done_callback(functools.partial(self._followed, pool))
+
+    def _node_back(self, pool: ConnectionsPool, gap: float) -> None:
+        task = self._following.get(pool)
+        if task is not None:
+            task.cancel()
+
+    def _followed(self, pool: ConnectionsPool, task: asyncio.Task[None]) -> None:
+        if self._following.get(pool) is task:
+            del self._following[pool]
+        consume(task)
+
+    async def _follow(self, pool: ConnectionsPool) -> None:
+        """Reload the slot map until nothing is routed to ``pool`` (each reload reconciles)."""
+        attempt = 0
+        while not (self._closed or pool.closed) and any(
+            route.pool is pool for route in self._relays.values()
+        ):
+            await self._refresh("pubsub connection lost")
+            attempt += 1
+            await _FOLLOW.sleep(attempt)
 
     def _restored(self, key: Key, pool: ConnectionsPool, lost_at: float) -> None:
         pool.counters.resubscribes += 1
@@ -308,7 +349,7 @@ class ClusterPubSub:
         for route in self._relays.values():
             route.relay.retired = True
         self._relays.clear()
-        for task in self._syncs.values():
+        for task in (*self._syncs.values(), *self._following.values()):
             task.cancel()
         self._syncs.clear()
         self._set.close_all()

@@ -19,7 +19,7 @@ from ..abc import AbcChannel
 from ..errors import PoolClosedError, RedisError, ReplyError
 from ..pool import ConnectionsPool
 from ..pubsub import SUBSCRIBE_COMMANDS, PubSubRequest, is_pubsub_command
-from ..subscriptions import Relay, SubscriptionSet
+from ..subscriptions import Relay, SubscriptionSet, confirmations
 from ._common import Tasks, address_text, logger
 
 __all__ = ["SentinelPubSub", "is_pubsub_command"]
@@ -50,40 +50,77 @@ class SentinelPubSub:
         self._set = SubscriptionSet()
 
     def execute(self, command: bytes | str, *channels: Any) -> Awaitable[Any]:
-        """(Un)subscribe: update the desired state, then the server in use."""
+        """(Un)subscribe: update the desired state, then the server in use.
+
+        A SUBSCRIBE whose server is replaced before it confirmed (the master
+        died) follows the failover: it resolves once the new server confirmed
+        it (``wait_active`` bounds the wait by ``failover_timeout``).
+        """
         if self._closed:
             raise PoolClosedError(f"sentinel pool for {self._service!r} is closed")
         request = self._set.parse(command, channels)
-        targets: list[Any]
-        if request.subscribing:
-            self._set.add(request.registry, request.channels)
-            targets = [Relay(channel) for channel in request.channels]
-        else:
-            targets = list(request.names)
+        pool = self._active()
+        if not request.subscribing:
             for gone in self._set.remove(request.registry, request.names):
                 gone.close()
-        name = request.command
-        pool = self._active()
-        if pool is not None:
-            result: Any = ConnectionsPool.execute_pubsub(pool, name, *targets)
-        else:
-            result = self._tasks.spawn(self._later(name, targets))
-        if request.subscribing:
-            result.add_done_callback(functools.partial(self._settled, request))
-        return result  # type: ignore[no-any-return]
+            if pool is not None:
+                return ConnectionsPool.execute_pubsub(pool, request.command, *request.names)
+            return self._tasks.spawn(self._later(request))
+        self._set.add(request.registry, request.channels)
+        if pool is None:
+            return self._tasks.spawn(self._later(request))
+        inner: Any = ConnectionsPool.execute_pubsub(pool, request.command, *self._relays(request))
+        outer = asyncio.get_running_loop().create_future()
+        inner.add_done_callback(functools.partial(self._settled, request, outer))
+        return outer
 
-    def _settled(self, request: PubSubRequest, result: asyncio.Future[Any]) -> None:
+    def _relays(self, request: PubSubRequest) -> list[Any]:
+        """A relay per desired channel of ``request``: a name given twice is one relay."""
+        if not request.subscribing:
+            return list(request.names)
+        relays: dict[int, Relay] = {}
+        kind = request.registry
+        for channel in request.channels:
+            if self._set.get(kind, channel.name) is channel and id(channel) not in relays:
+                relays[id(channel)] = Relay(channel)
+        return [relays[id(c)] for c in request.channels if id(c) in relays]
+
+    def _settled(
+        self, request: PubSubRequest, outer: asyncio.Future[Any], inner: asyncio.Future[Any]
+    ) -> None:
+        exc = None if inner.cancelled() else inner.exception()
+        if isinstance(exc, PoolClosedError) and not self._closed:
+            # The server was replaced before it confirmed: follow the failover.
+            task = self._tasks.spawn(self._later(request))
+            task.add_done_callback(functools.partial(_copy, outer))
+            return
+        self._refused(request, exc)
+        _copy(outer, inner)
+
+    def _refused(self, request: PubSubRequest, exc: BaseException | None) -> None:
         """A refused SUBSCRIBE (NOPERM, ...) drops what it asked for."""
-        exc = None if result.cancelled() else result.exception()
         if isinstance(exc, ReplyError):
             for channel in request.channels:
                 if self._set.discard(request.registry, channel):
                     channel.close(exc)
 
-    async def _later(self, command: bytes, targets: list[Any]) -> Any:
+    async def _later(self, request: PubSubRequest) -> Any:
+        """Run ``request`` on the server in use once there is one (and again if replaced)."""
         try:
-            pool = await self._wait_active()
-            return await ConnectionsPool.execute_pubsub(pool, command, *targets)
+            while True:
+                pool = await self._wait_active()
+                targets = self._relays(request)
+                if request.subscribing and not targets:  # unsubscribed meanwhile
+                    return confirmations(request.command, request.names, self._set.count)
+                try:
+                    return await ConnectionsPool.execute_pubsub(pool, request.command, *targets)
+                except PoolClosedError:
+                    if self._closed:
+                        raise
+                except ReplyError as exc:
+                    if request.subscribing:
+                        self._refused(request, exc)
+                    raise
         except asyncio.CancelledError:
             if self._closed:  # the sentinel pool cancels its tasks on close
                 raise PoolClosedError(f"sentinel pool for {self._service!r} was closed") from None
@@ -132,3 +169,18 @@ class SentinelPubSub:
     def count(self) -> int:
         """Number of subscriptions."""
         return self._set.count
+
+
+def _copy(outer: asyncio.Future[Any], source: asyncio.Future[Any]) -> None:
+    """Resolve ``outer`` as ``source`` ended, unless its caller gave up already."""
+    if source.cancelled():
+        if not outer.done():
+            outer.cancel()
+        return
+    exc = source.exception()
+    if outer.done():
+        return
+    if exc is not None:
+        outer.set_exception(exc)
+    else:
+        outer.set_result(source.result())
