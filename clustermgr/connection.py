@@ -29,6 +29,7 @@ from .errors import (
     RedisError,
     ReplyError,
     TimeoutError,
+    WatchVariableError,
 )
 from .protocol import (
     case_variants,
@@ -165,6 +166,8 @@ class RedisConnection(AbcConnection):
         self._flush_handle: asyncio.Handle | None = None
         self._db = 0
         self._in_transaction = False
+        # Between MULTI and EXEC: each queued command's codec, for its EXEC slot.
+        self._queued_encodings: list[str | None] = []
         self._closing = False
         self._close_error: BaseException | None = None
         self._closed_future: asyncio.Future[None] = self._loop.create_future()
@@ -378,15 +381,20 @@ class RedisConnection(AbcConnection):
             )
         hook: Any = None
         special = _special(command)
+        explicit = encoding is None or type(encoding) is str
+        if not explicit:
+            # Not given (or another library's own "not set" marker: aioredis 1.x passes one).
+            encoding = self._encoding
         if special is not None:
             if special in PUBSUB_COMMANDS:
                 return self.execute_pubsub(command, *args)
-            hook = self._state_hook(special, args)
-        if encoding is _NOT_SET:
-            encoding = self._encoding
-        elif encoding is not None and type(encoding) is not str:
-            # Another library's own "not set" marker (aioredis 1.x passes one).
-            encoding = self._encoding
+            if special == b"EXEC" and self._in_transaction:
+                hook = self._exec_hook(encoding if explicit else _NOT_SET)
+                encoding = None  # the hook decodes each slot
+            else:
+                hook = self._state_hook(special, args)
+        elif self._in_transaction:
+            self._queued_encodings.append(encoding)
         data = encode_command(command, args)
         if self._read_timeout is not None:
             if not self._waiters:
@@ -430,6 +438,8 @@ class RedisConnection(AbcConnection):
         if not payload:
             future.set_result([])
             return future
+        if self._in_transaction:
+            self._queued_encodings.extend([encoding] * len(payload))
         batch = _Batch(future, len(payload))
         entry_ = (future, encoding, batch, None, None, ())
         self._waiters.extend([entry_] * len(payload))
@@ -454,9 +464,40 @@ class RedisConnection(AbcConnection):
             return selected
         if special == b"MULTI":
             self._in_transaction = True
+            self._queued_encodings = []
         elif special in (b"EXEC", b"DISCARD"):
             self._in_transaction = False
         return None
+
+    def _exec_hook(self, override: Any) -> Callable[[Any], Any]:
+        """The EXEC reply hook: each slot decoded with its own command's codec.
+
+        ``override`` (EXEC's own ``encoding=``, if given) applies to every
+        slot. A nil reply (a WATCHed key changed, nothing ran) raises
+        :class:`WatchVariableError`; error replies stay in place as instances.
+        """
+        self._in_transaction = False
+        encodings, self._queued_encodings = self._queued_encodings, []
+
+        def exec_reply(reply: Any) -> Any:
+            if reply is None:
+                raise WatchVariableError("WATCH variable has changed")
+            if type(reply) is not list:
+                return reply
+            result = []
+            for index, item in enumerate(reply):
+                codec = override if override is not _NOT_SET else (
+                    encodings[index] if index < len(encodings) else self._encoding
+                )
+                if codec is not None:
+                    try:
+                        item = decode(item, codec)
+                    except Exception as exc:  # a bad codec fails this slot only
+                        item = exc
+                result.append(item)
+            return result
+
+        return exec_reply
 
     def execute_pubsub(self, command: bytes | str, *channels: Any) -> asyncio.Future[Any]:
         """Run a (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE command.
