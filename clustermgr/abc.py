@@ -130,6 +130,13 @@ class AbcPool(AbcConnection):
         conn = yield from self.acquire().__await__()
         return _SyncConnectionContext(self, conn)
 
+    def __enter__(self) -> None:
+        """``with pool:`` (no ``await``) is a mistake: raise, as aioredis 1.x does."""
+        raise RuntimeError("use 'with await pool as conn:' or 'async with pool.get() as conn:'")
+
+    def __exit__(self, *exc: object) -> None:
+        """Never reached: :meth:`__enter__` raises."""
+
 
 class ConnectionContext:
     """Async context manager that acquires a connection and releases it."""

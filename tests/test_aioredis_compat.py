@@ -58,3 +58,16 @@ async def test_pubsub(redis: Any, redis_standalone: Any) -> None:
     finally:
         publisher.close()
         await publisher.wait_closed()
+
+
+async def test_with_pool_without_await_raises(redis_standalone: Any) -> None:
+    pool = await create_pool(redis_standalone.address, maxsize=1)
+    try:
+        with pytest.raises(RuntimeError, match="with await pool"), pool:
+            pass
+        with await pool as conn:  # the idiom still works, and releases
+            assert await conn.execute("PING") == b"PONG"
+        assert pool.freesize == 1
+    finally:
+        pool.close()
+        await pool.wait_closed()
