@@ -20,6 +20,9 @@ def test_differences_have_reasons_and_no_duplicates() -> None:
     listed = run.load_differences()
     assert listed and all(reason.strip() for reason in listed.values())
     assert all("redis_v" not in test for test in listed)
+    normal_only = "tests/pyreader_test.py::test_error_string"
+    assert normal_only in run.load_differences("clustermgr")
+    assert normal_only not in run.load_differences("strict")
 
 
 def test_compare_flags_only_unlisted_regressions() -> None:
