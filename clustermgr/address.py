@@ -7,6 +7,7 @@ Accepted forms::
     "redis://[[user]:password@]host[:port][/db][?option=value]"
     "rediss://..."                           TLS
     "unix://[[user]:password@]/path/to.sock[?db=N]"
+    "unix:/path/to.sock[?db=N]"              as urlunparse() and aioredis write it
 
 Query options: ``db``, ``password``, ``username``, ``encoding``,
 ``timeout`` (connect timeout in seconds) and ``name`` (CLIENT SETNAME).
@@ -92,7 +93,7 @@ def parse_address(address: Any) -> ServerAddress:
         raise InvalidAddressError(
             f"address must be (host, port), a unix socket path or a URL, not {address!r}"
         )
-    if "://" in address:
+    if "://" in address or address.startswith("unix:"):
         return _parse_url(address)
     if address.startswith("/") or address.startswith("."):
         return ServerAddress(path=address)

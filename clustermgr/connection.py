@@ -29,6 +29,7 @@ from .errors import (
     ReplyError,
     TimeoutError,
 )
+from .execreply import ExecCodecs
 from .handback import ConnectionState
 from .protocol import (
     BLOCKING_COMMANDS,
@@ -77,6 +78,8 @@ _BATCH_CHECKED = {
     name: canonical for name, canonical in _SPECIAL.items() if name not in BLOCKING_COMMANDS
 }
 _UNTRACKABLE_REPLY_MODES = frozenset({b"OFF", b"SKIP"})
+# Sent inside MULTI but not queued by the server (it refuses them at once).
+_NOT_QUEUED = frozenset({b"MULTI", b"WATCH"})
 
 
 def _refuse_untracked_replies(command: Any, args: tuple[Any, ...]) -> None:
@@ -89,6 +92,11 @@ def _refuse_untracked_replies(command: Any, args: tuple[Any, ...]) -> None:
         raise TypeError(
             "CLIENT REPLY OFF/SKIP is not supported: replies are matched to commands in order"
         )
+
+
+def _codec(encoding: str | ExecCodecs | None) -> str | None:
+    """The codec a retry of the command would ask for (EXEC's default for its codecs)."""
+    return encoding.default if isinstance(encoding, ExecCodecs) else encoding
 
 
 def _special(command: Any) -> bytes | None:
@@ -233,13 +241,18 @@ class RedisConnection(AbcConnection):
         self._transport: asyncio.Transport | None = None
         # (future, encoding, state hook, error hook, command, args) per reply awaited.
         self._waiters: deque[
-            tuple[asyncio.Future[Any], str | None, Any, ErrorHook | None, Any, tuple[Any, ...]]
+            tuple[
+                asyncio.Future[Any], str | ExecCodecs | None, Any, ErrorHook | None, Any,
+                tuple[Any, ...],
+            ]
         ] = deque()
         self._buffer: list[bytes] = []
         self._unflushed = 0
         self._flush_handle: asyncio.Handle | None = None
         self._tracked = StateTracker()
         self._blocking = 0  # blocking commands awaiting their reply
+        # Between MULTI and EXEC/DISCARD: each queued command's codec, for its EXEC slot.
+        self._multi: ExecCodecs | None = None
         self._closing = False
         self._close_error: BaseException | None = None
         self._closed_future: asyncio.Future[None] = self._loop.create_future()
@@ -363,12 +376,15 @@ class RedisConnection(AbcConnection):
                 continue
             if isinstance(obj, ReplyError):
                 self.stats.error(type(obj).__name__)
-                if on_error is None or not on_error(future, obj, command, args, encoding):
+                if on_error is None or not on_error(future, obj, command, args, _codec(encoding)):
                     future.set_exception(obj)
                 continue
             if encoding is not None:
                 try:
-                    obj = decode(obj, encoding)
+                    if isinstance(encoding, str):
+                        obj = decode(obj, encoding)
+                    else:  # EXEC in MULTI: a codec per slot
+                        obj = encoding.apply(obj)
                 except Exception as exc:  # a bad codec fails this command only
                     future.set_exception(exc)
                     continue
@@ -407,7 +423,7 @@ class RedisConnection(AbcConnection):
             if not target.done():
                 error = error_cls(message, may_have_executed=index < written)
                 error.__cause__ = cause
-                if on_error is not None and on_error(future, error, command, args, enc):
+                if on_error is not None and on_error(future, error, command, args, _codec(enc)):
                     continue
                 target.set_exception(error)
         self._waiters.clear()
@@ -478,16 +494,17 @@ class RedisConnection(AbcConnection):
             )
         hook: Any = None
         special = _special(command)
+        given = encoding is None or type(encoding) is str
+        if not given:
+            # Not given (or another library's own "not set" marker: aioredis 1.x passes one).
+            encoding = self._encoding
         if special is not None:
             if special in PUBSUB_COMMANDS:
                 return self.execute_pubsub(command, *args)
             hook = self._state_hook(special, command, args)
-        if encoding is _NOT_SET:
-            encoding = self._encoding
-        elif encoding is not None and type(encoding) is not str:
-            # Another library's own "not set" marker (aioredis 1.x passes one).
-            encoding = self._encoding
         data = encode_command(command, args)
+        if self._multi is not None or special == b"MULTI":
+            encoding = self._in_multi(special, encoding, given)
         if self._read_timeout is not None and not self._waiters:
             self._progress_at = self._loop.time()
         future = self._loop.create_future()
@@ -536,6 +553,8 @@ class RedisConnection(AbcConnection):
         if not payload:
             future.set_result([])
             return future
+        if self._multi is not None:
+            self._multi.codecs.extend([encoding] * len(payload))
         tracker = _Blocking(self, blocking) if blocking is not None else None
         if tracker is not None:
             future.add_done_callback(tracker.given_up)
@@ -558,6 +577,26 @@ class RedisConnection(AbcConnection):
             _refuse_untracked_replies(command, args)
             return None
         return self._tracked.on_send(special, args)
+
+    def _in_multi(self, special: bytes | None, encoding: str | None, given: bool) -> Any:
+        """Record a command sent from MULTI to EXEC/DISCARD; the encoding its waiter carries.
+
+        Every command the server queues gets a slot (SELECT and PING too);
+        MULTI and WATCH inside MULTI are refused by the server, not queued.
+        EXEC's waiter carries the recorded codecs (``encoding=`` given to
+        EXEC itself applies to every slot).
+        """
+        multi = self._multi
+        if multi is None:  # MULTI opens the record
+            self._multi = ExecCodecs(self._encoding)
+        elif special == b"EXEC":
+            self._multi = None
+            return multi.override(encoding) if given else multi
+        elif special == b"DISCARD":
+            self._multi = None
+        elif special not in _NOT_QUEUED:
+            multi.codecs.append(encoding)
+        return encoding
 
     def execute_pubsub(self, command: bytes | str, *channels: Any) -> asyncio.Future[Any]:
         """Run a (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE command.

@@ -1,0 +1,45 @@
+"""The aioredis-suite runner's bookkeeping: ids, the differences list, the verdict."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "aioredis_suite"))
+
+import run
+
+
+def test_normalize_drops_the_server_version() -> None:
+    assert run.normalize("t.py::test_a[redis_v7.0.15-single]") == "t.py::test_a[single]"
+    assert run.normalize("t.py::test_b[redis_v7.0.15]") == "t.py::test_b"
+    assert run.normalize("t.py::test_c[None]") == "t.py::test_c[None]"
+
+
+def test_differences_have_reasons_and_no_duplicates() -> None:
+    listed = run.load_differences()
+    assert listed and all(reason.strip() for reason in listed.values())
+    assert all("redis_v" not in test for test in listed)
+    normal_only = "tests/pyreader_test.py::test_error_string"
+    assert normal_only in run.load_differences("clustermgr")
+    assert normal_only not in run.load_differences("strict")
+
+
+def test_compare_flags_only_unlisted_regressions() -> None:
+    baseline = {"a": "passed", "b": "passed", "c": "failed", "d": "passed"}
+    ours = {"a": "failed", "b": "passed", "c": "failed", "d": "failed"}
+    regressions, stale = run.compare(baseline, ours, {"d": "known", "b": "fixed now"})
+    assert regressions == ["a"]
+    assert stale == ["b"]
+
+
+def test_every_kept_difference_is_documented() -> None:
+    docs = (Path(__file__).parents[1] / "docs" / "migration.md").read_text()
+    data = run.tomllib.loads((run.HERE / "differences.toml").read_text())
+    for entry in data["difference"]:
+        assert entry["kind"] == "kept" or entry["kind"].startswith("pending")
+        if entry["kind"] != "kept":
+            continue
+        for test in entry["tests"]:
+            name = test.split("::")[1].split("[")[0]
+            assert name in docs, f"{test} ({entry['reason']}) is not in docs/migration.md"
