@@ -24,8 +24,8 @@ from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 from .errors import RedisError
 
 __all__ = [
-    "DEFAULT_PORT", "InvalidAddressError", "ServerAddress", "address_text", "parse_address",
-    "redact_url",
+    "DEFAULT_PORT", "InvalidAddressError", "ServerAddress", "address_text", "check_db",
+    "parse_address", "redact_url",
 ]
 
 DEFAULT_PORT = 6379
@@ -66,6 +66,15 @@ class ServerAddress:
         """Fill the options the address did not set from keyword arguments."""
         updates = {k: v for k, v in values.items() if v is not None and getattr(self, k) is None}
         return replace(self, **updates) if updates else self
+
+
+def check_db(db: Any) -> int:
+    """``db`` if it is a db index: TypeError if not an int, ValueError if negative."""
+    if isinstance(db, bool) or not isinstance(db, int):
+        raise TypeError(f"db must be an int, got {db!r}")
+    if db < 0:
+        raise ValueError(f"db must be 0 or more, got {db!r}")
+    return db
 
 
 def address_text(address: Any) -> str:

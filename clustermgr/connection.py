@@ -13,13 +13,13 @@ import logging
 import socket
 import ssl as ssl_module
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from ._timeout import timeout as _timeout
 from .abc import AbcChannel, AbcConnection
-from .address import ServerAddress, parse_address
+from .address import ServerAddress, check_db, parse_address
 from .errors import (
     ConnectError,
     ConnectionClosedError,
@@ -65,11 +65,12 @@ _STATE = case_variants(
     "SELECT", "MULTI", "EXEC", "DISCARD", "QUIT", "WATCH", "UNWATCH", "AUTH", "CLIENT",
     "READONLY", "READWRITE",
 )
+_SPECIAL_PUBSUB = case_variants(
+    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+)
 _SPECIAL = {
     **_STATE,
-    **case_variants(
-        "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
-    ),
+    **_SPECIAL_PUBSUB,
     **BLOCKING_COMMANDS,
 }
 # Looked at in execute_batch: a batch has no per-command state hooks, so
@@ -78,6 +79,8 @@ _BATCH_CHECKED = {
     name: canonical for name, canonical in _SPECIAL.items() if name not in BLOCKING_COMMANDS
 }
 _UNTRACKABLE_REPLY_MODES = frozenset({b"OFF", b"SKIP"})
+# What a subscribed connection still runs (the server refuses the rest).
+_SUBSCRIBED_OK = {**_SPECIAL_PUBSUB, **case_variants("PING", "QUIT")}
 # Sent inside MULTI but not queued by the server (it refuses them at once).
 _NOT_QUEUED = frozenset({b"MULTI", b"WATCH"})
 
@@ -260,6 +263,7 @@ class RedisConnection(AbcConnection):
         self._patterns: dict[bytes, AbcChannel] = {}
         self._shard_channels: dict[bytes, AbcChannel] = {}
         self._pubsub_pending = 0
+        self._subscribed = False  # any channel, pattern or shard channel confirmed
         # Stall detection (read_timeout): when replies are awaited and nothing
         # arrives for read_timeout seconds, the connection is aborted.
         self._read_timeout = read_timeout
@@ -342,7 +346,7 @@ class RedisConnection(AbcConnection):
             if obj is False:
                 return
             if (
-                (self._pubsub_pending or self._channels or self._patterns or self._shard_channels)
+                (self._pubsub_pending or self._subscribed)
                 and type(obj) is list
                 and obj
             ):
@@ -448,6 +452,7 @@ class RedisConnection(AbcConnection):
         self._channels = {}
         self._patterns = {}
         self._shard_channels = {}
+        self._subscribed = False
 
     def _reply_waiting(self) -> bool:
         """True if bytes from the server wait unread in the socket (peeked, not read)."""
@@ -491,6 +496,11 @@ class RedisConnection(AbcConnection):
         if self._closing:
             raise ConnectionClosedError(
                 f"connection to {self._address_text} is closed", may_have_executed=False
+            )
+        if self._subscribed and lookup_command(_SUBSCRIBED_OK, command) is None:
+            raise RedisError(
+                f"Connection in SUBSCRIBE mode: {command!r} refused; only (P|S)SUBSCRIBE, "
+                "(P|S)UNSUBSCRIBE, PING and QUIT run on a subscribed connection"
             )
         hook: Any = None
         special = _special(command)
@@ -652,6 +662,7 @@ class RedisConnection(AbcConnection):
         if not isinstance(wait, _PubSubWait) or wait.kind != kind:
             # Pushed by the server on its own (e.g. SUNSUBSCRIBE after a slot move).
             channel = registry.pop(name, None) if name is not None else None
+            self._subscribed = bool(self._channels or self._patterns or self._shard_channels)
             if channel is not None:
                 if self.on_unsubscribed is not None:
                     self.on_unsubscribed(self, kind, channel)
@@ -666,6 +677,7 @@ class RedisConnection(AbcConnection):
             channel = registry.pop(name, None)
             if channel is not None:
                 channel.close()
+        self._subscribed = bool(self._channels or self._patterns or self._shard_channels)
         wait.replies.append(obj)
         if wait.remaining is None:
             done = name is None or not registry
@@ -780,9 +792,9 @@ class RedisConnection(AbcConnection):
         """Read-only view of subscribed sharded channels (SSUBSCRIBE)."""
         return ChannelMap(self._shard_channels)
 
-    async def select(self, db: int) -> bool:
-        """Change the selected database."""
-        return bool(await self.execute(b"SELECT", db) in (b"OK", "OK"))
+    def select(self, db: int) -> Awaitable[bool]:
+        """Change the selected database (a bad ``db`` or a closed connection raise at the call)."""
+        return _is_ok(self.execute(b"SELECT", check_db(db)))
 
     async def auth(self, password: str, username: str | None = None) -> bool:
         """Authenticate (ACL ``username`` optional)."""
@@ -792,6 +804,10 @@ class RedisConnection(AbcConnection):
     def __repr__(self) -> str:
         state = "closed" if self._closing else f"db={self._tracked.db}"
         return f"<RedisConnection {self._address_text} {state}>"
+
+
+async def _is_ok(reply: Awaitable[Any]) -> bool:
+    return bool(await reply in (b"OK", "OK"))
 
 
 async def create_connection(
@@ -833,8 +849,8 @@ async def create_connection(
         raise ValueError(
             f"timeout must be a positive number of seconds or None, got {parsed.timeout!r}"
         )
-    if parsed.db is not None and (isinstance(parsed.db, bool) or not isinstance(parsed.db, int)):
-        raise TypeError(f"db must be an int, got {parsed.db!r}")
+    if parsed.db is not None:
+        check_db(parsed.db)
     cls = connection_cls or RedisConnection
     if not (isinstance(cls, type) and issubclass(cls, RedisConnection)):
         raise TypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")

@@ -132,8 +132,8 @@ def parse_pubsub(
         channel = as_channel(item)
         if channel is not None:
             key = channel.name
-            if subscribing and bool(channel.is_pattern) != wants_pattern:
-                raise TypeError(
+            if bool(channel.is_pattern) != wants_pattern:
+                raise ValueError(
                     f"{name.decode()} needs a {'pattern' if wants_pattern else 'non-pattern'} "
                     f"channel, got {channel!r} (is_pattern={channel.is_pattern})"
                 )
