@@ -74,7 +74,7 @@ def run_mode(mode: str, extra: list[str], timeout: float) -> dict[str, str]:
         command = [
             sys.executable, "-m", "pytest", "-c", str(HERE / "pytest.ini"), "--rootdir", str(tree),
             "-p", "adapter", "-p", "no:asyncio", "-p", "no:clustermgr", "-p", "no:cacheprovider",
-            "-q", "--tb=native", "--redis-server", str(_server_wrapper()), "tests", *extra,
+            "-q", "--tb=short", "--redis-server", str(_server_wrapper()), "tests", *extra,
         ]
         started = time.monotonic()
         # A session of its own: whatever the suite leaves running is killed with it.
