@@ -151,7 +151,10 @@ class BusyGroupError(ReplyError):
 class MaxClientsError(ReplyError):
     """The server refused the connection: maxclients reached."""
 
-    MATCH_REPLY = "ERR max number of clients reached"
+    MATCH_REPLY = (
+        "ERR max number of clients reached",
+        "ERR max number of clients + cluster connections reached",  # cluster-enabled node
+    )
 
 
 class ReadOnlyError(ReplyError):

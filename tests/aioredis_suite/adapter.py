@@ -5,7 +5,9 @@ unless the backend is ``aioredis``, swaps ``aioredis.create_connection``,
 ``create_pool``, ``create_redis`` and ``create_redis_pool`` for
 clustermgr-backed versions. Environment:
 
-``AIOREDIS_SUITE_BACKEND``  ``aioredis`` or ``clustermgr`` (default)
+``AIOREDIS_SUITE_BACKEND``  ``aioredis``, ``clustermgr`` (default) or ``cluster``
+                            (pools over a one-shard cluster; servers started
+                            cluster-enabled by run.py's wrapper)
 ``AIOREDIS_SUITE_STRICT``   ``1``: tests keep catching aioredis' own error
                             classes; otherwise ``aioredis.errors`` names are
                             clustermgr's classes.
@@ -28,7 +30,7 @@ STRICT = os.environ.get("AIOREDIS_SUITE_STRICT") == "1"
 if BACKEND != "aioredis":
     from backend import install_backend
 
-    install_backend(strict=STRICT)
+    install_backend(strict=STRICT, cluster=BACKEND == "cluster")
 
 _outcomes: dict[str, str] = {}
 

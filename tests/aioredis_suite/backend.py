@@ -6,6 +6,7 @@ conftest and test modules are imported, so no test body changes.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -44,15 +45,47 @@ async def create_redis_pool(
     """aioredis.create_redis_pool: ``commands_factory`` over a clustermgr pool."""
     if timeout is not None:
         kwargs["create_connection_timeout"] = timeout
-    return commands_factory(await create_pool(address, **kwargs))
+    return commands_factory(await aioredis.create_pool(address, **kwargs))
 
 
-def install_backend(*, strict: bool) -> None:
-    """Swap aioredis' factories; unless ``strict``, its error names too."""
+async def _one_shard(address: Any) -> None:
+    """Give the one node of a fresh cluster-enabled server every slot; wait until it serves."""
+    conn = await clustermgr.create_connection(address)
+    try:
+        info = await conn.execute("CLUSTER", "INFO", encoding="utf-8")
+        if "cluster_slots_assigned:0" in info:
+            await conn.execute("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        for _ in range(100):
+            if "cluster_state:ok" in await conn.execute("CLUSTER", "INFO", encoding="utf-8"):
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"one-shard cluster at {address} did not become ok")
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+#: create_pool keywords a cluster pool takes under another name.
+_CLUSTER_NAMES = {"create_connection_timeout": "connect_timeout"}
+
+
+async def create_cluster_pool(address: Any, *, loop: Any = None, **kwargs: Any) -> Any:
+    """aioredis.create_pool over a one-shard clustermgr cluster pool (``db`` must be 0)."""
+    await _one_shard(address)
+    db = kwargs.pop("db", None)
+    if db:
+        raise ValueError(f"a cluster has only db 0, not {db!r}")
+    kwargs = {_CLUSTER_NAMES.get(k, k): v for k, v in kwargs.items()}
+    return await clustermgr.create_cluster_pool([address], **kwargs)
+
+
+def install_backend(*, strict: bool, cluster: bool = False) -> None:
+    """Swap aioredis' factories (pools over a one-shard cluster if ``cluster``);
+    unless ``strict``, its error names too."""
     clustermgr.register_with_aioredis()
     factories = {
         "create_connection": create_connection,
-        "create_pool": create_pool,
+        "create_pool": create_cluster_pool if cluster else create_pool,
         "create_redis": create_redis,
         "create_redis_pool": create_redis_pool,
     }

@@ -7,7 +7,9 @@ Usage (from the repository root)::
 ``clustermgr`` runs the suite with aioredis' factories swapped for
 clustermgr-backed ones and ``aioredis.errors`` names bound to clustermgr's
 classes; ``strict`` leaves aioredis' error classes in place (tests catch
-those, so clustermgr's errors must be instances of them). The exit status is
+those, so clustermgr's errors must be instances of them). ``cluster`` runs
+the pool tests with ``create_pool`` giving a cluster pool over a one-shard
+cluster. The exit status is
 1 when a test that passes on aioredis fails in a clustermgr mode and is not
 listed in ``differences.toml`` (each entry with its reason).
 """
@@ -38,11 +40,20 @@ MODES = {
     "aioredis": {"AIOREDIS_SUITE_BACKEND": "aioredis"},
     "clustermgr": {"AIOREDIS_SUITE_BACKEND": "clustermgr"},
     "strict": {"AIOREDIS_SUITE_BACKEND": "clustermgr", "AIOREDIS_SUITE_STRICT": "1"},
+    "cluster": {"AIOREDIS_SUITE_BACKEND": "cluster"},
 }
+#: The tests each mode runs (the cluster mode: the pool tests, over a one-shard cluster).
+_PATHS = {"cluster": ["tests/pool_test.py"]}
 #: Redis 7 refuses DEBUG unless enabled; aioredis' tests use DEBUG SLEEP/OBJECT.
 _SERVER_WRAPPER = """#!/bin/sh
 if [ "$1" = "--version" ]; then exec redis-server "$@"; fi
 exec redis-server "$@" --enable-debug-command yes
+"""
+#: Cluster mode: every server cluster-enabled (run.py's backend gives it all slots).
+_CLUSTER_WRAPPER = """#!/bin/sh
+if [ "$1" = "--version" ]; then exec redis-server "$@"; fi
+exec redis-server "$@" --enable-debug-command yes --cluster-enabled yes \\
+    --cluster-config-file "aioredis-suite-nodes-$$.conf"
 """
 _VERSION_ID = re.compile(r"redis_v[0-9.]+-?")
 
@@ -52,10 +63,12 @@ def normalize(nodeid: str) -> str:
     return _VERSION_ID.sub("", nodeid).replace("[]", "")
 
 
-def _server_wrapper() -> Path:
-    path = cache_dir() / "redis-server-debug"
-    if not path.exists() or path.read_text() != _SERVER_WRAPPER:
-        path.write_text(_SERVER_WRAPPER)
+def _server_wrapper(mode: str) -> Path:
+    cluster = mode == "cluster"
+    path = cache_dir() / ("redis-server-cluster" if cluster else "redis-server-debug")
+    text = _CLUSTER_WRAPPER if cluster else _SERVER_WRAPPER
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
         path.chmod(0o755)
     return path
 
@@ -74,7 +87,8 @@ def run_mode(mode: str, extra: list[str], timeout: float) -> dict[str, str]:
         command = [
             sys.executable, "-m", "pytest", "-c", str(HERE / "pytest.ini"), "--rootdir", str(tree),
             "-p", "adapter", "-p", "no:asyncio", "-p", "no:clustermgr", "-p", "no:cacheprovider",
-            "-q", "--tb=short", "--redis-server", str(_server_wrapper()), "tests", *extra,
+            "-q", "--tb=short", "--redis-server", str(_server_wrapper(mode)),
+            *_PATHS.get(mode, ["tests"]), *extra,
         ]
         started = time.monotonic()
         # A session of its own: whatever the suite leaves running is killed with it.
@@ -135,12 +149,17 @@ def load_differences(
 
 
 def compare(
-    baseline: dict[str, str], ours: dict[str, str], listed: dict[str, str]
+    baseline: dict[str, str], ours: dict[str, str], listed: dict[str, str],
+    paths: list[str] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """(tests passing on aioredis, failing here and unlisted; listed tests that pass here)."""
+    """(tests passing on aioredis, failing here and unlisted; listed tests that pass here).
+
+    ``paths``: the test files this mode ran (default: all).
+    """
     regressions = sorted(
         test for test, outcome in baseline.items()
         if outcome == "passed" and ours.get(test) != "passed" and test not in listed
+        and (paths is None or test.split("::")[0] in paths)
     )
     stale = sorted(test for test in listed if ours.get(test) == "passed")
     return regressions, stale
@@ -164,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args(argv)
-    modes = args.mode or ["aioredis", "clustermgr", "strict"]
+    modes = args.mode or ["aioredis", "clustermgr", "strict", "cluster"]
     if "aioredis" not in modes:
         modes.insert(0, "aioredis")
     results = {
@@ -182,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{mode}: {_counts(outcomes)}")
         if mode == "aioredis":
             continue
-        regressions, stale = compare(results["aioredis"], outcomes, load_differences(mode))
+        regressions, stale = compare(
+            results["aioredis"], outcomes, load_differences(mode), _PATHS.get(mode)
+        )
         for test in regressions:
             print(f"  UNLISTED FAILURE [{mode}] {test}")
         for test in stale:
