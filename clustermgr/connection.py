@@ -489,9 +489,12 @@ class RedisConnection(AbcConnection):
         ``encoding`` overrides the connection's codec for this reply
         (``None`` returns bytes). Raises :class:`ConnectionClosedError` at
         once if the connection is closed, and :class:`TypeError` for
-        arguments that cannot be sent. Cancelling the future of a blocking
-        command (BLPOP, XREAD BLOCK, WAIT, ...) still waiting for its reply
-        closes the connection, so the server never serves it to nobody.
+        arguments that cannot be sent. On a subscribed connection only
+        (un)subscribe commands, PING and QUIT run; others raise
+        :class:`RedisError` at once, as in aioredis 1.x. Cancelling the
+        future of a blocking command (BLPOP, XREAD BLOCK, WAIT, ...) still
+        waiting for its reply closes the connection, so the server never
+        serves it to nobody.
         """
         if self._closing:
             raise ConnectionClosedError(
