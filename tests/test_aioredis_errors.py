@@ -103,3 +103,14 @@ async def test_server_error_caught_by_aioredis_except(redis_standalone: Any) -> 
     finally:
         conn.close()
         await conn.wait_closed()
+
+
+def test_redirect_kinds_hold_after_aliasing() -> None:
+    moved = errors.ReplyError("MOVED 3999 127.0.0.1:6381")
+    assert type(moved) is errors.MovedError and moved.address == ("127.0.0.1", 6381)
+    bad = errors.ReplyError("MOVED 99999 127.0.0.1:6381")  # kind_for: unusable slot
+    assert type(bad) is errors.MalformedRedirectError
+    assert isinstance(bad, aioredis_errors.ReplyError)
+    assert isinstance(bad, aioredis_errors.ProtocolError)
+    assert errors.ReplyError("ERR max number of clients + cluster connections reached").__class__ \
+        is errors.MaxClientsError
