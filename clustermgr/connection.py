@@ -82,7 +82,7 @@ _UNTRACKABLE_REPLY_MODES = frozenset({b"OFF", b"SKIP"})
 # What a subscribed connection still runs (the server refuses the rest).
 _SUBSCRIBED_OK = {**_SPECIAL_PUBSUB, **case_variants("PING", "QUIT")}
 # Sent inside MULTI but not queued by the server (it refuses them at once).
-_NOT_QUEUED = frozenset({b"MULTI", b"WATCH"})
+_NOT_QUEUED = frozenset({b"MULTI", b"WATCH", b"QUIT"})
 
 
 def _refuse_untracked_replies(command: Any, args: tuple[Any, ...]) -> None:
@@ -595,7 +595,8 @@ class RedisConnection(AbcConnection):
         """Record a command sent from MULTI to EXEC/DISCARD; the encoding its waiter carries.
 
         Every command the server queues gets a slot (SELECT and PING too);
-        MULTI and WATCH inside MULTI are refused by the server, not queued.
+        MULTI and WATCH inside MULTI are refused by the server and QUIT runs
+        at once: none of them is queued.
         EXEC's waiter carries the recorded codecs (``encoding=`` given to
         EXEC itself applies to every slot).
         """

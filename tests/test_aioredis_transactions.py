@@ -144,3 +144,22 @@ async def test_discard_then_exec_slots_start_afresh(redis_standalone: Any) -> No
     finally:
         conn.close()
         await conn.wait_closed()
+
+
+async def test_commands_the_server_does_not_queue_take_no_exec_slot(
+    redis_standalone: Any,
+) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        await conn.execute("SET", "tx:n", "v")
+        await conn.execute("MULTI")
+        await conn.execute("GET", "tx:n", encoding="utf-8")
+        with pytest.raises(errors.ReplyError, match="nested"):
+            await conn.execute("MULTI", encoding="utf-8")
+        with pytest.raises(errors.ReplyError, match="WATCH inside MULTI"):
+            await conn.execute("WATCH", "tx:n", encoding="utf-8")
+        await conn.execute("GET", "tx:n")
+        assert await conn.execute("EXEC") == ["v", b"v"]
+    finally:
+        conn.close()
+        await conn.wait_closed()
