@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from .errors import alias_aioredis_errors
+
 __all__ = [
     "AbcChannel",
     "AbcConnection",
@@ -128,6 +130,13 @@ class AbcPool(AbcConnection):
         conn = yield from self.acquire().__await__()
         return _SyncConnectionContext(self, conn)
 
+    def __enter__(self) -> None:
+        """``with pool:`` (no ``await``) is a mistake: raise, as aioredis 1.x does."""
+        raise RuntimeError("use 'with await pool as conn:' or 'async with pool.get() as conn:'")
+
+    def __exit__(self, *exc: object) -> None:
+        """Never reached: :meth:`__enter__` raises."""
+
 
 class ConnectionContext:
     """Async context manager that acquires a connection and releases it."""
@@ -199,15 +208,22 @@ class AbcChannel(abc.ABC):
 
 
 def register_with_aioredis() -> None:
-    """Register these classes as virtual subclasses of aioredis 1.x's own ABCs.
+    """Make aioredis 1.x code accept clustermgr's objects and catch its errors.
 
-    aioredis' ``Redis`` checks ``isinstance(x, aioredis.abc.AbcPool)`` to decide
-    how to run transactions; after this call it recognises clustermgr pools.
+    Registers these classes as virtual subclasses of aioredis' own ABCs
+    (aioredis' ``Redis`` checks ``isinstance(x, aioredis.abc.AbcPool)`` to
+    decide how to run transactions), and makes every clustermgr error a real
+    subclass of the aioredis error of the same name, so ``except
+    aioredis.ReplyError:`` catches clustermgr's (see
+    :func:`clustermgr.errors.alias_aioredis_errors`). Idempotent; a no-op
+    without aioredis.
     """
     try:
         from aioredis import abc as aioredis_abc  # type: ignore[import-untyped,unused-ignore]
+        from aioredis import errors as aioredis_errors  # type: ignore[import-untyped,unused-ignore]
     except Exception:  # pragma: no cover - aioredis missing or broken
         return
+    alias_aioredis_errors(aioredis_errors)
     aioredis_abc.AbcConnection.register(AbcConnection)
     aioredis_abc.AbcPool.register(AbcPool)
     aioredis_abc.AbcChannel.register(AbcChannel)

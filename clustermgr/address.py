@@ -7,6 +7,7 @@ Accepted forms::
     "redis://[[user]:password@]host[:port][/db][?option=value]"
     "rediss://..."                           TLS
     "unix://[[user]:password@]/path/to.sock[?db=N]"
+    "unix:/path/to.sock[?db=N]"              as urlunparse() and aioredis write it
 
 Query options: ``db``, ``password``, ``username``, ``encoding``,
 ``timeout`` (connect timeout in seconds) and ``name`` (CLIENT SETNAME).
@@ -23,8 +24,8 @@ from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 from .errors import RedisError
 
 __all__ = [
-    "DEFAULT_PORT", "InvalidAddressError", "ServerAddress", "address_text", "parse_address",
-    "redact_url",
+    "DEFAULT_PORT", "InvalidAddressError", "ServerAddress", "address_text", "check_db",
+    "parse_address", "redact_url",
 ]
 
 DEFAULT_PORT = 6379
@@ -67,6 +68,15 @@ class ServerAddress:
         return replace(self, **updates) if updates else self
 
 
+def check_db(db: Any) -> int:
+    """``db`` if it is a db index: TypeError if not an int, ValueError if negative."""
+    if isinstance(db, bool) or not isinstance(db, int):
+        raise TypeError(f"db must be an int, got {db!r}")
+    if db < 0:
+        raise ValueError(f"db must be 0 or more, got {db!r}")
+    return db
+
+
 def address_text(address: Any) -> str:
     """``host:port`` for a ``(host, port)`` pair, the path for a socket, ``?`` for None.
 
@@ -92,7 +102,7 @@ def parse_address(address: Any) -> ServerAddress:
         raise InvalidAddressError(
             f"address must be (host, port), a unix socket path or a URL, not {address!r}"
         )
-    if "://" in address:
+    if "://" in address or address.startswith("unix:"):
         return _parse_url(address)
     if address.startswith("/") or address.startswith("."):
         return ServerAddress(path=address)

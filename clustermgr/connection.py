@@ -13,13 +13,13 @@ import logging
 import socket
 import ssl as ssl_module
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from ._timeout import timeout as _timeout
 from .abc import AbcChannel, AbcConnection
-from .address import ServerAddress, parse_address
+from .address import ServerAddress, check_db, parse_address
 from .errors import (
     ConnectError,
     ConnectionClosedError,
@@ -29,6 +29,7 @@ from .errors import (
     ReplyError,
     TimeoutError,
 )
+from .execreply import ExecCodecs
 from .handback import ConnectionState
 from .protocol import (
     BLOCKING_COMMANDS,
@@ -64,11 +65,12 @@ _STATE = case_variants(
     "SELECT", "MULTI", "EXEC", "DISCARD", "QUIT", "WATCH", "UNWATCH", "AUTH", "CLIENT",
     "READONLY", "READWRITE", "RESET",
 )
+_SPECIAL_PUBSUB = case_variants(
+    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+)
 _SPECIAL = {
     **_STATE,
-    **case_variants(
-        "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
-    ),
+    **_SPECIAL_PUBSUB,
     **BLOCKING_COMMANDS,
 }
 # Looked at in execute_batch: a batch has no per-command state hooks, so
@@ -77,6 +79,10 @@ _BATCH_CHECKED = {
     name: canonical for name, canonical in _SPECIAL.items() if name not in BLOCKING_COMMANDS
 }
 _UNTRACKABLE_REPLY_MODES = frozenset({b"OFF", b"SKIP"})
+# What a subscribed connection still runs (the server refuses the rest).
+_SUBSCRIBED_OK = {**_SPECIAL_PUBSUB, **case_variants("PING", "QUIT")}
+# Sent inside MULTI but not queued by the server (it refuses them at once).
+_NOT_QUEUED = frozenset({b"MULTI", b"WATCH", b"QUIT"})
 
 
 def _refuse_untracked_replies(command: Any, args: Sequence[Any]) -> None:
@@ -104,6 +110,11 @@ def refuse_in_batch(command: Any, args: Sequence[Any]) -> None:
     if checked != b"CLIENT":
         raise TypeError(f"execute_batch: {command!r} changes connection state; use execute()")
     _refuse_untracked_replies(command, args)
+
+
+def _codec(encoding: str | ExecCodecs | None) -> str | None:
+    """The codec a retry of the command would ask for (EXEC's default for its codecs)."""
+    return encoding.default if isinstance(encoding, ExecCodecs) else encoding
 
 
 def _special(command: Any) -> bytes | None:
@@ -248,13 +259,18 @@ class RedisConnection(AbcConnection):
         self._transport: asyncio.Transport | None = None
         # (future, encoding, state hook, error hook, command, args) per reply awaited.
         self._waiters: deque[
-            tuple[asyncio.Future[Any], str | None, Any, ErrorHook | None, Any, tuple[Any, ...]]
+            tuple[
+                asyncio.Future[Any], str | ExecCodecs | None, Any, ErrorHook | None, Any,
+                tuple[Any, ...],
+            ]
         ] = deque()
         self._buffer: list[bytes] = []
         self._unflushed = 0
         self._flush_handle: asyncio.Handle | None = None
         self._tracked = StateTracker()
         self._blocking = 0  # blocking commands awaiting their reply
+        # Between MULTI and EXEC/DISCARD: each queued command's codec, for its EXEC slot.
+        self._multi: ExecCodecs | None = None
         self._closing = False
         self._close_error: BaseException | None = None
         self._closed_future: asyncio.Future[None] = self._loop.create_future()
@@ -262,6 +278,7 @@ class RedisConnection(AbcConnection):
         self._patterns: dict[bytes, AbcChannel] = {}
         self._shard_channels: dict[bytes, AbcChannel] = {}
         self._pubsub_pending = 0
+        self._subscribed = False  # any channel, pattern or shard channel confirmed
         # Stall detection (read_timeout): when replies are awaited and nothing
         # arrives for read_timeout seconds, the connection is aborted.
         self._read_timeout = read_timeout
@@ -346,8 +363,7 @@ class RedisConnection(AbcConnection):
             if type(obj) is list and obj and (
                 # Pushes come only once subscribed; before that, an array is the reply
                 # of the waiter at the head (a confirmation if it is an (un)subscribe).
-                self._channels or self._patterns or self._shard_channels
-                or (waiters and type(waiters[0][2]) is _PubSubWait)
+                self._subscribed or (waiters and type(waiters[0][2]) is _PubSubWait)
             ):
                 if obj[0] in _PUBSUB_EVENTS:
                     self._on_pubsub_event(obj)
@@ -380,12 +396,15 @@ class RedisConnection(AbcConnection):
                 continue
             if isinstance(obj, ReplyError):
                 self.stats.error(type(obj).__name__)
-                if on_error is None or not on_error(future, obj, command, args, encoding):
+                if on_error is None or not on_error(future, obj, command, args, _codec(encoding)):
                     future.set_exception(obj)
                 continue
             if encoding is not None:
                 try:
-                    obj = decode(obj, encoding)
+                    if isinstance(encoding, str):
+                        obj = decode(obj, encoding)
+                    else:  # EXEC in MULTI: a codec per slot
+                        obj = encoding.apply(obj)
                 except Exception as exc:  # a bad codec fails this command only
                     future.set_exception(exc)
                     continue
@@ -424,7 +443,7 @@ class RedisConnection(AbcConnection):
             if not target.done():
                 error = error_cls(message, may_have_executed=index < written)
                 error.__cause__ = cause
-                if on_error is not None and on_error(future, error, command, args, enc):
+                if on_error is not None and on_error(future, error, command, args, _codec(enc)):
                     continue
                 target.set_exception(error)
         self._waiters.clear()
@@ -449,6 +468,7 @@ class RedisConnection(AbcConnection):
         self._channels = {}
         self._patterns = {}
         self._shard_channels = {}
+        self._subscribed = False
 
     def _reply_waiting(self) -> bool:
         """True if bytes from the server wait unread in the socket (peeked, not read)."""
@@ -485,26 +505,35 @@ class RedisConnection(AbcConnection):
         ``encoding`` overrides the connection's codec for this reply
         (``None`` returns bytes). Raises :class:`ConnectionClosedError` at
         once if the connection is closed, and :class:`TypeError` for
-        arguments that cannot be sent. Cancelling the future of a blocking
-        command (BLPOP, XREAD BLOCK, WAIT, ...) still waiting for its reply
-        closes the connection, so the server never serves it to nobody.
+        arguments that cannot be sent. On a subscribed connection only
+        (un)subscribe commands, PING and QUIT run; others raise
+        :class:`RedisError` at once, as in aioredis 1.x. Cancelling the
+        future of a blocking command (BLPOP, XREAD BLOCK, WAIT, ...) still
+        waiting for its reply closes the connection, so the server never
+        serves it to nobody.
         """
         if self._closing:
             raise ConnectionClosedError(
                 f"connection to {self._address_text} is closed", may_have_executed=False
             )
+        if self._subscribed and lookup_command(_SUBSCRIBED_OK, command) is None:
+            raise RedisError(
+                f"Connection in SUBSCRIBE mode: {command!r} refused; only (P|S)SUBSCRIBE, "
+                "(P|S)UNSUBSCRIBE, PING and QUIT run on a subscribed connection"
+            )
         hook: Any = None
         special = _special(command)
+        given = encoding is None or type(encoding) is str
+        if not given:
+            # Not given (or another library's own "not set" marker: aioredis 1.x passes one).
+            encoding = self._encoding
         if special is not None:
             if special in PUBSUB_COMMANDS:
                 return self.execute_pubsub(command, *args)
             hook = self._state_hook(special, command, args)
-        if encoding is _NOT_SET:
-            encoding = self._encoding
-        elif encoding is not None and type(encoding) is not str:
-            # Another library's own "not set" marker (aioredis 1.x passes one).
-            encoding = self._encoding
         data = encode_command(command, args)
+        if self._multi is not None or special == b"MULTI":
+            encoding = self._in_multi(special, encoding, given)
         if self._read_timeout is not None and not self._waiters:
             self._progress_at = self._loop.time()
         future = self._loop.create_future()
@@ -553,6 +582,8 @@ class RedisConnection(AbcConnection):
         if not payload:
             future.set_result([])
             return future
+        if self._multi is not None:
+            self._multi.codecs.extend([encoding] * len(payload))
         tracker = _Blocking(self, blocking) if blocking is not None else None
         if tracker is not None:
             future.add_done_callback(tracker.given_up)
@@ -580,6 +611,27 @@ class RedisConnection(AbcConnection):
                 "credentials behind the connection's back; close the connection instead"
             )
         return self._tracked.on_send(special, args)
+
+    def _in_multi(self, special: bytes | None, encoding: str | None, given: bool) -> Any:
+        """Record a command sent from MULTI to EXEC/DISCARD; the encoding its waiter carries.
+
+        Every command the server queues gets a slot (SELECT and PING too);
+        MULTI and WATCH inside MULTI are refused by the server and QUIT runs
+        at once: none of them is queued.
+        EXEC's waiter carries the recorded codecs (``encoding=`` given to
+        EXEC itself applies to every slot).
+        """
+        multi = self._multi
+        if multi is None:  # MULTI opens the record
+            self._multi = ExecCodecs(self._encoding)
+        elif special == b"EXEC":
+            self._multi = None
+            return multi.override(encoding) if given else multi
+        elif special == b"DISCARD":
+            self._multi = None
+        elif special not in _NOT_QUEUED:
+            multi.codecs.append(encoding)
+        return encoding
 
     def execute_pubsub(self, command: bytes | str, *channels: Any) -> asyncio.Future[Any]:
         """Run a (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE command.
@@ -635,6 +687,7 @@ class RedisConnection(AbcConnection):
         if not isinstance(wait, _PubSubWait) or wait.kind != kind:
             # Pushed by the server on its own (e.g. SUNSUBSCRIBE after a slot move).
             channel = registry.pop(name, None) if name is not None else None
+            self._subscribed = bool(self._channels or self._patterns or self._shard_channels)
             if channel is not None:
                 if self.on_unsubscribed is not None:
                     self.on_unsubscribed(self, kind, channel)
@@ -649,6 +702,7 @@ class RedisConnection(AbcConnection):
             channel = registry.pop(name, None)
             if channel is not None:
                 channel.close()
+        self._subscribed = bool(self._channels or self._patterns or self._shard_channels)
         wait.replies.append(obj)
         if wait.remaining is None:
             done = name is None or not registry
@@ -763,9 +817,9 @@ class RedisConnection(AbcConnection):
         """Read-only view of subscribed sharded channels (SSUBSCRIBE)."""
         return ChannelMap(self._shard_channels)
 
-    async def select(self, db: int) -> bool:
-        """Change the selected database."""
-        return bool(await self.execute(b"SELECT", db) in (b"OK", "OK"))
+    def select(self, db: int) -> Awaitable[bool]:
+        """Change the selected database (a bad ``db`` or a closed connection raise at the call)."""
+        return _is_ok(self.execute(b"SELECT", check_db(db)))
 
     async def auth(self, password: str, username: str | None = None) -> bool:
         """Authenticate (ACL ``username`` optional)."""
@@ -775,6 +829,10 @@ class RedisConnection(AbcConnection):
     def __repr__(self) -> str:
         state = "closed" if self._closing else f"db={self._tracked.db}"
         return f"<RedisConnection {self._address_text} {state}>"
+
+
+async def _is_ok(reply: Awaitable[Any]) -> bool:
+    return bool(await reply in (b"OK", "OK"))
 
 
 async def create_connection(
@@ -816,8 +874,8 @@ async def create_connection(
         raise ValueError(
             f"timeout must be a positive number of seconds or None, got {parsed.timeout!r}"
         )
-    if parsed.db is not None and (isinstance(parsed.db, bool) or not isinstance(parsed.db, int)):
-        raise TypeError(f"db must be an int, got {parsed.db!r}")
+    if parsed.db is not None:
+        check_db(parsed.db)
     cls = connection_cls or RedisConnection
     if not (isinstance(cls, type) and issubclass(cls, RedisConnection)):
         raise TypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")

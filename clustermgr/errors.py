@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AskError",
     "AuthError",
+    "BusyGroupError",
     "BusyLoadingError",
     "ChannelClosedError",
     "ClusterDownError",
@@ -49,11 +50,20 @@ __all__ = [
     "TryAgainError",
     "WatchVariableError",
     "WrongTypeError",
+    "alias_aioredis_errors",
     "parse_redirect",
 ]
 
 
-class RedisError(Exception):
+class _CompatBase(Exception):
+    """Placeholder base that :func:`alias_aioredis_errors` swaps for aioredis' RedisError.
+
+    ``__bases__`` can only be reassigned between classes of the same layout:
+    this plain subclass of Exception and aioredis' are.
+    """
+
+
+class RedisError(_CompatBase):
     """Base class of every error raised by clustermgr."""
 
     #: Whether the command this error reports on may have been applied.
@@ -90,8 +100,9 @@ class ReplyError(RedisError):
                         klass = candidate
                         break
             if klass is not None:
-                return super().__new__(klass.kind_for(msg))
-        return super().__new__(cls)
+                cls = klass.kind_for(msg)
+        # Not super(): once aliased, aioredis' ReplyError.__new__ is next in the MRO.
+        return Exception.__new__(cls)
 
     @classmethod
     def kind_for(cls, msg: str) -> type[ReplyError]:
@@ -119,7 +130,11 @@ class WrongTypeError(ReplyError):
 class AuthError(ReplyError):
     """Authentication failed or is required (NOAUTH, WRONGPASS)."""
 
-    MATCH_REPLY = ("NOAUTH", "WRONGPASS", "ERR invalid password")
+    MATCH_REPLY = (
+        "NOAUTH", "WRONGPASS", "ERR invalid password",
+        "ERR Client sent AUTH, but no password is set",
+        "ERR AUTH <password> called without any password configured",
+    )
 
 
 class NoPermissionError(ReplyError):
@@ -128,10 +143,19 @@ class NoPermissionError(ReplyError):
     MATCH_REPLY = "NOPERM"
 
 
+class BusyGroupError(ReplyError):
+    """XGROUP CREATE for a consumer group that already exists."""
+
+    MATCH_REPLY = "BUSYGROUP"
+
+
 class MaxClientsError(ReplyError):
     """The server refused the connection: maxclients reached."""
 
-    MATCH_REPLY = "ERR max number of clients reached"
+    MATCH_REPLY = (
+        "ERR max number of clients reached",
+        "ERR max number of clients + cluster connections reached",  # cluster-enabled node
+    )
 
 
 class ReadOnlyError(ReplyError):
@@ -287,7 +311,8 @@ class PipelineError(RedisError):
     """One or more commands of a pipeline failed."""
 
     def __init__(self, errors: list[BaseException] | Any, *args: Any) -> None:
-        super().__init__(f"{self.__class__.__name__} errors: {errors!r}", *args)
+        # Not super(): once aliased, aioredis' PipelineError.__init__ is next in the MRO.
+        Exception.__init__(self, f"{self.__class__.__name__} errors: {errors!r}", *args)
         self.errors = errors
 
 
@@ -389,3 +414,23 @@ class TimeoutError(RedisError, asyncio.TimeoutError):
     def __init__(self, msg: str = "", *args: Any, may_have_executed: bool = False) -> None:
         super().__init__(msg, *args)
         self.may_have_executed = may_have_executed
+
+
+def alias_aioredis_errors(aioredis_errors: Any) -> None:
+    """Make each clustermgr error a real subclass of aioredis' class of the same name.
+
+    ``except aioredis.ReplyError:`` matches by the real MRO only (CPython's
+    exception matching ignores ``__subclasscheck__``, so ABC registration
+    would satisfy ``isinstance`` but not ``except``). The aioredis class is
+    appended to the bases of its namesake; ``RedisError``'s placeholder base
+    is replaced by aioredis' ``RedisError``. Idempotent.
+    """
+    ours = [c for c in globals().values() if isinstance(c, type) and issubclass(c, RedisError)]
+    for cls in sorted(ours, key=lambda c: len(c.__mro__)):  # parents first
+        theirs = getattr(aioredis_errors, cls.__name__, None)
+        if not isinstance(theirs, type) or issubclass(cls, theirs):
+            continue
+        if cls is RedisError:
+            cls.__bases__ = (theirs,)
+        else:
+            cls.__bases__ = (*cls.__bases__, theirs)

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from .abc import AbcChannel, AbcConnection, AbcPool
-from .address import ServerAddress, parse_address
+from .address import ServerAddress, check_db, parse_address
 from .connection import RedisConnection, create_connection
 from .connset import ConnectionSet
 from .errors import (
@@ -357,8 +357,7 @@ class ConnectionsPool(AbcPool):
         the pool stays on its db. Acquired connections switch when released.
         Once started, the switch completes even if the caller is cancelled.
         """
-        if isinstance(db, bool) or not isinstance(db, int) or db < 0:
-            raise TypeError(f"db must be a non-negative int, got {db!r}")
+        check_db(db)
         return await self._run_to_completion(self._select(db))
 
     async def _select(self, db: int) -> bool:

@@ -49,9 +49,12 @@ def encode_command(command: bytes | str, args: tuple[Any, ...]) -> bytes:
             if isinstance(arg, bool) or not isinstance(
                 arg, (bytes, str, int, float, memoryview)
             ):
+                accepted = (
+                    "args must not contain None" if arg is None
+                    else "commands take bytes, str, int or float"
+                )
                 raise TypeError(
-                    f"argument {position} of {command!r} has type {type(arg).__name__}; "
-                    "commands take bytes, str, int or float"
+                    f"argument {position} of {command!r} has type {type(arg).__name__}; {accepted}"
                 ) from None
         raise
 

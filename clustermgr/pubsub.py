@@ -133,7 +133,7 @@ def parse_pubsub(
             key = channel.name
             if subscribing:
                 if bool(channel.is_pattern) != wants_pattern:
-                    raise TypeError(
+                    raise ValueError(
                         f"{name.decode()} needs a {'pattern' if wants_pattern else 'non-pattern'} "
                         f"channel, got {channel!r} (is_pattern={channel.is_pattern})"
                     )

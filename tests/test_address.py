@@ -39,6 +39,13 @@ def test_unix_url() -> None:
     assert (parsed.password, parsed.db) == ("pw", 2)
 
 
+def test_unix_url_without_slashes() -> None:
+    """``urlunparse(("unix", "", path, "", query, ""))`` (and aioredis) write ``unix:/path``."""
+    parsed = parse_address("unix:/var/run/redis.sock?db=3&password=pw")
+    assert parsed.target == "/var/run/redis.sock"
+    assert (parsed.password, parsed.db) == ("pw", 3)
+
+
 def test_password_hidden_in_repr() -> None:
     parsed = parse_address("redis://u:topsecret@127.0.0.1:1")
     assert "topsecret" not in repr(parsed)
@@ -59,6 +66,7 @@ def test_with_defaults_fills_only_missing() -> None:
         ("redis://127.0.0.1?timeout=soon", "timeout must be"),
         ("redis://", "no host"),
         ("unix://", "without a socket path"),
+        ("unix:", "without a socket path"),
         ("localhost:6379", "neither a URL"),
         (("127.0.0.1",), "must be (host, port)"),
         (("127.0.0.1", "x"), "port must be"),

@@ -91,3 +91,16 @@ async def test_blpop_cancelled_by_wait_for_does_not_hang_a_one_connection_pool(
     finally:
         client.close()
         await client.wait_closed()
+
+
+async def test_with_pool_without_await_raises(redis_standalone: Any) -> None:
+    pool = await create_pool(redis_standalone.address, maxsize=1)
+    try:
+        with pytest.raises(RuntimeError, match="with await pool"), pool:
+            pass
+        with await pool as conn:  # the idiom still works, and releases
+            assert await conn.execute("PING") == b"PONG"
+        assert pool.freesize == 1
+    finally:
+        pool.close()
+        await pool.wait_closed()

@@ -315,3 +315,53 @@ async def test_batch_refuses_commands_whose_state_it_cannot_track(
     finally:
         conn.close()
         await conn.wait_closed()
+
+
+async def test_select_checks_db_and_closed_connection_at_the_call(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        with pytest.raises(TypeError, match="db must be an int"):
+            conn.select(None)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="0 or more"):
+            conn.select(-1)
+        with pytest.raises(ValueError, match="0 or more"):
+            await create_connection(redis_standalone.address, db=-1)
+        assert await conn.select(1) is True and conn.db == 1
+    finally:
+        conn.close()
+        await conn.wait_closed()
+    with pytest.raises(errors.ConnectionClosedError):
+        conn.select(1)  # no await: refused at the call, as aioredis 1.x does
+
+
+async def test_a_none_argument_is_named_in_the_error(redis_standalone: Any) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        with pytest.raises(TypeError, match="argument 2 of 'SET' has type NoneType; args must"):
+            conn.execute("SET", "k", None)
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_a_subscribed_connection_refuses_other_commands_client_side(
+    redis_standalone: Any,
+) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        await conn.execute_pubsub("SUBSCRIBE", "refuse:c")
+        with pytest.raises(errors.RedisError, match="Connection in SUBSCRIBE mode"):
+            conn.execute("GET", "k")
+        with pytest.raises(errors.RedisError, match="Connection in SUBSCRIBE mode"):
+            conn.execute("select", 1)
+        assert conn.in_flight == 0  # nothing was sent
+        assert await conn.execute("PING") == b"PONG"
+        await conn.execute_pubsub("PSUBSCRIBE", "refuse:*")
+        await conn.execute_pubsub("UNSUBSCRIBE", "refuse:c")
+        with pytest.raises(errors.RedisError, match="SUBSCRIBE mode"):
+            conn.execute("GET", "k")  # still subscribed to a pattern
+        await conn.execute_pubsub("PUNSUBSCRIBE")
+        assert await conn.execute("GET", "refuse:none") is None
+    finally:
+        conn.close()
+        await conn.wait_closed()

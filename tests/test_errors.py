@@ -21,6 +21,8 @@ from clustermgr.protocol import new_reader
         ("ERR invalid password", errors.AuthError),
         ("NOPERM this user has no permissions", errors.NoPermissionError),
         ("ERR max number of clients reached", errors.MaxClientsError),
+        # A cluster-enabled Redis 7 node says it this way.
+        ("ERR max number of clients + cluster connections reached", errors.MaxClientsError),
         ("READONLY You can't write against a read only replica.", errors.ReadOnlyError),
         ("LOADING Redis is loading the dataset in memory", errors.LoadingError),
         ("TRYAGAIN Multiple keys request during rehashing of slot", errors.TryAgainError),

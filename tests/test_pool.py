@@ -134,6 +134,19 @@ async def test_select_and_clear(redis_standalone: Any) -> None:
         await pool.wait_closed()
 
 
+async def test_pool_select_bad_db_types_and_values(redis_standalone: Any) -> None:
+    pool = await create_pool(redis_standalone.address)
+    try:
+        with pytest.raises(TypeError, match="db must be an int"):
+            await pool.select("1")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="0 or more"):
+            await pool.select(-1)
+        assert pool.db == 0
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
 async def test_closed_pool_raises(redis_standalone: Any) -> None:
     pool = await create_pool(redis_standalone.address, maxsize=1)
     conn = await pool.acquire()

@@ -148,12 +148,14 @@ async def test_channel_kind_must_match_command(redis_standalone: Any) -> None:
     pool = await create_pool(redis_standalone.address)
     try:
         for owner in (conn, pool):
-            with pytest.raises(TypeError, match="pattern"):
+            with pytest.raises(ValueError, match="pattern"):
                 owner.execute_pubsub("SUBSCRIBE", Channel("x*", is_pattern=True))
-            with pytest.raises(TypeError, match="pattern"):
+            with pytest.raises(ValueError, match="pattern"):
                 owner.execute_pubsub("PSUBSCRIBE", Channel("x", is_pattern=False))
-            with pytest.raises(TypeError, match="pattern"):
+            with pytest.raises(ValueError, match="pattern"):
                 owner.execute_pubsub("SSUBSCRIBE", Receiver().pattern("x*"))
+            with pytest.raises(ValueError, match="pattern"):
+                owner.execute_pubsub("PUNSUBSCRIBE", Channel("x", is_pattern=False))
             assert not owner.in_pubsub
         assert await conn.execute("PING") == b"PONG"  # nothing was sent
     finally:
