@@ -19,8 +19,9 @@ from fake_sentinel import FakeSentinel, MasterView
 from sentinel_helpers import sets_on, wait_for
 
 from clustermgr import create_sentinel_pool
-from clustermgr.errors import MasterNotFoundError, RedisError
+from clustermgr.errors import MasterNotFoundError, RedisError, TimeoutError
 from clustermgr.sentinel import SentinelPool
+from clustermgr.sentinel.servers import ServerPool
 from clustermgr.testing import LocalServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -73,6 +74,29 @@ async def _closing(pool: SentinelPool) -> AsyncIterator[SentinelPool]:
     try:
         yield pool
     finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_verifying_a_connection_to_a_frozen_server_is_bounded(
+    nodes: tuple[LocalServer, LocalServer],
+) -> None:
+    """The ROLE check a server pool runs on each new connection counts against the
+    connect timeout: a frozen server gives a TimeoutError (nothing sent), the
+    connection is closed."""
+    old, _new = nodes
+    pool = ServerPool(old.address, role="master", minsize=0, create_connection_timeout=0.5)
+    await asyncio.to_thread(old.pause)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError, match=r"timed out after 0\.5s") as failure:
+            await asyncio.wait_for(pool.acquire(), 5.0)
+        assert loop.time() - started < 1.5
+        assert failure.value.may_have_executed is False
+        assert pool.size == 0
+    finally:
+        await asyncio.to_thread(old.resume)
         pool.close()
         await pool.wait_closed()
 
