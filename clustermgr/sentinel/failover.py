@@ -652,6 +652,18 @@ class Follower:
                 self.failover.started = True
             self._wake.set()
             return
+        if (event.kind == "+convert-to-slave" and failover is None and ours is not None
+                and event.address == ours and self.current is not None):
+            # The sentinels turn our master into a replica of another: it was
+            # replaced (maybe while we could not hear it). Fence, decide again.
+            logger.info("sentinel %s converts master %s of %r to a replica: rediscovering",
+                        address_text(event.source), address_text(ours), self._service)
+            self._depose(ours)
+            self._generation += 1
+            self.servers.fence(self.current, f"{event.kind} from sentinel "
+                               f"{address_text(event.source)}")
+            self.hold()
+            return
         if event.master_address != ours:
             return  # about an earlier incarnation of the master
         if event.is_failover_start:

@@ -230,3 +230,26 @@ async def test_replica_pool_starts_with_the_replicas_that_answer() -> None:
                     assert pool.address == good.address
             finally:
                 await asyncio.to_thread(frozen.resume)
+
+
+async def test_a_master_the_sentinels_convert_to_a_replica_gets_no_more_writes(
+    nodes: tuple[LocalServer, LocalServer],
+) -> None:
+    """The pool missed the failover (it was frozen, or the news was lost) and only
+    hears the sentinels turn its master into a replica of the new one
+    (+convert-to-slave): it stops writing there at once and follows the new master."""
+    old, new = nodes
+    async with FakeSentinel(SERVICE, MasterView(old.address)) as sentinel:
+        pool = await create_sentinel_pool(
+            [sentinel.address], SERVICE, failover_timeout=10.0, role_check_interval=None)
+        async with _closing(pool):
+            await wait_for(lambda: sentinel.subscribers == 1, 5, "the event subscription")
+            await _writes(pool, 5)
+            await asyncio.to_thread(new.command, "REPLICAOF", "NO", "ONE")
+            sentinel.view = MasterView(new.address, "master", 1)
+            sentinel.publish("+convert-to-slave", _slave(old, new))
+            await asyncio.sleep(0.05)
+            on_old = await asyncio.to_thread(sets_on, old)
+            await asyncio.wait_for(_writes(pool, 20), 5.0)
+            assert pool.address == new.address
+        assert await asyncio.to_thread(sets_on, old) == on_old
