@@ -629,6 +629,8 @@ class Follower:
             return
         if event.kind == "+switch-master" or event.kind in PROMOTION_EVENTS:
             self._depose(event.master_address)
+            if event.master_address is not None:
+                self.servers.fence_opening(event.master_address)
         elif not (event.is_failover_start or event.is_failover_abort):
             return
         self._generation += 1
@@ -681,6 +683,8 @@ class Follower:
                 self._generation += 1
             if event.kind in PROMOTION_EVENTS:
                 self._depose(failover.old)
+                if failover.old is not None:
+                    self.servers.fence_opening(failover.old)
                 if self.current is not None:
                     self.servers.fence(self.current,
                                 f"{event.kind} from sentinel {address_text(event.source)}")

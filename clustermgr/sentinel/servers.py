@@ -14,7 +14,7 @@ from typing import Any
 
 from .._timeout import timeout as _timeout
 from ..connection import RedisConnection
-from ..errors import RedisError, TimeoutError
+from ..errors import PoolClosedError, RedisError, TimeoutError
 from ..pool import ConnectionsPool
 from ._common import Address, Tasks, address_text, logger
 from .discovery import check_role
@@ -60,9 +60,20 @@ class ServerPool(ConnectionsPool):
         #: False once :class:`Servers` has verified and handed out the pool.
         self.opening = True
         self._verified: list[RedisConnection] = []
+        self._verifying: set[RedisConnection] = set()
+
+    def close(self) -> None:
+        """Close the pool, connections still being verified included."""
+        for conn in list(self._verifying):
+            conn.close()
+        super().close()
 
     async def _verify(self, conn: RedisConnection) -> None:
-        run_id = await check_role(conn, self._role)
+        self._verifying.add(conn)
+        try:
+            run_id = await check_role(conn, self._role)
+        finally:
+            self._verifying.discard(conn)
         self._verified = [c for c in self._verified if not c.closed]
         if self.run_id is None:
             self.run_id = run_id
@@ -98,6 +109,7 @@ class Servers:
         self._pool_kwargs = pool_kwargs
         self._tasks = tasks
         self._retired: list[ServerPool] = []
+        self._opening: set[ServerPool] = set()
 
     async def open(self, address: Address, reuse: Iterable[ServerPool] = ()) -> ServerPool:
         """A pool to ``address`` whose connections answered ROLE as expected.
@@ -119,14 +131,19 @@ class Servers:
                                        "ROLE in time") from exc
                 return pool
         pool = ServerPool(address, role=self._role, **self._pool_kwargs)
+        self._opening.add(pool)
         try:
             await pool.fill()
             if pool.size == 0:  # minsize=0: verify with one connection anyway
                 pool.release(await pool.acquire())
+            if pool.closed:  # fenced while it was being opened
+                raise PoolClosedError(f"{self._role} {address_text(address)} was fenced")
         except BaseException:
             pool.close()
             await pool.wait_closed()
             raise
+        finally:
+            self._opening.discard(pool)
         pool.opening = False
         pool.route_pubsub = self._hooks.execute_pubsub
         self._hooks.adopt(pool)
@@ -164,13 +181,24 @@ class Servers:
         return pools, errors
 
     def fence(self, pool: ServerPool, reason: str) -> None:
-        """Close every connection to a replaced server, acquired ones included."""
+        """Close every connection to a replaced server, acquired ones included.
+
+        Pools still being opened to its address are closed too (their open fails).
+        """
+        if isinstance(pool.address, tuple):
+            self.fence_opening(pool.address)
         if pool.closed:
             return
         count = pool.size + (1 if pool.in_pubsub else 0)
         self.discard(pool)
         logger.info("fenced %d connections to old %s %s (%s)",
                     count, self._role, address_text(pool.address), reason)
+
+    def fence_opening(self, address: Address) -> None:
+        """Close the pools being opened to ``address``: their open fails at once."""
+        for pool in list(self._opening):
+            if pool.address == address:
+                pool.close()
 
     def discard(self, pool: ServerPool) -> None:
         """Close a pool (kept until fully closed, for :meth:`wait_closed`)."""
