@@ -135,13 +135,21 @@ class ConnectionsPool(AbcPool):
         return (address.username, address.password) if address.password else None
 
     async def _create(self) -> RedisConnection:
+        loop = asyncio.get_running_loop()
+        bound = self._address.timeout  # connect, handshake and on_connect together
+        deadline = None if bound is None else loop.time() + bound
         conn = await create_connection(
             self._address, ssl=self._ssl, parser=self._parser,
             connection_cls=self._connection_cls, read_timeout=self._read_timeout,
         )
         try:
             if self._on_connect is not None:
-                await self._on_connect(conn)
+                try:
+                    async with _timeout(None if deadline is None else deadline - loop.time()):
+                        await self._on_connect(conn)
+                except asyncio.TimeoutError as exc:
+                    raise TimeoutError(f"setting up a connection to {self._address_text} "
+                                       f"timed out after {bound}s") from exc
         except BaseException:
             conn.close()
             await conn.wait_closed()

@@ -18,6 +18,12 @@ rotation of healthy replicas) to it. It
   sentinels still name under its old epoch, before they switch, gets nothing.
   Server pools refuse a connection to a restarted process (``run_id``), so
   no pool reconnects to its address without a new decision here.
+* installs only a decision that still holds when it is installed: every
+  failover event that changes the picture bumps a *generation*; servers found
+  (discovered, opened and ROLE-verified, all bounded by the connect timeout)
+  under an older generation are discarded and the search starts again. This
+  holds during startup too: events seen before the first install are
+  recorded (deposed masters) and make the start decide again.
 * rediscovers after READONLY, a broken connection or a wrong ROLE (reported
   by the pool, or seen by the ROLE watchdog). Rediscoveries are coalesced
   (one resolver at a time) and rate-limited (``rediscover_interval``); callers
@@ -145,6 +151,9 @@ class Follower:
         # newer epoch (sentinels elected it again), never on an old view.
         self._deposed: dict[Address, int] = {}
         self._stale_since: float | None = None
+        # Bumped by every failover event that changes the picture: a search
+        # begun under an older generation is not installed (decided again).
+        self._generation = 0
         self.last_switch_at: float | None = None
         self.last_hold_duration: float | None = None
 
@@ -155,12 +164,21 @@ class Follower:
         for address in self._sentinel.addresses:
             self.monitor.watch(address)
         self._last_discovery = asyncio.get_running_loop().time()
+        generation = self._generation
         if self._role == "master":
             candidates, views = await discover_master(self._sentinel, self._service)
             candidates = self._fresh(candidates, views)
         else:
             candidates = await discover_replicas(self._sentinel, self._service)
         pools, errors = await self._open_all(candidates, first_only=self._role == "master")
+        if self._generation != generation:
+            logger.info("failover news of %r during startup: deciding again", self._service)
+            for pool in pools:
+                self.servers.discard(pool)
+            self.hold()  # the resolver decides, bounded by failover_timeout
+            await self.wait_active()
+            await self._started()
+            return
         if not pools:
             for address, exc in errors:
                 if isinstance(exc, AuthError):
@@ -174,6 +192,9 @@ class Follower:
                 + "; ".join(f"{address_text(a)}: {e}" for a, e in errors)
             )
         self._install(pools, "initial discovery")
+        await self._started()
+
+    async def _started(self) -> None:
         await self._learn_sentinels()
         if self._role_check_interval:
             self._tasks.spawn(self._watchdog(self._role_check_interval))
@@ -394,12 +415,20 @@ class Follower:
         self._stale_since = None  # stale views are timed within one resolve only
         while not self._closing:
             self._wake.clear()
+            generation = self._generation
             try:
                 pools = await self._find()
             except (RedisError, OSError) as exc:
                 self.last_error = exc
                 logger.debug("no %s for %r yet: %s", self._role, self._service, exc)
                 pools = None
+            if pools and generation != self._generation:
+                logger.info("failover news of %r while verifying %s: deciding again",
+                            self._service, ", ".join(address_text(p.address) for p in pools))
+                for pool in pools:
+                    if pool is not self.current and pool not in self.replicas:
+                        self.servers.discard(pool)
+                continue
             if pools:
                 if self._closing:
                     for pool in pools:
@@ -520,8 +549,9 @@ class Follower:
 
     def _depose(self, address: Address | None) -> None:
         """``address`` was replaced by a committed failover: fence it from old views."""
-        if address is not None:
-            self._deposed[address] = max(self._deposed.get(address, -1), self._epoch_floor)
+        if address is not None and self._deposed.get(address, -1) < self._epoch_floor:
+            self._deposed[address] = self._epoch_floor
+            self._generation += 1
 
     def _undepose(self, address: Address | None) -> None:
         """The leader aborted the failover of ``address``: it stays the master."""
@@ -573,7 +603,10 @@ class Follower:
             if event.master_name == self._service:
                 self._learn(event.address)
             return
-        if event.master_name != self._service or self._closing or self.current is None:
+        if event.master_name != self._service or self._closing:
+            return
+        if self.current is None:
+            self._on_startup_event(event)
             return
         if event.kind in _NODE_EVENTS and event.address is not None and (
             event.instance_type in ("master", "slave", "replica")
@@ -583,6 +616,18 @@ class Follower:
             self._on_master_event(event)
         else:
             self._on_replica_event(event)
+
+    def _on_startup_event(self, event: SentinelEvent) -> None:
+        """Before the first install: record what a failover changes, decide again."""
+        if self._role != "master" or self.failover is not None:
+            return
+        if event.kind == "+switch-master" or event.kind in PROMOTION_EVENTS:
+            self._depose(event.master_address)
+            if event.master_address is not None:
+                self.servers.fence_opening(event.master_address)
+        elif not (event.is_failover_start or event.is_failover_abort):
+            return
+        self._generation += 1
 
     def _on_master_event(self, event: SentinelEvent) -> None:
         failover = self.failover
@@ -597,9 +642,23 @@ class Follower:
                             address_text(event.master_address), address_text(new))
             self._begin_failover(event)
             if self.failover is not None:
+                if new not in (self.failover.switch_to, self.failover.promoted):
+                    self._generation += 1
                 self.failover.switch_to = new
                 self.failover.started = True
             self._wake.set()
+            return
+        if (event.kind == "+convert-to-slave" and failover is None and ours is not None
+                and event.address == ours and self.current is not None):
+            # The sentinels turn our master into a replica of another: it was
+            # replaced (maybe while we could not hear it). Fence, decide again.
+            logger.info("sentinel %s converts master %s of %r to a replica: rediscovering",
+                        address_text(event.source), address_text(ours), self._service)
+            self._depose(ours)
+            self._generation += 1
+            self.servers.fence(self.current, f"{event.kind} from sentinel "
+                               f"{address_text(event.source)}")
+            self.hold()
             return
         if event.master_address != ours:
             return  # about an earlier incarnation of the master
@@ -613,10 +672,13 @@ class Follower:
             if event.kind != "+odown":
                 failover.started = True
                 failover.aborted = False
-            if event.kind == "+promoted-slave" and event.address is not None:
+            if event.kind == "+promoted-slave" and event.address not in (None, failover.promoted):
                 failover.promoted = event.address
+                self._generation += 1
             if event.kind in PROMOTION_EVENTS:
                 self._depose(failover.old)
+                if failover.old is not None:
+                    self.servers.fence_opening(failover.old)
                 if self.current is not None:
                     self.servers.fence(self.current,
                                 f"{event.kind} from sentinel {address_text(event.source)}")
@@ -630,6 +692,7 @@ class Follower:
             if not failover.aborted:
                 logger.info("failover of %r ended without a switch (%s): rechecking master",
                             self._service, event.kind)
+                self._generation += 1
             failover.aborted = True
             self._undepose(failover.old)
             self._wake.set()
@@ -641,6 +704,7 @@ class Follower:
         ):
             logger.info("sentinel reports master %s of %r demoted: rediscovering",
                         address_text(ours), self._service)
+            self._generation += 1
             self.hold()
 
     def _node_event(self, event: SentinelEvent) -> None:
@@ -657,6 +721,7 @@ class Follower:
         if self.failover is not None:
             return
         loop = asyncio.get_running_loop()
+        self._generation += 1
         self.failover = _Failover(
             old=self._current_address(), since=loop.time(), reason=event.kind,
         )
@@ -704,7 +769,7 @@ class Follower:
                 continue
             pools = self._serving()
             replies = await asyncio.gather(
-                *(p.execute(b"ROLE", encoding=None) for p in pools), return_exceptions=True)
+                *(self._role_of(p) for p in pools), return_exceptions=True)
             for pool, reply in zip(pools, replies, strict=True):
                 if isinstance(reply, (RedisError, OSError)):
                     self.report_error(pool, reply)
@@ -717,6 +782,11 @@ class Follower:
             rounds += 1
             if rounds % _REFRESH_EVERY == 0:
                 self._refresh()
+
+    @staticmethod
+    async def _role_of(pool: ServerPool) -> Any:
+        # A coroutine, so that a pool closed meanwhile fails here, in the gather.
+        return await pool.execute(b"ROLE", encoding=None)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -12,8 +12,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from .._timeout import timeout as _timeout
 from ..connection import RedisConnection
-from ..errors import RedisError
+from ..errors import PoolClosedError, RedisError, TimeoutError
 from ..pool import ConnectionsPool
 from ._common import Address, Tasks, address_text, logger
 from .discovery import check_role
@@ -35,6 +36,13 @@ class ServerPool(ConnectionsPool):
     master back as a master, before the sentinels reconfigure it) is refused
     with :class:`RoleMismatchError`: only the Follower, asking the sentinels,
     may decide to use it again, with a new pool.
+
+    When ``INFO`` is denied (ACL ``-info``) the ``run_id`` is unknown and a
+    restart cannot be told apart. Then the pool opens a new connection only
+    while another one to the server is still open (a restart would have
+    closed it): once every connection is gone, the next one is refused with
+    :class:`RoleMismatchError` and the Follower asks the sentinels (with its
+    epoch check) before a new pool is opened to the address.
     """
 
     #: The SentinelPool's ``execute_pubsub`` while this pool serves it.
@@ -46,11 +54,27 @@ class ServerPool(ConnectionsPool):
         #: ``run_id`` of the server process this pool was opened to (None: not
         #: connected yet; "" unknown, INFO not allowed).
         self.run_id: str | None = None
-        #: True once a connection reached another process on the address.
+        #: True once a connection reached another process on the address
+        #: (or, run_id unknown, one was opened after every other was lost).
         self.restarted = False
+        #: False once :class:`Servers` has verified and handed out the pool.
+        self.opening = True
+        self._verified: list[RedisConnection] = []
+        self._verifying: set[RedisConnection] = set()
+
+    def close(self) -> None:
+        """Close the pool, connections still being verified included."""
+        for conn in list(self._verifying):
+            conn.close()
+        super().close()
 
     async def _verify(self, conn: RedisConnection) -> None:
-        run_id = await check_role(conn, self._role)
+        self._verifying.add(conn)
+        try:
+            run_id = await check_role(conn, self._role)
+        finally:
+            self._verifying.discard(conn)
+        self._verified = [c for c in self._verified if not c.closed]
         if self.run_id is None:
             self.run_id = run_id
         elif run_id != self.run_id:
@@ -58,6 +82,13 @@ class ServerPool(ConnectionsPool):
             raise RoleMismatchError(
                 conn.address, self._role,
                 f"a restarted server (run_id {run_id[:8]}, was {self.run_id[:8]})")
+        elif not run_id and not self.opening and not self._verified:
+            self.restarted = True
+            raise RoleMismatchError(
+                conn.address, self._role,
+                "every connection was lost and INFO is denied (run_id unknown): "
+                "the server may have restarted")
+        self._verified.append(conn)
 
     def execute_pubsub(self, command: bytes | str, *channels: Any) -> Any:
         route = self.route_pubsub
@@ -78,6 +109,7 @@ class Servers:
         self._pool_kwargs = pool_kwargs
         self._tasks = tasks
         self._retired: list[ServerPool] = []
+        self._opening: set[ServerPool] = set()
 
     async def open(self, address: Address, reuse: Iterable[ServerPool] = ()) -> ServerPool:
         """A pool to ``address`` whose connections answered ROLE as expected.
@@ -87,21 +119,32 @@ class Servers:
         """
         for pool in reuse:
             if not pool.closed and not pool.restarted and pool.address == address:
-                conn = await pool.acquire()
                 try:
-                    await check_role(conn, self._role)
-                finally:
-                    pool.release(conn)
+                    async with _timeout(self._pool_kwargs.get("create_connection_timeout")):
+                        conn = await pool.acquire()
+                        try:
+                            await check_role(conn, self._role)
+                        finally:
+                            pool.release(conn)
+                except asyncio.TimeoutError as exc:
+                    raise TimeoutError(f"{self._role} {address_text(address)} did not answer "
+                                       "ROLE in time") from exc
                 return pool
         pool = ServerPool(address, role=self._role, **self._pool_kwargs)
+        self._opening.add(pool)
         try:
             await pool.fill()
             if pool.size == 0:  # minsize=0: verify with one connection anyway
                 pool.release(await pool.acquire())
+            if pool.closed:  # fenced while it was being opened
+                raise PoolClosedError(f"{self._role} {address_text(address)} was fenced")
         except BaseException:
             pool.close()
             await pool.wait_closed()
             raise
+        finally:
+            self._opening.discard(pool)
+        pool.opening = False
         pool.route_pubsub = self._hooks.execute_pubsub
         self._hooks.adopt(pool)
         return pool
@@ -138,13 +181,24 @@ class Servers:
         return pools, errors
 
     def fence(self, pool: ServerPool, reason: str) -> None:
-        """Close every connection to a replaced server, acquired ones included."""
+        """Close every connection to a replaced server, acquired ones included.
+
+        Pools still being opened to its address are closed too (their open fails).
+        """
+        if isinstance(pool.address, tuple):
+            self.fence_opening(pool.address)
         if pool.closed:
             return
         count = pool.size + (1 if pool.in_pubsub else 0)
         self.discard(pool)
         logger.info("fenced %d connections to old %s %s (%s)",
                     count, self._role, address_text(pool.address), reason)
+
+    def fence_opening(self, address: Address) -> None:
+        """Close the pools being opened to ``address``: their open fails at once."""
+        for pool in list(self._opening):
+            if pool.address == address:
+                pool.close()
 
     def discard(self, pool: ServerPool) -> None:
         """Close a pool (kept until fully closed, for :meth:`wait_closed`)."""

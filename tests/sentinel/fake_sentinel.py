@@ -2,7 +2,8 @@
 
 Real sentinels cannot be stopped at an exact moment of a failover; this one
 answers ``SENTINEL MASTER`` / ``GET-MASTER-ADDR-BY-NAME`` from :attr:`view`,
-``SENTINEL SENTINELS``/``REPLICAS`` with nothing, ``PSUBSCRIBE`` by keeping
+``SENTINEL REPLICAS`` from :attr:`replicas` (healthy, link ok),
+``SENTINEL SENTINELS`` with nothing, ``PSUBSCRIBE`` by keeping
 the connection as an event subscriber, and publishes the events the test
 passes to :meth:`publish`. The data nodes stay real redis-servers.
 """
@@ -44,6 +45,8 @@ class FakeSentinel:
     def __init__(self, service: str, view: MasterView) -> None:
         self.service = service
         self.view = view
+        #: Replicas listed by ``SENTINEL REPLICAS`` (each healthy, link up).
+        self.replicas: list[tuple[str, int]] = []
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
         self._subscribers: set[asyncio.StreamWriter] = set()
@@ -105,7 +108,12 @@ class FakeSentinel:
             ])
         if sub == b"GET-MASTER-ADDR-BY-NAME":
             return _encode([host, str(port)])
-        if sub in (b"SENTINELS", b"REPLICAS", b"SLAVES"):
+        if sub in (b"REPLICAS", b"SLAVES"):
+            return _encode([
+                ["ip", ip, "port", str(p), "flags", "slave", "master-link-status", "ok"]
+                for ip, p in self.replicas
+            ])
+        if sub == b"SENTINELS":
             return _encode([])
         return b"+OK\r\n"
 

@@ -66,6 +66,12 @@ async def missing_keys(pool: Any, keys: list[str]) -> list[str]:
     return missing
 
 
+def sets_on(server: Any) -> int:
+    """SET calls the (real) server executed since it (re)started."""
+    stats = server.info("commandstats").get("cmdstat_set", "calls=0")
+    return int(stats.split("calls=", 1)[1].split(",", 1)[0])
+
+
 async def wait_for(predicate: Any, timeout: float, what: str) -> None:
     """Poll ``predicate()`` every 20 ms for at most ``timeout`` seconds."""
     loop = asyncio.get_running_loop()

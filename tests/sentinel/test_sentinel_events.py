@@ -99,6 +99,7 @@ async def test_a_deposed_master_is_stale_until_named_under_a_newer_epoch() -> No
     follower._epoch_floor = 3
     follower._stale_since = None
     follower._deposed = {}
+    follower._generation = 0
     follower._failover_timeout = 10.0
     follower._service = "mymaster"
     old = ("127.0.0.1", 1)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from fake_sentinel import FakeSentinel, MasterView
-from sentinel_helpers import wait_for
+from sentinel_helpers import sets_on, wait_for
 
 from clustermgr import create_sentinel_pool
 from clustermgr.errors import RedisError
@@ -79,12 +79,6 @@ class Writer:
             await self._task
 
 
-def _sets_on(server: LocalServer) -> int:
-    """SET calls the server executed since it (re)started."""
-    stats = server.info("commandstats").get("cmdstat_set", "calls=0")
-    return int(stats.split("calls=", 1)[1].split(",", 1)[0])
-
-
 def _slave(node: LocalServer, master: LocalServer) -> str:
     return (f"slave {node.host}:{node.port} {node.host} {node.port} "
             f"@ {SERVICE} {master.host} {master.port}")
@@ -132,7 +126,7 @@ async def test_restarted_old_master_named_by_a_stale_view_is_never_written(
             sentinel.drop_subscribers()
             await wait_for(lambda: sentinel.subscribers == 1, 5, "the resubscription")
             await asyncio.sleep(1.0)
-            assert await asyncio.to_thread(_sets_on, old) == 0, (
+            assert await asyncio.to_thread(sets_on, old) == 0, (
                 "writes reached the restarted old master")
             # The sentinels finish the failover; writes go to the new master.
             sentinel.view = MasterView(new.address, "master", 1)
@@ -144,7 +138,7 @@ async def test_restarted_old_master_named_by_a_stale_view_is_never_written(
         finally:
             await writer.stop()
         assert pool.address == new.address
-        assert await asyncio.to_thread(_sets_on, old) == 0
+        assert await asyncio.to_thread(sets_on, old) == 0
 
 
 async def test_server_pool_does_not_reconnect_to_a_restarted_master(
@@ -163,7 +157,7 @@ async def test_server_pool_does_not_reconnect_to_a_restarted_master(
         await asyncio.to_thread(old.restart)
         write = pool.execute("SET", "after", "1")
         await asyncio.sleep(1.0)
-        assert await asyncio.to_thread(_sets_on, old) == 0, (
+        assert await asyncio.to_thread(sets_on, old) == 0, (
             "the pool reconnected to the restarted old master on its own")
         assert not write.done()
         await asyncio.to_thread(new.command, "REPLICAOF", "NO", "ONE")
@@ -171,7 +165,7 @@ async def test_server_pool_does_not_reconnect_to_a_restarted_master(
         assert await asyncio.wait_for(write, 5) == b"OK"
         assert pool.address == new.address
         assert await asyncio.to_thread(new.command, "GET", "after") == "1"
-        assert await asyncio.to_thread(_sets_on, old) == 0
+        assert await asyncio.to_thread(sets_on, old) == 0
 
 
 async def test_no_release_to_a_replica_before_the_leader_saw_it_promoted(
@@ -196,9 +190,9 @@ async def test_no_release_to_a_replica_before_the_leader_saw_it_promoted(
                 sentinel.publish("+selected-slave", _slave(new, old))
                 sentinel.publish("+failover-state-send-slaveof-noone", _slave(new, old))
                 await asyncio.to_thread(new.command, "REPLICAOF", "NO", "ONE")
-                replicated = await asyncio.to_thread(_sets_on, new)  # from the old master
+                replicated = await asyncio.to_thread(sets_on, new)  # from the old master
                 await asyncio.sleep(1.0)
-                assert await asyncio.to_thread(_sets_on, new) == replicated, (
+                assert await asyncio.to_thread(sets_on, new) == replicated, (
                     "writes reached a replica the leader never saw promoted")
                 sentinel.publish_about_master("-failover-abort-slave-timeout")
                 sentinel.view.flags = "master"
@@ -210,7 +204,7 @@ async def test_no_release_to_a_replica_before_the_leader_saw_it_promoted(
         finally:
             await writer.stop()
         assert pool.address == old.address
-        assert await asyncio.to_thread(_sets_on, new) == replicated
+        assert await asyncio.to_thread(sets_on, new) == replicated
 
 
 async def test_an_abort_by_a_sentinel_that_lost_the_election_does_not_end_the_hold(
@@ -242,7 +236,7 @@ async def test_an_abort_by_a_sentinel_that_lost_the_election_does_not_end_the_ho
             loser.publish_about_master("-sdown")
             loser.publish_about_master("-odown")
             await asyncio.sleep(1.0)
-            assert await asyncio.to_thread(_sets_on, old) == 0, (
+            assert await asyncio.to_thread(sets_on, old) == 0, (
                 "writes reached the old master after a losing sentinel's abort")
             assert pool.holding
             leader.publish("+selected-slave", _slave(new, old))
@@ -256,4 +250,38 @@ async def test_an_abort_by_a_sentinel_that_lost_the_election_does_not_end_the_ho
                            "writes on the new master")
         finally:
             await writer.stop()
-        assert await asyncio.to_thread(_sets_on, old) == 0
+        assert await asyncio.to_thread(sets_on, old) == 0
+
+
+async def test_restarted_master_is_refused_when_info_is_denied() -> None:
+    """As above, but the pool's ACL user may not run INFO, so the server's run_id is
+    unknown: once its connections are gone, the server pool opens no new one on its
+    own; the Follower decides again through the sentinels."""
+    acl = "user app on >secret ~* &* +@all -info"
+    with (
+        LocalServer(name="old", config=[acl]) as old,
+        LocalServer(name="new", config=[acl, f"replicaof {old.host} {old.port}"]) as new,
+    ):
+        async with FakeSentinel(SERVICE, MasterView(old.address)) as sentinel:
+            pool = await create_sentinel_pool(
+                [sentinel.address], SERVICE, username="app", password="secret", maxsize=2,
+                failover_timeout=10.0, role_check_interval=None)
+            try:
+                assert await pool.execute("SET", "before", "1") == b"OK"
+                await asyncio.to_thread(old.kill)
+                await asyncio.sleep(0.2)
+                sentinel.view.flags = "master,failover_in_progress"
+                await asyncio.to_thread(old.restart)
+                write = pool.execute("SET", "after", "1")
+                await asyncio.sleep(1.0)
+                assert await asyncio.to_thread(sets_on, old) == 0, (
+                    "the pool reconnected to the restarted old master on its own")
+                assert not write.done()
+                await asyncio.to_thread(new.command, "REPLICAOF", "NO", "ONE")
+                sentinel.view = MasterView(new.address, "master", 1)
+                assert await asyncio.wait_for(write, 5) == b"OK"
+                assert pool.address == new.address
+            finally:
+                pool.close()
+                await pool.wait_closed()
+        assert await asyncio.to_thread(sets_on, old) == 0
