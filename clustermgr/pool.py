@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ._timeout import timeout as _timeout
 from .abc import AbcChannel, AbcConnection, AbcPool
 from .address import ServerAddress, check_db, parse_address
 from .connection import RedisConnection, create_connection
