@@ -27,6 +27,7 @@ from .errors import (
     PoolClosedError,
     ReplyError,
     RouteError,
+    TimeoutError,
 )
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
 from .handback import KnownState

@@ -131,12 +131,12 @@ def parse_pubsub(
         channel = as_channel(item)
         if channel is not None:
             key = channel.name
+            if bool(channel.is_pattern) != wants_pattern:
+                raise ValueError(
+                    f"{name.decode()} needs a {'pattern' if wants_pattern else 'non-pattern'} "
+                    f"channel, got {channel!r} (is_pattern={channel.is_pattern})"
+                )
             if subscribing:
-                if bool(channel.is_pattern) != wants_pattern:
-                    raise ValueError(
-                        f"{name.decode()} needs a {'pattern' if wants_pattern else 'non-pattern'} "
-                        f"channel, got {channel!r} (is_pattern={channel.is_pattern})"
-                    )
                 given[key] = channel
         elif isinstance(item, (bytes, str)):
             key = item.encode() if isinstance(item, str) else item

@@ -219,14 +219,17 @@ async def test_reset_is_refused(redis_standalone: Any) -> None:
     """RESET would drop subscriptions (and db, auth, MULTI) behind the connection's back."""
     conn = await create_connection(redis_standalone.address)
     try:
-        a = _name("c")
-        await conn.execute_pubsub("SUBSCRIBE", a)
         with pytest.raises(TypeError, match="RESET"):
             conn.execute("RESET")
         with pytest.raises(TypeError, match="RESET"):
             conn.execute("reset")
         with pytest.raises(TypeError):
             conn.execute_batch([("PING",), ("RESET",)])
+        a = _name("c")
+        await conn.execute_pubsub("SUBSCRIBE", a)
+        # Subscribed, it is refused like every non-pub/sub command (aioredis does too).
+        with pytest.raises(errors.RedisError, match="RESET"):
+            conn.execute("RESET")
         assert conn.in_pubsub == 1 and conn.pubsub_channels[a].is_active
         assert await conn.execute("PING") == b"PONG"
     finally:
