@@ -32,12 +32,12 @@ async def run_app(redis: Any) -> dict[str, Any]:
         await redis.incr("{app}:hits")
     await redis.hmset_dict("{app}:user", {"name": "ada", "lang": "en"})
     await redis.rpush("{app}:queue", "job1", "job2")
-    # Pipelined by sending both before awaiting (aioredis 1.x matches replies in
-    # order). Not redis.pipeline(): on a cluster it needs a connection of one node,
-    # and aioredis asks the pool for one without saying which key.
-    first, length = await asyncio.gather(
-        redis.lpop("{app}:queue", encoding="utf-8"), redis.llen("{app}:queue")
-    )
+    # One after the other: commands sent at once through a pool may travel on
+    # different connections, so their order is not fixed. Not redis.pipeline():
+    # on a cluster it needs a connection of one node, and aioredis asks the pool
+    # for one without saying which key.
+    first = await redis.lpop("{app}:queue", encoding="utf-8")
+    length = await redis.llen("{app}:queue")
     channel, = await redis.subscribe("{app}:news")
     try:
         await redis.publish("{app}:news", "hello")
