@@ -53,10 +53,14 @@ if [ "$1" = "--version" ]; then exec redis-server "$@"; fi
 exec redis-server "$@" --enable-debug-command yes
 """
 #: Cluster mode: every server cluster-enabled (run.py's backend gives it all slots).
-_CLUSTER_WRAPPER = """#!/bin/sh
+# The suite picks ports from the whole ephemeral range; the cluster bus would be
+# port + 10000 (past 65535 for the highest ones), so it gets a free port of its own.
+_CLUSTER_WRAPPER = f"""#!/bin/sh
 if [ "$1" = "--version" ]; then exec redis-server "$@"; fi
+bus=$({sys.executable} -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); \\
+print(s.getsockname()[1])')
 exec redis-server "$@" --enable-debug-command yes --cluster-enabled yes \\
-    --cluster-config-file "aioredis-suite-nodes-$$.conf"
+    --cluster-port "$bus" --cluster-config-file "aioredis-suite-nodes-$$.conf"
 """
 _VERSION_ID = re.compile(r"redis_v[0-9.]+-?")
 
