@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from clustermgr._timeout import timeout
 from clustermgr.cluster import ClusterPool, create_cluster_pool, key_slot
 from clustermgr.testing import LocalServer
 from clustermgr.testing.cluster import LocalCluster, SlotMigration
@@ -72,7 +73,7 @@ def _check(keys: list[bytes], found: list[bytes]) -> tuple[int, int]:
 
 
 async def _scan(pool: ClusterPool, count: int) -> list[bytes]:
-    async with asyncio.timeout(60):
+    async with timeout(60):
         return [key async for key in pool.iscan(count=count)]
 
 
@@ -148,7 +149,7 @@ async def test_slot_leaves_and_returns_during_its_owners_scan(
         owned_by_owner = {s for s in range(16384) if pool.slot_owner(s) == owner.address}
         found: list[bytes] = []
         phase = since = 0
-        async with asyncio.timeout(120):
+        async with timeout(120):
             async for key in pool.iscan(count=10):
                 found.append(key)
                 if phase == 0 and key_slot(key) in owned_by_owner:
