@@ -105,8 +105,12 @@ def refuse_in_batch(command: Any, args: Sequence[Any]) -> None:
     """Raise TypeError if a batch cannot carry ``command``: it changes connection
     state (SELECT, WATCH, MULTI, ...; CLIENT only for REPLY OFF/SKIP)."""
     checked = lookup_command(_STATE, command)
-    if checked is None:
-        return
+    if checked is not None:
+        _refuse_checked(checked, command, args)
+
+
+def _refuse_checked(checked: bytes, command: Any, args: Sequence[Any]) -> None:
+    """A batch command found in a state table: refused, but CLIENT only for REPLY OFF/SKIP."""
     if checked != b"CLIENT":
         raise TypeError(f"execute_batch: {command!r} changes connection state; use execute()")
     _refuse_untracked_replies(command, args)
@@ -570,11 +574,7 @@ class RedisConnection(AbcConnection):
             args = tuple(entry[1:])
             checked = lookup_command(_BATCH_CHECKED, command)
             if checked is not None:
-                if checked != b"CLIENT":
-                    raise TypeError(
-                        f"execute_batch: {command!r} changes connection state; use execute()"
-                    )
-                _refuse_untracked_replies(command, args)
+                _refuse_checked(checked, command, args)
             payload.append(encode_command(command, args))
             if blocking is None and is_blocking(command, args):
                 blocking = command
