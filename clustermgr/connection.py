@@ -19,6 +19,7 @@ import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from ._timeout import timeout as _timeout
@@ -35,6 +36,7 @@ from .batching import (
     refuse_untracked_replies,
 )
 from .blocking import BlockingCommands, BlockingWait, reply_waiting
+from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, blocking_wait, resolve
 from .dispatch import ErrorHook, ReplyDispatcher
 from .errors import (
     ConnectError,
@@ -49,7 +51,6 @@ from .protocol import (
     BLOCKING_COMMANDS,
     case_variants,
     encode_command,
-    is_blocking,
     lookup_command,
     new_reader,
 )
@@ -142,7 +143,7 @@ class RedisConnection(AbcConnection):
         self._stall: StallWatch | None = None
         if read_timeout is not None:
             self._stall = StallWatch(
-                self._loop, read_timeout, awaiting=self._awaiting, abort=self._abort
+                self._loop, read_timeout, due_since=self._due_since, abort=self._abort
             )
             self._replies.on_progress = self._stall.progress
         #: Called when the connection ends (dropped or closed). When set, its
@@ -185,11 +186,12 @@ class RedisConnection(AbcConnection):
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
 
-    def _awaiting(self) -> bool:
-        """Replies are due now: commands written, none of them blocking (the stall check)."""
-        return bool(not self._closing and self._waiters and not (
-            self._blocking.count or self._unflushed
-        ))
+    def _due_since(self) -> float | None:
+        """When replies became due (the stall check): None while none is written,
+        0.0 for ordinary commands, the end of a blocking command's own wait."""
+        if self._closing or not self._waiters or self._unflushed:
+            return None
+        return self._blocking.until if self._blocking.count else 0.0
 
     def _count_error(self, name: str) -> None:
         self.stats.error(name)
@@ -362,7 +364,10 @@ class RedisConnection(AbcConnection):
     def _state_hook(self, special: bytes, command: Any, args: tuple[Any, ...]) -> Any:
         """The hook to call with ``command``'s reply (blocking or state), or None."""
         if special in BLOCKING_COMMANDS:
-            return self._blocking.track(command) if is_blocking(command, args) else None
+            wait = blocking_wait(special, args)
+            if wait is None:  # XREAD without BLOCK, or a timeout the server refuses at once
+                return None
+            return self._blocking.track(command, self._loop.time() + wait)
         if special == b"CLIENT":
             refuse_untracked_replies(command, args)
             return None
@@ -517,36 +522,37 @@ async def create_connection(
     ssl: ssl_module.SSLContext | bool | None = None,
     encoding: str | None = None,
     parser: Any = None,
-    timeout: float | None = None,
+    timeout: float | Default | None = DEFAULT,
     connection_cls: type[RedisConnection] | None = None,
     name: str | None = None,
-    read_timeout: float | None = None,
+    read_timeout: float | Default | None = DEFAULT,
 ) -> RedisConnection:
     """Open a connection to one server and run the handshake.
 
     ``address`` is ``(host, port)``, a unix socket path or a ``redis://``,
     ``rediss://`` or ``unix://`` URL; keyword arguments fill what the URL does
     not say. The handshake sends AUTH (with ACL ``username``), SELECT and
-    CLIENT SETNAME as needed, pipelined. ``timeout`` bounds connect and
-    handshake together (:class:`clustermgr.errors.TimeoutError`).
-    ``read_timeout`` closes the connection when replies are awaited and none
-    arrives for that long (a hung or paused server); its pending commands
-    fail with :class:`ConnectionClosedError` (``may_have_executed=True``).
-    Blocking commands (BLPOP, XREAD BLOCK, ...) suspend the check.
+    CLIENT SETNAME as needed, pipelined. ``timeout`` (default 5 s, or the
+    URL's ``timeout``) bounds connect and handshake together
+    (:class:`clustermgr.errors.TimeoutError`). ``read_timeout`` (default 10 s)
+    closes the connection when replies are due and none arrives for that long
+    (a hung or paused server); its pending commands fail with
+    :class:`ConnectionClosedError` (``may_have_executed=True``, caused by a
+    :class:`~clustermgr.errors.ReplyTimeoutError`). A blocking command's reply
+    is due once its own timeout has passed (BLPOP 0 waits forever). ``None``
+    turns a bound off (see :mod:`clustermgr.bounds`).
     """
+    bound = resolve("timeout", timeout, None)
+    read_bound = resolve("read_timeout", read_timeout, READ_TIMEOUT)
     parsed = parse_address(address).with_defaults(
         db=db, username=username, password=password, encoding=encoding,
-        timeout=timeout, name=name,
+        timeout=bound, name=name,
     )
+    if parsed.timeout is not None:
+        resolve("timeout", parsed.timeout, None)
+    elif timeout is DEFAULT:
+        parsed = replace(parsed, timeout=CONNECT_TIMEOUT)
     use_ssl = resolve_tls([parsed], ssl)
-    if parsed.timeout is not None and not (
-        isinstance(parsed.timeout, (int, float))
-        and not isinstance(parsed.timeout, bool)
-        and parsed.timeout > 0
-    ):
-        raise ValueError(
-            f"timeout must be a positive number of seconds or None, got {parsed.timeout!r}"
-        )
     if parsed.db is not None:
         check_db(parsed.db)
     cls = connection_cls or RedisConnection
@@ -554,7 +560,7 @@ async def create_connection(
         raise TypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")
     loop = asyncio.get_running_loop()
     conn = cls(
-        parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_timeout
+        parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_bound
     )
     try:
         async with _timeout(parsed.timeout):

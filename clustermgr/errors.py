@@ -43,6 +43,7 @@ __all__ = [
     "RedirectError",
     "RedisError",
     "ReplyError",
+    "ReplyTimeoutError",
     "RouteError",
     "SlaveNotFoundError",
     "SlaveReplyError",
@@ -414,6 +415,19 @@ class TimeoutError(RedisError, asyncio.TimeoutError):
     def __init__(self, msg: str = "", *args: Any, may_have_executed: bool = False) -> None:
         super().__init__(msg, *args)
         self.may_have_executed = may_have_executed
+
+
+class ReplyTimeoutError(TimeoutError):
+    """A connection owing replies stayed silent past its reply bound (``read_timeout``).
+
+    ``silent_for``: seconds the connection had been silent; every command it
+    was awaiting had been pending at most that long. ``may_have_executed``
+    is True.
+    """
+
+    def __init__(self, msg: str, *, silent_for: float) -> None:
+        super().__init__(msg, may_have_executed=True)
+        self.silent_for = silent_for
 
 
 def alias_aioredis_errors(aioredis_errors: Any) -> None:

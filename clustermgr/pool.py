@@ -21,6 +21,7 @@ from typing import Any
 from ._timeout import timeout as _timeout
 from .abc import AbcConnection, AbcPool
 from .address import ServerAddress, check_db, parse_address
+from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, resolve
 from .connection import RedisConnection, create_connection
 from .connset import ConnectionSet
 from .errors import (
@@ -55,13 +56,6 @@ _SPECIAL = {
 }
 
 
-def _check_timeout(name: str, value: float | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
-
-
 class ConnectionsPool(SubscriptionViews, AbcPool):
     """Connections to one server (see :func:`create_pool`)."""
 
@@ -77,13 +71,13 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         minsize: int = 1,
         maxsize: int = 10,
         parser: Any = None,
-        create_connection_timeout: float | None = None,
+        create_connection_timeout: float | Default | None = DEFAULT,
         acquire_timeout: float | None = None,
         connection_cls: type[RedisConnection] | None = None,
         name: str | None = None,
         on_connect: OnConnect | None = None,
         reconnect_delay: tuple[float, float] = (0.05, 2.0),
-        read_timeout: float | None = None,
+        read_timeout: float | Default | None = DEFAULT,
     ) -> None:
         if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 0:
             raise ValueError(f"minsize must be an int >= 0, got {minsize!r}")
@@ -91,11 +85,14 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
             raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
         if minsize > maxsize:
             raise ValueError(f"minsize ({minsize}) must not exceed maxsize ({maxsize})")
-        _check_timeout("create_connection_timeout", create_connection_timeout)
-        _check_timeout("acquire_timeout", acquire_timeout)
+        connect_bound = resolve(
+            "create_connection_timeout", create_connection_timeout, CONNECT_TIMEOUT
+        )
+        resolve("acquire_timeout", acquire_timeout, None)
+        self._read_timeout = resolve("read_timeout", read_timeout, READ_TIMEOUT)
         self._address: ServerAddress = parse_address(address).with_defaults(
             db=db, username=username, password=password, encoding=encoding,
-            timeout=create_connection_timeout, name=name,
+            timeout=connect_bound, name=name,
         )
         self._ssl = resolve_tls([self._address], ssl)
         self._parser = parser
@@ -103,7 +100,6 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._minsize = minsize
         self._maxsize = maxsize
         self._on_connect = on_connect
-        self._read_timeout = read_timeout
         self._db = self._address.db or 0
         self._known = KnownState(db=self._db, credentials=self._credentials())
         self._closing = False
@@ -141,7 +137,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         bound = self._address.timeout  # connect, handshake and on_connect together
         deadline = None if bound is None else loop.time() + bound
         conn = await create_connection(
-            self._address, ssl=self._ssl, parser=self._parser,
+            self._address, ssl=self._ssl, parser=self._parser, timeout=bound,
             connection_cls=self._connection_cls, read_timeout=self._read_timeout,
         )
         try:
@@ -505,21 +501,24 @@ async def create_pool(
     minsize: int = 1,
     maxsize: int = 10,
     parser: Any = None,
-    create_connection_timeout: float | None = None,
+    create_connection_timeout: float | Default | None = DEFAULT,
     acquire_timeout: float | None = None,
     pool_cls: type[ConnectionsPool] | None = None,
     connection_cls: type[RedisConnection] | None = None,
     name: str | None = None,
     on_connect: OnConnect | None = None,
-    read_timeout: float | None = None,
+    read_timeout: float | Default | None = DEFAULT,
 ) -> ConnectionsPool:
     """Create a :class:`ConnectionsPool` and open ``minsize`` connections.
 
     ``address`` takes every form :func:`create_connection` accepts. Raises
     what connecting raises (ConnectError, AuthError, TimeoutError) if the
-    first connections cannot be opened. ``read_timeout`` is passed to every
-    connection (see :func:`~clustermgr.connection.create_connection`);
-    ``acquire_timeout`` bounds waiting for a free connection.
+    first connections cannot be opened. ``create_connection_timeout`` (default
+    5 s) bounds connect, handshake and ``on_connect`` together;
+    ``read_timeout`` (default 10 s) is passed to every connection (see
+    :func:`~clustermgr.connection.create_connection`); ``None`` turns either
+    off. ``acquire_timeout`` bounds waiting for a free connection (see
+    :mod:`clustermgr.bounds`).
     """
     cls = pool_cls or ConnectionsPool
     if not (isinstance(cls, type) and issubclass(cls, ConnectionsPool)):

@@ -33,6 +33,7 @@ from typing import Any
 from .._timeout import timeout as _timeout
 from ..abc import AbcConnection
 from ..address import parse_address
+from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve
 from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection
 from ..errors import (
@@ -107,10 +108,10 @@ class ClusterPool(SubscriptionViews, Router):
         max_redirects: int = 16,
         retry_timeout: float = 15.0,
         refresh: RefreshOptions | None = None,
-        connect_timeout: float = 2.0,
+        connect_timeout: float | Default | None = DEFAULT,
         pool_cls: type[ConnectionsPool] = ConnectionsPool,
         connection_cls: type[RedisConnection] | None = None,
-        read_timeout: float | None = None,
+        read_timeout: float | Default | None = DEFAULT,
     ) -> None:
         nodes = [parse_address(a) for a in startup_nodes]
         if not nodes:
@@ -119,8 +120,12 @@ class ClusterPool(SubscriptionViews, Router):
             raise ValueError(f"read_from must be one of {READ_FROM}, got {read_from!r}")
         if max_redirects < 0:
             raise ValueError(f"max_redirects must be >= 0, got {max_redirects!r}")
-        if retry_timeout <= 0:
-            raise ValueError(f"retry_timeout must be > 0, got {retry_timeout!r}")
+        if resolve("retry_timeout", retry_timeout, None) is None:
+            raise ValueError("retry_timeout must be a positive number of seconds, not None")
+        connect_timeout = resolve("connect_timeout", connect_timeout, ROUTED_CONNECT_TIMEOUT)
+        # A node connection's reply bound never exceeds the command's whole budget.
+        read_bound = resolve("read_timeout", read_timeout, READ_TIMEOUT)
+        read_bound = retry_timeout if read_bound is None else min(read_bound, retry_timeout)
         self._startup: list[Address] = []
         for node in nodes:
             target = node.target
@@ -140,7 +145,7 @@ class ClusterPool(SubscriptionViews, Router):
         self._pool_kwargs: dict[str, Any] = dict(
             username=username, password=password, ssl=ssl, encoding=encoding,
             minsize=minsize, maxsize=maxsize, create_connection_timeout=connect_timeout,
-            connection_cls=connection_cls, read_timeout=read_timeout,
+            connection_cls=connection_cls, read_timeout=read_bound,
         )
         self._table = CommandTable.builtin()
         self._routes: Routes = [None] * SLOT_COUNT
@@ -512,10 +517,10 @@ async def create_cluster_pool(
     max_redirects: int = 16,
     retry_timeout: float = 15.0,
     refresh: RefreshOptions | None = None,
-    connect_timeout: float = 2.0,
+    connect_timeout: float | Default | None = DEFAULT,
     pool_cls: type[ConnectionsPool] = ConnectionsPool,
     connection_cls: type[RedisConnection] | None = None,
-    read_timeout: float | None = None,
+    read_timeout: float | Default | None = DEFAULT,
 ) -> ClusterPool:
     """Connect to a Redis Cluster and return a :class:`ClusterPool`.
 
@@ -523,9 +528,15 @@ async def create_cluster_pool(
     rest is discovered. ``read_from`` is ``"master"`` (default),
     ``"replica"``, ``"prefer_replica"`` or ``"nearest"`` (read-only commands
     only). A command is retried for at most ``max_redirects`` redirects and
-    ``retry_timeout`` seconds in total. ``read_timeout`` aborts a node
-    connection whose replies stall that long (a hung or paused node); its
-    commands are then retried like any connection failure. Raises
+    ``retry_timeout`` seconds in total, from the moment it is issued: an
+    attempt still waiting when the budget ends fails with
+    :class:`ClusterRetryError` saying whether it may have executed.
+    ``connect_timeout`` (default 2 s) bounds opening a node connection.
+    ``read_timeout`` (default 10 s, at most ``retry_timeout``; ``None``
+    means ``retry_timeout``) aborts a node connection whose replies stall
+    that long (a hung or paused node); its commands are then retried like
+    any connection failure, and the slot map is polled until the node
+    answers or its slots move (see :mod:`clustermgr.bounds`). Raises
     :class:`ConnectError` if no startup node returns a slot map.
     """
     pool = ClusterPool(

@@ -214,6 +214,7 @@ class Follower:
         if self._role_check_interval:
             self._tasks.spawn(watch_roles(
                 self, self._role_check_interval, "master" if self.role == "master" else "slave",
+                self.servers.check_timeout,
             ))
 
     async def _learn_sentinels(self) -> None:

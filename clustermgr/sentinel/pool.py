@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from ..abc import AbcConnection
+from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve
 from ..commands import CommandTable
 from ..connection import RedisConnection
 from ..errors import (
@@ -79,7 +80,7 @@ class SentinelPool(SubscriptionViews, Router):
         minsize: int = 1,
         maxsize: int = 10,
         parser: Any = None,
-        create_connection_timeout: float | None = 2.0,
+        create_connection_timeout: float | Default | None = DEFAULT,
         acquire_timeout: float | None = None,
         connection_cls: type[RedisConnection] | None = None,
         name: str | None = None,
@@ -93,6 +94,7 @@ class SentinelPool(SubscriptionViews, Router):
         max_retries: int = 3,
         early_release: bool = True,
         role_check_interval: float | None = 1.0,
+        read_timeout: float | Default | None = DEFAULT,
     ) -> None:
         if role not in ("master", "replica", "slave"):
             raise ValueError(f"role must be 'master' or 'replica', not {role!r}")
@@ -100,6 +102,9 @@ class SentinelPool(SubscriptionViews, Router):
             raise ValueError(f"service must be a non-empty str, not {service!r}")
         if failover_timeout <= 0:
             raise ValueError(f"failover_timeout must be > 0, got {failover_timeout!r}")
+        connect_bound = resolve(
+            "create_connection_timeout", create_connection_timeout, ROUTED_CONNECT_TIMEOUT)
+        read_bound = resolve("read_timeout", read_timeout, READ_TIMEOUT)
         super().__init__(retry_timeout=None, max_failures=max_retries, max_redirects=None)
         self._service = service
         self._role = "master" if role == "master" else "replica"
@@ -129,9 +134,9 @@ class SentinelPool(SubscriptionViews, Router):
             pool_kwargs={
                 "db": db, "username": username, "password": password, "ssl": ssl,
                 "encoding": encoding, "minsize": minsize, "maxsize": maxsize,
-                "parser": parser, "create_connection_timeout": create_connection_timeout,
+                "parser": parser, "create_connection_timeout": connect_bound,
                 "acquire_timeout": acquire_timeout, "connection_cls": connection_cls,
-                "name": name,
+                "name": name, "read_timeout": read_bound,
             },
             failover_timeout=failover_timeout, rediscover_interval=rediscover_interval,
             poll_interval=poll_interval, role_check_interval=role_check_interval,

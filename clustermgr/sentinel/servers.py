@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .._timeout import timeout as _timeout
+from ..bounds import ROUTED_CONNECT_TIMEOUT
 from ..connection import RedisConnection
 from ..errors import PoolClosedError, RedisError, TimeoutError
 from ..pool import ConnectionsPool
@@ -111,6 +112,12 @@ class Servers:
         self._retired: list[ServerPool] = []
         self._opening: set[ServerPool] = set()
 
+    @property
+    def check_timeout(self) -> float:
+        """Seconds a ROLE check of a server in use may take (the connect bound, else 2 s)."""
+        bound = self._pool_kwargs.get("create_connection_timeout")
+        return ROUTED_CONNECT_TIMEOUT if bound is None else float(bound)
+
     async def open(self, address: Address, reuse: Iterable[ServerPool] = ()) -> ServerPool:
         """A pool to ``address`` whose connections answered ROLE as expected.
 
@@ -120,7 +127,7 @@ class Servers:
         for pool in reuse:
             if not pool.closed and not pool.restarted and pool.address == address:
                 try:
-                    async with _timeout(self._pool_kwargs.get("create_connection_timeout")):
+                    async with _timeout(self.check_timeout):
                         conn = await pool.acquire()
                         try:
                             await check_role(conn, self._role)

@@ -1,0 +1,121 @@
+"""Timeouts and bounds: the defaults, "not given" versus ``None``, blocking commands.
+
+Nothing waits forever by default: connecting (with the handshake) is bounded
+by :data:`CONNECT_TIMEOUT` and a connection owing replies that stays silent
+for :data:`READ_TIMEOUT` is closed. A caller turns a bound off with an
+explicit ``None``; leaving the option out (:data:`DEFAULT`) means the
+default. A blocking command (BLPOP, XREAD BLOCK, WAIT, ...) is bounded by its
+own timeout argument plus the reply bound (:func:`blocking_wait`), so a 30 s
+BLPOP is not cut at 10 s, and a timeout of 0 (wait forever) is not bounded.
+The table in ``docs/configuration.md`` ("Timeouts and bounds") lists them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "DEFAULT",
+    "READ_TIMEOUT",
+    "ROUTED_CONNECT_TIMEOUT",
+    "Default",
+    "blocking_wait",
+    "resolve",
+]
+
+#: Seconds allowed to connect and run the handshake (AUTH, SELECT, SETNAME,
+#: ``on_connect``, ROLE checks) together.
+CONNECT_TIMEOUT: Final = 5.0
+#: Seconds a connection owing replies may stay silent before it is closed.
+READ_TIMEOUT: Final = 10.0
+#: The connect bound of the routed pools (cluster nodes, sentinel-named
+#: servers): a node that cannot be reached sooner is down for the command,
+#: which is retried or held within its own budget.
+ROUTED_CONNECT_TIMEOUT: Final = 2.0
+
+
+class Default:
+    """The type of :data:`DEFAULT`: an option left out (``None`` turns a bound off)."""
+
+    _instance: Default | None = None
+
+    def __new__(cls) -> Default:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+    def __reduce__(self) -> str:
+        return "DEFAULT"
+
+
+#: "Not given": the option's default applies.
+DEFAULT: Final = Default()
+
+
+def resolve(name: str, value: Any, default: float | None) -> float | None:
+    """``value`` in seconds: ``default`` for :data:`DEFAULT`, ``None`` for no bound.
+
+    Anything else must be a finite number above 0; otherwise ValueError
+    (TypeError for a non-number) naming the option.
+    """
+    if value is DEFAULT:
+        return default
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a positive number of seconds or None, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
+    return float(value)
+
+
+# Where each blocking command keeps its timeout: an index into the arguments
+# (negative from the end) and the unit (1: seconds, 1000: milliseconds).
+_TIMEOUT_AT: dict[bytes, tuple[int, int]] = {
+    b"BLPOP": (-1, 1), b"BRPOP": (-1, 1), b"BRPOPLPUSH": (-1, 1), b"BLMOVE": (-1, 1),
+    b"BZPOPMIN": (-1, 1), b"BZPOPMAX": (-1, 1), b"BLMPOP": (0, 1), b"BZMPOP": (0, 1),
+    b"WAIT": (-1, 1000), b"WAITAOF": (-1, 1000),
+}
+
+
+def _is_block(arg: Any) -> bool:
+    return isinstance(arg, (bytes, str)) and arg.upper() in (b"BLOCK", "BLOCK")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (bytes, str)):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
+def blocking_wait(name: bytes, args: tuple[Any, ...]) -> float | None:
+    """Seconds the server may hold blocking command ``name`` (canonical upper case).
+
+    ``math.inf`` for a timeout of 0 (wait forever), ``None`` when the
+    arguments hold no usable timeout (the server then answers at once, with
+    a reply or an error, and the ordinary reply bound applies).
+    """
+    if name in (b"XREAD", b"XREADGROUP"):
+        position = next((i for i, a in enumerate(args) if _is_block(a)), None)
+        if position is None or position + 1 >= len(args):
+            return None
+        raw, unit = args[position + 1], 1000
+    else:
+        where = _TIMEOUT_AT.get(name)
+        if where is None or not args:
+            return None
+        raw, unit = args[where[0]], where[1]
+    timeout = _number(raw)
+    if timeout is None:
+        return None
+    return math.inf if timeout == 0 else timeout / unit
