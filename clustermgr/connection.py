@@ -31,6 +31,7 @@ from .errors import (
 )
 from .execreply import ExecCodecs
 from .handback import ConnectionState
+from .options import check_options
 from .protocol import (
     BLOCKING_COMMANDS,
     case_variants,
@@ -861,21 +862,15 @@ async def create_connection(
     fail with :class:`ConnectionClosedError` (``may_have_executed=True``).
     Blocking commands (BLPOP, XREAD BLOCK, ...) suspend the check.
     """
+    check_options(
+        db=db, username=username, password=password, ssl=ssl, encoding=encoding,
+        timeout=timeout, name=name, read_timeout=read_timeout,
+    )
     parsed = parse_address(address).with_defaults(
         db=db, username=username, password=password, encoding=encoding,
         timeout=timeout, name=name,
     )
     use_ssl = resolve_tls([parsed], ssl)
-    if parsed.timeout is not None and not (
-        isinstance(parsed.timeout, (int, float))
-        and not isinstance(parsed.timeout, bool)
-        and parsed.timeout > 0
-    ):
-        raise ValueError(
-            f"timeout must be a positive number of seconds or None, got {parsed.timeout!r}"
-        )
-    if parsed.db is not None:
-        check_db(parsed.db)
     cls = connection_cls or RedisConnection
     if not (isinstance(cls, type) and issubclass(cls, RedisConnection)):
         raise TypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")
