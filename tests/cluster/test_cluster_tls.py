@@ -38,14 +38,19 @@ def dual_cluster(tls_files: TlsFiles) -> Iterator[LocalCluster]:
         yield cluster
 
 
-def _local_ports(node: LocalServer) -> list[int]:
-    """The local port of every client connection (``laddr``) except this one."""
-    ports = []
+def _clients(node: LocalServer) -> list[dict[str, str]]:
+    """``CLIENT LIST`` of ``node`` as fields, without the connection asking."""
+    clients = []
     for line in str(node.command("CLIENT", "LIST")).splitlines():
         fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
-        if fields.get("cmd") != "client|list" and "laddr" in fields:
-            ports.append(int(fields["laddr"].rpartition(":")[2]))
-    return ports
+        if fields.get("cmd") != "client|list":
+            clients.append(fields)
+    return clients
+
+
+def _local_ports(node: LocalServer) -> list[int]:
+    """The local port of every client connection (``laddr``) except this one."""
+    return [int(c["laddr"].rpartition(":")[2]) for c in _clients(node) if "laddr" in c]
 
 
 async def test_tls_pool_routes_to_tls_ports_only(
@@ -82,6 +87,26 @@ async def test_plaintext_pool_routes_to_plaintext_ports(dual_cluster: LocalClust
         assert await pool.execute("SET", "plain:k", "v") == b"OK"
         assert pool.slot_map is not None
         assert {node.address[1] for node in pool.slot_map.nodes} == plain_ports
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_rediss_url_password_is_used_for_every_tls_node(
+    dual_cluster: LocalCluster, tls_files: TlsFiles
+) -> None:
+    host, port = dual_cluster.startup_nodes[0]
+    pool = await create_cluster_pool(
+        [f"rediss://:{SECRET}@{host}:{port}?name=tls-url"], ssl=client_context(tls_files)
+    )
+    try:
+        for i in range(30):
+            assert await pool.execute("SET", f"tls-url:{i}", i) == b"OK"
+        tls_ports = {n.port for n in dual_cluster.nodes}
+        assert {node.address[1] for node in pool.slot_map.nodes} <= tls_ports  # type: ignore[union-attr]
+        for node in dual_cluster.masters:  # the servers' view: the URL's name, on the TLS port
+            ours = [c for c in _clients(node) if c.get("name") == "tls-url"]
+            assert ours and {int(c["laddr"].rpartition(":")[2]) for c in ours} == {node.port}
     finally:
         pool.close()
         await pool.wait_closed()
