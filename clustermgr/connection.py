@@ -31,7 +31,7 @@ from .errors import (
 )
 from .execreply import ExecCodecs
 from .handback import ConnectionState
-from .options import check_options
+from .options import check_class, check_options
 from .protocol import (
     BLOCKING_COMMANDS,
     case_variants,
@@ -871,9 +871,8 @@ async def create_connection(
         timeout=timeout, name=name,
     )
     use_ssl = resolve_tls([parsed], ssl)
+    check_class("connection_cls", connection_cls, RedisConnection)
     cls = connection_cls or RedisConnection
-    if not (isinstance(cls, type) and issubclass(cls, RedisConnection)):
-        raise TypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")
     loop = asyncio.get_running_loop()
     conn = cls(
         parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_timeout

@@ -21,7 +21,10 @@ from typing import Any
 
 from .errors import RedisError
 
-__all__ = ["InvalidOptionError", "OptionTypeError", "check_db", "check_options", "seconds"]
+__all__ = [
+    "InvalidOptionError", "OptionTypeError", "check_class", "check_db", "check_options",
+    "seconds",
+]
 
 
 class InvalidOptionError(RedisError, ValueError):
@@ -114,6 +117,23 @@ def _callable(name: str, value: Any) -> None:
         raise OptionTypeError(f"{name} must be callable or None, got {value!r}", option=name)
 
 
+def _not_negative_seconds(name: str, value: Any) -> None:
+    if not _is_number(value):
+        raise OptionTypeError(f"{name} must be a number of seconds >= 0, got {value!r}",
+                              option=name)
+    if not (math.isfinite(value) and value >= 0):
+        raise InvalidOptionError(f"{name} must be a number of seconds >= 0, got {value!r}",
+                                 option=name)
+
+
+def check_class(name: str, value: Any, base: type) -> None:
+    """Refuse ``value`` unless it is None or a subclass of ``base`` (:class:`OptionTypeError`)."""
+    if value is not None and not (isinstance(value, type) and issubclass(value, base)):
+        raise OptionTypeError(
+            f"{name} must be a {base.__name__} subclass, got {value!r}", option=name
+        )
+
+
 def _delay_range(name: str, value: Any) -> None:
     if not (isinstance(value, tuple) and len(value) == 2 and all(map(_is_number, value))):
         raise OptionTypeError(
@@ -132,17 +152,19 @@ _Check = Callable[[str, Any], None]
 _CHECKS: dict[str, _Check] = {
     **dict.fromkeys(
         ("timeout", "create_connection_timeout", "acquire_timeout", "read_timeout",
-         "role_check_interval"),
+         "role_check_interval", "period"),
         seconds,
     ),
     **dict.fromkeys(
         ("connect_timeout", "retry_timeout", "sentinel_timeout", "failover_timeout",
-         "rediscover_interval", "poll_interval"),
+         "rediscover_interval", "poll_interval", "node_timeout"),
         _required_seconds,
     ),
     "minsize": lambda name, value: _integer(name, value, 0),
     "maxsize": lambda name, value: _integer(name, value, 1),
     "max_redirects": lambda name, value: _integer(name, value, 0),
+    "query_nodes": lambda name, value: _integer(name, value, 1),
+    "min_interval": _not_negative_seconds,
     "max_retries": lambda name, value: _integer(name, value, 0, optional=True),
     "db": _db,
     "encoding": _encoding,

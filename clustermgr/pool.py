@@ -31,7 +31,7 @@ from .errors import (
 )
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
 from .handback import KnownState
-from .options import check_options
+from .options import check_class, check_options
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
 from .pubsub import PUBSUB_COMMANDS
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
@@ -85,6 +85,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
             acquire_timeout=acquire_timeout, name=name, on_connect=on_connect,
             reconnect_delay=reconnect_delay, read_timeout=read_timeout,
         )
+        check_class("connection_cls", connection_cls, RedisConnection)
         self._address: ServerAddress = parse_address(address).with_defaults(
             db=db, username=username, password=password, encoding=encoding,
             timeout=create_connection_timeout, name=name,
@@ -513,9 +514,8 @@ async def create_pool(
     connection (see :func:`~clustermgr.connection.create_connection`);
     ``acquire_timeout`` bounds waiting for a free connection.
     """
+    check_class("pool_cls", pool_cls, ConnectionsPool)
     cls = pool_cls or ConnectionsPool
-    if not (isinstance(cls, type) and issubclass(cls, ConnectionsPool)):
-        raise TypeError(f"pool_cls must be a ConnectionsPool subclass, got {cls!r}")
     pool = cls(
         address, db=db, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, parser=parser,

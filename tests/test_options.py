@@ -13,7 +13,7 @@ from fake_server import FakeServer
 
 from clustermgr import create_connection, create_pool
 from clustermgr.address import InvalidAddressError, parse_address
-from clustermgr.cluster import create_cluster_pool
+from clustermgr.cluster import RefreshOptions, create_cluster_pool
 from clustermgr.options import InvalidOptionError, OptionTypeError, check_options
 from clustermgr.pool import ConnectionsPool
 from clustermgr.sentinel import create_sentinel, create_sentinel_pool
@@ -103,6 +103,14 @@ CASES: list[tuple[str, dict[str, Any], str, str, type[Exception]]] = [
     ("sentinel_pool", {"db": -1}, "", "db", InvalidOptionError),
     ("sentinel_pool", {"sentinel_ssl": "yes"}, "", "sentinel_ssl", OptionTypeError),
     ("sentinel_pool", {"early_release": "yes"}, "", "early_release", OptionTypeError),
+    ("sentinel_pool", {"role": "leader"}, "", "role", InvalidOptionError),
+    ("sentinel_pool", {"connection_cls": int}, "", "connection_cls", OptionTypeError),
+    ("connection", {"connection_cls": int}, "", "connection_cls", OptionTypeError),
+    ("pool", {"pool_cls": dict}, "", "pool_cls", OptionTypeError),
+    ("pool", {"connection_cls": int}, "", "connection_cls", OptionTypeError),
+    ("cluster", {"pool_cls": dict}, "", "pool_cls", OptionTypeError),
+    ("cluster", {"connection_cls": int}, "", "connection_cls", OptionTypeError),
+    ("cluster", {"refresh": "fast"}, "", "refresh", OptionTypeError),
 ]
 
 
@@ -184,3 +192,35 @@ def test_option_errors_are_value_errors_and_type_errors_where_fitting() -> None:
     assert issubclass(InvalidOptionError, ValueError)
     assert issubclass(OptionTypeError, TypeError)
     assert issubclass(InvalidAddressError, InvalidOptionError)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option", "error"),
+    [
+        ({"period": NAN}, "period", InvalidOptionError),
+        ({"period": 0}, "period", InvalidOptionError),
+        ({"min_interval": -1}, "min_interval", InvalidOptionError),
+        ({"min_interval": NAN}, "min_interval", InvalidOptionError),
+        ({"query_nodes": 0}, "query_nodes", InvalidOptionError),
+        ({"query_nodes": 1.5}, "query_nodes", OptionTypeError),
+        ({"node_timeout": NAN}, "node_timeout", InvalidOptionError),
+        ({"node_timeout": None}, "node_timeout", OptionTypeError),
+    ],
+)
+def test_refresh_options_are_checked(
+    kwargs: dict[str, Any], option: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error) as info:
+        RefreshOptions(**kwargs)
+    assert isinstance(info.value, InvalidOptionError) and info.value.option == option
+
+
+async def test_empty_address_lists_are_refused() -> None:
+    for opener, option in [
+        (lambda: create_cluster_pool([]), "startup_nodes"),
+        (lambda: create_sentinel([]), "sentinels"),
+        (lambda: create_sentinel_pool([], "svc"), "sentinels"),
+    ]:
+        with pytest.raises(InvalidOptionError) as info:
+            await opener()
+        assert info.value.option == option

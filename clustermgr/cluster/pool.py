@@ -52,7 +52,7 @@ from ..errors import (
     TryAgainError,
 )
 from ..events import Redirect
-from ..options import InvalidOptionError, check_options
+from ..options import InvalidOptionError, OptionTypeError, check_class, check_options
 from ..pool import ConnectionsPool
 from ..pubsub import is_pubsub_command
 from ..routing import Action, Budget, Classified, Router
@@ -118,6 +118,12 @@ class ClusterPool(SubscriptionViews, Router):
             maxsize=maxsize, max_redirects=max_redirects, retry_timeout=retry_timeout,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
         )
+        check_class("pool_cls", pool_cls, ConnectionsPool)
+        check_class("connection_cls", connection_cls, RedisConnection)
+        if refresh is not None and not isinstance(refresh, RefreshOptions):
+            raise OptionTypeError(
+                f"refresh must be a RefreshOptions or None, got {refresh!r}", option="refresh"
+            )
         if read_from not in READ_FROM:
             raise InvalidOptionError(
                 f"read_from must be one of {READ_FROM}, got {read_from!r}", option="read_from"

@@ -28,7 +28,7 @@ from ..errors import (
     PoolClosedError,
     ReadOnlyError,
 )
-from ..options import InvalidOptionError, check_options
+from ..options import InvalidOptionError, check_class, check_options
 from ..pool import ConnectionsPool
 from ..routing import Action, Budget, Classified, Router
 from ..stats import NodeStats
@@ -113,6 +113,7 @@ class SentinelPool(SubscriptionViews, Router):
             max_retries=max_retries, early_release=early_release,
             role_check_interval=role_check_interval,
         )
+        check_class("connection_cls", connection_cls, RedisConnection)
         super().__init__(retry_timeout=None, max_failures=max_retries, max_redirects=None)
         self._service = service
         self._role = "master" if role == "master" else "replica"

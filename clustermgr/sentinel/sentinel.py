@@ -22,7 +22,7 @@ from ..errors import (
     ReplyError,
     TimeoutError,
 )
-from ..options import check_options, seconds
+from ..options import InvalidOptionError, check_options, seconds
 from ..protocol import to_text
 from ..tlsopts import Tls, resolve_tls
 from ._common import Address, address_text
@@ -84,7 +84,7 @@ class RedisSentinel:
         seconds("timeout", timeout, optional=False)
         given = [_sentinel_address(item) for item in sentinels]
         if not given:
-            raise ValueError("at least one sentinel address is needed")
+            raise InvalidOptionError("at least one sentinel address is needed", option="sentinels")
         self._ssl = ssl
         self._timeout = timeout
         self._addresses: list[Address] = []
