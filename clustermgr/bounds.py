@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+from .options import DEFAULT, Default, seconds
+
 __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT",
@@ -36,42 +38,18 @@ READ_TIMEOUT: Final = 10.0
 ROUTED_CONNECT_TIMEOUT: Final = 2.0
 
 
-class Default:
-    """The type of :data:`DEFAULT`: an option left out (``None`` turns a bound off)."""
-
-    _instance: Default | None = None
-
-    def __new__(cls) -> Default:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-    def __reduce__(self) -> str:
-        return "DEFAULT"
-
-
-#: "Not given": the option's default applies.
-DEFAULT: Final = Default()
-
-
 def resolve(name: str, value: Any, default: float | None) -> float | None:
     """``value`` in seconds: ``default`` for :data:`DEFAULT`, ``None`` for no bound.
 
-    Anything else must be a finite number above 0; otherwise ValueError
-    (TypeError for a non-number) naming the option.
+    Anything else must be a finite number above 0; otherwise
+    :class:`~clustermgr.options.InvalidOptionError` (a ValueError;
+    :class:`~clustermgr.options.OptionTypeError`, also a TypeError, for a
+    non-number) naming the option.
     """
     if value is DEFAULT:
         return default
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a positive number of seconds or None, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
-    return float(value)
+    seconds(name, value)
+    return None if value is None else float(value)
 
 
 # Where each blocking command keeps its timeout: an index into the arguments

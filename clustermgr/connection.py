@@ -47,6 +47,7 @@ from .errors import (
 )
 from .execreply import ExecCodecs
 from .handback import ConnectionState
+from .options import check_class, check_options
 from .protocol import (
     BLOCKING_COMMANDS,
     case_variants,
@@ -542,6 +543,10 @@ async def create_connection(
     is due once its own timeout has passed (BLPOP 0 waits forever). ``None``
     turns a bound off (see :mod:`clustermgr.bounds`).
     """
+    check_options(
+        db=db, username=username, password=password, ssl=ssl, encoding=encoding,
+        timeout=timeout, name=name, read_timeout=read_timeout,
+    )
     bound = resolve("timeout", timeout, None)
     read_bound = resolve("read_timeout", read_timeout, READ_TIMEOUT)
     parsed = parse_address(address).with_defaults(
@@ -555,9 +560,8 @@ async def create_connection(
     use_ssl = resolve_tls([parsed], ssl)
     if parsed.db is not None:
         check_db(parsed.db)
+    check_class("connection_cls", connection_cls, RedisConnection)
     cls = connection_cls or RedisConnection
-    if not (isinstance(cls, type) and issubclass(cls, RedisConnection)):
-        raise TypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")
     loop = asyncio.get_running_loop()
     conn = cls(
         parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_bound

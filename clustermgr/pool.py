@@ -32,6 +32,7 @@ from .errors import (
 )
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
 from .handback import KnownState
+from .options import check_class, check_options
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
 from .pubsub import PUBSUB_COMMANDS
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
@@ -79,16 +80,16 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         reconnect_delay: tuple[float, float] = (0.05, 2.0),
         read_timeout: float | Default | None = DEFAULT,
     ) -> None:
-        if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 0:
-            raise ValueError(f"minsize must be an int >= 0, got {minsize!r}")
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
-            raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
-        if minsize > maxsize:
-            raise ValueError(f"minsize ({minsize}) must not exceed maxsize ({maxsize})")
+        check_options(
+            db=db, username=username, password=password, ssl=ssl, encoding=encoding,
+            minsize=minsize, maxsize=maxsize, create_connection_timeout=create_connection_timeout,
+            acquire_timeout=acquire_timeout, name=name, on_connect=on_connect,
+            reconnect_delay=reconnect_delay, read_timeout=read_timeout,
+        )
+        check_class("connection_cls", connection_cls, RedisConnection)
         connect_bound = resolve(
             "create_connection_timeout", create_connection_timeout, CONNECT_TIMEOUT
         )
-        resolve("acquire_timeout", acquire_timeout, None)
         self._read_timeout = resolve("read_timeout", read_timeout, READ_TIMEOUT)
         self._address: ServerAddress = parse_address(address).with_defaults(
             db=db, username=username, password=password, encoding=encoding,
@@ -520,9 +521,8 @@ async def create_pool(
     off. ``acquire_timeout`` bounds waiting for a free connection (see
     :mod:`clustermgr.bounds`).
     """
+    check_class("pool_cls", pool_cls, ConnectionsPool)
     cls = pool_cls or ConnectionsPool
-    if not (isinstance(cls, type) and issubclass(cls, ConnectionsPool)):
-        raise TypeError(f"pool_cls must be a ConnectionsPool subclass, got {cls!r}")
     pool = cls(
         address, db=db, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, parser=parser,

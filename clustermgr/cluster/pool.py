@@ -32,7 +32,7 @@ from typing import Any
 
 from .._timeout import timeout as _timeout
 from ..abc import AbcConnection
-from ..address import parse_address
+from ..address import check_cluster_startup, parse_address, shared_options
 from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve
 from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection
@@ -53,6 +53,7 @@ from ..errors import (
     TryAgainError,
 )
 from ..events import Redirect
+from ..options import InvalidOptionError, OptionTypeError, check_class, check_options
 from ..pool import ConnectionsPool
 from ..pubsub import is_pubsub_command
 from ..routing import Action, Budget, Classified, Router
@@ -113,25 +114,39 @@ class ClusterPool(SubscriptionViews, Router):
         connection_cls: type[RedisConnection] | None = None,
         read_timeout: float | Default | None = DEFAULT,
     ) -> None:
+        check_options(
+            username=username, password=password, ssl=ssl, encoding=encoding, minsize=minsize,
+            maxsize=maxsize, max_redirects=max_redirects, retry_timeout=retry_timeout,
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
+        )
+        check_class("pool_cls", pool_cls, ConnectionsPool)
+        check_class("connection_cls", connection_cls, RedisConnection)
+        if refresh is not None and not isinstance(refresh, RefreshOptions):
+            raise OptionTypeError(
+                f"refresh must be a RefreshOptions or None, got {refresh!r}", option="refresh"
+            )
+        if read_from not in READ_FROM:
+            raise InvalidOptionError(
+                f"read_from must be one of {READ_FROM}, got {read_from!r}", option="read_from"
+            )
         nodes = [parse_address(a) for a in startup_nodes]
         if not nodes:
-            raise ValueError("startup_nodes must name at least one node")
-        if read_from not in READ_FROM:
-            raise ValueError(f"read_from must be one of {READ_FROM}, got {read_from!r}")
-        if max_redirects < 0:
-            raise ValueError(f"max_redirects must be >= 0, got {max_redirects!r}")
-        if resolve("retry_timeout", retry_timeout, None) is None:
-            raise ValueError("retry_timeout must be a positive number of seconds, not None")
+            raise InvalidOptionError(
+                "startup_nodes must name at least one node", option="startup_nodes"
+            )
+        check_cluster_startup(nodes)
+        # Credentials and options of startup URLs apply to every node.
+        given = shared_options(
+            nodes, username=username, password=password, encoding=encoding, name=None
+        )
+        username, password, encoding = given["username"], given["password"], given["encoding"]
+        self._startup: list[Address] = [
+            target for target in (n.target for n in nodes) if isinstance(target, tuple)
+        ]
         connect_timeout = resolve("connect_timeout", connect_timeout, ROUTED_CONNECT_TIMEOUT)
         # A node connection's reply bound never exceeds the command's whole budget.
         read_bound = resolve("read_timeout", read_timeout, READ_TIMEOUT)
         read_bound = retry_timeout if read_bound is None else min(read_bound, retry_timeout)
-        self._startup: list[Address] = []
-        for node in nodes:
-            target = node.target
-            if isinstance(target, str):
-                raise ValueError(f"cluster nodes are TCP addresses, not {target!r}")
-            self._startup.append(target)
         ssl = resolve_tls(nodes, ssl)  # rediss:// startup nodes: TLS for every node
         self._tls = bool(ssl)
         super().__init__(
@@ -145,7 +160,7 @@ class ClusterPool(SubscriptionViews, Router):
         self._pool_kwargs: dict[str, Any] = dict(
             username=username, password=password, ssl=ssl, encoding=encoding,
             minsize=minsize, maxsize=maxsize, create_connection_timeout=connect_timeout,
-            connection_cls=connection_cls, read_timeout=read_bound,
+            connection_cls=connection_cls, read_timeout=read_bound, name=given["name"],
         )
         self._table = CommandTable.builtin()
         self._routes: Routes = [None] * SLOT_COUNT

@@ -29,6 +29,7 @@ from ..errors import (
     PoolClosedError,
     ReadOnlyError,
 )
+from ..options import InvalidOptionError, check_class, check_options
 from ..pool import ConnectionsPool
 from ..routing import Action, Budget, Classified, Router
 from ..stats import NodeStats
@@ -97,11 +98,24 @@ class SentinelPool(SubscriptionViews, Router):
         read_timeout: float | Default | None = DEFAULT,
     ) -> None:
         if role not in ("master", "replica", "slave"):
-            raise ValueError(f"role must be 'master' or 'replica', not {role!r}")
+            raise InvalidOptionError(
+                f"role must be 'master' or 'replica', not {role!r}", option="role"
+            )
         if not isinstance(service, str) or not service:
-            raise ValueError(f"service must be a non-empty str, not {service!r}")
-        if failover_timeout <= 0:
-            raise ValueError(f"failover_timeout must be > 0, got {failover_timeout!r}")
+            raise InvalidOptionError(
+                f"service must be a non-empty str, not {service!r}", option="service"
+            )
+        check_options(
+            db=db, username=username, password=password, ssl=ssl, encoding=encoding,
+            minsize=minsize, maxsize=maxsize, create_connection_timeout=create_connection_timeout,
+            acquire_timeout=acquire_timeout, name=name, sentinel_username=sentinel_username,
+            sentinel_password=sentinel_password, sentinel_ssl=sentinel_ssl,
+            sentinel_timeout=sentinel_timeout, failover_timeout=failover_timeout,
+            rediscover_interval=rediscover_interval, poll_interval=poll_interval,
+            max_retries=max_retries, early_release=early_release,
+            role_check_interval=role_check_interval, read_timeout=read_timeout,
+        )
+        check_class("connection_cls", connection_cls, RedisConnection)
         connect_bound = resolve(
             "create_connection_timeout", create_connection_timeout, ROUTED_CONNECT_TIMEOUT)
         read_bound = resolve("read_timeout", read_timeout, READ_TIMEOUT)
