@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clustermgr.cluster import create_cluster_pool
+from clustermgr.events import TopologyChanged
 from clustermgr.slots import SLOT_COUNT, key_slot
 from clustermgr.testing.cluster import LocalCluster
 from clustermgr.testing.process import LocalServer
@@ -88,16 +89,26 @@ class Client:
     errors: list[tuple[int, float, BaseException]] = field(default_factory=list)
     #: shard index -> completion times of that shard writer's successful SETs.
     shard_done: dict[int, list[float]] = field(default_factory=dict)
+    #: When the client applied a slot map moving slots (clustermgr's events), if known.
+    map_at: float | None = None
 
 
 async def _clustermgr(nodes: list[tuple[str, int]]) -> Client:
     pool = await create_cluster_pool(nodes)
+    loop = asyncio.get_running_loop()
 
     async def close() -> None:
         pool.close()
         await pool.wait_closed()
 
-    return Client("clustermgr", lambda k, v: pool.execute(b"SET", k, v), close)
+    client = Client("clustermgr", lambda k, v: pool.execute(b"SET", k, v), close)
+
+    def seen(event: TopologyChanged) -> None:
+        if event.moved and client.map_at is None:
+            client.map_at = loop.time()
+
+    pool.events.subscribe(seen, TopologyChanged)
+    return client
 
 
 async def _redis_py(nodes: list[tuple[str, int]]) -> Client | None:
@@ -164,6 +175,7 @@ class Run:
     error_kinds: dict[str, int]
     gap_ms: float | None
     gap_at_ms: float | None  # when the longest gap began, after the kill
+    map_ms: float | None  # the client applied the new slot map, after the promotion
     after_ok_ms: float | None
 
 
@@ -290,6 +302,7 @@ async def _one_failover(coverage: str, clients: list[str]) -> list[Run]:
                 not_run if c.name == "clustermgr" else -1, maybe, kinds,
                 worst[0] * 1000 if worst else None,
                 (worst[1] - killed_at) * 1000 if worst else None,
+                (c.map_at - promoted_at) * 1000 if c.map_at and promoted_at else None,
                 max(after_ok) if after_ok else None,
             ))
         return runs
@@ -306,12 +319,13 @@ def _fmt(value: float | None) -> str:
 
 def _report(runs: list[Run]) -> str:
     lines = [
-        f"{'coverage':<9}{'client':<12}{'back ms':>9}{'gap ms':>9}{'(at)':>7}{'after ok ms':>13}"
+        f"{'coverage':<9}{'client':<12}{'back ms':>9}{'map ms':>8}{'gap ms':>9}{'(at)':>7}"
+        f"{'after ok ms':>13}"
         f"{'err not-run':>13}{'err maybe':>11}  kinds",
     ]
     for r in runs:
         lines.append(
-            f"{r.coverage:<9}{r.client:<12}{_fmt(r.back_ms):>9}{_fmt(r.gap_ms):>9}"
+            f"{r.coverage:<9}{r.client:<12}{_fmt(r.back_ms):>9}{_fmt(r.map_ms):>8}{_fmt(r.gap_ms):>9}"
             f"{_fmt(r.gap_at_ms):>7}"
             f"{_fmt(r.after_ok_ms):>13}{'?' if r.errors_not_run < 0 else r.errors_not_run:>13}"
             f"{r.errors_maybe_run:>11}  {r.error_kinds or ''}"
