@@ -159,7 +159,7 @@ class ClusterPool(SubscriptionViews, Router):
         self._refresh = RefreshEngine(self._nodes.reload, self._options)
         self._pubsub = ClusterPubSub(
             spawn=self._tasks.spawn, slot_owner=self._route_slot, masters=lambda: self._masters,
-            refresh=self._refresh_now, trigger=self._refresh.trigger,
+            refresh=self._refresh_now, trigger=self._refresh.trigger, poll=self._poll_map,
             retry_timeout=self._retry_timeout, events=self.events,
         )
 
@@ -478,6 +478,10 @@ class ClusterPool(SubscriptionViews, Router):
     async def _refresh_now(self, reason: str) -> None:
         """Reload the slot map (coalesced, rate-limited) and wait for it."""
         await self._refresh.refresh(reason, self._options.node_timeout)
+
+    async def _poll_map(self, reason: str) -> None:
+        """Reload the slot map at the held commands' interval and wait for it."""
+        await self._refresh.refresh(reason, self._options.node_timeout, urgent=True)
 
     # -- stats ------------------------------------------------------------
 

@@ -100,11 +100,13 @@ class RefreshEngine:
         self._wake.set()
         return pending
 
-    async def refresh(self, reason: str, timeout: float | None = None) -> None:
-        """Trigger a reload and wait for it (at most ``timeout`` seconds)."""
+    async def refresh(
+        self, reason: str, timeout: float | None = None, *, urgent: bool = False
+    ) -> None:
+        """Trigger a reload and wait for it (at most ``timeout`` seconds); see :meth:`trigger`."""
         if self._closed:
             return
-        future = self.trigger(reason)
+        future = self.trigger(reason, urgent=urgent)
         try:
             async with _timeout(timeout):
                 await asyncio.shield(future)
