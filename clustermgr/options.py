@@ -181,7 +181,7 @@ _CHECKS: dict[str, _Check] = {
     ),
     **dict.fromkeys(
         ("retry_timeout", "sentinel_timeout", "failover_timeout",
-         "rediscover_interval", "poll_interval", "node_timeout"),
+         "rediscover_interval", "poll_interval", "node_timeout", "hold_interval"),
         _required_seconds,
     ),
     "minsize": lambda name, value: _integer(name, value, 0),
