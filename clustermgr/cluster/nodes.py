@@ -24,6 +24,7 @@ from ..errors import ConnectError, RedisError
 from ..events import Event, EventBus
 from ..health import NodeHealth
 from ..pool import ConnectionsPool
+from ..remap import AddressRemap, AddressRemapError
 from ..slots import SLOT_COUNT
 from ..stats import NodeStats
 from .observe import map_events
@@ -50,7 +51,9 @@ class NodePools:
     and is replaced alone after latency measurements); ``applied()`` runs
     after each new map; ``spawn(coro)`` runs a task in the owner's task set;
     ``forget(pool)`` drops what the owner keeps for a retired pool;
-    ``closed()`` says whether the owner is closing.
+    ``closed()`` says whether the owner is closing; ``remap`` turns the
+    addresses nodes announce into the ones to connect to (a failing remap
+    fails the reload with its :class:`~clustermgr.remap.AddressRemapError`).
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class NodePools:
         spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
         forget: Callable[[ConnectionsPool], None],
         closed: Callable[[], bool],
+        remap: AddressRemap | None = None,
     ) -> None:
         self._startup = list(startup)
         self._read_from = read_from
@@ -83,6 +87,7 @@ class NodePools:
         self._spawn = spawn
         self._forget = forget
         self._closed = closed
+        self._remap = remap
         self._readers: Routes | None = None
         self._latency: dict[Address, float] = {}
         self._health = NodeHealth()
@@ -187,6 +192,8 @@ class NodePools:
                 *(self._query(a) for a in chunk), return_exceptions=True
             )
             for address, result in zip(chunk, results, strict=True):
+                if isinstance(result, AddressRemapError):
+                    raise result  # the user's callable, not the node, failed
                 if isinstance(result, SlotMap):
                     self.report(address, True, "answered CLUSTER INFO")
                     if result.covered:
@@ -209,10 +216,14 @@ class NodePools:
         async with _timeout(self._options.node_timeout):
             pool = self.pools.get(address)
             if pool is not None and not pool.closed:
-                return await read_slot_map(pool.execute, address, tls=self._tls)
+                return await read_slot_map(
+                    pool.execute, address, tls=self._tls, remap=self._remap
+                )
             conn = await create_connection(address, **self._conn_kwargs)
             try:
-                return await read_slot_map(conn.execute, address, tls=self._tls)
+                return await read_slot_map(
+                    conn.execute, address, tls=self._tls, remap=self._remap
+                )
             finally:
                 conn.close()
                 await conn.wait_closed()

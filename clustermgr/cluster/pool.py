@@ -54,6 +54,7 @@ from ..errors import (
 from ..events import Redirect
 from ..pool import ConnectionsPool
 from ..pubsub import is_pubsub_command
+from ..remap import AddressRemap, remap_address
 from ..routing import Action, Budget, Classified, Router
 from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
@@ -110,6 +111,7 @@ class ClusterPool(Router):
         pool_cls: type[ConnectionsPool] = ConnectionsPool,
         connection_cls: type[RedisConnection] | None = None,
         read_timeout: float | None = None,
+        address_remap: AddressRemap | None = None,
     ) -> None:
         nodes = [parse_address(a) for a in startup_nodes]
         if not nodes:
@@ -153,7 +155,9 @@ class ClusterPool(Router):
             events=self.events, create=self._new_node_pool, set_routes=self._set_routes,
             set_readers=self._set_readers, applied=self._map_applied,
             spawn=self._tasks.spawn, forget=self._forget, closed=lambda: self._closed,
+            remap=address_remap,
         )
+        self._remap = address_remap
         self._refresh = RefreshEngine(self._nodes.reload, self._options)
         self._pubsub = ClusterPubSub(
             spawn=self._tasks.spawn, slot_owner=self._route_slot, masters=lambda: self._masters,
@@ -230,6 +234,7 @@ class ClusterPool(Router):
 
     def _redirect(self, c: Classified, error: BaseException, ask: bool) -> ConnectionsPool:
         assert isinstance(error, RedirectError)
+        address = remap_address(self._remap, error.address)  # AddressRemapError: not retried
         source = self._routes[error.slot]
         if source is not None:
             source.counters.redirects += 1
@@ -237,9 +242,9 @@ class ClusterPool(Router):
             origin = source.address if source is not None else None
             self.events.emit(Redirect(
                 "ASK" if ask else "MOVED", error.slot,
-                origin if isinstance(origin, tuple) else None, error.address, c.name,
+                origin if isinstance(origin, tuple) else None, address, c.name,
             ))
-        target = self._nodes.node_pool(error.address)
+        target = self._nodes.node_pool(address)
         if not ask:
             self._routes[error.slot] = target
             self._refresh.trigger("moved")
@@ -531,6 +536,7 @@ async def create_cluster_pool(
     pool_cls: type[ConnectionsPool] = ConnectionsPool,
     connection_cls: type[RedisConnection] | None = None,
     read_timeout: float | None = None,
+    address_remap: AddressRemap | None = None,
 ) -> ClusterPool:
     """Connect to a Redis Cluster and return a :class:`ClusterPool`.
 
@@ -540,14 +546,19 @@ async def create_cluster_pool(
     only). A command is retried for at most ``max_redirects`` redirects and
     ``retry_timeout`` seconds in total. ``read_timeout`` aborts a node
     connection whose replies stall that long (a hung or paused node); its
-    commands are then retried like any connection failure. Raises
-    :class:`ConnectError` if no startup node returns a slot map.
+    commands are then retried like any connection failure.
+    ``address_remap(host, port) -> (host, port)`` maps the addresses nodes
+    announce (slot maps, MOVED/ASK) to the ones to connect to (startup nodes
+    are used as given); a remap that raises fails with
+    :class:`~clustermgr.remap.AddressRemapError`. Raises :class:`ConnectError`
+    if no startup node returns a slot map.
     """
     pool = ClusterPool(
         startup_nodes, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, read_from=read_from, max_redirects=max_redirects,
         retry_timeout=retry_timeout, refresh=refresh, connect_timeout=connect_timeout,
         pool_cls=pool_cls, connection_cls=connection_cls, read_timeout=read_timeout,
+        address_remap=address_remap,
     )
     try:
         await pool._initialize()
