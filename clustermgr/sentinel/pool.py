@@ -35,7 +35,9 @@ from ._common import address_text
 from .errors import RoleMismatchError
 from .failover import Follower
 from .hooks import PoolHooks
+from .master import MasterFollower
 from .pubsub import SentinelPubSub, is_pubsub_command
+from .replicas import ReplicaFollower
 from .sentinel import RedisSentinel
 from .servers import ServerPool
 
@@ -118,8 +120,11 @@ class SentinelPool(Router):
             move_pubsub=lambda pool: self._pubsub.move_to(pool),
             adopt=self._adopt, forget=self._forget, execute_pubsub=self.execute_pubsub,
         )
-        self._follower = Follower(
-            hooks, self._sentinel, service=service, role=self._role,
+        follow: dict[str, Any] = (
+            {"early_release": early_release} if self._role == "master" else {})
+        follower_cls = MasterFollower if self._role == "master" else ReplicaFollower
+        self._follower: Follower = follower_cls(
+            hooks, self._sentinel, service=service,
             pool_kwargs={
                 "db": db, "username": username, "password": password, "ssl": ssl,
                 "encoding": encoding, "minsize": minsize, "maxsize": maxsize,
@@ -128,8 +133,8 @@ class SentinelPool(Router):
                 "name": name,
             },
             failover_timeout=failover_timeout, rediscover_interval=rediscover_interval,
-            poll_interval=poll_interval, early_release=early_release,
-            role_check_interval=role_check_interval, tasks=self._tasks,
+            poll_interval=poll_interval, role_check_interval=role_check_interval,
+            tasks=self._tasks, **follow,
         )
         self._pubsub = SentinelPubSub(
             service, active=self._route_pubsub, wait_active=self._follower.wait_active,
