@@ -58,11 +58,12 @@ class MasterView:
 
 
 
-def _view(sentinel: Address, reply: Any) -> MasterView:
+def _view(sentinel: Address, reply: Any, client: RedisSentinel) -> MasterView:
     info = pairs_to_dict(reply)
+    address = (info["ip"], int(info["port"]))
     return MasterView(
         sentinel=sentinel,
-        address=(info["ip"], int(info["port"])),
+        address=client.remap(address),
         flags=frozenset(info.get("flags", "").split(",")),
         config_epoch=int(info.get("config-epoch", "0") or 0),
     )
@@ -139,7 +140,7 @@ async def discover_master(
         if isinstance(reply, BaseException):
             continue
         try:
-            views.append(_view(address, reply))
+            views.append(_view(address, reply, sentinel))
         except (KeyError, ValueError, TypeError):
             continue
     candidates = choose_master(views)
@@ -168,9 +169,10 @@ async def discover_replicas(sentinel: RedisSentinel, service: str) -> list[Addre
         for item in reply:
             info = pairs_to_dict(item)
             try:
-                address = (info["ip"], int(info["port"]))
+                announced = (info["ip"], int(info["port"]))
             except (KeyError, ValueError):
                 continue
+            address = sentinel.remap(announced)
             listed[address] += 1
             flags = set(info.get("flags", "").split(","))
             if not flags & _DOWN_FLAGS and info.get("master-link-status", "ok") == "ok":

@@ -57,7 +57,7 @@ from ..health import NodeHealth
 from ..pool import ConnectionsPool
 from ._common import Address, Tasks, address_text, logger
 from .errors import FailoverTimeoutError
-from .events import SentinelEvent
+from .events import SentinelEvent, remap_event
 from .hooks import PoolHooks
 from .monitor import SentinelMonitor
 from .sentinel import RedisSentinel
@@ -120,7 +120,8 @@ class Follower:
         self.servers = Servers(hooks, self.role, pool_kwargs, tasks)
         self.monitor = SentinelMonitor(
             connect=sentinel.open_connection,
-            on_event=self.on_event, on_state=self._on_sentinel_state,
+            on_event=lambda event: self.on_event(remap_event(event, sentinel.remap)),
+            on_state=self._on_sentinel_state,
         )
         #: The pool commands go to now (for replicas: the first of the
         #: rotation, used for pub/sub and acquire); None while holding.
@@ -224,9 +225,10 @@ class Follower:
             return
         for peer in peers:
             try:
-                self._learn((peer["ip"], int(peer["port"])))
+                announced = (peer["ip"], int(peer["port"]))
             except (KeyError, ValueError):
                 continue
+            self._learn(self._sentinel.remap(announced))
 
     def _learn(self, address: Address) -> None:
         if self._sentinel.add(address):

@@ -29,6 +29,7 @@ from ..errors import (
     ReadOnlyError,
 )
 from ..pool import ConnectionsPool
+from ..remap import AddressRemap
 from ..routing import Action, Budget, Classified, Router
 from ..stats import NodeStats
 from ._common import address_text
@@ -92,6 +93,7 @@ class SentinelPool(Router):
         max_retries: int = 3,
         early_release: bool = True,
         role_check_interval: float | None = 1.0,
+        address_remap: AddressRemap | None = None,
     ) -> None:
         if role not in ("master", "replica", "slave"):
             raise ValueError(f"role must be 'master' or 'replica', not {role!r}")
@@ -113,7 +115,7 @@ class SentinelPool(Router):
             self._actions = self._actions.with_entries({ReadOnlyError: Action.FAIL})
         self._sentinel = RedisSentinel(
             sentinels, username=sentinel_username, password=sentinel_password,
-            ssl=sentinel_ssl, timeout=sentinel_timeout,
+            ssl=sentinel_ssl, timeout=sentinel_timeout, address_remap=address_remap,
         )
         hooks: PoolHooks[ServerPool] = PoolHooks(
             events=self.events, set_route=self._set_route,
@@ -386,7 +388,8 @@ async def create_sentinel_pool(
     ``username``/``password`` are the data nodes' credentials,
     ``sentinel_username``/``sentinel_password`` the sentinels'. Other keyword
     arguments are those of :class:`SentinelPool` (``ssl``, ``sentinel_ssl``,
-    ``db``, ``encoding``, ``failover_timeout``, ``early_release``, ...).
+    ``db``, ``encoding``, ``failover_timeout``, ``early_release``,
+    ``address_remap`` for the addresses sentinels name, ...).
     ``minsize``/``maxsize`` apply per server (per replica for ``role="replica"``).
 
     Fails fast with a distinct error: :class:`~.errors.UnknownServiceError`,
