@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import ProtocolError, ReplyError
+from ..errors import NoPermissionError, ProtocolError, ReplyError
 from ..protocol import to_text
 from ..remap import AddressRemap, remap_address
 from ..slots import SLOT_COUNT
@@ -424,7 +424,9 @@ async def read_slot_map(
     port of the asking connection's kind, so addresses come from SHARDS);
     ``CLUSTER SLOTS`` on servers older than Redis 7 (which name the port of
     the asking connection's kind). ``tls``: the caller connects with TLS, so nodes are
-    reached on their ``tls-port``. ``remap``: see :func:`parse_shards`.
+    reached on their ``tls-port``. A user denied ``CLUSTER INFO`` and ``CLUSTER
+    NODES`` (ACL) still gets the map, with epochs unknown (0): views are then
+    merged by coverage and source alone. ``remap``: see :func:`parse_shards`.
     """
     replies: tuple[Any, Any, Any] = await asyncio.gather(
         execute(b"CLUSTER", b"INFO", encoding=None),
@@ -433,9 +435,12 @@ async def read_slot_map(
         return_exceptions=True,
     )
     info, shards, nodes = replies
-    if isinstance(info, BaseException):
+    if isinstance(info, NoPermissionError):  # a least-privilege user: epoch unknown (0)
+        epoch = 0
+    elif isinstance(info, BaseException):
         raise info
-    epoch = parse_epoch(info)
+    else:
+        epoch = parse_epoch(info)
     if isinstance(nodes, ReplyError):  # not allowed: config epochs unknown (0)
         epochs: dict[str, int] = {}
     elif isinstance(nodes, BaseException):
