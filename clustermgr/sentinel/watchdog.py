@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from ..errors import RedisError
+from ..errors import NoPermissionError, RedisError
 from ..pool import ConnectionsPool
 from .errors import RoleMismatchError
 from .servers import ServerPool
@@ -42,6 +42,8 @@ async def watch_roles(follower: Watched, interval: float, expected: str) -> None
             continue
         replies = await asyncio.gather(*(_role_of(p) for p in pools), return_exceptions=True)
         for pool, reply in zip(pools, replies, strict=True):
+            if isinstance(reply, NoPermissionError):
+                continue  # ROLE not allowed: the sentinels' view stands (see check_role)
             if isinstance(reply, (RedisError, OSError)):
                 follower.report_error(pool, reply)
                 continue
