@@ -512,6 +512,7 @@ async def create_pool(
     name: str | None = None,
     on_connect: OnConnect | None = None,
     read_timeout: float | None = None,
+    lazy: bool = False,
 ) -> ConnectionsPool:
     """Create a :class:`ConnectionsPool` and open ``minsize`` connections.
 
@@ -519,7 +520,9 @@ async def create_pool(
     what connecting raises (ConnectError, AuthError, TimeoutError) if the
     first connections cannot be opened. ``read_timeout`` is passed to every
     connection (see :func:`~clustermgr.connection.create_connection`);
-    ``acquire_timeout`` bounds waiting for a free connection.
+    ``acquire_timeout`` bounds waiting for a free connection. With ``lazy``
+    nothing is opened here: the first command connects (and fails, typed,
+    if the server is not up yet).
     """
     cls = pool_cls or ConnectionsPool
     if not (isinstance(cls, type) and issubclass(cls, ConnectionsPool)):
@@ -531,6 +534,8 @@ async def create_pool(
         connection_cls=connection_cls, name=name, on_connect=on_connect,
         read_timeout=read_timeout,
     )
+    if lazy:
+        return pool
     try:
         await pool.fill()
     except BaseException:

@@ -145,6 +145,7 @@ class ClusterPool(SubscriptionViews, Router):
             connection_cls=connection_cls, read_timeout=read_timeout,
         )
         self._table = CommandTable.builtin()
+        self._table_wanted = False
         self._routes: Routes = [None] * SLOT_COUNT
         self._readers: Routes | None = None
         self._masters: list[ConnectionsPool] = []
@@ -172,6 +173,11 @@ class ClusterPool(SubscriptionViews, Router):
         await self._nodes.reload(frozenset({"startup"}))
         await self._nodes.fill_all()
         await self._load_command_table()
+        self._refresh.start()
+
+    def _start_lazily(self) -> None:
+        """Connect nothing now: the first command's missing route reloads the map."""
+        self._table_wanted = True
         self._refresh.start()
 
     async def _load_command_table(self) -> None:
@@ -468,6 +474,9 @@ class ClusterPool(SubscriptionViews, Router):
 
     def _map_applied(self) -> None:
         self._pubsub.reconcile()
+        if self._table_wanted:  # lazy start: the server's table after the first map
+            self._table_wanted = False
+            self._tasks.spawn(self._load_command_table())
 
     def _shutdown(self) -> None:
         self._pubsub.close()
@@ -522,6 +531,7 @@ async def create_cluster_pool(
     connection_cls: type[RedisConnection] | None = None,
     read_timeout: float | None = None,
     address_remap: AddressRemap | None = None,
+    lazy: bool = False,
 ) -> ClusterPool:
     """Connect to a Redis Cluster and return a :class:`ClusterPool`.
 
@@ -536,7 +546,9 @@ async def create_cluster_pool(
     announce (slot maps, MOVED/ASK) to the ones to connect to (startup nodes
     are used as given); a remap that raises fails with
     :class:`~clustermgr.remap.AddressRemapError`. Raises :class:`ConnectError`
-    if no startup node returns a slot map.
+    if no startup node returns a slot map. With ``lazy`` it returns at once
+    and the first command reads the slot map (a node not up yet fails that
+    command, typed, once ``retry_timeout`` is spent).
     """
     pool = ClusterPool(
         startup_nodes, username=username, password=password, ssl=ssl, encoding=encoding,
@@ -545,6 +557,9 @@ async def create_cluster_pool(
         pool_cls=pool_cls, connection_cls=connection_cls, read_timeout=read_timeout,
         address_remap=address_remap,
     )
+    if lazy:
+        pool._start_lazily()
+        return pool
     try:
         await pool._initialize()
     except BaseException:

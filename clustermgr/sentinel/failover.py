@@ -134,6 +134,8 @@ class Follower:
         self.failover: Failover | None = None
         self.last_error: BaseException | None = None
         self._ready: asyncio.Future[ServerPool] = asyncio.get_running_loop().create_future()
+        self._lazy = False  # start_lazily() called, nothing started yet
+        self._start_pending = False  # started lazily: _started() due after the first install
         self._resolver: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_discovery = float("-inf")
@@ -209,6 +211,17 @@ class Follower:
             )
         self._install(pools, "initial discovery")
         await self._started()
+
+    def start_lazily(self) -> None:
+        """Connect nothing now: the first :meth:`wait_active` starts (see :meth:`start`)."""
+        self._lazy = True
+
+    def _start_late(self) -> None:
+        self._lazy = False
+        self._start_pending = True
+        for address in self._sentinel.addresses:
+            self.monitor.watch(address)
+        self.hold()
 
     async def _started(self) -> None:
         await self._learn_sentinels()
@@ -286,6 +299,9 @@ class Follower:
         if self._ready.done():
             self._ready = loop.create_future()
         self._ready.set_result(current)
+        if self._start_pending:  # a lazy start: what start() does after the first install
+            self._start_pending = False
+            self._tasks.spawn(self._started())
 
     def _publish(self) -> None:
         rotation = tuple(self.replicas) if len(self.replicas) > 1 else ()
@@ -320,6 +336,8 @@ class Follower:
             return pool
         if self._closing:
             raise PoolClosedError(f"sentinel pool for {self._service!r} is closed")
+        if self._lazy:
+            self._start_late()
         if self._resolver is None or self._resolver.done():
             self.hold()
         ready = self._ready

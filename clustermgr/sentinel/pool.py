@@ -251,6 +251,9 @@ class SentinelPool(SubscriptionViews, Router):
     async def _start(self) -> None:
         await self._follower.start()
 
+    def _start_lazily(self) -> None:
+        self._follower.start_lazily()
+
     def _hold(self) -> None:
         """Hold commands and rediscover (as after a connection error)."""
         self._follower.hold()
@@ -365,6 +368,7 @@ async def create_sentinel_pool(
     sentinel_password: str | None = None,
     minsize: int = 1,
     maxsize: int = 10,
+    lazy: bool = False,
     **kwargs: Any,
 ) -> SentinelPool:
     """Discover the master (or the replicas) of ``service`` and return a ready pool.
@@ -376,6 +380,9 @@ async def create_sentinel_pool(
     ``db``, ``encoding``, ``failover_timeout``, ``early_release``,
     ``address_remap`` for the addresses sentinels name, ...).
     ``minsize``/``maxsize`` apply per server (per replica for ``role="replica"``).
+    With ``lazy`` nothing is asked or opened here: the first command
+    discovers (and, if no server can be found within ``failover_timeout``,
+    fails with one of the errors below; the next command tries again).
 
     Fails fast with a distinct error: :class:`~.errors.UnknownServiceError`,
     :class:`~.errors.SentinelsUnreachableError`,
@@ -387,6 +394,9 @@ async def create_sentinel_pool(
         sentinel_username=sentinel_username, sentinel_password=sentinel_password,
         minsize=minsize, maxsize=maxsize, **kwargs,
     )
+    if lazy:
+        pool._start_lazily()
+        return pool
     try:
         await pool._start()
     except BaseException:
