@@ -15,11 +15,13 @@ import ssl as ssl_module
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from ._timeout import timeout as _timeout
 from .abc import AbcChannel, AbcConnection
 from .address import ServerAddress, check_db, parse_address
+from .credentials import CredentialProvider, CredentialProviderError, get_credentials
 from .errors import (
     ConnectError,
     ConnectionClosedError,
@@ -848,6 +850,7 @@ async def create_connection(
     connection_cls: type[RedisConnection] | None = None,
     name: str | None = None,
     read_timeout: float | None = None,
+    credential_provider: CredentialProvider | None = None,
 ) -> RedisConnection:
     """Open a connection to one server and run the handshake.
 
@@ -860,11 +863,15 @@ async def create_connection(
     arrives for that long (a hung or paused server); its pending commands
     fail with :class:`ConnectionClosedError` (``may_have_executed=True``).
     Blocking commands (BLPOP, XREAD BLOCK, ...) suspend the check.
+    ``credential_provider`` (:mod:`clustermgr.credentials`), asked first
+    (within ``timeout`` too), gives the username and password to send.
     """
     parsed = parse_address(address).with_defaults(
         db=db, username=username, password=password, encoding=encoding,
         timeout=timeout, name=name,
     )
+    if credential_provider is not None:
+        parsed = await _provided(parsed, credential_provider)
     use_ssl = resolve_tls([parsed], ssl)
     if parsed.timeout is not None and not (
         isinstance(parsed.timeout, (int, float))
@@ -918,6 +925,18 @@ async def create_connection(
         await conn.wait_closed()
         raise
     return conn
+
+
+async def _provided(address: ServerAddress, provider: CredentialProvider) -> ServerAddress:
+    """``address`` with the provider's credentials (asked within its timeout)."""
+    try:
+        async with _timeout(address.timeout):
+            username, password = await get_credentials(provider)
+    except asyncio.TimeoutError:
+        raise CredentialProviderError(
+            f"the credential provider did not answer within {address.timeout}s"
+        ) from None
+    return replace(address, username=username, password=password)
 
 
 async def _handshake(conn: RedisConnection, address: ServerAddress) -> None:

@@ -23,6 +23,7 @@ from .abc import AbcConnection, AbcPool
 from .address import ServerAddress, check_db, parse_address
 from .connection import RedisConnection, create_connection
 from .connset import ConnectionSet
+from .credentials import CredentialProvider, get_credentials
 from .errors import (
     PoolClosedError,
     ReplyError,
@@ -84,6 +85,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         on_connect: OnConnect | None = None,
         reconnect_delay: tuple[float, float] = (0.05, 2.0),
         read_timeout: float | None = None,
+        credential_provider: CredentialProvider | None = None,
     ) -> None:
         if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 0:
             raise ValueError(f"minsize must be an int >= 0, got {minsize!r}")
@@ -104,6 +106,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._maxsize = maxsize
         self._on_connect = on_connect
         self._read_timeout = read_timeout
+        self._provider = credential_provider
         self._db = self._address.db or 0
         self._known = KnownState(db=self._db, credentials=self._credentials())
         self._closing = False
@@ -143,7 +146,10 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         conn = await create_connection(
             self._address, ssl=self._ssl, parser=self._parser,
             connection_cls=self._connection_cls, read_timeout=self._read_timeout,
+            credential_provider=self._provider,
         )
+        if self._provider is not None:
+            self._adopt_credentials(conn.state.credentials)
         try:
             if self._on_connect is not None:
                 try:
@@ -165,6 +171,14 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         conn.stats = self._counters
         self._counters.connects += 1
         return conn
+
+    def _adopt_credentials(self, credentials: tuple[str | None, str] | None) -> None:
+        """The provider's newest answer becomes the pool's: released connections follow."""
+        if credentials is not None and credentials != self._known.credentials:
+            self._address = replace(
+                self._address, username=credentials[0], password=credentials[1]
+            )
+            self._known = replace(self._known, credentials=credentials)
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -391,6 +405,22 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._known = replace(self._known, credentials=self._credentials())
         return True
 
+    async def reauthenticate(self) -> bool:
+        """Ask the credential provider again and ``AUTH`` every connection with its answer.
+
+        For rotated passwords or tokens: call it once the new credentials
+        are valid and before the old ones are revoked. What :meth:`auth`
+        does, with the provider's answer (without a provider: the pool's own
+        credentials again, if it has any).
+        """
+        if self._provider is not None:
+            username, password = await get_credentials(self._provider)
+        elif self._address.password:
+            username, password = self._address.username, self._address.password
+        else:
+            return True
+        return await self.auth(password, username)
+
     async def _run_to_completion(self, coro: Awaitable[bool]) -> bool:
         """Await ``coro`` in a task of the pool: cancelling the caller does not stop it.
 
@@ -513,6 +543,7 @@ async def create_pool(
     on_connect: OnConnect | None = None,
     read_timeout: float | None = None,
     lazy: bool = False,
+    credential_provider: CredentialProvider | None = None,
 ) -> ConnectionsPool:
     """Create a :class:`ConnectionsPool` and open ``minsize`` connections.
 
@@ -522,7 +553,9 @@ async def create_pool(
     connection (see :func:`~clustermgr.connection.create_connection`);
     ``acquire_timeout`` bounds waiting for a free connection. With ``lazy``
     nothing is opened here: the first command connects (and fails, typed,
-    if the server is not up yet).
+    if the server is not up yet). ``credential_provider`` is asked for the
+    username and password at every connect (:mod:`clustermgr.credentials`;
+    see :meth:`ConnectionsPool.reauthenticate`).
     """
     cls = pool_cls or ConnectionsPool
     if not (isinstance(cls, type) and issubclass(cls, ConnectionsPool)):
@@ -532,7 +565,7 @@ async def create_pool(
         minsize=minsize, maxsize=maxsize, parser=parser,
         create_connection_timeout=create_connection_timeout, acquire_timeout=acquire_timeout,
         connection_cls=connection_cls, name=name, on_connect=on_connect,
-        read_timeout=read_timeout,
+        read_timeout=read_timeout, credential_provider=credential_provider,
     )
     if lazy:
         return pool

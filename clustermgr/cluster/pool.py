@@ -35,6 +35,7 @@ from ..abc import AbcConnection
 from ..address import parse_address
 from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection
+from ..credentials import CredentialProvider
 from ..errors import (
     AskError,
     ClusterDownError,
@@ -113,6 +114,7 @@ class ClusterPool(SubscriptionViews, Router):
         connection_cls: type[RedisConnection] | None = None,
         read_timeout: float | None = None,
         address_remap: AddressRemap | None = None,
+        credential_provider: CredentialProvider | None = None,
     ) -> None:
         nodes = [parse_address(a) for a in startup_nodes]
         if not nodes:
@@ -143,6 +145,7 @@ class ClusterPool(SubscriptionViews, Router):
             username=username, password=password, ssl=ssl, encoding=encoding,
             minsize=minsize, maxsize=maxsize, create_connection_timeout=connect_timeout,
             connection_cls=connection_cls, read_timeout=read_timeout,
+            credential_provider=credential_provider,
         )
         self._table = CommandTable.builtin()
         self._table_wanted = False
@@ -153,6 +156,7 @@ class ClusterPool(SubscriptionViews, Router):
             startup=self._startup, read_from=read_from, options=self._options, tls=self._tls,
             conn_kwargs=dict(
                 username=username, password=password, ssl=ssl, timeout=connect_timeout,
+                credential_provider=credential_provider,
             ),
             events=self.events, create=self._new_node_pool, set_routes=self._set_routes,
             set_readers=self._set_readers, applied=self._map_applied,
@@ -207,6 +211,14 @@ class ClusterPool(SubscriptionViews, Router):
     @staticmethod
     async def _send_readonly(conn: RedisConnection) -> None:
         await conn.execute(b"READONLY", encoding=None)
+
+    async def reauthenticate(self) -> bool:
+        """Re-authenticate every node pool with the credential provider's answer.
+
+        See :meth:`ConnectionsPool.reauthenticate`; the first refusal is raised.
+        """
+        await asyncio.gather(*(p.reauthenticate() for p in list(self._nodes.pools.values())))
+        return True
 
     def _set_routes(self, routes: Routes, masters: list[ConnectionsPool]) -> None:
         self._routes = routes
@@ -532,6 +544,7 @@ async def create_cluster_pool(
     read_timeout: float | None = None,
     address_remap: AddressRemap | None = None,
     lazy: bool = False,
+    credential_provider: CredentialProvider | None = None,
 ) -> ClusterPool:
     """Connect to a Redis Cluster and return a :class:`ClusterPool`.
 
@@ -548,14 +561,15 @@ async def create_cluster_pool(
     :class:`~clustermgr.remap.AddressRemapError`. Raises :class:`ConnectError`
     if no startup node returns a slot map. With ``lazy`` it returns at once
     and the first command reads the slot map (a node not up yet fails that
-    command, typed, once ``retry_timeout`` is spent).
+    command, typed, once ``retry_timeout`` is spent). ``credential_provider``:
+    asked at every connect to any node (see :meth:`ClusterPool.reauthenticate`).
     """
     pool = ClusterPool(
         startup_nodes, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, read_from=read_from, max_redirects=max_redirects,
         retry_timeout=retry_timeout, refresh=refresh, connect_timeout=connect_timeout,
         pool_cls=pool_cls, connection_cls=connection_cls, read_timeout=read_timeout,
-        address_remap=address_remap,
+        address_remap=address_remap, credential_provider=credential_provider,
     )
     if lazy:
         pool._start_lazily()

@@ -22,6 +22,7 @@ from typing import Any
 from ..abc import AbcConnection
 from ..commands import CommandTable
 from ..connection import RedisConnection
+from ..credentials import CredentialProvider
 from ..errors import (
     ConnectError,
     ConnectionClosedError,
@@ -95,6 +96,7 @@ class SentinelPool(SubscriptionViews, Router):
         early_release: bool = True,
         role_check_interval: float | None = 1.0,
         address_remap: AddressRemap | None = None,
+        credential_provider: CredentialProvider | None = None,
     ) -> None:
         if role not in ("master", "replica", "slave"):
             raise ValueError(f"role must be 'master' or 'replica', not {role!r}")
@@ -133,7 +135,7 @@ class SentinelPool(SubscriptionViews, Router):
                 "encoding": encoding, "minsize": minsize, "maxsize": maxsize,
                 "parser": parser, "create_connection_timeout": create_connection_timeout,
                 "acquire_timeout": acquire_timeout, "connection_cls": connection_cls,
-                "name": name,
+                "name": name, "credential_provider": credential_provider,
             },
             failover_timeout=failover_timeout, rediscover_interval=rediscover_interval,
             poll_interval=poll_interval, role_check_interval=role_check_interval,
@@ -253,6 +255,15 @@ class SentinelPool(SubscriptionViews, Router):
 
     def _start_lazily(self) -> None:
         self._follower.start_lazily()
+
+    async def reauthenticate(self) -> bool:
+        """Re-authenticate the server pool(s) in use with the credential provider's answer.
+
+        See :meth:`ConnectionsPool.reauthenticate`; pools opened later ask the
+        provider themselves.
+        """
+        await asyncio.gather(*(p.reauthenticate() for p in self._follower.serving_now()))
+        return True
 
     def _hold(self) -> None:
         """Hold commands and rediscover (as after a connection error)."""
