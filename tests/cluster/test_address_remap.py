@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from clustermgr.cluster import RefreshOptions, create_cluster_pool, key_slot
 from clustermgr import errors
+from clustermgr.cluster import RefreshOptions, create_cluster_pool, key_slot
 from clustermgr.errors import ClusterRetryError
 from clustermgr.remap import AddressRemapError
 from clustermgr.testing import LocalCluster
