@@ -72,7 +72,7 @@ __all__ = ["READ_FROM", "ClusterPool", "create_cluster_pool"]
 
 logger = logging.getLogger("clustermgr.cluster")
 
-READ_FROM = ("master", "replica", "prefer_replica", "nearest")
+READ_FROM = ("master", "replica", "prefer_replica", "nearest", "az_affinity")
 """Accepted values of ``read_from``."""
 
 _FANOUT = ("all_shards", "all_nodes")
@@ -115,12 +115,19 @@ class ClusterPool(SubscriptionViews, Router):
         read_timeout: float | None = None,
         address_remap: AddressRemap | None = None,
         credential_provider: CredentialProvider | None = None,
+        client_az: str | None = None,
     ) -> None:
         nodes = [parse_address(a) for a in startup_nodes]
         if not nodes:
             raise ValueError("startup_nodes must name at least one node")
         if read_from not in READ_FROM:
             raise ValueError(f"read_from must be one of {READ_FROM}, got {read_from!r}")
+        if (read_from == "az_affinity") != (client_az is not None) or client_az == "":
+            raise ValueError(
+                "read_from='az_affinity' needs client_az (the client's availability zone), "
+                f"and client_az applies only to it (got read_from={read_from!r}, "
+                f"client_az={client_az!r})"
+            )
         if max_redirects < 0:
             raise ValueError(f"max_redirects must be >= 0, got {max_redirects!r}")
         if retry_timeout <= 0:
@@ -161,7 +168,7 @@ class ClusterPool(SubscriptionViews, Router):
             events=self.events, create=self._new_node_pool, set_routes=self._set_routes,
             set_readers=self._set_readers, applied=self._map_applied,
             spawn=self._tasks.spawn, forget=self._forget, closed=lambda: self._closed,
-            remap=address_remap,
+            remap=address_remap, client_az=client_az,
         )
         self._remap = address_remap
         self._refresh = RefreshEngine(self._nodes.reload, self._options)
@@ -176,6 +183,8 @@ class ClusterPool(SubscriptionViews, Router):
     async def _initialize(self) -> None:
         await self._nodes.reload(frozenset({"startup"}))
         await self._nodes.fill_all()
+        if self._read_from == "az_affinity":  # readers in the client's zone from the start
+            await self._nodes.learn_zones()
         await self._load_command_table()
         self._refresh.start()
 
@@ -545,13 +554,16 @@ async def create_cluster_pool(
     address_remap: AddressRemap | None = None,
     lazy: bool = False,
     credential_provider: CredentialProvider | None = None,
+    client_az: str | None = None,
 ) -> ClusterPool:
     """Connect to a Redis Cluster and return a :class:`ClusterPool`.
 
     ``startup_nodes`` are ``(host, port)`` pairs or URLs of any nodes; the
     rest is discovered. ``read_from`` is ``"master"`` (default),
-    ``"replica"``, ``"prefer_replica"`` or ``"nearest"`` (read-only commands
-    only). A command is retried for at most ``max_redirects`` redirects and
+    ``"replica"``, ``"prefer_replica"``, ``"nearest"`` or ``"az_affinity"``
+    (with ``client_az``: replicas in that availability zone, then other
+    replicas, then the master; Valkey 8.1+) -- read-only commands only. A
+    command is retried for at most ``max_redirects`` redirects and
     ``retry_timeout`` seconds in total. ``read_timeout`` aborts a node
     connection whose replies stall that long (a hung or paused node); its
     commands are then retried like any connection failure.
@@ -570,6 +582,7 @@ async def create_cluster_pool(
         retry_timeout=retry_timeout, refresh=refresh, connect_timeout=connect_timeout,
         pool_cls=pool_cls, connection_cls=connection_cls, read_timeout=read_timeout,
         address_remap=address_remap, credential_provider=credential_provider,
+        client_az=client_az,
     )
     if lazy:
         pool._start_lazily()
