@@ -33,6 +33,7 @@ from .errors import (
 )
 from .execreply import ExecCodecs
 from .handback import ConnectionState
+from .options import check_class, check_options
 from .protocol import (
     BLOCKING_COMMANDS,
     case_variants,
@@ -866,6 +867,10 @@ async def create_connection(
     ``credential_provider`` (:mod:`clustermgr.credentials`), asked first
     (within ``timeout`` too), gives the username and password to send.
     """
+    check_options(
+        db=db, username=username, password=password, ssl=ssl, encoding=encoding,
+        timeout=timeout, name=name, read_timeout=read_timeout,
+    )
     parsed = parse_address(address).with_defaults(
         db=db, username=username, password=password, encoding=encoding,
         timeout=timeout, name=name,
@@ -873,19 +878,8 @@ async def create_connection(
     if credential_provider is not None:
         parsed = await _provided(parsed, credential_provider)
     use_ssl = resolve_tls([parsed], ssl)
-    if parsed.timeout is not None and not (
-        isinstance(parsed.timeout, (int, float))
-        and not isinstance(parsed.timeout, bool)
-        and parsed.timeout > 0
-    ):
-        raise ValueError(
-            f"timeout must be a positive number of seconds or None, got {parsed.timeout!r}"
-        )
-    if parsed.db is not None:
-        check_db(parsed.db)
+    check_class("connection_cls", connection_cls, RedisConnection)
     cls = connection_cls or RedisConnection
-    if not (isinstance(cls, type) and issubclass(cls, RedisConnection)):
-        raise TypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")
     loop = asyncio.get_running_loop()
     conn = cls(
         parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_timeout

@@ -32,6 +32,7 @@ from .errors import (
 )
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
 from .handback import KnownState
+from .options import check_class, check_options
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
 from .pubsub import PUBSUB_COMMANDS
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
@@ -54,13 +55,6 @@ _SPECIAL = {
     **case_variants(*(name.decode() for name in PUBSUB_COMMANDS)),
     **BLOCKING_COMMANDS,
 }
-
-
-def _check_timeout(name: str, value: float | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
 
 
 class ConnectionsPool(SubscriptionViews, AbcPool):
@@ -87,14 +81,13 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         read_timeout: float | None = None,
         credential_provider: CredentialProvider | None = None,
     ) -> None:
-        if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 0:
-            raise ValueError(f"minsize must be an int >= 0, got {minsize!r}")
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
-            raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
-        if minsize > maxsize:
-            raise ValueError(f"minsize ({minsize}) must not exceed maxsize ({maxsize})")
-        _check_timeout("create_connection_timeout", create_connection_timeout)
-        _check_timeout("acquire_timeout", acquire_timeout)
+        check_options(
+            db=db, username=username, password=password, ssl=ssl, encoding=encoding,
+            minsize=minsize, maxsize=maxsize, create_connection_timeout=create_connection_timeout,
+            acquire_timeout=acquire_timeout, name=name, on_connect=on_connect,
+            reconnect_delay=reconnect_delay, read_timeout=read_timeout,
+        )
+        check_class("connection_cls", connection_cls, RedisConnection)
         self._address: ServerAddress = parse_address(address).with_defaults(
             db=db, username=username, password=password, encoding=encoding,
             timeout=create_connection_timeout, name=name,
@@ -557,9 +550,8 @@ async def create_pool(
     username and password at every connect (:mod:`clustermgr.credentials`;
     see :meth:`ConnectionsPool.reauthenticate`).
     """
+    check_class("pool_cls", pool_cls, ConnectionsPool)
     cls = pool_cls or ConnectionsPool
-    if not (isinstance(cls, type) and issubclass(cls, ConnectionsPool)):
-        raise TypeError(f"pool_cls must be a ConnectionsPool subclass, got {cls!r}")
     pool = cls(
         address, db=db, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, parser=parser,

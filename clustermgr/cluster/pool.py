@@ -32,7 +32,7 @@ from typing import Any
 
 from .._timeout import timeout as _timeout
 from ..abc import AbcConnection
-from ..address import parse_address
+from ..address import check_cluster_startup, parse_address, shared_options
 from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection
 from ..credentials import CredentialProvider
@@ -53,6 +53,7 @@ from ..errors import (
     TryAgainError,
 )
 from ..events import Redirect
+from ..options import InvalidOptionError, OptionTypeError, check_class, check_options
 from ..pool import ConnectionsPool
 from ..pubsub import is_pubsub_command
 from ..remap import AddressRemap, remap_address
@@ -117,27 +118,41 @@ class ClusterPool(SubscriptionViews, Router):
         credential_provider: CredentialProvider | None = None,
         client_az: str | None = None,
     ) -> None:
-        nodes = [parse_address(a) for a in startup_nodes]
-        if not nodes:
-            raise ValueError("startup_nodes must name at least one node")
+        check_options(
+            username=username, password=password, ssl=ssl, encoding=encoding, minsize=minsize,
+            maxsize=maxsize, max_redirects=max_redirects, retry_timeout=retry_timeout,
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
+        )
+        check_class("pool_cls", pool_cls, ConnectionsPool)
+        check_class("connection_cls", connection_cls, RedisConnection)
+        if refresh is not None and not isinstance(refresh, RefreshOptions):
+            raise OptionTypeError(
+                f"refresh must be a RefreshOptions or None, got {refresh!r}", option="refresh"
+            )
         if read_from not in READ_FROM:
-            raise ValueError(f"read_from must be one of {READ_FROM}, got {read_from!r}")
+            raise InvalidOptionError(
+                f"read_from must be one of {READ_FROM}, got {read_from!r}", option="read_from"
+            )
         if (read_from == "az_affinity") != (client_az is not None) or client_az == "":
-            raise ValueError(
+            raise InvalidOptionError(
                 "read_from='az_affinity' needs client_az (the client's availability zone), "
                 f"and client_az applies only to it (got read_from={read_from!r}, "
-                f"client_az={client_az!r})"
+                f"client_az={client_az!r})", option="client_az",
             )
-        if max_redirects < 0:
-            raise ValueError(f"max_redirects must be >= 0, got {max_redirects!r}")
-        if retry_timeout <= 0:
-            raise ValueError(f"retry_timeout must be > 0, got {retry_timeout!r}")
-        self._startup: list[Address] = []
-        for node in nodes:
-            target = node.target
-            if isinstance(target, str):
-                raise ValueError(f"cluster nodes are TCP addresses, not {target!r}")
-            self._startup.append(target)
+        nodes = [parse_address(a) for a in startup_nodes]
+        if not nodes:
+            raise InvalidOptionError(
+                "startup_nodes must name at least one node", option="startup_nodes"
+            )
+        check_cluster_startup(nodes)
+        # Credentials and options of startup URLs apply to every node.
+        given = shared_options(
+            nodes, username=username, password=password, encoding=encoding, name=None
+        )
+        username, password, encoding = given["username"], given["password"], given["encoding"]
+        self._startup: list[Address] = [
+            target for target in (n.target for n in nodes) if isinstance(target, tuple)
+        ]
         ssl = resolve_tls(nodes, ssl)  # rediss:// startup nodes: TLS for every node
         self._tls = bool(ssl)
         super().__init__(
@@ -151,7 +166,7 @@ class ClusterPool(SubscriptionViews, Router):
         self._pool_kwargs: dict[str, Any] = dict(
             username=username, password=password, ssl=ssl, encoding=encoding,
             minsize=minsize, maxsize=maxsize, create_connection_timeout=connect_timeout,
-            connection_cls=connection_cls, read_timeout=read_timeout,
+            connection_cls=connection_cls, read_timeout=read_timeout, name=given["name"],
             credential_provider=credential_provider,
         )
         self._table = CommandTable.builtin()

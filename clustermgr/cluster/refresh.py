@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .._timeout import timeout as _timeout
+from ..options import check_options
 
 __all__ = ["RefreshEngine", "RefreshOptions"]
 
@@ -41,14 +42,10 @@ class RefreshOptions:
     node_timeout: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.period is not None and self.period <= 0:
-            raise ValueError(f"period must be > 0 or None, got {self.period!r}")
-        if self.min_interval < 0:
-            raise ValueError(f"min_interval must be >= 0, got {self.min_interval!r}")
-        if self.query_nodes < 1:
-            raise ValueError(f"query_nodes must be >= 1, got {self.query_nodes!r}")
-        if self.node_timeout <= 0:
-            raise ValueError(f"node_timeout must be > 0, got {self.node_timeout!r}")
+        check_options(
+            period=self.period, min_interval=self.min_interval, query_nodes=self.query_nodes,
+            node_timeout=self.node_timeout,
+        )
 
 
 Reload = Callable[[frozenset[str]], Awaitable[None]]

@@ -29,6 +29,7 @@ from ..errors import (
     PoolClosedError,
     ReadOnlyError,
 )
+from ..options import InvalidOptionError, check_class, check_options
 from ..pool import ConnectionsPool
 from ..remap import AddressRemap
 from ..routing import Action, Budget, Classified, Router
@@ -99,11 +100,24 @@ class SentinelPool(SubscriptionViews, Router):
         credential_provider: CredentialProvider | None = None,
     ) -> None:
         if role not in ("master", "replica", "slave"):
-            raise ValueError(f"role must be 'master' or 'replica', not {role!r}")
+            raise InvalidOptionError(
+                f"role must be 'master' or 'replica', not {role!r}", option="role"
+            )
         if not isinstance(service, str) or not service:
-            raise ValueError(f"service must be a non-empty str, not {service!r}")
-        if failover_timeout <= 0:
-            raise ValueError(f"failover_timeout must be > 0, got {failover_timeout!r}")
+            raise InvalidOptionError(
+                f"service must be a non-empty str, not {service!r}", option="service"
+            )
+        check_options(
+            db=db, username=username, password=password, ssl=ssl, encoding=encoding,
+            minsize=minsize, maxsize=maxsize, create_connection_timeout=create_connection_timeout,
+            acquire_timeout=acquire_timeout, name=name, sentinel_username=sentinel_username,
+            sentinel_password=sentinel_password, sentinel_ssl=sentinel_ssl,
+            sentinel_timeout=sentinel_timeout, failover_timeout=failover_timeout,
+            rediscover_interval=rediscover_interval, poll_interval=poll_interval,
+            max_retries=max_retries, early_release=early_release,
+            role_check_interval=role_check_interval,
+        )
+        check_class("connection_cls", connection_cls, RedisConnection)
         super().__init__(retry_timeout=None, max_failures=max_retries, max_redirects=None)
         self._service = service
         self._role = "master" if role == "master" else "replica"

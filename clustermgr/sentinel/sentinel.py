@@ -22,6 +22,7 @@ from ..errors import (
     ReplyError,
     TimeoutError,
 )
+from ..options import InvalidOptionError, check_options, seconds
 from ..protocol import to_text
 from ..remap import AddressRemap, remap_address
 from ..tlsopts import Tls, resolve_tls
@@ -83,11 +84,11 @@ class RedisSentinel:
         timeout: float = 0.5,
         address_remap: AddressRemap | None = None,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        check_options(username=username, password=password, ssl=ssl)
+        seconds("timeout", timeout, optional=False)
         given = [_sentinel_address(item) for item in sentinels]
         if not given:
-            raise ValueError("at least one sentinel address is needed")
+            raise InvalidOptionError("at least one sentinel address is needed", option="sentinels")
         self._ssl = ssl
         self._timeout = timeout
         self._remap = address_remap
