@@ -86,6 +86,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
             minsize=minsize, maxsize=maxsize, create_connection_timeout=create_connection_timeout,
             acquire_timeout=acquire_timeout, name=name, on_connect=on_connect,
             reconnect_delay=reconnect_delay, read_timeout=read_timeout,
+            credential_provider=credential_provider,
         )
         check_class("connection_cls", connection_cls, RedisConnection)
         self._address: ServerAddress = parse_address(address).with_defaults(
@@ -551,6 +552,7 @@ async def create_pool(
     see :meth:`ConnectionsPool.reauthenticate`).
     """
     check_class("pool_cls", pool_cls, ConnectionsPool)
+    check_options(lazy=lazy)
     cls = pool_cls or ConnectionsPool
     pool = cls(
         address, db=db, username=username, password=password, ssl=ssl, encoding=encoding,

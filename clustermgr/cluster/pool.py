@@ -122,6 +122,8 @@ class ClusterPool(SubscriptionViews, Router):
             username=username, password=password, ssl=ssl, encoding=encoding, minsize=minsize,
             maxsize=maxsize, max_redirects=max_redirects, retry_timeout=retry_timeout,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
+            address_remap=address_remap, credential_provider=credential_provider,
+            client_az=client_az,
         )
         check_class("pool_cls", pool_cls, ConnectionsPool)
         check_class("connection_cls", connection_cls, RedisConnection)
@@ -591,6 +593,7 @@ async def create_cluster_pool(
     command, typed, once ``retry_timeout`` is spent). ``credential_provider``:
     asked at every connect to any node (see :meth:`ClusterPool.reauthenticate`).
     """
+    check_options(lazy=lazy)
     pool = ClusterPool(
         startup_nodes, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, read_from=read_from, max_redirects=max_redirects,

@@ -115,7 +115,8 @@ class SentinelPool(SubscriptionViews, Router):
             sentinel_timeout=sentinel_timeout, failover_timeout=failover_timeout,
             rediscover_interval=rediscover_interval, poll_interval=poll_interval,
             max_retries=max_retries, early_release=early_release,
-            role_check_interval=role_check_interval,
+            role_check_interval=role_check_interval, address_remap=address_remap,
+            credential_provider=credential_provider,
         )
         check_class("connection_cls", connection_cls, RedisConnection)
         super().__init__(retry_timeout=None, max_failures=max_retries, max_redirects=None)
@@ -414,6 +415,7 @@ async def create_sentinel_pool(
     :class:`~.errors.SentinelAuthError`, :class:`~clustermgr.errors.AuthError`
     (data node credentials) or :class:`~clustermgr.errors.MasterNotFoundError`.
     """
+    check_options(lazy=lazy)
     pool = SentinelPool(
         sentinels, service, role=role, username=username, password=password,
         sentinel_username=sentinel_username, sentinel_password=sentinel_password,

@@ -84,7 +84,7 @@ class RedisSentinel:
         timeout: float = 0.5,
         address_remap: AddressRemap | None = None,
     ) -> None:
-        check_options(username=username, password=password, ssl=ssl)
+        check_options(username=username, password=password, ssl=ssl, address_remap=address_remap)
         seconds("timeout", timeout, optional=False)
         given = [_sentinel_address(item) for item in sentinels]
         if not given:
