@@ -37,6 +37,7 @@ from .batching import (
 )
 from .blocking import BlockingCommands, BlockingWait, reply_waiting
 from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, blocking_wait, resolve
+from .credentials import CredentialProvider, CredentialProviderError, get_credentials
 from .dispatch import ErrorHook, ReplyDispatcher
 from .errors import (
     ConnectError,
@@ -527,6 +528,7 @@ async def create_connection(
     connection_cls: type[RedisConnection] | None = None,
     name: str | None = None,
     read_timeout: float | Default | None = DEFAULT,
+    credential_provider: CredentialProvider | None = None,
 ) -> RedisConnection:
     """Open a connection to one server and run the handshake.
 
@@ -542,10 +544,13 @@ async def create_connection(
     :class:`~clustermgr.errors.ReplyTimeoutError`). A blocking command's reply
     is due once its own timeout has passed (BLPOP 0 waits forever). ``None``
     turns a bound off (see :mod:`clustermgr.bounds`).
+    ``credential_provider`` (:mod:`clustermgr.credentials`), asked first
+    (within ``timeout`` too), gives the username and password to send.
     """
     check_options(
         db=db, username=username, password=password, ssl=ssl, encoding=encoding,
         timeout=timeout, name=name, read_timeout=read_timeout,
+        credential_provider=credential_provider,
     )
     bound = resolve("timeout", timeout, None)
     read_bound = resolve("read_timeout", read_timeout, READ_TIMEOUT)
@@ -557,6 +562,8 @@ async def create_connection(
         resolve("timeout", parsed.timeout, None)
     elif timeout is DEFAULT:
         parsed = replace(parsed, timeout=CONNECT_TIMEOUT)
+    if credential_provider is not None:
+        parsed = await _provided(parsed, credential_provider)
     use_ssl = resolve_tls([parsed], ssl)
     if parsed.db is not None:
         check_db(parsed.db)
@@ -601,6 +608,18 @@ async def create_connection(
         await conn.wait_closed()
         raise
     return conn
+
+
+async def _provided(address: ServerAddress, provider: CredentialProvider) -> ServerAddress:
+    """``address`` with the provider's credentials (asked within its timeout)."""
+    try:
+        async with _timeout(address.timeout):
+            username, password = await get_credentials(provider)
+    except asyncio.TimeoutError:
+        raise CredentialProviderError(
+            f"the credential provider did not answer within {address.timeout}s"
+        ) from None
+    return replace(address, username=username, password=password)
 
 
 async def _handshake(conn: RedisConnection, address: ServerAddress) -> None:

@@ -198,7 +198,9 @@ _CHECKS: dict[str, _Check] = {
         ("username", "password", "name", "sentinel_username", "sentinel_password"), _text
     ),
     "early_release": _flag,
-    "on_connect": _callable,
+    "lazy": _flag,
+    "client_az": _text,
+    **dict.fromkeys(("on_connect", "address_remap", "credential_provider"), _callable),
     "reconnect_delay": _delay_range,
 }
 

@@ -24,6 +24,7 @@ from .address import ServerAddress, check_db, parse_address
 from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, resolve
 from .connection import RedisConnection, create_connection
 from .connset import ConnectionSet
+from .credentials import CredentialProvider, get_credentials
 from .errors import (
     PoolClosedError,
     ReplyError,
@@ -79,12 +80,14 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         on_connect: OnConnect | None = None,
         reconnect_delay: tuple[float, float] = (0.05, 2.0),
         read_timeout: float | Default | None = DEFAULT,
+        credential_provider: CredentialProvider | None = None,
     ) -> None:
         check_options(
             db=db, username=username, password=password, ssl=ssl, encoding=encoding,
             minsize=minsize, maxsize=maxsize, create_connection_timeout=create_connection_timeout,
             acquire_timeout=acquire_timeout, name=name, on_connect=on_connect,
             reconnect_delay=reconnect_delay, read_timeout=read_timeout,
+            credential_provider=credential_provider,
         )
         check_class("connection_cls", connection_cls, RedisConnection)
         connect_bound = resolve(
@@ -101,6 +104,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._minsize = minsize
         self._maxsize = maxsize
         self._on_connect = on_connect
+        self._provider = credential_provider
         self._db = self._address.db or 0
         self._known = KnownState(db=self._db, credentials=self._credentials())
         self._closing = False
@@ -140,7 +144,10 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         conn = await create_connection(
             self._address, ssl=self._ssl, parser=self._parser, timeout=bound,
             connection_cls=self._connection_cls, read_timeout=self._read_timeout,
+            credential_provider=self._provider,
         )
+        if self._provider is not None:
+            self._adopt_credentials(conn.state.credentials)
         try:
             if self._on_connect is not None:
                 try:
@@ -162,6 +169,14 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         conn.stats = self._counters
         self._counters.connects += 1
         return conn
+
+    def _adopt_credentials(self, credentials: tuple[str | None, str] | None) -> None:
+        """The provider's newest answer becomes the pool's: released connections follow."""
+        if credentials is not None and credentials != self._known.credentials:
+            self._address = replace(
+                self._address, username=credentials[0], password=credentials[1]
+            )
+            self._known = replace(self._known, credentials=credentials)
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -388,6 +403,22 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._known = replace(self._known, credentials=self._credentials())
         return True
 
+    async def reauthenticate(self) -> bool:
+        """Ask the credential provider again and ``AUTH`` every connection with its answer.
+
+        For rotated passwords or tokens: call it once the new credentials
+        are valid and before the old ones are revoked. What :meth:`auth`
+        does, with the provider's answer (without a provider: the pool's own
+        credentials again, if it has any).
+        """
+        if self._provider is not None:
+            username, password = await get_credentials(self._provider)
+        elif self._address.password:
+            username, password = self._address.username, self._address.password
+        else:
+            return True
+        return await self.auth(password, username)
+
     async def _run_to_completion(self, coro: Awaitable[bool]) -> bool:
         """Await ``coro`` in a task of the pool: cancelling the caller does not stop it.
 
@@ -509,6 +540,8 @@ async def create_pool(
     name: str | None = None,
     on_connect: OnConnect | None = None,
     read_timeout: float | Default | None = DEFAULT,
+    lazy: bool = False,
+    credential_provider: CredentialProvider | None = None,
 ) -> ConnectionsPool:
     """Create a :class:`ConnectionsPool` and open ``minsize`` connections.
 
@@ -519,17 +552,24 @@ async def create_pool(
     ``read_timeout`` (default 10 s) is passed to every connection (see
     :func:`~clustermgr.connection.create_connection`); ``None`` turns either
     off. ``acquire_timeout`` bounds waiting for a free connection (see
-    :mod:`clustermgr.bounds`).
+    :mod:`clustermgr.bounds`). With ``lazy`` nothing is opened here: the
+    first command connects (and fails, typed, if the server is not up yet).
+    ``credential_provider`` is asked for the username and password at every
+    connect (:mod:`clustermgr.credentials`; see
+    :meth:`ConnectionsPool.reauthenticate`).
     """
     check_class("pool_cls", pool_cls, ConnectionsPool)
+    check_options(lazy=lazy)
     cls = pool_cls or ConnectionsPool
     pool = cls(
         address, db=db, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, parser=parser,
         create_connection_timeout=create_connection_timeout, acquire_timeout=acquire_timeout,
         connection_cls=connection_cls, name=name, on_connect=on_connect,
-        read_timeout=read_timeout,
+        read_timeout=read_timeout, credential_provider=credential_provider,
     )
+    if lazy:
+        return pool
     try:
         await pool.fill()
     except BaseException:

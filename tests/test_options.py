@@ -111,6 +111,15 @@ CASES: list[tuple[str, dict[str, Any], str, str, type[Exception]]] = [
     ("cluster", {"pool_cls": dict}, "", "pool_cls", OptionTypeError),
     ("cluster", {"connection_cls": int}, "", "connection_cls", OptionTypeError),
     ("cluster", {"refresh": "fast"}, "", "refresh", OptionTypeError),
+    *[(o, {"credential_provider": "pw"}, "", "credential_provider", OptionTypeError)
+      for o in ("connection", "pool", "cluster", "sentinel_pool")],
+    *[(o, {"address_remap": {}}, "", "address_remap", OptionTypeError)
+      for o in ("cluster", "sentinel", "sentinel_pool")],
+    *[(o, {"lazy": "yes"}, "", "lazy", OptionTypeError)
+      for o in ("pool", "cluster", "sentinel_pool")],
+    ("cluster", {"read_from": "az_affinity", "client_az": 5}, "", "client_az", OptionTypeError),
+    ("cluster", {"read_from": "az_affinity"}, "", "client_az", InvalidOptionError),
+    ("cluster", {"client_az": "az-a"}, "", "client_az", InvalidOptionError),
 ]
 
 

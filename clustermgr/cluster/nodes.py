@@ -25,13 +25,14 @@ from ..errors import ConnectError, RedisError
 from ..events import Event, EventBus
 from ..health import NodeHealth, describe_failure
 from ..pool import ConnectionsPool
+from ..remap import AddressRemap, AddressRemapError
 from ..slots import SLOT_COUNT
 from ..stats import NodeStats
 from .observe import map_events
 from .refresh import RefreshOptions
 from .topology import Address, Shard, SlotMap, diff_maps, merge_views, read_slot_map
 
-__all__ = ["NodePools", "Routes"]
+__all__ = ["NodePools", "Routes", "pick_az_reader"]
 
 logger = logging.getLogger("clustermgr.cluster")
 
@@ -54,7 +55,9 @@ class NodePools:
     and is replaced alone after latency measurements); ``applied()`` runs
     after each new map; ``spawn(coro)`` runs a task in the owner's task set;
     ``forget(pool)`` drops what the owner keeps for a retired pool;
-    ``closed()`` says whether the owner is closing.
+    ``closed()`` says whether the owner is closing; ``remap`` turns the
+    addresses nodes announce into the ones to connect to (a failing remap
+    fails the reload with its :class:`~clustermgr.remap.AddressRemapError`).
     """
 
     def __init__(
@@ -73,6 +76,8 @@ class NodePools:
         spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
         forget: Callable[[ConnectionsPool], None],
         closed: Callable[[], bool],
+        remap: AddressRemap | None = None,
+        client_az: str | None = None,
     ) -> None:
         self._startup = list(startup)
         self._read_from = read_from
@@ -87,6 +92,9 @@ class NodePools:
         self._spawn = spawn
         self._forget = forget
         self._closed = closed
+        self._remap = remap
+        self._client_az = client_az
+        self._zones: dict[Address, str] = {}  # availability zone of each node, once read
         self._readers: Routes | None = None
         self._latency: dict[Address, float] = {}
         self._health = NodeHealth()
@@ -233,6 +241,8 @@ class NodePools:
                 *(self._query(a) for a in chunk), return_exceptions=True
             )
             for address, result in zip(chunk, results, strict=True):
+                if isinstance(result, AddressRemapError):
+                    raise result  # the user's callable, not the node, failed
                 if isinstance(result, SlotMap):
                     self.report(address, True, "answered CLUSTER INFO")
                     if result.covered:
@@ -255,10 +265,14 @@ class NodePools:
         async with _timeout(self._options.node_timeout):
             pool = self.pools.get(address)
             if pool is not None and not pool.closed:
-                return await read_slot_map(pool.execute, address, tls=self._tls)
+                return await read_slot_map(
+                    pool.execute, address, tls=self._tls, remap=self._remap
+                )
             conn = await create_connection(address, **self._conn_kwargs)
             try:
-                return await read_slot_map(conn.execute, address, tls=self._tls)
+                return await read_slot_map(
+                    conn.execute, address, tls=self._tls, remap=self._remap
+                )
             finally:
                 conn.close()
                 await conn.wait_closed()
@@ -308,8 +322,12 @@ class NodePools:
         self._applied()
         if self._read_from == "nearest":
             self._spawn(self._measure_latency())
+        elif self._read_from == "az_affinity" and any(a not in self._zones for a in self.pools):
+            self._spawn(self.learn_zones())
 
     def _pick_reader(self, shard: Shard) -> Address:
+        if self._read_from == "az_affinity":
+            return pick_az_reader(shard, self._client_az or "", self._zones)
         replicas = [r.address for r in shard.healthy_replicas]
         if self._read_from == "nearest":
             choices = [shard.master.address, *replicas]
@@ -336,6 +354,27 @@ class NodePools:
             )
 
         await asyncio.gather(*(ping(a, p) for a, p in list(self.pools.items())))
+        self._repick_readers()
+
+    async def learn_zones(self) -> None:
+        """Read each node's ``availability_zone`` (``INFO server``, Valkey 8.1+), then pick readers.
+
+        A node that does not say (older servers, INFO denied, no answer in
+        ``node_timeout``) has no zone: it is never "in the client's zone".
+        """
+
+        async def zone(address: Address, pool: ConnectionsPool) -> None:
+            try:
+                async with _timeout(self._options.node_timeout):
+                    info = await pool.execute(b"INFO", b"server", encoding=None)
+            except (RedisError, OSError, asyncio.TimeoutError):
+                return
+            self._zones[address] = _info_field(info, "availability_zone")
+
+        await asyncio.gather(*(zone(a, p) for a, p in list(self.pools.items())))
+        self._repick_readers()
+
+    def _repick_readers(self) -> None:
         current = self.map
         if current is None or self._closed() or self._readers is None:
             return
@@ -348,3 +387,24 @@ class NodePools:
                 readers[slot] = chosen[id(shard)]
         self._readers = readers
         self._set_readers(readers)
+
+
+def pick_az_reader(shard: Shard, client_az: str, zones: Mapping[Address, str]) -> Address:
+    """The reader for ``read_from="az_affinity"``: a healthy replica in ``client_az``,
+    else any healthy replica, else the master (``zones``: address -> zone)."""
+    replicas = [r.address for r in shard.healthy_replicas]
+    local = [a for a in replicas if zones.get(a) == client_az]
+    if local:
+        return random.choice(local)
+    if replicas:
+        return random.choice(replicas)
+    return shard.master.address
+
+
+def _info_field(info: Any, name: str) -> str:
+    text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+    prefix = name + ":"
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+    return ""

@@ -36,6 +36,7 @@ from ..address import check_cluster_startup, parse_address, shared_options
 from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve
 from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection
+from ..credentials import CredentialProvider
 from ..errors import (
     AskError,
     ClusterDownError,
@@ -57,6 +58,7 @@ from ..health import describe_failure
 from ..options import InvalidOptionError, OptionTypeError, check_class, check_options
 from ..pool import ConnectionsPool
 from ..pubsub import is_pubsub_command
+from ..remap import AddressRemap, remap_address
 from ..routing import Action, Budget, Classified, Router
 from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
@@ -73,7 +75,7 @@ __all__ = ["READ_FROM", "ClusterPool", "create_cluster_pool"]
 
 logger = logging.getLogger("clustermgr.cluster")
 
-READ_FROM = ("master", "replica", "prefer_replica", "nearest")
+READ_FROM = ("master", "replica", "prefer_replica", "nearest", "az_affinity")
 """Accepted values of ``read_from``."""
 
 _FANOUT = ("all_shards", "all_nodes")
@@ -114,11 +116,16 @@ class ClusterPool(SubscriptionViews, Router):
         pool_cls: type[ConnectionsPool] = ConnectionsPool,
         connection_cls: type[RedisConnection] | None = None,
         read_timeout: float | Default | None = DEFAULT,
+        address_remap: AddressRemap | None = None,
+        credential_provider: CredentialProvider | None = None,
+        client_az: str | None = None,
     ) -> None:
         check_options(
             username=username, password=password, ssl=ssl, encoding=encoding, minsize=minsize,
             maxsize=maxsize, max_redirects=max_redirects, retry_timeout=retry_timeout,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
+            address_remap=address_remap, credential_provider=credential_provider,
+            client_az=client_az,
         )
         check_class("pool_cls", pool_cls, ConnectionsPool)
         check_class("connection_cls", connection_cls, RedisConnection)
@@ -129,6 +136,12 @@ class ClusterPool(SubscriptionViews, Router):
         if read_from not in READ_FROM:
             raise InvalidOptionError(
                 f"read_from must be one of {READ_FROM}, got {read_from!r}", option="read_from"
+            )
+        if (read_from == "az_affinity") != (client_az is not None) or client_az == "":
+            raise InvalidOptionError(
+                "read_from='az_affinity' needs client_az (the client's availability zone), "
+                f"and client_az applies only to it (got read_from={read_from!r}, "
+                f"client_az={client_az!r})", option="client_az",
             )
         nodes = [parse_address(a) for a in startup_nodes]
         if not nodes:
@@ -162,8 +175,10 @@ class ClusterPool(SubscriptionViews, Router):
             username=username, password=password, ssl=ssl, encoding=encoding,
             minsize=minsize, maxsize=maxsize, create_connection_timeout=connect_timeout,
             connection_cls=connection_cls, read_timeout=read_bound, name=given["name"],
+            credential_provider=credential_provider,
         )
         self._table = CommandTable.builtin()
+        self._table_wanted = False
         self._routes: Routes = [None] * SLOT_COUNT
         self._readers: Routes | None = None
         self._masters: list[ConnectionsPool] = []
@@ -171,11 +186,14 @@ class ClusterPool(SubscriptionViews, Router):
             startup=self._startup, read_from=read_from, options=self._options, tls=self._tls,
             conn_kwargs=dict(
                 username=username, password=password, ssl=ssl, timeout=connect_timeout,
+                credential_provider=credential_provider,
             ),
             events=self.events, create=self._new_node_pool, set_routes=self._set_routes,
             set_readers=self._set_readers, applied=self._map_applied,
             spawn=self._tasks.spawn, forget=self._forget, closed=lambda: self._closed,
+            remap=address_remap, client_az=client_az,
         )
+        self._remap = address_remap
         self._refresh = RefreshEngine(self._nodes.reload, self._options)
         self._pubsub = ClusterPubSub(
             spawn=self._tasks.spawn, slot_owner=self._route_slot, masters=lambda: self._masters,
@@ -188,7 +206,14 @@ class ClusterPool(SubscriptionViews, Router):
     async def _initialize(self) -> None:
         await self._nodes.reload(frozenset({"startup"}))
         await self._nodes.fill_all()
+        if self._read_from == "az_affinity":  # readers in the client's zone from the start
+            await self._nodes.learn_zones()
         await self._load_command_table()
+        self._refresh.start()
+
+    def _start_lazily(self) -> None:
+        """Connect nothing now: the first command's missing route reloads the map."""
+        self._table_wanted = True
         self._refresh.start()
 
     async def _load_command_table(self) -> None:
@@ -218,6 +243,14 @@ class ClusterPool(SubscriptionViews, Router):
     @staticmethod
     async def _send_readonly(conn: RedisConnection) -> None:
         await conn.execute(b"READONLY", encoding=None)
+
+    async def reauthenticate(self) -> bool:
+        """Re-authenticate every node pool with the credential provider's answer.
+
+        See :meth:`ConnectionsPool.reauthenticate`; the first refusal is raised.
+        """
+        await asyncio.gather(*(p.reauthenticate() for p in list(self._nodes.pools.values())))
+        return True
 
     def _set_routes(self, routes: Routes, masters: list[ConnectionsPool]) -> None:
         self._routes = routes
@@ -282,6 +315,7 @@ class ClusterPool(SubscriptionViews, Router):
 
     def _redirect(self, c: Classified, error: BaseException, ask: bool) -> ConnectionsPool:
         assert isinstance(error, RedirectError)
+        address = remap_address(self._remap, error.address)  # AddressRemapError: not retried
         source = self._routes[error.slot]
         if source is not None:
             source.counters.redirects += 1
@@ -289,9 +323,9 @@ class ClusterPool(SubscriptionViews, Router):
             origin = source.address if source is not None else None
             self.events.emit(Redirect(
                 "ASK" if ask else "MOVED", error.slot,
-                origin if isinstance(origin, tuple) else None, error.address, c.name,
+                origin if isinstance(origin, tuple) else None, address, c.name,
             ))
-        target = self._nodes.node_pool(error.address)
+        target = self._nodes.node_pool(address)
         if not ask:
             self._routes[error.slot] = target
             self._refresh.trigger("moved")
@@ -518,6 +552,9 @@ class ClusterPool(SubscriptionViews, Router):
 
     def _map_applied(self) -> None:
         self._pubsub.reconcile()
+        if self._table_wanted:  # lazy start: the server's table after the first map
+            self._table_wanted = False
+            self._tasks.spawn(self._load_command_table())
 
     def _shutdown(self) -> None:
         self._pubsub.close()
@@ -571,13 +608,19 @@ async def create_cluster_pool(
     pool_cls: type[ConnectionsPool] = ConnectionsPool,
     connection_cls: type[RedisConnection] | None = None,
     read_timeout: float | Default | None = DEFAULT,
+    address_remap: AddressRemap | None = None,
+    lazy: bool = False,
+    credential_provider: CredentialProvider | None = None,
+    client_az: str | None = None,
 ) -> ClusterPool:
     """Connect to a Redis Cluster and return a :class:`ClusterPool`.
 
     ``startup_nodes`` are ``(host, port)`` pairs or URLs of any nodes; the
     rest is discovered. ``read_from`` is ``"master"`` (default),
-    ``"replica"``, ``"prefer_replica"`` or ``"nearest"`` (read-only commands
-    only). A command is retried for at most ``max_redirects`` redirects and
+    ``"replica"``, ``"prefer_replica"``, ``"nearest"`` or ``"az_affinity"``
+    (with ``client_az``: replicas in that availability zone, then other
+    replicas, then the master; Valkey 8.1+) -- read-only commands only. A
+    command is retried for at most ``max_redirects`` redirects and
     ``retry_timeout`` seconds in total, from the moment it is issued: an
     attempt still waiting when the budget ends fails with
     :class:`ClusterRetryError` saying whether it may have executed.
@@ -586,15 +629,28 @@ async def create_cluster_pool(
     means ``retry_timeout``) aborts a node connection whose replies stall
     that long (a hung or paused node); its commands are then retried like
     any connection failure, and the slot map is polled until the node
-    answers or its slots move (see :mod:`clustermgr.bounds`). Raises
-    :class:`ConnectError` if no startup node returns a slot map.
+    answers or its slots move (see :mod:`clustermgr.bounds`).
+    ``address_remap(host, port) -> (host, port)`` maps the addresses nodes
+    announce (slot maps, MOVED/ASK) to the ones to connect to (startup nodes
+    are used as given); a remap that raises fails with
+    :class:`~clustermgr.remap.AddressRemapError`. Raises :class:`ConnectError`
+    if no startup node returns a slot map. With ``lazy`` it returns at once
+    and the first command reads the slot map (a node not up yet fails that
+    command, typed, once ``retry_timeout`` is spent). ``credential_provider``:
+    asked at every connect to any node (see :meth:`ClusterPool.reauthenticate`).
     """
+    check_options(lazy=lazy)
     pool = ClusterPool(
         startup_nodes, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, read_from=read_from, max_redirects=max_redirects,
         retry_timeout=retry_timeout, refresh=refresh, connect_timeout=connect_timeout,
         pool_cls=pool_cls, connection_cls=connection_cls, read_timeout=read_timeout,
+        address_remap=address_remap, credential_provider=credential_provider,
+        client_az=client_az,
     )
+    if lazy:
+        pool._start_lazily()
+        return pool
     try:
         await pool._initialize()
     except BaseException:

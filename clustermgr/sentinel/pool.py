@@ -23,6 +23,7 @@ from ..abc import AbcConnection
 from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve
 from ..commands import CommandTable
 from ..connection import RedisConnection
+from ..credentials import CredentialProvider
 from ..errors import (
     ConnectError,
     ConnectionClosedError,
@@ -31,6 +32,7 @@ from ..errors import (
 )
 from ..options import InvalidOptionError, check_class, check_options
 from ..pool import ConnectionsPool
+from ..remap import AddressRemap
 from ..routing import Action, Budget, Classified, Router
 from ..stats import NodeStats
 from ..subscriptions import SubscriptionSet, SubscriptionViews
@@ -96,6 +98,8 @@ class SentinelPool(SubscriptionViews, Router):
         early_release: bool = True,
         role_check_interval: float | None = 1.0,
         read_timeout: float | Default | None = DEFAULT,
+        address_remap: AddressRemap | None = None,
+        credential_provider: CredentialProvider | None = None,
     ) -> None:
         if role not in ("master", "replica", "slave"):
             raise InvalidOptionError(
@@ -114,6 +118,7 @@ class SentinelPool(SubscriptionViews, Router):
             rediscover_interval=rediscover_interval, poll_interval=poll_interval,
             max_retries=max_retries, early_release=early_release,
             role_check_interval=role_check_interval, read_timeout=read_timeout,
+            address_remap=address_remap, credential_provider=credential_provider,
         )
         check_class("connection_cls", connection_cls, RedisConnection)
         connect_bound = resolve(
@@ -133,7 +138,7 @@ class SentinelPool(SubscriptionViews, Router):
             self._actions = self._actions.with_entries({ReadOnlyError: Action.FAIL})
         self._sentinel = RedisSentinel(
             sentinels, username=sentinel_username, password=sentinel_password,
-            ssl=sentinel_ssl, timeout=sentinel_timeout,
+            ssl=sentinel_ssl, timeout=sentinel_timeout, address_remap=address_remap,
         )
         hooks: PoolHooks[ServerPool] = PoolHooks(
             events=self.events, set_route=self._set_route,
@@ -151,6 +156,7 @@ class SentinelPool(SubscriptionViews, Router):
                 "parser": parser, "create_connection_timeout": connect_bound,
                 "acquire_timeout": acquire_timeout, "connection_cls": connection_cls,
                 "name": name, "read_timeout": read_bound,
+                "credential_provider": credential_provider,
             },
             failover_timeout=failover_timeout, rediscover_interval=rediscover_interval,
             poll_interval=poll_interval, role_check_interval=role_check_interval,
@@ -268,6 +274,18 @@ class SentinelPool(SubscriptionViews, Router):
     async def _start(self) -> None:
         await self._follower.start()
 
+    def _start_lazily(self) -> None:
+        self._follower.start_lazily()
+
+    async def reauthenticate(self) -> bool:
+        """Re-authenticate the server pool(s) in use with the credential provider's answer.
+
+        See :meth:`ConnectionsPool.reauthenticate`; pools opened later ask the
+        provider themselves.
+        """
+        await asyncio.gather(*(p.reauthenticate() for p in self._follower.serving_now()))
+        return True
+
     def _hold(self) -> None:
         """Hold commands and rediscover (as after a connection error)."""
         self._follower.hold()
@@ -382,6 +400,7 @@ async def create_sentinel_pool(
     sentinel_password: str | None = None,
     minsize: int = 1,
     maxsize: int = 10,
+    lazy: bool = False,
     **kwargs: Any,
 ) -> SentinelPool:
     """Discover the master (or the replicas) of ``service`` and return a ready pool.
@@ -390,19 +409,27 @@ async def create_sentinel_pool(
     ``username``/``password`` are the data nodes' credentials,
     ``sentinel_username``/``sentinel_password`` the sentinels'. Other keyword
     arguments are those of :class:`SentinelPool` (``ssl``, ``sentinel_ssl``,
-    ``db``, ``encoding``, ``failover_timeout``, ``early_release``, ...).
+    ``db``, ``encoding``, ``failover_timeout``, ``early_release``,
+    ``address_remap`` for the addresses sentinels name, ...).
     ``minsize``/``maxsize`` apply per server (per replica for ``role="replica"``).
+    With ``lazy`` nothing is asked or opened here: the first command
+    discovers (and, if no server can be found within ``failover_timeout``,
+    fails with one of the errors below; the next command tries again).
 
     Fails fast with a distinct error: :class:`~.errors.UnknownServiceError`,
     :class:`~.errors.SentinelsUnreachableError`,
     :class:`~.errors.SentinelAuthError`, :class:`~clustermgr.errors.AuthError`
     (data node credentials) or :class:`~clustermgr.errors.MasterNotFoundError`.
     """
+    check_options(lazy=lazy)
     pool = SentinelPool(
         sentinels, service, role=role, username=username, password=password,
         sentinel_username=sentinel_username, sentinel_password=sentinel_password,
         minsize=minsize, maxsize=maxsize, **kwargs,
     )
+    if lazy:
+        pool._start_lazily()
+        return pool
     try:
         await pool._start()
     except BaseException:

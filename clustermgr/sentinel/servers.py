@@ -49,9 +49,13 @@ class ServerPool(ConnectionsPool):
     #: The SentinelPool's ``execute_pubsub`` while this pool serves it.
     route_pubsub: Callable[..., Awaitable[Any]] | None = None
 
-    def __init__(self, address: Any, *, role: str, **kwargs: Any) -> None:
+    def __init__(
+        self, address: Any, *, role: str, unverified: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(address, on_connect=self._verify, **kwargs)
         self._role = role
+        self._unverified = unverified
         #: ``run_id`` of the server process this pool was opened to (None: not
         #: connected yet; "" unknown, INFO not allowed).
         self.run_id: str | None = None
@@ -75,6 +79,10 @@ class ServerPool(ConnectionsPool):
             run_id = await check_role(conn, self._role)
         finally:
             self._verifying.discard(conn)
+        if run_id is None:  # ROLE not allowed: the sentinels' view stands
+            if self._unverified is not None:
+                self._unverified(conn.address)
+            run_id = ""
         self._verified = [c for c in self._verified if not c.closed]
         if self.run_id is None:
             self.run_id = run_id
@@ -111,6 +119,18 @@ class Servers:
         self._tasks = tasks
         self._retired: list[ServerPool] = []
         self._opening: set[ServerPool] = set()
+        self._told_unverified = False
+
+    def _unverified(self, address: Any) -> None:
+        """ROLE was refused on ``address``: say once that the weaker check is used."""
+        if self._told_unverified:
+            return
+        self._told_unverified = True
+        logger.warning(
+            "ROLE is not allowed for this user on %s: the %s role is taken from the "
+            "sentinels' majority view, unverified (a demoted master is noticed by its "
+            "READONLY replies)", address_text(address), self._role,
+        )
 
     @property
     def check_timeout(self) -> float:
@@ -137,7 +157,9 @@ class Servers:
                     raise TimeoutError(f"{self._role} {address_text(address)} did not answer "
                                        "ROLE in time") from exc
                 return pool
-        pool = ServerPool(address, role=self._role, **self._pool_kwargs)
+        pool = ServerPool(
+            address, role=self._role, unverified=self._unverified, **self._pool_kwargs
+        )
         self._opening.add(pool)
         try:
             await pool.fill()

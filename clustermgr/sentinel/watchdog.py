@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from .._timeout import timeout as _timeout
 from ..address import address_text
-from ..errors import RedisError, TimeoutError
+from ..errors import NoPermissionError, RedisError, TimeoutError
 from ..pool import ConnectionsPool
 from .errors import RoleMismatchError
 from .servers import ServerPool
@@ -51,6 +51,8 @@ async def watch_roles(
         replies = await asyncio.gather(
             *(_role_of(p, bound) for p in pools), return_exceptions=True)
         for pool, reply in zip(pools, replies, strict=True):
+            if isinstance(reply, NoPermissionError):
+                continue  # ROLE not allowed: the sentinels' view stands (see check_role)
             if isinstance(reply, (RedisError, OSError)):
                 follower.report_error(pool, reply)
                 continue
