@@ -21,6 +21,7 @@ from ._timeout import timeout as _timeout
 from .abc import AbcChannel, AbcConnection
 from .address import ServerAddress, check_db, parse_address
 from .errors import (
+    ArgumentTypeError,
     ConnectError,
     ConnectionClosedError,
     ConnectionForcedCloseError,
@@ -261,6 +262,7 @@ class RedisConnection(AbcConnection):
         target = address.target
         self._reader = new_reader(parser, host=target[0] if isinstance(target, tuple) else None)
         self._transport: asyncio.Transport | None = None
+        self._peer: tuple[str, int] | None = None  # the TCP peer, once connected
         # (future, encoding, state hook, error hook, command, args) per reply awaited.
         self._waiters: deque[
             tuple[
@@ -306,6 +308,8 @@ class RedisConnection(AbcConnection):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = transport.get_extra_info("peername")
+            self._peer = (peer[0], peer[1]) if peer else None
 
     def _flush(self) -> None:
         self._flush_handle = None
@@ -747,8 +751,11 @@ class RedisConnection(AbcConnection):
 
     @property
     def address(self) -> tuple[str, int] | str:
-        """``(host, port)`` or the unix socket path."""
-        return self._address.target
+        """The peer's ``(ip, port)`` (as aioredis), or the unix socket path.
+
+        The configured address (a host name, options) is :attr:`server_address`.
+        """
+        return self._peer or self._address.target
 
     @property
     def server_address(self) -> ServerAddress:
@@ -878,7 +885,7 @@ async def create_connection(
         check_db(parsed.db)
     cls = connection_cls or RedisConnection
     if not (isinstance(cls, type) and issubclass(cls, RedisConnection)):
-        raise TypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")
+        raise ArgumentTypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")
     loop = asyncio.get_running_loop()
     conn = cls(
         parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_timeout

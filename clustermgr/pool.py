@@ -24,6 +24,8 @@ from .address import ServerAddress, check_db, parse_address
 from .connection import RedisConnection, create_connection
 from .connset import ConnectionSet
 from .errors import (
+    ArgumentError,
+    ArgumentTypeError,
     PoolClosedError,
     ReplyError,
     RouteError,
@@ -86,11 +88,11 @@ class ConnectionsPool(AbcPool):
         read_timeout: float | None = None,
     ) -> None:
         if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 0:
-            raise ValueError(f"minsize must be an int >= 0, got {minsize!r}")
+            raise ArgumentError(f"minsize must be an int >= 0, got {minsize!r}")
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
-            raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
+            raise ArgumentError(f"maxsize must be an int >= 1, got {maxsize!r}")
         if minsize > maxsize:
-            raise ValueError(f"minsize ({minsize}) must not exceed maxsize ({maxsize})")
+            raise ArgumentError(f"minsize ({minsize}) must not exceed maxsize ({maxsize})")
         _check_timeout("create_connection_timeout", create_connection_timeout)
         _check_timeout("acquire_timeout", acquire_timeout)
         self._address: ServerAddress = parse_address(address).with_defaults(
@@ -539,7 +541,7 @@ async def create_pool(
     """
     cls = pool_cls or ConnectionsPool
     if not (isinstance(cls, type) and issubclass(cls, ConnectionsPool)):
-        raise TypeError(f"pool_cls must be a ConnectionsPool subclass, got {cls!r}")
+        raise ArgumentTypeError(f"pool_cls must be a ConnectionsPool subclass, got {cls!r}")
     pool = cls(
         address, db=db, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, parser=parser,

@@ -36,6 +36,7 @@ from ..address import parse_address
 from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection
 from ..errors import (
+    ArgumentTypeError,
     AskError,
     ClusterDownError,
     ClusterRetryError,
@@ -120,6 +121,10 @@ class ClusterPool(Router):
             raise ValueError(f"max_redirects must be >= 0, got {max_redirects!r}")
         if retry_timeout <= 0:
             raise ValueError(f"retry_timeout must be > 0, got {retry_timeout!r}")
+        if not (isinstance(pool_cls, type) and issubclass(pool_cls, ConnectionsPool)):
+            raise ArgumentTypeError(
+                f"pool_cls must be a ConnectionsPool subclass, got {pool_cls!r}"
+            )
         self._startup: list[Address] = []
         for node in nodes:
             target = node.target
@@ -377,16 +382,19 @@ class ClusterPool(Router):
 
     # -- AbcPool: exclusive connections -----------------------------------
 
-    def _slot_for(self, info: CommandInfo | None, args: Sequence[Any]) -> int:
+    def _slot_for(self, info: CommandInfo | None, args: Sequence[Any]) -> int | None:
+        """The slot an exclusive connection is asked for; None without a key when the
+        cluster has one master (it owns every key), else RouteError."""
         slot: int | None = None
         if info is not None:
             slot = info.slot_of(args)
         elif args:
             slot = key_slot(args[0])
-        if slot is None:
+        if slot is None and len(self._masters) != 1:
             raise RouteError(
                 "a cluster pool hands out connections of the node that owns a key: "
-                "pass one, e.g. `pool.get(b'WATCH', [key])` or `pool.acquire(None, [key])`"
+                "pass one, e.g. `pool.get(b'WATCH', [key])` or `pool.acquire(None, [key])` "
+                "(without a key only on a cluster of one master)"
             )
         return slot
 
@@ -397,7 +405,8 @@ class ClusterPool(Router):
         if self._closed:
             return None
         info = self._table.lookup(command) if command is not None else None
-        pool = self._routes[self._slot_for(info, args)]
+        slot = self._slot_for(info, args)
+        pool = self._any_master() if slot is None else self._routes[slot]
         return pool.get_connection() if pool is not None else None
 
     async def acquire(
@@ -406,7 +415,8 @@ class ClusterPool(Router):
         """An exclusive connection to the master owning the key in ``args``.
 
         For MULTI/EXEC, WATCH and blocking commands; give it back with
-        :meth:`release`. Raises :class:`RouteError` without a key.
+        :meth:`release`. Without a key: the master of a one-master cluster,
+        else :class:`RouteError`.
         """
         if self._closed:
             raise PoolClosedError("cluster pool is closed")
@@ -501,6 +511,22 @@ class ClusterPool(Router):
     def encoding(self) -> str | None:
         """The default reply codec."""
         return self._encoding
+
+    @property
+    def minsize(self) -> int:
+        """Connections each node pool keeps open."""
+        minsize: int = self._pool_kwargs["minsize"]
+        return minsize
+
+    @property
+    def maxsize(self) -> int:
+        """Connections each node pool opens at most."""
+        maxsize: int = self._pool_kwargs["maxsize"]
+        return maxsize
+
+    async def clear(self) -> None:
+        """Close every node pool's free connections (acquired ones close when released)."""
+        await asyncio.gather(*(pool.clear() for pool in self._serving()))
 
     async def select(self, db: int) -> bool:
         """Only db 0 exists on a cluster."""
