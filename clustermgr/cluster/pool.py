@@ -170,7 +170,10 @@ class ClusterPool(Router):
 
     async def _initialize(self) -> None:
         await self._nodes.reload(frozenset({"startup"}))
-        await self._nodes.fill_all()
+        failures = await self._nodes.fill_all()
+        masters = self._masters
+        if masters and all(pool in failures for pool in masters):
+            raise failures[masters[0]]  # no master opened its minsize (maxclients, auth, ...)
         await self._load_command_table()
         self._refresh.start()
 
@@ -567,7 +570,9 @@ async def create_cluster_pool(
     ``retry_timeout`` seconds in total. ``read_timeout`` aborts a node
     connection whose replies stall that long (a hung or paused node); its
     commands are then retried like any connection failure. Raises
-    :class:`ConnectError` if no startup node returns a slot map.
+    :class:`ConnectError` if no startup node returns a slot map, and the
+    first error (``MaxClientsError``, ``AuthError``, ...) if no master can
+    open ``minsize`` connections.
     """
     pool = ClusterPool(
         startup_nodes, username=username, password=password, ssl=ssl, encoding=encoding,

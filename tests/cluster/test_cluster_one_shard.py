@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from clustermgr import register_with_aioredis
+from clustermgr import create_connection, register_with_aioredis
 from clustermgr.cluster import ClusterPool, create_cluster_pool
-from clustermgr.errors import ArgumentError, ArgumentTypeError, RouteError
+from clustermgr.errors import ArgumentError, ArgumentTypeError, MaxClientsError, RouteError
 from clustermgr.testing.cluster import LocalCluster
 
 
@@ -93,3 +93,15 @@ async def test_keyless_acquire_on_several_shards_is_refused(
         await pool.wait_closed()
 
 
+
+
+async def test_startup_fails_when_no_master_opens_minsize(one_shard: LocalCluster) -> None:
+    admin = await create_connection(one_shard.startup_nodes[0])
+    try:
+        await admin.execute(b"CONFIG", b"SET", b"maxclients", b"2")
+        with pytest.raises(MaxClientsError):
+            await create_cluster_pool(one_shard.startup_nodes, minsize=3)
+    finally:
+        await admin.execute(b"CONFIG", b"SET", b"maxclients", b"10000")
+        admin.close()
+        await admin.wait_closed()
