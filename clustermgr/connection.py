@@ -121,6 +121,7 @@ class RedisConnection(AbcConnection):
         self._loop = loop or asyncio.get_running_loop()
         target = address.target
         self._transport: asyncio.Transport | None = None
+        self._peer: tuple[str, int] | None = None  # the TCP peer, once connected
         self._pubsub = PubSubState(self._server_unsubscribed)
         self._replies = ReplyDispatcher(
             new_reader(parser, host=target[0] if isinstance(target, tuple) else None),
@@ -166,6 +167,8 @@ class RedisConnection(AbcConnection):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = transport.get_extra_info("peername")
+            self._peer = (peer[0], peer[1]) if peer else None
 
     def _flush(self) -> None:
         self._flush_handle = None
@@ -427,8 +430,11 @@ class RedisConnection(AbcConnection):
 
     @property
     def address(self) -> tuple[str, int] | str:
-        """``(host, port)`` or the unix socket path."""
-        return self._address.target
+        """The peer's ``(ip, port)`` (as aioredis), or the unix socket path.
+
+        The configured address (a host name, options) is :attr:`server_address`.
+        """
+        return self._peer or self._address.target
 
     @property
     def server_address(self) -> ServerAddress:

@@ -16,6 +16,8 @@ import ipaddress
 from typing import Any, ClassVar
 
 __all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
     "AskError",
     "AuthError",
     "BusyGroupError",
@@ -430,6 +432,22 @@ class ReplyTimeoutError(TimeoutError):
         self.silent_for = silent_for
 
 
+class ArgumentError(ValueError):
+    """A bad argument value: a pool size out of range, a connection not from this pool.
+
+    After :func:`alias_aioredis_errors` it is also an ``AssertionError``:
+    aioredis 1.x checked these arguments with ``assert``, so its users catch
+    that (clustermgr checks them without ``assert``, which ``python -O`` strips).
+    """
+
+
+class ArgumentTypeError(TypeError):
+    """An argument of the wrong kind (``pool_cls``/``connection_cls`` not a clustermgr class).
+
+    Also an ``AssertionError`` after :func:`alias_aioredis_errors`, as :class:`ArgumentError`.
+    """
+
+
 def alias_aioredis_errors(aioredis_errors: Any) -> None:
     """Make each clustermgr error a real subclass of aioredis' class of the same name.
 
@@ -437,8 +455,12 @@ def alias_aioredis_errors(aioredis_errors: Any) -> None:
     exception matching ignores ``__subclasscheck__``, so ABC registration
     would satisfy ``isinstance`` but not ``except``). The aioredis class is
     appended to the bases of its namesake; ``RedisError``'s placeholder base
-    is replaced by aioredis' ``RedisError``. Idempotent.
+    is replaced by aioredis' ``RedisError``. :class:`ArgumentError` and
+    :class:`ArgumentTypeError` gain ``AssertionError``. Idempotent.
     """
+    for argument_error in (ArgumentError, ArgumentTypeError):
+        if not issubclass(argument_error, AssertionError):
+            argument_error.__bases__ = (*argument_error.__bases__, AssertionError)
     ours = [c for c in globals().values() if isinstance(c, type) and issubclass(c, RedisError)]
     for cls in sorted(ours, key=lambda c: len(c.__mro__)):  # parents first
         theirs = getattr(aioredis_errors, cls.__name__, None)

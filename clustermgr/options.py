@@ -19,7 +19,7 @@ import ssl as ssl_module
 from collections.abc import Callable
 from typing import Any, Final
 
-from .errors import RedisError
+from .errors import ArgumentError, ArgumentTypeError, RedisError
 
 __all__ = [
     "DEFAULT", "Default", "InvalidOptionError", "OptionTypeError", "check_class", "check_db",
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-class InvalidOptionError(RedisError, ValueError):
+class InvalidOptionError(RedisError, ArgumentError):
     """An option a factory cannot use; ``option`` names it."""
 
     def __init__(self, message: str, *, option: str) -> None:
@@ -35,7 +35,7 @@ class InvalidOptionError(RedisError, ValueError):
         self.option = option
 
 
-class OptionTypeError(InvalidOptionError, TypeError):
+class OptionTypeError(InvalidOptionError, ArgumentTypeError):
     """An option of the wrong type (``ssl="yes"``, ``db="1"``)."""
 
 

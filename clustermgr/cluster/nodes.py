@@ -118,18 +118,20 @@ class NodePools:
             self._spawn(self._fill(pool))
         return pool
 
-    async def fill_all(self) -> None:
-        """Open every node pool's minimum of connections (failures are logged)."""
-        await asyncio.gather(
-            *(self._fill(p) for p in list(self.pools.values())), return_exceptions=True
-        )
+    async def fill_all(self) -> dict[ConnectionsPool, BaseException]:
+        """Open every node pool's minimum of connections; the failures (also logged)."""
+        pools = list(self.pools.values())
+        failures = await asyncio.gather(*(self._fill(p) for p in pools))
+        return {pool: exc for pool, exc in zip(pools, failures, strict=True) if exc is not None}
 
     @staticmethod
-    async def _fill(pool: ConnectionsPool) -> None:
+    async def _fill(pool: ConnectionsPool) -> BaseException | None:
         try:
             await pool.fill()
         except (RedisError, OSError) as exc:
             logger.debug("could not open connections to %s: %s", pool, exc)
+            return exc
+        return None
 
     async def _retire(self, pool: ConnectionsPool) -> None:
         self._forget(pool)

@@ -205,7 +205,10 @@ class ClusterPool(SubscriptionViews, Router):
 
     async def _initialize(self) -> None:
         await self._nodes.reload(frozenset({"startup"}))
-        await self._nodes.fill_all()
+        failures = await self._nodes.fill_all()
+        masters = self._masters
+        if masters and all(pool in failures for pool in masters):
+            raise failures[masters[0]]  # no master opened its minsize (maxclients, auth, ...)
         if self._read_from == "az_affinity":  # readers in the client's zone from the start
             await self._nodes.learn_zones()
         await self._load_command_table()
@@ -463,16 +466,19 @@ class ClusterPool(SubscriptionViews, Router):
 
     # -- AbcPool: exclusive connections -----------------------------------
 
-    def _slot_for(self, info: CommandInfo | None, args: Sequence[Any]) -> int:
+    def _slot_for(self, info: CommandInfo | None, args: Sequence[Any]) -> int | None:
+        """The slot an exclusive connection is asked for; None without a key when the
+        cluster has one master (it owns every key), else RouteError."""
         slot: int | None = None
         if info is not None:
             slot = info.slot_of(args)
         elif args:
             slot = key_slot(args[0])
-        if slot is None:
+        if slot is None and len(self._masters) != 1:
             raise RouteError(
                 "a cluster pool hands out connections of the node that owns a key: "
-                "pass one, e.g. `pool.get(b'WATCH', [key])` or `pool.acquire(None, [key])`"
+                "pass one, e.g. `pool.get(b'WATCH', [key])` or `pool.acquire(None, [key])` "
+                "(without a key only on a cluster of one master)"
             )
         return slot
 
@@ -483,7 +489,8 @@ class ClusterPool(SubscriptionViews, Router):
         if self._closed:
             return None
         info = self._table.lookup(command) if command is not None else None
-        pool = self._routes[self._slot_for(info, args)]
+        slot = self._slot_for(info, args)
+        pool = self._any_master() if slot is None else self._routes[slot]
         return pool.get_connection() if pool is not None else None
 
     async def acquire(
@@ -492,7 +499,8 @@ class ClusterPool(SubscriptionViews, Router):
         """An exclusive connection to the master owning the key in ``args``.
 
         For MULTI/EXEC, WATCH and blocking commands; give it back with
-        :meth:`release`. Raises :class:`RouteError` without a key.
+        :meth:`release`. Without a key: the master of a one-master cluster,
+        else :class:`RouteError`.
         """
         if self._closed:
             raise PoolClosedError("cluster pool is closed")
@@ -579,6 +587,22 @@ class ClusterPool(SubscriptionViews, Router):
         """The default reply codec."""
         return self._encoding
 
+    @property
+    def minsize(self) -> int:
+        """Connections each node pool keeps open."""
+        minsize: int = self._pool_kwargs["minsize"]
+        return minsize
+
+    @property
+    def maxsize(self) -> int:
+        """Connections each node pool opens at most."""
+        maxsize: int = self._pool_kwargs["maxsize"]
+        return maxsize
+
+    async def clear(self) -> None:
+        """Close every node pool's free connections (acquired ones close when released)."""
+        await asyncio.gather(*(pool.clear() for pool in self._serving()))
+
     async def select(self, db: int) -> bool:
         """Only db 0 exists on a cluster."""
         if db != 0:
@@ -634,10 +658,12 @@ async def create_cluster_pool(
     announce (slot maps, MOVED/ASK) to the ones to connect to (startup nodes
     are used as given); a remap that raises fails with
     :class:`~clustermgr.remap.AddressRemapError`. Raises :class:`ConnectError`
-    if no startup node returns a slot map. With ``lazy`` it returns at once
-    and the first command reads the slot map (a node not up yet fails that
-    command, typed, once ``retry_timeout`` is spent). ``credential_provider``:
-    asked at every connect to any node (see :meth:`ClusterPool.reauthenticate`).
+    if no startup node returns a slot map, and the first error
+    (``MaxClientsError``, ``AuthError``, ...) if no master can open
+    ``minsize`` connections. With ``lazy`` it returns at once and the first
+    command reads the slot map (a node not up yet fails that command, typed,
+    once ``retry_timeout`` is spent). ``credential_provider``: asked at every
+    connect to any node (see :meth:`ClusterPool.reauthenticate`).
     """
     check_options(lazy=lazy)
     pool = ClusterPool(

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from ..abc import AbcConnection, AbcPool
 from ..backoff import Backoff
 from ..commands import CommandInfo
-from ..errors import OutcomeUnknownError, PoolClosedError, RedisError, RouteError
+from ..errors import ArgumentError, OutcomeUnknownError, PoolClosedError, RedisError, RouteError
 from ..events import EventBus
 from ..pool import ConnectionsPool
 from ..stats import NodeStats, PoolStats
@@ -371,7 +371,7 @@ class Router(AbcPool):
         """Give back a connection from :meth:`acquire`."""
         pool = self._acquired.pop(conn, None)
         if pool is None:
-            raise ValueError(f"{conn!r} was not acquired from {self!r}")
+            raise ArgumentError(f"{conn!r} was not acquired from {self!r}")
         if pool.closed:
             conn.close()
             return
@@ -382,6 +382,16 @@ class Router(AbcPool):
     def _serving(self) -> Iterable[ConnectionsPool]:
         """The node pools in use now."""
         raise NotImplementedError
+
+    @property
+    def size(self) -> int:
+        """Connections open to the servers in use (summed over their pools)."""
+        return sum(p.size for p in self._serving())
+
+    @property
+    def freesize(self) -> int:
+        """Connections to the servers in use that are not acquired."""
+        return sum(p.freesize for p in self._serving())
 
     def _forget(self, pool: ConnectionsPool) -> None:
         """Drop what the hot path keeps for a node pool that was retired."""

@@ -358,16 +358,6 @@ class SentinelPool(SubscriptionViews, Router):
         """The default reply codec."""
         return self._encoding
 
-    @property
-    def size(self) -> int:
-        """Connections open to the server(s) in use."""
-        return sum(p.size for p in self._serving())
-
-    @property
-    def freesize(self) -> int:
-        """Connections to the server(s) in use that are not acquired."""
-        return sum(p.freesize for p in self._serving())
-
     def _serving(self) -> list[ServerPool]:
         follower = self._follower
         if follower.replicas:
