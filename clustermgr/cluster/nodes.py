@@ -224,18 +224,20 @@ class NodePools:
         wanted = new.addresses(replicas=replicas)
         routes: Routes = [None] * SLOT_COUNT
         readers: Routes | None = [None] * SLOT_COUNT if replicas else None
-        per_shard: dict[Shard, tuple[ConnectionsPool, ConnectionsPool]] = {}
-        for slot, shard in enumerate(new.shards):
+        per_shard: dict[int, tuple[ConnectionsPool, ConnectionsPool]] = {}  # by id(shard)
+        starts = new.starts
+        for start, end in zip(starts, [*starts[1:], SLOT_COUNT], strict=True):
+            shard = new.shards[start]
             if shard is None:
                 continue
-            pair = per_shard.get(shard)
+            pair = per_shard.get(id(shard))
             if pair is None:
                 master = self.node_pool(shard.master.address)
                 reader = self.node_pool(self._pick_reader(shard)) if replicas else master
-                pair = per_shard[shard] = (master, reader)
-            routes[slot] = pair[0]
+                pair = per_shard[id(shard)] = (master, reader)
+            routes[start:end] = [pair[0]] * (end - start)
             if readers is not None:
-                readers[slot] = pair[1]
+                readers[start:end] = [pair[1]] * (end - start)
         self._set_routes(routes, [self.node_pool(m.address) for m in new.masters])
         self._readers = readers
         self._set_readers(readers)
@@ -291,11 +293,11 @@ class NodePools:
         if current is None or self._closed() or self._readers is None:
             return
         readers = list(self._readers)
-        chosen: dict[Shard, ConnectionsPool] = {}
+        chosen: dict[int, ConnectionsPool] = {}  # by id(shard)
         for slot, shard in enumerate(current.shards):
             if shard is not None:
-                if shard not in chosen:
-                    chosen[shard] = self.node_pool(self._pick_reader(shard))
-                readers[slot] = chosen[shard]
+                if id(shard) not in chosen:
+                    chosen[id(shard)] = self.node_pool(self._pick_reader(shard))
+                readers[slot] = chosen[id(shard)]
         self._readers = readers
         self._set_readers(readers)

@@ -13,6 +13,9 @@ two maps, so pools are created and closed only for nodes that came or went.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -88,23 +91,37 @@ class SlotMap:
     source: Address | None = None
     nodes: tuple[NodeInfo, ...] = field(default=())
 
-    @property
+    @functools.cached_property
+    def starts(self) -> list[int]:
+        """The first slot of each run of slots served by one shard object."""
+        return _run_starts(self.shards)
+
+    @functools.cached_property
+    def distinct(self) -> tuple[Shard, ...]:
+        """Each shard serving a slot once, by identity (no hashing of 16384 entries)."""
+        found: dict[int, Shard] = {}
+        shards = self.shards
+        for start in self.starts:
+            shard = shards[start]
+            if shard is not None:
+                found.setdefault(id(shard), shard)
+        return tuple(found.values())
+
+    @functools.cached_property
     def covered(self) -> int:
         """Number of slots with an owner."""
-        return sum(1 for shard in self.shards if shard is not None)
+        return SLOT_COUNT - sum(map(operator.is_, self.shards, itertools.repeat(None)))
 
     @property
     def masters(self) -> tuple[NodeInfo, ...]:
         """Masters serving at least one slot, ordered by address."""
-        found = {s.master.address: s.master for s in self.shards if s is not None}
+        found = {s.master.address: s.master for s in self.distinct}
         return tuple(found[a] for a in sorted(found))
 
     def addresses(self, *, replicas: bool = False) -> frozenset[Address]:
         """Addresses of the serving masters, and of their replicas if asked."""
         result: set[Address] = set()
-        for shard in set(self.shards):
-            if shard is None:
-                continue
+        for shard in self.distinct:
             result.add(shard.master.address)
             if replicas:
                 result.update(r.address for r in shard.replicas)
@@ -168,6 +185,14 @@ def _node_from_shards(
     )
 
 
+def _fill(slots: list[Shard | None], first: int, last: int, shard: Shard) -> None:
+    """``slots[first..last] = shard`` (IndexError for a slot outside 0-16383)."""
+    if first < 0 or last >= SLOT_COUNT:
+        raise IndexError(f"slot range {first}-{last} outside 0-{SLOT_COUNT - 1}")
+    if first <= last:
+        slots[first : last + 1] = [shard] * (last - first + 1)
+
+
 def parse_shards(
     reply: Any,
     *,
@@ -209,8 +234,7 @@ def parse_shards(
             )
             shard = Shard(master, replicas)
             for i in range(0, len(bounds) - 1, 2):
-                for slot in range(bounds[i], bounds[i + 1] + 1):
-                    slots[slot] = shard
+                _fill(slots, bounds[i], bounds[i + 1], shard)
     except (TypeError, ValueError, IndexError, KeyError) as exc:
         raise ProtocolError(f"cannot parse CLUSTER SHARDS reply: {exc}") from exc
     return SlotMap(tuple(slots), epoch, source, tuple(nodes))
@@ -249,8 +273,7 @@ def parse_slots(
             master = node(entry[2], "master")
             replicas = tuple(node(r, "replica") for r in entry[3:])
             shard = Shard(master, replicas)
-            for slot in range(start, end + 1):
-                slots[slot] = shard
+            _fill(slots, start, end, shard)
     except (TypeError, ValueError, IndexError) as exc:
         raise ProtocolError(f"cannot parse CLUSTER SLOTS reply: {exc}") from exc
     return SlotMap(tuple(slots), epoch, source, tuple(nodes.values()))
@@ -290,8 +313,9 @@ def _identity(node: NodeInfo) -> _Identity:
 
 
 def _run_starts(shards: Sequence[Shard | None]) -> list[int]:
-    """The first slot of each run of slots sharing one shard object."""
-    return [0, *(s for s in range(1, len(shards)) if shards[s] is not shards[s - 1])]
+    """The first slot of each run of slots sharing one shard object (C-speed scan)."""
+    changes = map(operator.is_not, shards[1:], shards[:-1])
+    return [0, *itertools.compress(range(1, len(shards)), changes)]
 
 
 def _view_key(view: SlotMap) -> tuple[int, int, Address]:
@@ -316,7 +340,7 @@ def merge_views(current: SlotMap | None, views: Sequence[SlotMap]) -> SlotMap:
     if not views:
         raise ValueError("merge_views needs at least one view")
     ordered = sorted(views, key=_view_key, reverse=True)
-    starts_per_view = [_run_starts(v.shards) for v in ordered]
+    starts_per_view = [v.starts for v in ordered]
     known: set[_Identity] = set()
     freshest: dict[_Identity, tuple[tuple[int, bool, int], Shard]] = {}
     for index, (view, starts) in enumerate(zip(ordered, starts_per_view, strict=True)):
@@ -336,7 +360,7 @@ def merge_views(current: SlotMap | None, views: Sequence[SlotMap]) -> SlotMap:
     boundaries = set().union(*starts_per_view)
     if current is not None:
         sources.append((current, False))
-        boundaries.update(_run_starts(current.shards))
+        boundaries.update(current.starts)
     cuts = sorted(boundaries)
     out: list[Shard | None] = [None] * SLOT_COUNT
     built: dict[tuple[_Identity, int], Shard] = {}
@@ -383,11 +407,12 @@ def diff_maps(old: SlotMap | None, new: SlotMap, *, replicas: bool = False) -> M
     if old is None:
         return MapDiff(new_nodes, frozenset(), new.covered)
     old_nodes = old.addresses(replicas=replicas)
-    moved = sum(
-        1
-        for a, b in zip(old.shards, new.shards, strict=True)
-        if (a.master.address if a else None) != (b.master.address if b else None)
-    )
+    cuts = sorted({*old.starts, *new.starts})
+    moved = 0
+    for start, end in zip(cuts, [*cuts[1:], SLOT_COUNT], strict=True):
+        a, b = old.shards[start], new.shards[start]
+        if (a.master.address if a else None) != (b.master.address if b else None):
+            moved += end - start
     return MapDiff(new_nodes - old_nodes, old_nodes - new_nodes, moved)
 
 
