@@ -166,13 +166,13 @@ async def _traffic(pool: ClusterPool, keys: list[bytes], every: float,
         await asyncio.sleep(every * random.uniform(0.5, 1.5))
 
 
-async def _lag(stop: asyncio.Event, lags: list[float]) -> None:
-    """How late a 10 ms sleep wakes up (the event loop's lag), until ``stop``."""
+async def _lag(stop: asyncio.Event, lags: list[tuple[float, float]]) -> None:
+    """(time, lateness) of 10 ms sleeps (the event loop's lag), until ``stop``."""
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         asked = loop.time()
         await asyncio.sleep(0.01)
-        lags.append(loop.time() - asked - 0.01)
+        lags.append((asked, loop.time() - asked - 0.01))
 
 
 async def _open(index: int, nodes: list[tuple[str, int]], options: RefreshOptions) -> ClusterPool:
@@ -194,6 +194,7 @@ class Figures:
     calls: dict[str, int]
     reloads: list[int]
     bytes_read: int
+    reply_sizes: dict[str, int]
     converge_after_kill: list[float]
     converge_after_promotion: list[float]
     promoted_after_kill: float
@@ -223,6 +224,8 @@ async def _measure(cluster: LocalCluster, args: argparse.Namespace) -> Figures:
         asyncio.ensure_future(_run_pool(i, p, keys, args.every, stop, seen[i]))
         for i, p in enumerate(pools)
     ]
+    lags: list[tuple[float, float]] = []
+    runners.append(asyncio.ensure_future(_lag(stop, lags)))
     try:
         await asyncio.sleep(WARMUP)
         before = {n.port: _calls(n) for n in survivors}
@@ -230,9 +233,6 @@ async def _measure(cluster: LocalCluster, args: argparse.Namespace) -> Figures:
         load_before = os.getloadavg()
         watcher = _Watcher(replica)
         watcher.start()
-        lags: list[float] = []
-        lag_stop = asyncio.Event()
-        lag_task = asyncio.ensure_future(_lag(lag_stop, lags))
         killed_at = time.monotonic()
         killed_loop = loop.time()
         dead.kill()
@@ -249,8 +249,6 @@ async def _measure(cluster: LocalCluster, args: argparse.Namespace) -> Figures:
         last = max(converged.values())
         await asyncio.sleep(max(SETTLE, killed_at + OBSERVE - time.monotonic()))
         window = time.monotonic() - killed_at
-        lag_stop.set()
-        await lag_task
         after = {n.port: _calls(n) for n in survivors}
         reloads = [p.stats().refreshes - b for p, b in zip(pools, reloads_before, strict=True)]
         load_after = os.getloadavg()
@@ -271,11 +269,12 @@ async def _measure(cluster: LocalCluster, args: argparse.Namespace) -> Figures:
         raise RuntimeError("the replica was not seen promoted")
     calls = {name: sum(after[p][name] - before[p][name] for p in after) for name in COUNTED}
     bytes_read = 0
+    sizes: dict[str, list[int]] = {name: [] for name in COUNTED}
     for node in survivors:
         for name in COUNTED:
-            delta = after[node.port][name] - before[node.port][name]
-            if delta:
-                bytes_read += delta * _reply_bytes(node, *name.upper().split("|"))
+            size = _reply_bytes(node, *name.upper().split("|"))
+            sizes[name].append(size)
+            bytes_read += (after[node.port][name] - before[node.port][name]) * size
     dead_address = dead.address
     attempts = [
         (t - killed_loop, who) for t, host, port, who in loop.attempts
@@ -289,6 +288,7 @@ async def _measure(cluster: LocalCluster, args: argparse.Namespace) -> Figures:
         calls=calls,
         reloads=reloads,
         bytes_read=bytes_read,
+        reply_sizes={name: round(statistics.mean(v)) for name, v in sizes.items()},
         converge_after_kill=sorted(t - killed_at for t in converged.values()),
         converge_after_promotion=sorted(t - watcher.promoted_at for t in converged.values()),
         promoted_after_kill=watcher.promoted_at - killed_at,
@@ -297,7 +297,7 @@ async def _measure(cluster: LocalCluster, args: argparse.Namespace) -> Figures:
         dead_after_converged=sum(1 for t, _ in attempts if t > last - killed_at),
         traffic_ok=sum(s.ok for s in seen),
         traffic_errors=sum((s.errors for s in seen), Counter()),
-        lag=sorted(lags),
+        lag=sorted(lag for t, lag in lags if killed_loop <= t <= killed_loop + window),
         window=window,
         load=(load_before, load_after),
     )
@@ -323,7 +323,8 @@ def _report(f: Figures, masters: int, options: str) -> bool:
     print(f"  reloads per pool: median {statistics.median(f.reloads):.0f}, "
           f"max {max(f.reloads)}, total {sum(f.reloads)}")
     print(f"  slot map bytes read: {f.bytes_read / 1024:.0f} KiB in total "
-          f"({f.bytes_read / n / 1024:.1f} KiB per pool)")
+          f"({f.bytes_read / n / 1024:.1f} KiB per pool); one reply: "
+          + ", ".join(f"{name} {size} B" for name, size in f.reply_sizes.items()))
     print(f"  converged (slot 0 -> promoted replica), all {n} pools: after the kill "
           f"{ms(f.converge_after_kill)}; after the promotion {ms(f.converge_after_promotion)}")
     print(f"  connection attempts to the dead node per pool: median "
