@@ -193,6 +193,7 @@ class Figures:
     pools: int
     calls: dict[str, int]
     reloads: list[int]
+    reloads_before_promotion: list[int]
     bytes_read: int
     reply_sizes: dict[str, int]
     converge_after_kill: list[float]
@@ -237,9 +238,12 @@ async def _measure(cluster: LocalCluster, args: argparse.Namespace) -> Figures:
         killed_loop = loop.time()
         dead.kill()
         converged: dict[int, float] = {}
+        at_promotion: list[int] | None = None
         deadline = killed_at + CONVERGE_BUDGET
         while len(converged) < len(pools) and time.monotonic() < deadline:
             now = time.monotonic()
+            if at_promotion is None and watcher.promoted_at is not None:
+                at_promotion = [p.stats().refreshes for p in pools]
             for i, pool in enumerate(pools):
                 if i not in converged and pool.slot_owner(0) == replica.address:
                     converged[i] = now
@@ -251,6 +255,8 @@ async def _measure(cluster: LocalCluster, args: argparse.Namespace) -> Figures:
         window = time.monotonic() - killed_at
         after = {n.port: _calls(n) for n in survivors}
         reloads = [p.stats().refreshes - b for p, b in zip(pools, reloads_before, strict=True)]
+        early = [a - b for a, b in zip(at_promotion or reloads_before, reloads_before,
+                                       strict=True)]
         load_after = os.getloadavg()
     finally:
         stop.set()
@@ -287,6 +293,7 @@ async def _measure(cluster: LocalCluster, args: argparse.Namespace) -> Figures:
         pools=len(pools),
         calls=calls,
         reloads=reloads,
+        reloads_before_promotion=early,
         bytes_read=bytes_read,
         reply_sizes={name: round(statistics.mean(v)) for name, v in sizes.items()},
         converge_after_kill=sorted(t - killed_at for t in converged.values()),
@@ -320,8 +327,11 @@ def _report(f: Figures, masters: int, options: str) -> bool:
     print(f"  topology queries per pool: {per_pool:.2f} "
           + "(" + ", ".join(f"{name} {f.calls[name] / n:.2f}" for name in TOPOLOGY) + ")"
           + f"; cluster|info {f.calls['cluster|info'] / n:.2f}")
+    early = f.reloads_before_promotion
     print(f"  reloads per pool: median {statistics.median(f.reloads):.0f}, "
-          f"max {max(f.reloads)}, total {sum(f.reloads)}")
+          f"max {max(f.reloads)}, total {sum(f.reloads)}; of them before the promotion "
+          f"(no new owner to find yet): median {statistics.median(early):.0f}, "
+          f"total {sum(early)}")
     print(f"  slot map bytes read: {f.bytes_read / 1024:.0f} KiB in total "
           f"({f.bytes_read / n / 1024:.1f} KiB per pool); one reply: "
           + ", ".join(f"{name} {size} B" for name, size in f.reply_sizes.items()))
