@@ -206,6 +206,7 @@ class Figures:
     traffic_errors: Counter[str]
     lag: list[float]
     window: float
+    cpu: float
     load: tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
@@ -234,6 +235,7 @@ async def _measure(cluster: LocalCluster, args: argparse.Namespace) -> Figures:
         load_before = os.getloadavg()
         watcher = _Watcher(replica)
         watcher.start()
+        cpu_before = time.process_time()
         killed_at = time.monotonic()
         killed_loop = loop.time()
         dead.kill()
@@ -253,6 +255,7 @@ async def _measure(cluster: LocalCluster, args: argparse.Namespace) -> Figures:
         last = max(converged.values())
         await asyncio.sleep(max(SETTLE, killed_at + OBSERVE - time.monotonic()))
         window = time.monotonic() - killed_at
+        cpu = time.process_time() - cpu_before
         after = {n.port: _calls(n) for n in survivors}
         reloads = [p.stats().refreshes - b for p, b in zip(pools, reloads_before, strict=True)]
         early = [a - b for a, b in zip(at_promotion or reloads_before, reloads_before,
@@ -306,6 +309,7 @@ async def _measure(cluster: LocalCluster, args: argparse.Namespace) -> Figures:
         traffic_errors=sum((s.errors for s in seen), Counter()),
         lag=sorted(lag for t, lag in lags if killed_loop <= t <= killed_loop + window),
         window=window,
+        cpu=cpu,
         load=(load_before, load_after),
     )
 
@@ -344,6 +348,8 @@ def _report(f: Figures, masters: int, options: str) -> bool:
     print(f"  ... per second after the kill (all pools): {f.dead_per_second}")
     print(f"  event loop lag (10 ms sleeps): median {statistics.median(f.lag) * 1000:.1f} ms, "
           f"p99 {f.lag[int(len(f.lag) * 0.99)] * 1000:.0f} ms, max {f.lag[-1] * 1000:.0f} ms")
+    print(f"  this process's CPU time: {f.cpu:.1f} s in the {f.window:.1f} s window "
+          f"({f.cpu / f.window:.0%} of one core)")
     errors = ", ".join(f"{k} {v}" for k, v in sorted(f.traffic_errors.items())) or "none"
     print(f"  traffic: {f.traffic_ok} SETs ok; errors: {errors}")
     met = per_pool <= GOAL_QUERIES
