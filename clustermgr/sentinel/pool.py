@@ -16,10 +16,10 @@ provably did not run, or when it is read-only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
-from ..abc import AbcChannel, AbcConnection
+from ..abc import AbcConnection
 from ..commands import CommandTable
 from ..connection import RedisConnection
 from ..errors import (
@@ -31,6 +31,7 @@ from ..errors import (
 from ..pool import ConnectionsPool
 from ..routing import Action, Budget, Classified, Router
 from ..stats import NodeStats
+from ..subscriptions import SubscriptionSet, SubscriptionViews
 from ._common import address_text
 from .errors import RoleMismatchError
 from .failover import Follower
@@ -46,7 +47,7 @@ __all__ = ["SentinelPool", "create_sentinel_pool"]
 _COMMANDS = CommandTable.builtin()
 
 
-class SentinelPool(Router):
+class SentinelPool(SubscriptionViews, Router):
     """Connections to the master (or the replicas) of a Sentinel-managed service.
 
     Create with :func:`create_sentinel_pool`. With ``role="replica"`` commands
@@ -216,24 +217,8 @@ class SentinelPool(Router):
         return self._pubsub.execute(command, *channels)
 
     @property
-    def pubsub_channels(self) -> Mapping[bytes, AbcChannel]:
-        """Channels subscribed through this pool (kept across failovers)."""
-        return self._pubsub.channels
-
-    @property
-    def pubsub_patterns(self) -> Mapping[bytes, AbcChannel]:
-        """Patterns subscribed through this pool (kept across failovers)."""
-        return self._pubsub.patterns
-
-    @property
-    def pubsub_shard_channels(self) -> Mapping[bytes, AbcChannel]:
-        """Sharded channels (SSUBSCRIBE) subscribed through this pool."""
-        return self._pubsub.shard_channels
-
-    @property
-    def in_pubsub(self) -> int:
-        """Number of subscriptions held by the pool."""
-        return self._pubsub.count
+    def _subscription_set(self) -> SubscriptionSet:
+        return self._pubsub.subscriptions
 
     # -- exclusive connections ---------------------------------------------------------
 
