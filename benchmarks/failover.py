@@ -2,8 +2,9 @@
 
 A benchmark, not a test: it prints figures. For each ``cluster-require-full-coverage``
 setting (``no``, ``yes``) it starts a local cluster of 3 masters + 3 replicas,
-connects every client (clustermgr, and redis-py's ``RedisCluster`` when
-installed) and runs, for all of them at once, against the same failover:
+starts every client (clustermgr, and redis-py's ``RedisCluster`` when
+installed) in a process of its own, and runs, for all of them at once,
+against the same failover:
 
 * one *sweeper*: a fresh SET every 10 ms (not waiting for the previous one),
   its keys stepping over every slot;
@@ -30,9 +31,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
+import json
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -41,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clustermgr.cluster import create_cluster_pool
+from clustermgr.events import TopologyChanged
 from clustermgr.slots import SLOT_COUNT, key_slot
 from clustermgr.testing.cluster import LocalCluster
 from clustermgr.testing.process import LocalServer
@@ -84,20 +87,41 @@ class Client:
     close: Callable[[], Awaitable[None]]
     #: (slot, completion time) of every successful SET.
     done: list[tuple[int, float]] = field(default_factory=list)
-    #: (slot, issue time, error) of every failed SET.
-    errors: list[tuple[int, float, BaseException]] = field(default_factory=list)
+    #: (slot, time, error type, may_have_executed or None) of every failed SET.
+    errors: list[tuple[int, float, str, bool | None]] = field(default_factory=list)
     #: shard index -> completion times of that shard writer's successful SETs.
     shard_done: dict[int, list[float]] = field(default_factory=dict)
+    #: When the client applied a slot map moving slots (clustermgr's events), if known.
+    map_at: float | None = None
+
+    def failed(self, slot: int, at: float, error: BaseException) -> None:
+        """Record a failed SET."""
+        self.errors.append(
+            (slot, at, type(error).__name__, getattr(error, "may_have_executed", None))
+        )
+
+    def results(self) -> dict[str, Any]:
+        """What the client saw, as JSON (times are CLOCK_MONOTONIC, shared by processes)."""
+        return {"name": self.name, "done": self.done, "errors": self.errors,
+                "shard_done": self.shard_done, "map_at": self.map_at}
 
 
 async def _clustermgr(nodes: list[tuple[str, int]]) -> Client:
     pool = await create_cluster_pool(nodes)
+    loop = asyncio.get_running_loop()
 
     async def close() -> None:
         pool.close()
         await pool.wait_closed()
 
-    return Client("clustermgr", lambda k, v: pool.execute(b"SET", k, v), close)
+    client = Client("clustermgr", lambda k, v: pool.execute(b"SET", k, v), close)
+
+    def seen(event: TopologyChanged) -> None:
+        if event.moved and client.map_at is None:
+            client.map_at = loop.time()
+
+    pool.events.subscribe(seen, TopologyChanged)
+    return client
 
 
 async def _redis_py(nodes: list[tuple[str, int]]) -> Client | None:
@@ -164,6 +188,7 @@ class Run:
     error_kinds: dict[str, int]
     gap_ms: float | None
     gap_at_ms: float | None  # when the longest gap began, after the kill
+    map_ms: float | None  # the client applied the new slot map, after the promotion
     after_ok_ms: float | None
 
 
@@ -180,7 +205,7 @@ async def _sweeper(client: Client, stop: asyncio.Event) -> None:
             try:
                 await client.set(KEYS[slot], b"v%d" % n)
             except Exception as exc:
-                client.errors.append((slot, issued, exc))
+                client.failed(slot, issued, exc)
             else:
                 client.done.append((slot, loop.time()))
 
@@ -203,7 +228,7 @@ async def _shard_writer(client: Client, index: int, slot: int, stop: asyncio.Eve
         try:
             await client.set(KEYS[slot], b"s%d" % n)
         except Exception as exc:
-            client.errors.append((slot, loop.time(), exc))
+            client.failed(slot, loop.time(), exc)
         else:
             times.append(loop.time())
         await asyncio.sleep(SHARD_EVERY)
@@ -215,10 +240,36 @@ def _longest_gap(times: list[float], since: float, until: float) -> tuple[float,
     return max((b - a, a) for a, b in itertools.pairwise(points))
 
 
+async def _child(name: str, nodes: list[tuple[str, int]], shard_slots: list[int]) -> int:
+    """One client in a process of its own: write until a line on stdin, print JSON."""
+    client = await (_clustermgr(nodes) if name == "clustermgr" else _redis_py(nodes))
+    if client is None:
+        print(json.dumps(None), flush=True)
+        return 0
+    stop = asyncio.Event()
+    tasks = [asyncio.ensure_future(_sweeper(client, stop))]
+    tasks += [asyncio.ensure_future(_shard_writer(client, i, slot, stop))
+              for i, slot in enumerate(shard_slots)]
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    stop.set()
+    await asyncio.gather(*tasks)
+    await client.close()
+    print(json.dumps(client.results()), flush=True)
+    return 0
+
+
+def _spawn(name: str, nodes: list[tuple[str, int]], shard_slots: list[int]) -> Any:
+    args = [sys.executable, "-m", "benchmarks.failover", "--child", name,
+            "--nodes", ",".join(f"{h}:{p}" for h, p in nodes),
+            "--shard-slots", ",".join(map(str, shard_slots))]
+    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
 async def _one_failover(coverage: str, clients: list[str]) -> list[Run]:
     cluster = LocalCluster(config=[f"cluster-require-full-coverage {coverage}"])
     await asyncio.to_thread(cluster.start)
-    made: list[Client] = []
+    children: list[Any] = []
     try:
         victim = cluster.node_for_slot(0)
         (replica,) = cluster.replicas_of(victim)
@@ -230,17 +281,11 @@ async def _one_failover(coverage: str, clients: list[str]) -> list[Run]:
         ]
         killed = {s for r in ranges if r.master_port == victim.port
                   for s in range(r.start, r.end + 1)}
-        nodes = cluster.startup_nodes
-        for name in clients:
-            made_client = await (_clustermgr(nodes) if name == "clustermgr" else _redis_py(nodes))
-            if made_client is not None:
-                made.append(made_client)
-        stop = asyncio.Event()
-        tasks = [asyncio.ensure_future(_sweeper(c, stop)) for c in made]
-        tasks += [
-            asyncio.ensure_future(_shard_writer(c, i, s, stop))
-            for c in made for i, s in enumerate(shard_slots)
-        ]
+        children = [_spawn(name, cluster.startup_nodes, shard_slots) for name in clients]
+        for child in children:
+            line = await asyncio.to_thread(child.stdout.readline)
+            if line.strip() != "ready":
+                raise RuntimeError(f"client process did not start: {line!r}")
         await asyncio.sleep(BEFORE_KILL)
         watcher = Watcher(replica, survivors)
         watcher.start()
@@ -253,50 +298,52 @@ async def _one_failover(coverage: str, clients: list[str]) -> list[Run]:
         ):
             await asyncio.sleep(0.05)
         promoted_at = watcher.promoted_at
-        while loop.time() < deadline and promoted_at is not None and not all(  # noqa: ASYNC110
-            any(slot in killed and t > promoted_at for slot, t in c.done) for c in made
-        ):
-            await asyncio.sleep(0.05)
         await asyncio.sleep(AFTER_BACK)
         watcher.stop.set()
-        stop.set()
-        await asyncio.gather(*tasks)
-        watcher.join(5)
         end = loop.time()
+        seen = []
+        for child in children:
+            out, _ = await asyncio.to_thread(child.communicate, "stop\n", 30)
+            result = json.loads(out.strip().splitlines()[-1])
+            if result is not None:
+                seen.append(result)
+        watcher.join(5)
         runs = []
-        for c in made:
+        for c in seen:
             back = None
             if promoted_at is not None:
-                after = [t for slot, t in c.done if slot in killed and t > promoted_at]
+                after = [t for slot, t in c["done"] if slot in killed and t > promoted_at]
                 back = (min(after) - promoted_at) * 1000 if after else None
-            not_run = sum(
-                1 for *_x, e in c.errors if getattr(e, "may_have_executed", None) is False
-            )
-            maybe = len(c.errors) - not_run
+            not_run = sum(1 for *_x, maybe in c["errors"] if maybe is False)
+            maybe_run = len(c["errors"]) - not_run
             kinds: dict[str, int] = {}
-            for *_x, e in c.errors:
-                kinds[type(e).__name__] = kinds.get(type(e).__name__, 0) + 1
-            gaps = [_longest_gap(c.shard_done.get(i, []), killed_at, end)
+            for _slot, _at, kind, _m in c["errors"]:
+                kinds[kind] = kinds.get(kind, 0) + 1
+            shard_done = {int(k): v for k, v in c["shard_done"].items()}
+            gaps = [_longest_gap(shard_done.get(i, []), killed_at, end)
                     for i in range(1, len(shard_slots))]
             after_ok: list[float] = []
             for i, master in enumerate(survivors, start=1):
                 ok = watcher.ok_at.get(master.port)
                 if ok is not None:
-                    later = [t for t in c.shard_done.get(i, []) if t >= ok]
+                    later = [t for t in shard_done.get(i, []) if t >= ok]
                     after_ok.append((min(later) - ok) * 1000 if later else float("inf"))
             worst = max(gaps) if gaps else None
+            map_at = c["map_at"]
             runs.append(Run(
-                c.name, coverage, back,
-                not_run if c.name == "clustermgr" else -1, maybe, kinds,
+                c["name"], coverage, back,
+                not_run if c["name"] == "clustermgr" else -1, maybe_run, kinds,
                 worst[0] * 1000 if worst else None,
                 (worst[1] - killed_at) * 1000 if worst else None,
+                (map_at - promoted_at) * 1000 if map_at and promoted_at else None,
                 max(after_ok) if after_ok else None,
             ))
         return runs
     finally:
-        for c in made:
-            with contextlib.suppress(Exception):
-                await c.close()
+        for child in children:
+            if child.poll() is None:
+                child.kill()  # our own child process, by its handle
+                child.wait(10)
         await asyncio.to_thread(cluster.stop)
 
 
@@ -306,12 +353,13 @@ def _fmt(value: float | None) -> str:
 
 def _report(runs: list[Run]) -> str:
     lines = [
-        f"{'coverage':<9}{'client':<12}{'back ms':>9}{'gap ms':>9}{'(at)':>7}{'after ok ms':>13}"
+        f"{'coverage':<9}{'client':<12}{'back ms':>9}{'map ms':>8}{'gap ms':>9}{'(at)':>7}"
+        f"{'after ok ms':>13}"
         f"{'err not-run':>13}{'err maybe':>11}  kinds",
     ]
     for r in runs:
         lines.append(
-            f"{r.coverage:<9}{r.client:<12}{_fmt(r.back_ms):>9}{_fmt(r.gap_ms):>9}"
+            f"{r.coverage:<9}{r.client:<12}{_fmt(r.back_ms):>9}{_fmt(r.map_ms):>8}{_fmt(r.gap_ms):>9}"
             f"{_fmt(r.gap_at_ms):>7}"
             f"{_fmt(r.after_ok_ms):>13}{'?' if r.errors_not_run < 0 else r.errors_not_run:>13}"
             f"{r.errors_maybe_run:>11}  {r.error_kinds or ''}"
@@ -347,7 +395,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coverage", default="no,yes",
                         help="cluster-require-full-coverage values (default: no,yes)")
     parser.add_argument("--clients", default="clustermgr,redis-py")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--nodes", help=argparse.SUPPRESS)
+    parser.add_argument("--shard-slots", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        nodes = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in args.nodes.split(","))]
+        slots = [int(x) for x in args.shard_slots.split(",")]
+        return asyncio.run(_child(args.child, nodes, slots))
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     runs: list[Run] = []
     for _ in range(args.runs):

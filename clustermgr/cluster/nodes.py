@@ -12,6 +12,7 @@ it never sees the owner itself, only the callables it is given.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -22,7 +23,7 @@ from ..address import address_text
 from ..connection import create_connection
 from ..errors import ConnectError, RedisError
 from ..events import Event, EventBus
-from ..health import NodeHealth
+from ..health import NodeHealth, describe_failure
 from ..pool import ConnectionsPool
 from ..slots import SLOT_COUNT
 from ..stats import NodeStats
@@ -36,6 +37,9 @@ logger = logging.getLogger("clustermgr.cluster")
 
 # How long a node pool that left the topology may drain its in-flight replies.
 _RETIRE_GRACE = 5.0
+
+# Least seconds between two probes (PING) of a node reported down.
+_PROBE_EVERY = 1.0
 
 Routes = list[ConnectionsPool | None]
 """One entry per slot: the node pool serving it, or None."""
@@ -86,6 +90,8 @@ class NodePools:
         self._readers: Routes | None = None
         self._latency: dict[Address, float] = {}
         self._health = NodeHealth()
+        self._probing: dict[Address, asyncio.Task[Any]] = {}
+        self._probed: dict[Address, float] = {}  # loop time of each node's last probe
         #: The slot map last applied.
         self.map: SlotMap | None = None
         #: The node pools in use, by address.
@@ -157,6 +163,36 @@ class NodePools:
         """Record that the node at ``address`` answered (``up``) or failed."""
         self._node_event(self._health.report(address, up, reason))
 
+    def _probe(self, addresses: Iterable[Address]) -> None:
+        """PING each node (at most one probe per node in flight, one per second)."""
+        now = asyncio.get_running_loop().time()
+        for address in addresses:
+            if address in self._probing or now - self._probed.get(address, -_PROBE_EVERY) < (
+                _PROBE_EVERY
+            ):
+                continue
+            self._probed[address] = now
+            task = self._spawn(self._ping(address))
+            self._probing[address] = task
+            task.add_done_callback(functools.partial(self._probe_done, address))
+
+    def _probe_done(self, address: Address, task: asyncio.Task[Any]) -> None:
+        if self._probing.get(address) is task:
+            del self._probing[address]
+
+    async def _ping(self, address: Address) -> None:
+        try:
+            async with _timeout(self._options.node_timeout):
+                conn = await create_connection(address, **self._conn_kwargs)
+                try:
+                    await conn.execute(b"PING")
+                finally:
+                    conn.close()
+                    await conn.wait_closed()
+        except (RedisError, OSError, asyncio.TimeoutError):
+            return  # still down: nothing new to say
+        self.report(address, True, "answered PING")
+
     def _node_event(self, event: Event | None) -> None:
         if event is None:
             return
@@ -166,23 +202,33 @@ class NodePools:
 
     # -- the slot map -----------------------------------------------------
 
-    def _candidates(self) -> list[Address]:
+    def _candidates(self) -> list[list[Address]]:
+        """Nodes to ask, in batches: known masters (shuffled), then the startup
+        nodes; nodes reported down come last, in batches of their own, so a
+        dead or frozen node does not slow down the reloads that follow it."""
         known = [m.address for m in self.map.masters] if self.map is not None else []
         random.shuffle(known)
         seen: dict[Address, None] = {}
         for address in (*known, *self._startup):
             seen.setdefault(address, None)
-        return list(seen)
+        down = self._health.down
+        batch = self._options.query_nodes
+        batches: list[list[Address]] = []
+        for group in ([a for a in seen if a not in down], [a for a in seen if a in down]):
+            batches.extend(group[i : i + batch] for i in range(0, len(group), batch))
+        return batches
+
+    @property
+    def state_ok(self) -> bool:
+        """False while the last map's views said ``cluster_state:fail``."""
+        return self.map is None or self.map.state_ok
 
     async def reload(self, reasons: frozenset[str]) -> None:
         """Read the slot map from the nodes and apply their views merged (see ``merge_views``)."""
         self.reloads += 1
-        candidates = self._candidates()
-        batch = self._options.query_nodes
         maps: list[SlotMap] = []
         errors: list[str] = []
-        for start in range(0, len(candidates), batch):
-            chunk = candidates[start : start + batch]
+        for chunk in self._candidates():
             results = await asyncio.gather(
                 *(self._query(a) for a in chunk), return_exceptions=True
             )
@@ -192,7 +238,7 @@ class NodePools:
                     if result.covered:
                         maps.append(result)
                 elif isinstance(result, (Exception, asyncio.TimeoutError)):
-                    problem = f"{result or type(result).__name__}"
+                    problem = describe_failure(result)
                     errors.append(f"{address_text(address)}: {problem}")
                     self.report(address, False, f"slot map query failed: {problem}")
                 else:  # pragma: no cover - CancelledError and friends
@@ -262,6 +308,7 @@ class NodePools:
                 self._events.emit(event)
         for event in self._health.from_nodes(new.nodes):
             self._node_event(event)
+        self._probe(self._health.suspects(new.nodes))
         self._applied()
         if self._read_from == "nearest":
             self._spawn(self._measure_latency())

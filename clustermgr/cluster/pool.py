@@ -52,6 +52,7 @@ from ..errors import (
     TryAgainError,
 )
 from ..events import Redirect
+from ..health import describe_failure
 from ..pool import ConnectionsPool
 from ..pubsub import is_pubsub_command
 from ..routing import Action, Budget, Classified, Router
@@ -158,7 +159,7 @@ class ClusterPool(SubscriptionViews, Router):
         self._refresh = RefreshEngine(self._nodes.reload, self._options)
         self._pubsub = ClusterPubSub(
             spawn=self._tasks.spawn, slot_owner=self._route_slot, masters=lambda: self._masters,
-            refresh=self._refresh_now, trigger=self._refresh.trigger,
+            refresh=self._refresh_now, trigger=self._refresh.trigger, poll=self._poll_map,
             retry_timeout=self._retry_timeout, events=self.events,
         )
 
@@ -229,6 +230,36 @@ class ClusterPool(SubscriptionViews, Router):
         if self._route(c) is None:
             await self._backoff.sleep(budget.failures, budget.remaining(self._loop.time()))
 
+    async def _wait_retry(self, c: Classified, budget: Budget, error: BaseException,
+                    action: Action) -> None:
+        """Wait for the slot map to move ``c`` off its failed node (or, after
+        CLUSTERDOWN, for the cluster state to be ok), at most the backoff.
+
+        REFRESH_LATER (node unreachable, connection lost, CLUSTERDOWN) polls
+        the map every ``hold_interval`` meanwhile; BACKOFF (TRYAGAIN,
+        LOADING) only wakes on reloads that happen anyway.
+        """
+        loop = self._loop
+        delay = self._backoff.delay(budget.failures - 1)
+        remaining = budget.remaining(loop.time())
+        wake_at = loop.time() + (delay if remaining is None else min(delay, remaining))
+        failed_on = c.pool
+        clusterdown = isinstance(error, ClusterDownError)
+        poll = action is Action.REFRESH_LATER
+        reason = f"held ({type(error).__name__})"
+        while not self._closed:
+            left = wake_at - loop.time()
+            if left <= 0:
+                return
+            reload = self._refresh.trigger(reason, urgent=True) if poll else (
+                self._refresh.reloaded()
+            )
+            await asyncio.wait((reload,), timeout=left)
+            if not reload.done():
+                return
+            if self._route(c) is not failed_on or (clusterdown and self._nodes.state_ok):
+                return
+
     def _redirect(self, c: Classified, error: BaseException, ask: bool) -> ConnectionsPool:
         assert isinstance(error, RedirectError)
         source = self._routes[error.slot]
@@ -250,7 +281,7 @@ class ClusterPool(SubscriptionViews, Router):
         if isinstance(error, ConnectError) and pool is not None:
             address = pool.address
             if isinstance(address, tuple):
-                self._nodes.report(address, False, str(error))
+                self._nodes.report(address, False, describe_failure(error))
 
     def _request_refresh(self, reason: str) -> None:
         self._refresh.trigger(
@@ -447,6 +478,10 @@ class ClusterPool(SubscriptionViews, Router):
     async def _refresh_now(self, reason: str) -> None:
         """Reload the slot map (coalesced, rate-limited) and wait for it."""
         await self._refresh.refresh(reason, self._options.node_timeout)
+
+    async def _poll_map(self, reason: str) -> None:
+        """Reload the slot map at the held commands' interval and wait for it."""
+        await self._refresh.refresh(reason, self._options.node_timeout, urgent=True)
 
     # -- stats ------------------------------------------------------------
 

@@ -33,12 +33,17 @@ class RefreshOptions:
         min_interval: least time between two reloads (the rate limit).
         query_nodes: how many nodes to ask per reload (their views are merged).
         node_timeout: seconds to wait for one node's answer.
+        hold_interval: least time between two reloads while a command is held
+            waiting for a route (its node unreachable, CLUSTERDOWN) or a
+            pub/sub connection is lost: the map is polled this often until
+            it changes, and the held commands wake on the change.
     """
 
     period: float | None = 30.0
     min_interval: float = 0.2
     query_nodes: int = 3
     node_timeout: float = 1.0
+    hold_interval: float = 0.05
 
     def __post_init__(self) -> None:
         if self.period is not None and self.period <= 0:
@@ -49,6 +54,8 @@ class RefreshOptions:
             raise ValueError(f"query_nodes must be >= 1, got {self.query_nodes!r}")
         if self.node_timeout <= 0:
             raise ValueError(f"node_timeout must be > 0, got {self.node_timeout!r}")
+        if self.hold_interval <= 0:
+            raise ValueError(f"hold_interval must be > 0, got {self.hold_interval!r}")
 
 
 Reload = Callable[[frozenset[str]], Awaitable[None]]
@@ -66,6 +73,7 @@ class RefreshEngine:
         self._task: asyncio.Task[None] | None = None
         self._last = -float("inf")
         self._closed = False
+        self._urgent = False
         #: Number of reloads run (for tests and metrics).
         self.reloads = 0
 
@@ -74,19 +82,31 @@ class RefreshEngine:
         if self._task is None and not self._closed:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def trigger(self, reason: str) -> asyncio.Future[None]:
-        """Ask for a reload; returns a future done when a reload started after now ends."""
+    def reloaded(self) -> asyncio.Future[None]:
+        """A future done when the next reload (started after now) ends; asks for none."""
         if self._pending is None:
             self._pending = asyncio.get_running_loop().create_future()
-        self._reasons.add(reason)
-        self._wake.set()
         return self._pending
 
-    async def refresh(self, reason: str, timeout: float | None = None) -> None:
-        """Trigger a reload and wait for it (at most ``timeout`` seconds)."""
+    def trigger(self, reason: str, *, urgent: bool = False) -> asyncio.Future[None]:
+        """Ask for a reload; returns a future done when a reload started after now ends.
+
+        ``urgent``: something is held until the map changes; the reload may
+        start ``hold_interval`` after the last one instead of ``min_interval``.
+        """
+        pending = self.reloaded()
+        self._reasons.add(reason)
+        self._urgent = self._urgent or urgent
+        self._wake.set()
+        return pending
+
+    async def refresh(
+        self, reason: str, timeout: float | None = None, *, urgent: bool = False
+    ) -> None:
+        """Trigger a reload and wait for it (at most ``timeout`` seconds); see :meth:`trigger`."""
         if self._closed:
             return
-        future = self.trigger(reason)
+        future = self.trigger(reason, urgent=urgent)
         try:
             async with _timeout(timeout):
                 await asyncio.shield(future)
@@ -103,10 +123,9 @@ class RefreshEngine:
                     await self._wake.wait()
             except asyncio.TimeoutError:
                 self._reasons.add("periodic")
-            pause = self._last + options.min_interval - loop.time()
-            if pause > 0:
-                await asyncio.sleep(pause)
+            await self._rate_limit(loop)
             self._wake.clear()
+            self._urgent = False
             waiters, self._pending = self._pending, None
             reasons, self._reasons = frozenset(self._reasons), set()
             self._last = loop.time()
@@ -122,6 +141,23 @@ class RefreshEngine:
             self._last = loop.time()
             if waiters is not None and not waiters.done():
                 waiters.set_result(None)
+
+    async def _rate_limit(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until ``min_interval`` (``hold_interval`` once urgent) after the last reload."""
+        options = self._options
+        while True:
+            interval = min(options.hold_interval, options.min_interval) if self._urgent else (
+                options.min_interval
+            )
+            pause = self._last + interval - loop.time()
+            if pause <= 0:
+                return
+            self._wake.clear()  # an urgent trigger while we wait shortens the wait
+            try:
+                async with _timeout(pause):
+                    await self._wake.wait()
+            except asyncio.TimeoutError:
+                return
 
     async def close(self) -> None:
         """Stop the task; anyone waiting for a reload is released."""

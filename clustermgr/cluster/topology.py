@@ -90,6 +90,8 @@ class SlotMap:
     epoch: int = 0
     source: Address | None = None
     nodes: tuple[NodeInfo, ...] = field(default=())
+    #: ``cluster_state:ok`` (merged: every view said so); False while it said ``fail``.
+    state_ok: bool = True
 
     @functools.cached_property
     def starts(self) -> list[int]:
@@ -386,7 +388,8 @@ def merge_views(current: SlotMap | None, views: Sequence[SlotMap]) -> SlotMap:
             )
         out[start:end] = [shard] * (end - start)
     nodes = _merged_nodes(built.values(), ordered)
-    return SlotMap(tuple(out), ordered[0].epoch, ordered[0].source, nodes)
+    state_ok = all(view.state_ok for view in ordered)
+    return SlotMap(tuple(out), ordered[0].epoch, ordered[0].source, nodes, state_ok)
 
 
 def _merged_nodes(shards: Iterable[Shard], ordered: Sequence[SlotMap]) -> tuple[NodeInfo, ...]:
@@ -436,6 +439,7 @@ async def read_slot_map(execute: Any, address: Address, *, tls: bool = False) ->
     if isinstance(info, BaseException):
         raise info
     epoch = parse_epoch(info)
+    state_ok = b"cluster_state:fail" not in (info if isinstance(info, bytes) else b"")
     if isinstance(nodes, ReplyError):  # not allowed: config epochs unknown (0)
         epochs: dict[str, int] = {}
     elif isinstance(nodes, BaseException):
@@ -445,7 +449,8 @@ async def read_slot_map(execute: Any, address: Address, *, tls: bool = False) ->
     try:
         if isinstance(shards, BaseException):
             raise shards
-        return parse_shards(shards, epoch=epoch, source=address, tls=tls, config_epochs=epochs)
+        view = parse_shards(shards, epoch=epoch, source=address, tls=tls, config_epochs=epochs)
     except ReplyError:  # before Redis 7: no CLUSTER SHARDS
         reply = await execute(b"CLUSTER", b"SLOTS", encoding=None)
-        return parse_slots(reply, epoch=epoch, source=address, config_epochs=epochs)
+        view = parse_slots(reply, epoch=epoch, source=address, config_epochs=epochs)
+    return view if state_ok else replace(view, state_ok=False)

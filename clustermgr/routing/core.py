@@ -112,6 +112,15 @@ class Router(AbcPool):
     def _request_refresh(self, reason: str) -> None:
         """Ask for a new route soon, without waiting (REFRESH_LATER)."""
 
+    async def _wait_retry(self, c: Classified, budget: Budget, error: BaseException,
+                    action: Action) -> None:
+        """Wait before ``c`` is tried again after ``error`` (BACKOFF, REFRESH_LATER).
+
+        The default sleeps the backoff; a pool that knows when its routes
+        change wakes the command then instead (at the latest after the backoff).
+        """
+        await self._backoff.sleep(budget.failures - 1, budget.remaining(self._loop.time()))
+
     def _exhausted(self, c: Classified, budget: Budget, why: str,
                    last: BaseException | None) -> BaseException:
         """The error raised when the budget is spent (default: the last error)."""
@@ -284,13 +293,12 @@ class Router(AbcPool):
                     budget.redirects += 1
                     asking = action is Action.ASK
                     target = self._redirect(c, error, asking)
-                elif action is Action.BACKOFF:
-                    await self._backoff.sleep(budget.failures - 1, budget.remaining(loop.time()))
                 elif action is Action.REFRESH:
                     await self._wait_route(c, budget, type(error).__name__)
-                else:  # REFRESH_LATER
-                    self._request_refresh(type(error).__name__)
-                    await self._backoff.sleep(budget.failures - 1, budget.remaining(loop.time()))
+                else:  # BACKOFF, REFRESH_LATER
+                    if action is Action.REFRESH_LATER:
+                        self._request_refresh(type(error).__name__)
+                    await self._wait_retry(c, budget, error, action)
             why = budget.spent(loop.time())
             if why is not None:
                 raise self._exhausted(c, budget, why, last)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+
+import pytest
 
 from clustermgr.cluster.refresh import RefreshEngine, RefreshOptions
 from clustermgr.cluster.topology import diff_maps, parse_epoch, parse_shards, parse_slots
@@ -88,3 +91,38 @@ async def test_refresh_engine_survives_a_failed_reload() -> None:
         assert attempts >= 3
     finally:
         await engine.close()
+
+
+async def test_urgent_reloads_run_at_the_hold_interval() -> None:
+    """While a command is held (urgent triggers) the map is polled every
+    ``hold_interval``; an urgent trigger also cuts short a rate-limit pause."""
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+
+    async def reload(reasons: frozenset[str]) -> None:
+        starts.append(loop.time())
+
+    engine = RefreshEngine(
+        reload, RefreshOptions(period=None, min_interval=5.0, hold_interval=0.05)
+    )
+    engine.start()
+    try:
+        await engine.refresh("first")
+        pending = engine.trigger("moved")  # rate limited: 5 s away
+        await asyncio.sleep(0.01)
+        assert engine.trigger("held", urgent=True) is pending
+        await asyncio.wait_for(pending, 1.0)
+        for _ in range(3):
+            await asyncio.wait_for(engine.refresh("held", urgent=True), 1.0)
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
+        assert len(starts) == 5 and all(0.04 <= gap < 1.0 for gap in gaps), gaps
+        waiting = engine.reloaded()  # asks for no reload
+        await asyncio.sleep(0.2)
+        assert not waiting.done() and len(starts) == 5
+    finally:
+        await engine.close()
+
+
+def test_hold_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="hold_interval"):
+        RefreshOptions(hold_interval=0)
