@@ -287,6 +287,7 @@ class NodePools:
         routes: Routes = [None] * SLOT_COUNT
         readers: Routes | None = [None] * SLOT_COUNT if replicas else None
         per_shard: dict[int, tuple[ConnectionsPool, ConnectionsPool]] = {}  # by id(shard)
+        previous = self._readers
         starts = new.starts
         for start, end in zip(starts, [*starts[1:], SLOT_COUNT], strict=True):
             shard = new.shards[start]
@@ -295,7 +296,10 @@ class NodePools:
             pair = per_shard.get(id(shard))
             if pair is None:
                 master = self.node_pool(shard.master.address)
-                reader = self.node_pool(self._pick_reader(shard)) if replicas else master
+                current = previous[start] if previous is not None else None
+                reader = (
+                    self.node_pool(self._pick_reader(shard, current)) if replicas else master
+                )
                 pair = per_shard[id(shard)] = (master, reader)
             routes[start:end] = [pair[0]] * (end - start)
             if readers is not None:
@@ -327,13 +331,18 @@ class NodePools:
         elif self._read_from == "az_affinity" and any(a not in self._zones for a in self.pools):
             self._spawn(self.learn_zones())
 
-    def _pick_reader(self, shard: Shard) -> Address:
+    def _pick_reader(self, shard: Shard, current: ConnectionsPool | None = None) -> Address:
+        """The node to read ``shard``'s slots from; a healthy replica read from
+        (``current``) stays the reader, so a reload that changes nothing moves no reads."""
         if self._read_from == "az_affinity":
             return pick_az_reader(shard, self._client_az or "", self._zones)
         replicas = [r.address for r in shard.healthy_replicas]
         if self._read_from == "nearest":
             choices = [shard.master.address, *replicas]
             return min(choices, key=lambda a: self._latency.get(a, float("inf")))
+        kept = current.address if current is not None and not current.closed else None
+        if isinstance(kept, tuple) and kept in replicas:
+            return kept
         if replicas:
             return random.choice(replicas)
         return shard.master.address
