@@ -13,14 +13,16 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .adapters import Adapter
 from .jobs import VALUE, TargetKind, keys
 from .procstats import open_sockets, rss_bytes
 
-__all__ = ["SCENARIOS", "Sample", "Scenario", "mixed_load", "populate", "summarise"]
+__all__ = [
+    "SCENARIOS", "SENTINEL_PREFIX", "Sample", "Scenario", "mixed_load", "populate", "summarise",
+]
 
 POPULATE_BATCH = 1000
 
@@ -261,30 +263,44 @@ class Scenario:
         return out
 
 
+_CLUSTER: tuple[Scenario, ...] = (
+    Scenario(
+        "sequential", "one task, SET then GET, 10k keys", "cluster", sequential,
+        {"keys": 10_000, "warmup": 500}, ("keys", "warmup"),
+    ),
+    Scenario(
+        "concurrent", "200 tasks, GET/SET, 100k ops", "cluster", concurrent,
+        {"tasks": 200, "ops": 100_000, "keyspace": 10_000, "warmup": 10_000},
+        ("ops", "keyspace", "warmup"),
+    ),
+    Scenario(
+        "batch", "100k SETs in batches of 1,000", "cluster", batched,
+        {"ops": 100_000, "batch": 1_000, "warmup_batches": 5}, ("ops",),
+    ),
+    Scenario(
+        "gather", "100k SETs as gathers of 1,000 set() calls", "cluster", gathered,
+        {"ops": 100_000, "batch": 1_000, "warmup_batches": 5}, ("ops",),
+    ),
+)
+
+SENTINEL_PREFIX = "sentinel-"
+
+
+def _on_sentinel(scenario: Scenario) -> Scenario:
+    """The same scenario on the sentinel group's master, reached through its sentinels."""
+    return replace(scenario, name=SENTINEL_PREFIX + scenario.name,
+                   title=f"sentinel master: {scenario.title}", target="sentinel")
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario(
-            "sequential", "one task, SET then GET, 10k keys", "cluster", sequential,
-            {"keys": 10_000, "warmup": 500}, ("keys", "warmup"),
-        ),
-        Scenario(
-            "concurrent", "200 tasks, GET/SET, 100k ops", "cluster", concurrent,
-            {"tasks": 200, "ops": 100_000, "keyspace": 10_000, "warmup": 10_000},
-            ("ops", "keyspace", "warmup"),
-        ),
-        Scenario(
-            "batch", "100k SETs in batches of 1,000", "cluster", batched,
-            {"ops": 100_000, "batch": 1_000, "warmup_batches": 5}, ("ops",),
-        ),
-        Scenario(
-            "gather", "100k SETs as gathers of 1,000 set() calls", "cluster", gathered,
-            {"ops": 100_000, "batch": 1_000, "warmup_batches": 5}, ("ops",),
-        ),
+        *_CLUSTER,
         Scenario(
             "single", "single node, 200 tasks, GET/SET, 100k ops", "single", concurrent,
             {"tasks": 200, "ops": 100_000, "keyspace": 10_000, "warmup": 10_000},
             ("ops", "keyspace", "warmup"),
         ),
+        *(_on_sentinel(s) for s in _CLUSTER),
     )
 }
