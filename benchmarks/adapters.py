@@ -199,8 +199,11 @@ class RedisPyAdapter(Adapter):
         elif target.kind == "sentinel":
             from redis.asyncio.sentinel import Sentinel
 
-            self.sentinel = Sentinel(list(target.nodes))  # type: ignore[no-untyped-call]
+            # Each new master connection asks a sentinel where the master is: the
+            # sentinels' pools need the same headroom as the master's.
             limit = {"max_connections": SENTINEL_CONNECTIONS} if self._blocking else {}
+            self.sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                list(target.nodes), sentinel_kwargs=limit or None)
             self.client = self.sentinel.master_for(target.service, **limit)
             await self.client.ping()
         else:
@@ -238,7 +241,7 @@ class RedisPyAdapter(Adapter):
         if self._is_cluster:
             limit = "100 per node (library default; raises MaxConnectionsError past it)"
         elif self.target is not None and self.target.kind == "sentinel":
-            limit = (f"master_for(max_connections={SENTINEL_CONNECTIONS})" if self._blocking
+            limit = (f"{SENTINEL_CONNECTIONS} (master and sentinel pools)" if self._blocking
                      else "100 (library default; raises MaxConnectionsError past it)")
         elif self._blocking:
             limit = f"BlockingConnectionPool({self.maxsize})"

@@ -58,6 +58,7 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "failed_runs": [r["failed"] for r in runs if "failed" in r],
                 "ops_per_sec": _median(r["ops_per_sec"] for r in good),
                 "ops_per_sec_runs": [round(r["ops_per_sec"]) for r in good],
+                "cpu_us_per_op": _median(r.get("cpu_us_per_op", 0.0) for r in good),
                 "p50_ms": _median(r["p50_ms"] for r in good),
                 "p99_ms": _median(r["p99_ms"] for r in good),
                 "mean_ms": _median(r.get("mean_ms", 0.0) for r in good),
@@ -74,6 +75,8 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ours = _find(rows, row["scenario"], OURS)
         usable = ours is not None and ours["ops_per_sec"] > 0 and row["ops_per_sec"] > 0
         row["ratio"] = ours["ops_per_sec"] / row["ops_per_sec"] if usable and ours else None
+        cpu_ok = ours is not None and ours["cpu_us_per_op"] > 0 and row["cpu_us_per_op"] > 0
+        row["cpu_ratio"] = row["cpu_us_per_op"] / ours["cpu_us_per_op"] if cpu_ok and ours else None
     return rows
 
 
@@ -136,7 +139,7 @@ def render_summary(summary: list[dict[str, Any]], titles: dict[str, str]) -> lis
     """The comparison table: one block per scenario."""
     out: list[str] = []
     headers = ["client", "ops/s (median)", "runs", "p50 ms", "p99 ms", "mean ms", "max ms",
-               "errors", "sockets", f"{OURS}/peer"]
+               "CPU us/op", "errors", "sockets", f"{OURS}/peer", "CPU peer/ours"]
     for scenario in dict.fromkeys(r["scenario"] for r in summary):
         rows = []
         for r in (r for r in summary if r["scenario"] == scenario):
@@ -148,11 +151,14 @@ def render_summary(summary: list[dict[str, Any]], titles: dict[str, str]) -> lis
                 errors += f" FAILED {len(r['failed_runs'])}/{r['runs']}: {r['failed_runs'][0]}"
             ratio = "" if r["client"] == OURS else (
                 f"{r['ratio']:.2f}x" if r["ratio"] is not None else "n/a")
+            cpu_ratio = "" if r["client"] == OURS or r.get("cpu_ratio") is None else (
+                f"{r['cpu_ratio']:.2f}x")
             rows.append([
                 r["client"], _num(r["ops_per_sec"]),
                 " ".join(_num(v) for v in r["ops_per_sec_runs"]),
                 f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}", f"{r['mean_ms']:.3f}",
-                f"{r['max_ms']:.1f}", errors, str(r["sockets"]), ratio,
+                f"{r['max_ms']:.1f}", f"{r.get('cpu_us_per_op', 0.0):.2f}", errors,
+                str(r["sockets"]), ratio, cpu_ratio,
             ])
         latency = next((r["latency_of"] for r in summary if r["scenario"] == scenario), "op")
         out.append(f"== {scenario}: {titles.get(scenario, '')} (latency per {latency})")
@@ -270,8 +276,11 @@ def render_baseline(summary: list[dict[str, Any]], baseline: dict[str, Any] | No
         if ours is None or then is None:
             continue
         ratio = then.get("ratio")
+        cpu_ratio = then.get("cpu_ratio")
         rows.append([scenario, _cell(ours), _cell(then),
                      "n/a" if ratio is None else f"{ratio:.2f}x",
+                     f"{ours['cpu_us_per_op']:.2f}", f"{then['cpu_us_per_op']:.2f}",
+                     "n/a" if cpu_ratio is None else f"{cpu_ratio:.2f}x",
                      f"{ours['p50_ms']:.3f}", f"{then['p50_ms']:.3f}",
                      str(ours["errors"]), str(then["errors"])])
         if then["failed_runs"]:
@@ -281,7 +290,10 @@ def render_baseline(summary: list[dict[str, Any]], baseline: dict[str, Any] | No
     out = [f"== before/after: {OURS} (this tree) vs {old} = {baseline['commit'][:12]} "
            f"{baseline['subject']!r}"]
     out.extend(_table(["scenario", f"{OURS} ops/s", f"{old} ops/s", "now/then",
+                       "CPU us/op now", "CPU us/op then", "CPU then/now",
                        "p50 ms now", "p50 ms then", "errors now", "errors then"], rows))
+    out.append("  now/then: ops/s ratio (>1: this tree is faster); CPU then/now: client CPU per "
+               "op ratio (>1: this tree uses less CPU; steadier than ops/s on a shared machine)")
     out.extend(notes)
     out.append("")
     return out

@@ -38,6 +38,19 @@ class Sample:
     errors: Counter[str] = field(default_factory=Counter)
     ops: int = 0
     elapsed_ns: int = 0
+    cpu_ns: int = 0
+    """CPU time of this process (client only: the servers are other processes)."""
+    _started: tuple[int, int] = (0, 0)
+
+    def start(self) -> None:
+        """Start the clocks of the timed phase (wall and process CPU)."""
+        self._started = (time.perf_counter_ns(), time.process_time_ns())
+
+    def stop(self) -> None:
+        """Stop the clocks: ``elapsed_ns`` and ``cpu_ns`` since :meth:`start`."""
+        wall, cpu = self._started
+        self.elapsed_ns = time.perf_counter_ns() - wall
+        self.cpu_ns = time.process_time_ns() - cpu
 
     def add_error(self, exc: BaseException | str, weight: int = 1) -> None:
         """Count an error by its type name (or the given label)."""
@@ -60,6 +73,7 @@ def summarise(sample: Sample, latency_of: str) -> dict[str, Any]:
         "ops": sample.ops,
         "elapsed_s": round(elapsed, 4),
         "ops_per_sec": sample.ops / elapsed if elapsed > 0 else 0.0,
+        "cpu_us_per_op": sample.cpu_ns / sample.ops / 1e3 if sample.ops else 0.0,
         "p50_ms": percentile(lat, 0.50) / 1e6,
         "p99_ms": percentile(lat, 0.99) / 1e6,
         "mean_ms": sum(lat) / len(lat) / 1e6 if lat else 0.0,
@@ -122,10 +136,10 @@ async def sequential(adapter: Adapter, params: Params, duration: float | None) -
     key_list = keys(count)
     sample = Sample()
     half = None if duration is None else duration / 2
-    start = time.perf_counter_ns()
+    sample.start()
     done = await _sequential_phase(adapter, key_list, True, _deadline(half), sample)
     await _sequential_phase(adapter, key_list[:done], False, _deadline(half), sample)
-    sample.elapsed_ns = time.perf_counter_ns() - start
+    sample.stop()
     return summarise(sample, "op")
 
 
@@ -168,9 +182,9 @@ async def mixed_load(
             lat.append(perf() - t0)
             sample.ops += 1
 
-    start = perf()
+    sample.start()
     await asyncio.gather(*(worker(i) for i in range(tasks)))
-    sample.elapsed_ns = perf() - start
+    sample.stop()
     return sample
 
 
@@ -194,7 +208,7 @@ async def batched(adapter: Adapter, params: Params, duration: float | None) -> R
     sample = Sample()
     perf = time.perf_counter_ns
     deadline = _deadline(duration)
-    begin = perf()
+    sample.start()
     for start in range(0, total, size):
         chunk = items[start : start + size]
         t0 = perf()
@@ -207,7 +221,7 @@ async def batched(adapter: Adapter, params: Params, duration: float | None) -> R
             sample.ops += len(chunk)
         if deadline is not None and perf() > deadline:
             break
-    sample.elapsed_ns = perf() - begin
+    sample.stop()
     return summarise(sample, f"batch of {size}")
 
 
@@ -222,7 +236,7 @@ async def gathered(adapter: Adapter, params: Params, duration: float | None) -> 
     sample = Sample()
     perf = time.perf_counter_ns
     deadline = _deadline(duration)
-    begin = perf()
+    sample.start()
     for start in range(0, total, size):
         chunk = key_list[start : start + size]
         t0 = perf()
@@ -234,7 +248,7 @@ async def gathered(adapter: Adapter, params: Params, duration: float | None) -> 
         sample.ops += len(chunk) - len(failed)
         if deadline is not None and perf() > deadline:
             break
-    sample.elapsed_ns = perf() - begin
+    sample.stop()
     return summarise(sample, f"gather of {size}")
 
 
