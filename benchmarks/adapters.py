@@ -165,6 +165,31 @@ class ClustermgrAdapter(Adapter):
                 "package": os.path.dirname(clustermgr.__file__ or "?")}
 
 
+class ClustermgrDirectAdapter(ClustermgrAdapter):
+    """clustermgr's plain ``create_pool`` on the sentinel group's master, found once.
+
+    Beside ``clustermgr`` on the ``sentinel-*`` scenarios it shows what
+    ``SentinelPool`` costs over the ``ConnectionsPool`` it routes to.
+    """
+
+    name = "clustermgr-direct"
+    supports = frozenset({"sentinel"})
+
+    async def connect(self, target: Target) -> None:
+        import clustermgr
+        from clustermgr.sentinel import create_sentinel_pool
+
+        finder = await create_sentinel_pool(list(target.nodes), target.service, minsize=1,
+                                            maxsize=1)
+        address = finder.address
+        finder.close()
+        await finder.wait_closed()
+        self.target = target
+        self.pool = await clustermgr.create_pool(address, minsize=1, maxsize=self.maxsize)
+        self._execute = self.pool.execute
+        self._pool_batch = self.pool.execute_batch
+
+
 class RedisPyAdapter(Adapter):
     """redis-py asyncio: ``RedisCluster`` / ``Redis``, pipelines for batches.
 
@@ -368,7 +393,8 @@ class AioredisClusterAdapter(Adapter):
 
 ADAPTERS: dict[str, type[Adapter]] = {
     cls.name: cls
-    for cls in (ClustermgrAdapter, RedisPyAdapter, CoredisAdapter, AioredisClusterAdapter)
+    for cls in (ClustermgrAdapter, ClustermgrDirectAdapter, RedisPyAdapter, CoredisAdapter,
+                AioredisClusterAdapter)
 }
 
 

@@ -99,7 +99,9 @@ def dispatch(job: Job, python: Interpreter, opts: Options) -> dict[str, Any]:
 
 def _dispatch_once(job: Job, python: Interpreter, opts: Options) -> dict[str, Any]:
     """Run ``job`` in a fresh ``python`` process (or in this one); never raises."""
-    if opts.in_process and python.here:
+    # Before/after compares like with like: with a baseline, every client gets
+    # a fresh process (the baseline cannot run in this one).
+    if opts.in_process and python.here and opts.baseline is None:
         try:
             return asyncio.run(run_job(job))
         except Exception as exc:
@@ -161,10 +163,11 @@ def scenario_clients(
     kind: TargetKind = SCENARIOS[name].target
     clients = []
     for client in pythons:
-        reason = ADAPTERS[adapter_name(client)].unsupported(kind)
+        adapter = ADAPTERS[adapter_name(client)]
+        reason = adapter.unsupported(kind)
         if reason is None:
             clients.append(client)
-        else:
+        elif kind in adapter.supports:  # not by design: say why
             skipped.setdefault(f"{client} on {kind}", reason)
     return clients
 
