@@ -81,9 +81,11 @@ def measure(
 def ratios(summary: list[dict[str, Any]], ceilings: dict[str, Any]) -> list[dict[str, Any]]:
     """clustermgr's (and ``clustermgr@REV``'s) ops/s over the ceilings; gather vs batch."""
     ops: dict[str, dict[str, float]] = {}
+    cpu: dict[str, dict[str, float]] = {}
     for row in summary:
         if row["client"].partition("@")[0] == "clustermgr" and row["ops_per_sec"]:
             ops.setdefault(row["client"], {})[row["scenario"]] = row["ops_per_sec"]
+            cpu.setdefault(row["client"], {})[row["scenario"]] = row.get("cpu_us_per_op", 0.0)
     out: list[dict[str, Any]] = []
     for client, ours in ops.items():
         for kind, scenario, name, label, goal in RATIOS:
@@ -92,8 +94,12 @@ def ratios(summary: list[dict[str, Any]], ceilings: dict[str, Any]) -> list[dict
             if base and value:
                 out.append({"client": client, "label": label, "ratio": value / base,
                             "goal": goal})
+        used = cpu.get(client, {})
         for top, bottom, label, goal in GATHER_VS_BATCH:
             if ours.get(top) and ours.get(bottom):
                 out.append({"client": client, "label": label,
                             "ratio": ours[top] / ours[bottom], "goal": goal})
+            if used.get(top) and used.get(bottom):  # the same, from client CPU per command
+                out.append({"client": client, "label": f"{label} (client CPU)",
+                            "ratio": used[bottom] / used[top], "goal": None})
     return out
