@@ -129,7 +129,7 @@ class Servers:
         logger.warning(
             "ROLE is not allowed for this user on %s: the %s role is taken from the "
             "sentinels' majority view, unverified (a demoted master is noticed by its "
-            "READONLY replies)", address_text(address), self._role,
+            "READONLY replies or its closed connections)", address_text(address), self._role,
         )
 
     @property

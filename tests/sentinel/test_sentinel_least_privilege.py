@@ -17,7 +17,7 @@ import pytest
 from clustermgr import create_sentinel_pool
 from clustermgr.connection import create_connection
 from clustermgr.errors import NoPermissionError
-from clustermgr.testing import LocalSentinelGroup
+from clustermgr.testing import FaultProxy, LocalSentinelGroup
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -110,3 +110,40 @@ async def _role_as(group: LocalSentinelGroup, user: str) -> None:
     finally:
         conn.close()
         await conn.wait_closed()
+
+
+async def test_a_user_without_role_never_writes_to_the_demoted_master(
+    local_sentinel_factory: Callable[..., LocalSentinelGroup],
+) -> None:
+    # The pool's only sentinel is behind a proxy that the test stalls: the pool
+    # hears no event of the failover and cannot ask, and its ROLE watchdog
+    # cannot run (ROLE denied). What tells it is the old master itself: it
+    # closes its clients when it becomes a replica (and a reconnect with
+    # run_id unknown is refused), or answers READONLY.
+    group = local_sentinel_factory(replicas=1, sentinels=1, quorum=1)
+    _create_users(group)
+    old, new = group.master, group.replicas[0]
+    with FaultProxy(group.sentinel_addresses[0], name="sentinel") as sentinel:
+        pool = await create_sentinel_pool(
+            [sentinel.address], group.service, username="data", password="pw",
+            failover_timeout=20, role_check_interval=0.1,
+        )
+        try:
+            assert await pool.execute("SET", "ro:before", "1") == b"OK"
+            sentinel.stall()
+            await asyncio.to_thread(group.failover)
+            for _ in range(200):  # bounded: the sentinel turns the old master into a replica
+                if old.role() == "slave":
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # the closed connections are seen (no write in flight)
+            write = asyncio.ensure_future(pool.execute("SET", "ro:after", "2"))
+            await asyncio.sleep(0.5)
+            assert not write.done()  # held: it did not run on the replica
+            sentinel.pass_through()
+            assert await asyncio.wait_for(write, 20) == b"OK"
+            assert pool.address == new.address
+            assert new.command("GET", "ro:after") == "2"
+        finally:
+            pool.close()
+            await pool.wait_closed()
