@@ -55,6 +55,7 @@ from .protocol import (
 )
 from .pubsub import PUBSUB_COMMANDS, ChannelMap
 from .pubsubframes import PubSubState
+from .replybound import DEFAULT_MAX_REPLY_SIZE
 from .stall import StallWatch
 from .stats import Counters
 from .tlsopts import resolve_tls
@@ -112,6 +113,7 @@ class RedisConnection(AbcConnection):
         parser: Any = None,
         loop: asyncio.AbstractEventLoop | None = None,
         read_timeout: float | None = None,
+        max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
         self._address = address
         self._encoding = encoding
@@ -125,6 +127,7 @@ class RedisConnection(AbcConnection):
             abort=self._abort,
             count_error=self._count_error,
             describe=self._address_text,
+            max_reply_size=max_reply_size,
         )
         # One entry per reply awaited (the dispatcher's queue; see dispatch.Waiter).
         self._waiters = self._replies.waiters
@@ -521,6 +524,7 @@ async def create_connection(
     connection_cls: type[RedisConnection] | None = None,
     name: str | None = None,
     read_timeout: float | None = None,
+    max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
 ) -> RedisConnection:
     """Open a connection to one server and run the handshake.
 
@@ -533,6 +537,11 @@ async def create_connection(
     arrives for that long (a hung or paused server); its pending commands
     fail with :class:`ConnectionClosedError` (``may_have_executed=True``).
     Blocking commands (BLPOP, XREAD BLOCK, ...) suspend the check.
+    ``max_reply_size`` (bytes, default 512 MiB like the server's
+    ``proto-max-bulk-len``; None: unbounded) bounds one reply: a reply that
+    announces or sends more closes the connection with
+    :class:`~clustermgr.replybound.ReplyTooLargeError` as the cause, before
+    more than the bound is buffered.
     """
     parsed = parse_address(address).with_defaults(
         db=db, username=username, password=password, encoding=encoding,
@@ -554,7 +563,8 @@ async def create_connection(
         raise TypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")
     loop = asyncio.get_running_loop()
     conn = cls(
-        parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_timeout
+        parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_timeout,
+        max_reply_size=max_reply_size,
     )
     try:
         async with _timeout(parsed.timeout):
