@@ -14,12 +14,12 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from ._timeout import timeout as _timeout
-from .abc import AbcChannel, AbcConnection, AbcPool
+from .abc import AbcConnection, AbcPool
 from .address import ServerAddress, check_db, parse_address
 from .connection import RedisConnection, create_connection
 from .connset import ConnectionSet
@@ -34,7 +34,7 @@ from .handback import KnownState
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
 from .pubsub import PUBSUB_COMMANDS
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
-from .subscriptions import PubSubLink
+from .subscriptions import PubSubLink, SubscriptionSet, SubscriptionViews
 from .tasks import consume
 from .tlsopts import resolve_tls
 
@@ -62,7 +62,7 @@ def _check_timeout(name: str, value: float | None) -> None:
         raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
 
 
-class ConnectionsPool(AbcPool):
+class ConnectionsPool(SubscriptionViews, AbcPool):
     """Connections to one server (see :func:`create_pool`)."""
 
     def __init__(
@@ -300,24 +300,8 @@ class ConnectionsPool(AbcPool):
             self.on_resubscribed(self, gap)
 
     @property
-    def pubsub_channels(self) -> Mapping[bytes, AbcChannel]:
-        """Channels subscribed through this pool (kept across reconnects; str keys work)."""
-        return self._pubsub.subscriptions.channels
-
-    @property
-    def pubsub_patterns(self) -> Mapping[bytes, AbcChannel]:
-        """Patterns subscribed through this pool (kept across reconnects; str keys work)."""
-        return self._pubsub.subscriptions.patterns
-
-    @property
-    def pubsub_shard_channels(self) -> Mapping[bytes, AbcChannel]:
-        """Sharded channels (SSUBSCRIBE) subscribed through this pool."""
-        return self._pubsub.subscriptions.shard_channels
-
-    @property
-    def in_pubsub(self) -> int:
-        """Number of subscriptions held by the pool."""
-        return self._pubsub.subscriptions.count
+    def _subscription_set(self) -> SubscriptionSet:
+        return self._pubsub.subscriptions
 
     # -- stats --------------------------------------------------------------
 

@@ -161,6 +161,34 @@ class SubscriptionSet:
                 channel.close(exc)
 
 
+class SubscriptionViews:
+    """The AbcPool pub/sub views of a pool, read from its one :class:`SubscriptionSet`."""
+
+    @property
+    def _subscription_set(self) -> SubscriptionSet:
+        raise NotImplementedError
+
+    @property
+    def pubsub_channels(self) -> ChannelMap:
+        """Channels subscribed through this pool (kept across reconnects; str keys work)."""
+        return self._subscription_set.channels
+
+    @property
+    def pubsub_patterns(self) -> ChannelMap:
+        """Patterns subscribed through this pool (kept across reconnects; str keys work)."""
+        return self._subscription_set.patterns
+
+    @property
+    def pubsub_shard_channels(self) -> ChannelMap:
+        """Sharded channels (SSUBSCRIBE) subscribed through this pool."""
+        return self._subscription_set.shard_channels
+
+    @property
+    def in_pubsub(self) -> int:
+        """Number of subscriptions held by the pool."""
+        return self._subscription_set.count
+
+
 class Relay(AbcChannel):
     """Stands for a caller's channel inside a node pool that may be replaced.
 

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .._timeout import timeout as _timeout
-from ..abc import AbcChannel, AbcConnection
+from ..abc import AbcConnection
 from ..address import parse_address
 from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection
@@ -58,6 +58,7 @@ from ..routing import Action, Budget, Classified, Router
 from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
 from ..stats import NodeStats
+from ..subscriptions import SubscriptionSet, SubscriptionViews
 from ..tlsopts import resolve_tls
 from .multikey import merge_fanout, merge_split, split_by_slot
 from .nodes import NodePools, Routes
@@ -75,7 +76,7 @@ READ_FROM = ("master", "replica", "prefer_replica", "nearest")
 _FANOUT = ("all_shards", "all_nodes")
 
 
-class ClusterPool(Router):
+class ClusterPool(SubscriptionViews, Router):
     """Connections to every node of a Redis Cluster (see :func:`create_cluster_pool`)."""
 
     KIND = "cluster"
@@ -429,24 +430,8 @@ class ClusterPool(Router):
         return self._pubsub.execute(command, channels)
 
     @property
-    def pubsub_channels(self) -> Mapping[bytes, AbcChannel]:
-        """Channels subscribed with SUBSCRIBE."""
-        return self._pubsub.channels
-
-    @property
-    def pubsub_patterns(self) -> Mapping[bytes, AbcChannel]:
-        """Patterns subscribed with PSUBSCRIBE."""
-        return self._pubsub.patterns
-
-    @property
-    def pubsub_shard_channels(self) -> Mapping[bytes, AbcChannel]:
-        """Sharded channels subscribed with SSUBSCRIBE."""
-        return self._pubsub.shard_channels
-
-    @property
-    def in_pubsub(self) -> int:
-        """Number of subscriptions."""
-        return self._pubsub.count
+    def _subscription_set(self) -> SubscriptionSet:
+        return self._pubsub.subscriptions
 
     # -- scan -------------------------------------------------------------
 

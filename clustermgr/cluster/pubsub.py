@@ -17,10 +17,9 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
-from ..abc import AbcChannel
 from ..backoff import Backoff
 from ..errors import ConnectionClosedError, PoolClosedError, RedisError, TimeoutError
 from ..events import EventBus, PubSubDisconnected, PubSubResubscribed
@@ -92,24 +91,9 @@ class ClusterPubSub:
     # -- views -------------------------------------------------------------
 
     @property
-    def channels(self) -> Mapping[bytes, AbcChannel]:
-        """Channels subscribed with SUBSCRIBE (str keys work too)."""
-        return self._set.channels
-
-    @property
-    def patterns(self) -> Mapping[bytes, AbcChannel]:
-        """Patterns subscribed with PSUBSCRIBE (str keys work too)."""
-        return self._set.patterns
-
-    @property
-    def shard_channels(self) -> Mapping[bytes, AbcChannel]:
-        """Channels subscribed with SSUBSCRIBE (str keys work too)."""
-        return self._set.shard_channels
-
-    @property
-    def count(self) -> int:
-        """Number of desired subscriptions."""
-        return self._set.count
+    def subscriptions(self) -> SubscriptionSet:
+        """The desired subscriptions (str keys work in its views)."""
+        return self._set
 
     # -- commands ----------------------------------------------------------
 
@@ -160,7 +144,7 @@ class ClusterPubSub:
         if self._closed:
             raise PoolClosedError("cluster pool was closed")
         word = _WIRE[kind][2][1 if unsubscribe else 0]
-        count = self.count
+        count = self._set.count
         return [[word, name, count] for name in names] or [[word, None, count]]
 
     # -- desired vs actual -------------------------------------------------

@@ -16,10 +16,10 @@ provably did not run, or when it is read-only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
-from ..abc import AbcChannel, AbcConnection
+from ..abc import AbcConnection
 from ..commands import CommandTable
 from ..connection import RedisConnection
 from ..errors import (
@@ -31,11 +31,14 @@ from ..errors import (
 from ..pool import ConnectionsPool
 from ..routing import Action, Budget, Classified, Router
 from ..stats import NodeStats
+from ..subscriptions import SubscriptionSet, SubscriptionViews
 from ._common import address_text
 from .errors import RoleMismatchError
 from .failover import Follower
 from .hooks import PoolHooks
+from .master import MasterFollower
 from .pubsub import SentinelPubSub, is_pubsub_command
+from .replicas import ReplicaFollower
 from .sentinel import RedisSentinel
 from .servers import ServerPool
 
@@ -44,7 +47,7 @@ __all__ = ["SentinelPool", "create_sentinel_pool"]
 _COMMANDS = CommandTable.builtin()
 
 
-class SentinelPool(Router):
+class SentinelPool(SubscriptionViews, Router):
     """Connections to the master (or the replicas) of a Sentinel-managed service.
 
     Create with :func:`create_sentinel_pool`. With ``role="replica"`` commands
@@ -118,8 +121,11 @@ class SentinelPool(Router):
             move_pubsub=lambda pool: self._pubsub.move_to(pool),
             adopt=self._adopt, forget=self._forget, execute_pubsub=self.execute_pubsub,
         )
-        self._follower = Follower(
-            hooks, self._sentinel, service=service, role=self._role,
+        follow: dict[str, Any] = (
+            {"early_release": early_release} if self._role == "master" else {})
+        follower_cls = MasterFollower if self._role == "master" else ReplicaFollower
+        self._follower: Follower = follower_cls(
+            hooks, self._sentinel, service=service,
             pool_kwargs={
                 "db": db, "username": username, "password": password, "ssl": ssl,
                 "encoding": encoding, "minsize": minsize, "maxsize": maxsize,
@@ -128,8 +134,8 @@ class SentinelPool(Router):
                 "name": name,
             },
             failover_timeout=failover_timeout, rediscover_interval=rediscover_interval,
-            poll_interval=poll_interval, early_release=early_release,
-            role_check_interval=role_check_interval, tasks=self._tasks,
+            poll_interval=poll_interval, role_check_interval=role_check_interval,
+            tasks=self._tasks, **follow,
         )
         self._pubsub = SentinelPubSub(
             service, active=self._route_pubsub, wait_active=self._follower.wait_active,
@@ -211,24 +217,8 @@ class SentinelPool(Router):
         return self._pubsub.execute(command, *channels)
 
     @property
-    def pubsub_channels(self) -> Mapping[bytes, AbcChannel]:
-        """Channels subscribed through this pool (kept across failovers)."""
-        return self._pubsub.channels
-
-    @property
-    def pubsub_patterns(self) -> Mapping[bytes, AbcChannel]:
-        """Patterns subscribed through this pool (kept across failovers)."""
-        return self._pubsub.patterns
-
-    @property
-    def pubsub_shard_channels(self) -> Mapping[bytes, AbcChannel]:
-        """Sharded channels (SSUBSCRIBE) subscribed through this pool."""
-        return self._pubsub.shard_channels
-
-    @property
-    def in_pubsub(self) -> int:
-        """Number of subscriptions held by the pool."""
-        return self._pubsub.count
+    def _subscription_set(self) -> SubscriptionSet:
+        return self._pubsub.subscriptions
 
     # -- exclusive connections ---------------------------------------------------------
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..abc import AbcChannel
 from ..errors import PoolClosedError, RedisError, ReplyError
 from ..pool import ConnectionsPool
 from ..pubsub import SUBSCRIBE_COMMANDS, PubSubRequest, is_pubsub_command
@@ -151,24 +150,9 @@ class SentinelPubSub:
         self._set.close_all()
 
     @property
-    def channels(self) -> Mapping[bytes, AbcChannel]:
-        """Channels subscribed with SUBSCRIBE (str keys work too)."""
-        return self._set.channels
-
-    @property
-    def patterns(self) -> Mapping[bytes, AbcChannel]:
-        """Patterns subscribed with PSUBSCRIBE (str keys work too)."""
-        return self._set.patterns
-
-    @property
-    def shard_channels(self) -> Mapping[bytes, AbcChannel]:
-        """Channels subscribed with SSUBSCRIBE (str keys work too)."""
-        return self._set.shard_channels
-
-    @property
-    def count(self) -> int:
-        """Number of subscriptions."""
-        return self._set.count
+    def subscriptions(self) -> SubscriptionSet:
+        """The desired subscriptions (str keys work in its views)."""
+        return self._set
 
 
 def _copy(outer: asyncio.Future[Any], source: asyncio.Future[Any]) -> None:

@@ -6,6 +6,7 @@ import asyncio
 
 from clustermgr.sentinel import parse_event
 from clustermgr.sentinel.discovery import MasterView, choose_master
+from clustermgr.sentinel.epochs import EpochGuard
 
 
 def test_switch_master() -> None:
@@ -62,55 +63,42 @@ def test_sentinels_reporting_down_are_ignored() -> None:
 
 async def test_stale_views_are_not_followed() -> None:
     """A master named under an older config epoch than one seen is ignored (for a while)."""
-    from clustermgr.sentinel.failover import Follower
-
-    follower = object.__new__(Follower)
-    follower._epoch_floor = 0
-    follower._stale_since = None
-    follower._deposed = {}
-    follower._failover_timeout = 0.2
-    follower._service = "mymaster"
+    guard = EpochGuard("mymaster", stale_grace=0.2)
     old, new = ("127.0.0.1", 1), ("127.0.0.1", 2)
     fresh_view = MasterView(("127.0.0.1", 9), new, frozenset({"master"}), 5)
-    assert follower._fresh([new], [fresh_view]) == [new]
-    assert follower._epoch_floor == 5
+    assert guard.fresh([new], [fresh_view]) == [new]
+    assert guard.floor == 5
     # The new master is reported down and a lagging sentinel still names the old one.
     down_view = MasterView(("127.0.0.1", 9), new, frozenset({"master", "s_down"}), 5)
     stale_view = MasterView(("127.0.0.1", 8), old, frozenset({"master"}), 4)
-    assert follower._fresh([old], [down_view, stale_view]) == []
+    assert guard.fresh([old], [down_view, stale_view]) == []
     # A real later failover back to the old address carries a newer epoch.
     newer = MasterView(("127.0.0.1", 8), old, frozenset({"master"}), 6)
-    assert follower._fresh([old], [newer]) == [old]
-    assert follower._epoch_floor == 6
-    # Sentinels reset (epochs start over): accepted after failover_timeout.
+    assert guard.fresh([old], [newer]) == [old]
+    assert guard.floor == 6
+    # Sentinels reset (epochs start over): accepted after the grace period.
     reset = MasterView(("127.0.0.1", 8), new, frozenset({"master"}), 0)
-    assert follower._fresh([new], [reset]) == []
+    assert guard.fresh([new], [reset]) == []
     await asyncio.sleep(0.25)
-    assert follower._fresh([new], [reset]) == [new]
-    assert follower._epoch_floor == 0
+    assert guard.fresh([new], [reset]) == [new]
+    assert guard.floor == 0
 
 
 async def test_a_deposed_master_is_stale_until_named_under_a_newer_epoch() -> None:
     """Once a failover away from a master was seen, views naming it under the epoch it
     had are stale, even when every sentinel still names it and none has a newer epoch."""
-    from clustermgr.sentinel.failover import Follower
-
-    follower = object.__new__(Follower)
-    follower._epoch_floor = 3
-    follower._stale_since = None
-    follower._deposed = {}
-    follower._generation = 0
-    follower._failover_timeout = 10.0
-    follower._service = "mymaster"
+    guard = EpochGuard("mymaster", stale_grace=10.0)
+    guard.floor = 3
     old = ("127.0.0.1", 1)
     view = MasterView(("127.0.0.1", 9), old, frozenset({"master"}), 3)
-    assert follower._fresh([old], [view]) == [old]
-    follower._depose(old)
-    assert follower._fresh([old], [view]) == []
+    assert guard.fresh([old], [view]) == [old]
+    assert guard.depose(old) is True
+    assert guard.depose(old) is False  # no news the second time
+    assert guard.fresh([old], [view]) == []
     again = MasterView(("127.0.0.1", 9), old, frozenset({"master"}), 4)
-    assert follower._fresh([old], [again]) == [old]
-    follower._undepose(old)
-    assert follower._deposed == {}
+    assert guard.fresh([old], [again]) == [old]
+    guard.undepose(old)
+    assert guard.deposed == {}
 
 
 def test_a_view_of_a_master_being_failed_over_is_not_used() -> None:
