@@ -33,6 +33,7 @@ from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscri
 from .handback import KnownState
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
 from .pubsub import PUBSUB_COMMANDS
+from .replybound import DEFAULT_MAX_REPLY_SIZE
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
 from .subscriptions import PubSubLink, SubscriptionSet, SubscriptionViews
 from .tasks import consume
@@ -84,6 +85,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         on_connect: OnConnect | None = None,
         reconnect_delay: tuple[float, float] = (0.05, 2.0),
         read_timeout: float | None = None,
+        max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
         if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 0:
             raise ValueError(f"minsize must be an int >= 0, got {minsize!r}")
@@ -104,6 +106,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._maxsize = maxsize
         self._on_connect = on_connect
         self._read_timeout = read_timeout
+        self._max_reply_size = max_reply_size
         self._db = self._address.db or 0
         self._known = KnownState(db=self._db, credentials=self._credentials())
         self._closing = False
@@ -143,6 +146,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         conn = await create_connection(
             self._address, ssl=self._ssl, parser=self._parser,
             connection_cls=self._connection_cls, read_timeout=self._read_timeout,
+            max_reply_size=self._max_reply_size,
         )
         try:
             if self._on_connect is not None:
@@ -512,13 +516,15 @@ async def create_pool(
     name: str | None = None,
     on_connect: OnConnect | None = None,
     read_timeout: float | None = None,
+    max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
 ) -> ConnectionsPool:
     """Create a :class:`ConnectionsPool` and open ``minsize`` connections.
 
     ``address`` takes every form :func:`create_connection` accepts. Raises
     what connecting raises (ConnectError, AuthError, TimeoutError) if the
     first connections cannot be opened. ``read_timeout`` is passed to every
-    connection (see :func:`~clustermgr.connection.create_connection`);
+    connection (see :func:`~clustermgr.connection.create_connection`), and
+    so is ``max_reply_size``;
     ``acquire_timeout`` bounds waiting for a free connection.
     """
     cls = pool_cls or ConnectionsPool
@@ -529,7 +535,7 @@ async def create_pool(
         minsize=minsize, maxsize=maxsize, parser=parser,
         create_connection_timeout=create_connection_timeout, acquire_timeout=acquire_timeout,
         connection_cls=connection_cls, name=name, on_connect=on_connect,
-        read_timeout=read_timeout,
+        read_timeout=read_timeout, max_reply_size=max_reply_size,
     )
     try:
         await pool.fill()

@@ -54,6 +54,7 @@ from ..errors import (
 from ..events import Redirect
 from ..pool import ConnectionsPool
 from ..pubsub import is_pubsub_command
+from ..replybound import DEFAULT_MAX_REPLY_SIZE
 from ..routing import Action, Budget, Classified, Router
 from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
@@ -111,6 +112,7 @@ class ClusterPool(SubscriptionViews, Router):
         pool_cls: type[ConnectionsPool] = ConnectionsPool,
         connection_cls: type[RedisConnection] | None = None,
         read_timeout: float | None = None,
+        max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
         nodes = [parse_address(a) for a in startup_nodes]
         if not nodes:
@@ -141,6 +143,7 @@ class ClusterPool(SubscriptionViews, Router):
             username=username, password=password, ssl=ssl, encoding=encoding,
             minsize=minsize, maxsize=maxsize, create_connection_timeout=connect_timeout,
             connection_cls=connection_cls, read_timeout=read_timeout,
+            max_reply_size=max_reply_size,
         )
         self._table = CommandTable.builtin()
         self._routes: Routes = [None] * SLOT_COUNT
@@ -516,6 +519,7 @@ async def create_cluster_pool(
     pool_cls: type[ConnectionsPool] = ConnectionsPool,
     connection_cls: type[RedisConnection] | None = None,
     read_timeout: float | None = None,
+    max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
 ) -> ClusterPool:
     """Connect to a Redis Cluster and return a :class:`ClusterPool`.
 
@@ -525,7 +529,8 @@ async def create_cluster_pool(
     only). A command is retried for at most ``max_redirects`` redirects and
     ``retry_timeout`` seconds in total. ``read_timeout`` aborts a node
     connection whose replies stall that long (a hung or paused node); its
-    commands are then retried like any connection failure. Raises
+    commands are then retried like any connection failure. ``max_reply_size``
+    bounds one reply on every node connection. Raises
     :class:`ConnectError` if no startup node returns a slot map.
     """
     pool = ClusterPool(
@@ -533,6 +538,7 @@ async def create_cluster_pool(
         minsize=minsize, maxsize=maxsize, read_from=read_from, max_redirects=max_redirects,
         retry_timeout=retry_timeout, refresh=refresh, connect_timeout=connect_timeout,
         pool_cls=pool_cls, connection_cls=connection_cls, read_timeout=read_timeout,
+        max_reply_size=max_reply_size,
     )
     try:
         await pool._initialize()

@@ -29,6 +29,7 @@ from ..errors import (
     ReadOnlyError,
 )
 from ..pool import ConnectionsPool
+from ..replybound import DEFAULT_MAX_REPLY_SIZE
 from ..routing import Action, Budget, Classified, Router
 from ..stats import NodeStats
 from ..subscriptions import SubscriptionSet, SubscriptionViews
@@ -93,6 +94,7 @@ class SentinelPool(SubscriptionViews, Router):
         max_retries: int = 3,
         early_release: bool = True,
         role_check_interval: float | None = 1.0,
+        max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
         if role not in ("master", "replica", "slave"):
             raise ValueError(f"role must be 'master' or 'replica', not {role!r}")
@@ -132,6 +134,7 @@ class SentinelPool(SubscriptionViews, Router):
                 "parser": parser, "create_connection_timeout": create_connection_timeout,
                 "acquire_timeout": acquire_timeout, "connection_cls": connection_cls,
                 "name": name,
+                "max_reply_size": max_reply_size,
             },
             failover_timeout=failover_timeout, rediscover_interval=rediscover_interval,
             poll_interval=poll_interval, role_check_interval=role_check_interval,
