@@ -18,7 +18,7 @@ from .batching import BatchReplies
 from .blocking import BlockingWait
 from .errors import ConnectionClosedError, ProtocolError, ReplyError
 from .execreply import ExecCodecs
-from .protocol import case_variants, decode, excerpt, lookup_command
+from .protocol import PUSH_FRAME, case_variants, decode, excerpt, lookup_command
 from .pubsubframes import PUBSUB_EVENTS, PubSubState, PubSubWait
 from .replybound import DEFAULT_MAX_REPLY_SIZE, ReplyBound
 
@@ -110,7 +110,23 @@ class ReplyDispatcher:
                     if refused is not None:
                         self._protocol_error(refused)
                     return
-                if type(obj) is not list and isinstance(obj, list):
+                if type(obj) is list:
+                    if obj and (
+                        # Pushes come only once subscribed; before that, an array is the
+                        # reply of the waiter at the head (a confirmation if it is an
+                        # (un)subscribe).
+                        pubsub.subscribed or (waiters and type(waiters[0][2]) is PubSubWait)
+                    ):
+                        if obj[0] in PUBSUB_EVENTS:
+                            pubsub.on_frame(obj, waiters)
+                            continue
+                        if (
+                            obj[0] == b"pong" and len(obj) == 2 and waiters
+                            and lookup_command(_PING, waiters[0][4]) is not None
+                        ):
+                            # A subscribed PING answers as unsubscribed (as aioredis does).
+                            obj = obj[1] if waiters[0][5] else b"PONG"
+                elif type(obj) is PUSH_FRAME:
                     # A RESP3 push frame: never sent to a RESP2 connection, and never the
                     # reply of a command; dropped, so replies stay with their callers.
                     logger.warning(
@@ -118,20 +134,6 @@ class ReplyDispatcher:
                         self.describe, excerpt(obj),
                     )
                     continue
-                if type(obj) is list and obj and (
-                    # Pushes come only once subscribed; before that, an array is the reply
-                    # of the waiter at the head (a confirmation if it is an (un)subscribe).
-                    pubsub.subscribed or (waiters and type(waiters[0][2]) is PubSubWait)
-                ):
-                    if obj[0] in PUBSUB_EVENTS:
-                        pubsub.on_frame(obj, waiters)
-                        continue
-                    if (
-                        obj[0] == b"pong" and len(obj) == 2 and waiters
-                        and lookup_command(_PING, waiters[0][4]) is not None
-                    ):
-                        # A subscribed PING answers as unsubscribed (and as aioredis does).
-                        obj = obj[1] if waiters[0][5] else b"PONG"
                 if not waiters:
                     self._protocol_error(ProtocolError(
                         f"unexpected reply from {self.describe}: {excerpt(obj)}"

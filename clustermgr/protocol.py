@@ -15,6 +15,7 @@ from .errors import ProtocolError, RedirectError, ReplyError
 
 __all__ = [
     "BLOCKING_COMMANDS",
+    "PUSH_FRAME",
     "Reader",
     "case_variants",
     "decode",
@@ -27,6 +28,8 @@ __all__ = [
 ]
 
 Reader = hiredis.Reader
+#: The type hiredis gives a RESP3 push frame (``>``): a list subclass.
+PUSH_FRAME: type = hiredis.PushNotification
 
 _pack = hiredis.pack_command
 

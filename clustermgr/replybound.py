@@ -100,7 +100,21 @@ class ReplyBound:
                 else:
                     self._line = data[pos:]
                 break
-            if kind in _LINES:
+            if kind == 36:  # "$", the most common: a bulk string
+                try:
+                    count = int(data[pos + 1:end])
+                except ValueError:
+                    self._off = True
+                    return None
+                pos = end + 2
+                if count >= 0:
+                    pos += count + 2
+                    if size + pos - base > bound:
+                        return self._refuse(size + pos - base, max(0, base - cut), announced=True)
+                    if pos > n:
+                        self._skip = pos - n
+                        break
+            elif kind in _LINES:
                 pos = end + 2
             elif kind in _COUNTED:
                 try:
