@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 from fake_server import FakeServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_resp_fuzz import _replies
 
 from clustermgr import create_connection, create_pool
 from clustermgr.errors import ConnectionClosedError, ProtocolError
@@ -138,3 +141,18 @@ def test_bound_follows_replies_cut_anywhere() -> None:
                 assert bound.scan(piece) is None
             assert bound._stack == [] and bound._skip == 0 and bound._line is None
     assert ReplyBound(29).scan(wire) is not None  # the 30-byte array does not fit 29
+
+
+@given(st.lists(_replies, min_size=1, max_size=6), st.data())
+@settings(max_examples=300, deadline=None)
+def test_bound_never_refuses_a_reply_that_fits(replies: list[bytes], data: Any) -> None:
+    """Valid replies cut anywhere: the walk agrees with the parser on where each ends."""
+    wire = b"".join(replies)
+    largest = max(len(reply) for reply in replies)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=8)))
+    pieces = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+    fits, tight = ReplyBound(largest), ReplyBound(largest - 1)
+    refused = [tight.scan(piece) for piece in pieces]
+    assert [fits.scan(piece) for piece in pieces] == [None] * len(pieces)
+    assert fits._stack == [] and fits._skip == 0 and fits._line is None
+    assert any(error is not None for error in refused)  # one byte less: refused
