@@ -98,7 +98,7 @@ class ReplyDispatcher:
             refused = self._bound.scan(data)
             if refused is not None:  # parse the replies before the refused one only
                 data = data[:self._bound.stop]
-        future = None
+        future = on_error = command = args = encoding = None
         try:
             reader = self._reader
             reader.feed(data)
@@ -178,26 +178,31 @@ class ReplyDispatcher:
                         continue
                 future.set_result(obj)
         except ProtocolError as exc:
-            self._protocol_error(exc, future)
+            self._protocol_error(exc, (future, encoding, on_error, command, args))
         except Exception as exc:  # MemoryError, RecursionError, a short pub/sub frame...
             error = ProtocolError(
                 f"cannot handle a reply from {self.describe}: {type(exc).__name__}: "
                 f"{excerpt(str(exc))}"
             )
             error.__cause__ = exc
-            self._protocol_error(error, future)
+            self._protocol_error(error, (future, encoding, on_error, command, args))
 
-    def _protocol_error(
-        self, error: ProtocolError, future: asyncio.Future[Any] | None = None
-    ) -> None:
-        """Drop the connection for ``error``; ``future`` (taken off the queue) fails too."""
+    def _protocol_error(self, error: ProtocolError, taken: tuple[Any, ...] | None = None) -> None:
+        """Drop the connection for ``error``.
+
+        ``taken`` is the waiter whose reply was being handled (future, encoding,
+        error hook, command, args): already off the queue, it fails here as
+        :meth:`fail_pending` fails the others (written: it may have run).
+        """
         logger.error("protocol error from %s: %s", self.describe, error)
-        if future is not None and not future.done():
+        if taken is not None and taken[0] is not None and not taken[0].done():
+            future, encoding, on_error, command, args = taken
             lost = ConnectionClosedError(
                 f"connection to {self.describe} lost: {error}", may_have_executed=True
             )
             lost.__cause__ = error
-            future.set_exception(lost)
+            if on_error is None or not on_error(future, lost, command, args, _codec(encoding)):
+                future.set_exception(lost)
         self._abort(error)
 
     def fail_pending(
