@@ -29,6 +29,7 @@ import os
 import time
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -177,6 +178,7 @@ async def _run(script: _Script, subscribe: bool, encoding: str | None, commands:
     return len(fatal)
 
 
+@pytest.mark.timeout(60 + _EXAMPLES // 5)  # the long form runs for minutes
 def test_resp_fuzz() -> None:
     figures = {"examples": 0, "bytes": 0, "fatal": 0, "peak_growth": 0}
     baseline = _status("VmRSS")
