@@ -93,13 +93,12 @@ class ReplyDispatcher:
         """
         if self.on_progress is not None:
             self.on_progress()
-        refused = None
-        if self._bound is not None:
-            refused = self._bound.scan(data)
-            if refused is not None:  # parse the replies before the refused one only
-                data = data[:self._bound.stop]
-        future = on_error = command = args = encoding = None
+        refused = future = on_error = command = args = encoding = None
         try:
+            if self._bound is not None:
+                refused = self._bound.scan(data)
+                if refused is not None:  # parse the replies before the refused one only
+                    data = data[:self._bound.stop]
             reader = self._reader
             reader.feed(data)
             waiters = self.waiters
