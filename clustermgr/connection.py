@@ -58,6 +58,7 @@ from .protocol import (
 )
 from .pubsub import PUBSUB_COMMANDS, ChannelMap
 from .pubsubframes import PubSubState
+from .replybound import DEFAULT_MAX_REPLY_SIZE
 from .stall import StallWatch
 from .stats import Counters
 from .tlsopts import resolve_tls
@@ -115,6 +116,7 @@ class RedisConnection(AbcConnection):
         parser: Any = None,
         loop: asyncio.AbstractEventLoop | None = None,
         read_timeout: float | None = None,
+        max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
         self._address = address
         self._encoding = encoding
@@ -129,6 +131,7 @@ class RedisConnection(AbcConnection):
             abort=self._abort,
             count_error=self._count_error,
             describe=self._address_text,
+            max_reply_size=max_reply_size,
         )
         # One entry per reply awaited (the dispatcher's queue; see dispatch.Waiter).
         self._waiters = self._replies.waiters
@@ -535,6 +538,7 @@ async def create_connection(
     name: str | None = None,
     read_timeout: float | Default | None = DEFAULT,
     credential_provider: CredentialProvider | None = None,
+    max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
 ) -> RedisConnection:
     """Open a connection to one server and run the handshake.
 
@@ -552,10 +556,16 @@ async def create_connection(
     turns a bound off (see :mod:`clustermgr.bounds`).
     ``credential_provider`` (:mod:`clustermgr.credentials`), asked first
     (within ``timeout`` too), gives the username and password to send.
+    ``max_reply_size`` (bytes, default 512 MiB like the server's
+    ``proto-max-bulk-len``; None: unbounded) bounds one reply: a reply that
+    announces or sends more closes the connection with
+    :class:`~clustermgr.replybound.ReplyTooLargeError` as the cause, before
+    more than the bound is buffered.
     """
     check_options(
         db=db, username=username, password=password, ssl=ssl, encoding=encoding,
         timeout=timeout, name=name, read_timeout=read_timeout,
+        max_reply_size=max_reply_size,
         credential_provider=credential_provider,
     )
     bound = resolve("timeout", timeout, None)
@@ -577,7 +587,8 @@ async def create_connection(
     cls = connection_cls or RedisConnection
     loop = asyncio.get_running_loop()
     conn = cls(
-        parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_bound
+        parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_bound,
+        max_reply_size=max_reply_size,
     )
     try:
         async with _timeout(parsed.timeout):

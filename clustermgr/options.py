@@ -187,6 +187,7 @@ _CHECKS: dict[str, _Check] = {
     "minsize": lambda name, value: _integer(name, value, 0),
     "maxsize": lambda name, value: _integer(name, value, 1),
     "max_redirects": lambda name, value: _integer(name, value, 0),
+    "max_reply_size": lambda name, value: _integer(name, value, 1, optional=True),
     "query_nodes": lambda name, value: _integer(name, value, 1),
     "min_interval": _not_negative_seconds,
     "max_retries": lambda name, value: _integer(name, value, 0, optional=True),

@@ -36,6 +36,7 @@ from .handback import KnownState
 from .options import check_class, check_options
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
 from .pubsub import PUBSUB_COMMANDS
+from .replybound import DEFAULT_MAX_REPLY_SIZE
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
 from .subscriptions import PubSubLink, SubscriptionSet, SubscriptionViews
 from .tasks import consume
@@ -81,12 +82,14 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         reconnect_delay: tuple[float, float] = (0.05, 2.0),
         read_timeout: float | Default | None = DEFAULT,
         credential_provider: CredentialProvider | None = None,
+        max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
         check_options(
             db=db, username=username, password=password, ssl=ssl, encoding=encoding,
             minsize=minsize, maxsize=maxsize, create_connection_timeout=create_connection_timeout,
             acquire_timeout=acquire_timeout, name=name, on_connect=on_connect,
             reconnect_delay=reconnect_delay, read_timeout=read_timeout,
+            max_reply_size=max_reply_size,
             credential_provider=credential_provider,
         )
         check_class("connection_cls", connection_cls, RedisConnection)
@@ -105,6 +108,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._maxsize = maxsize
         self._on_connect = on_connect
         self._provider = credential_provider
+        self._max_reply_size = max_reply_size
         self._db = self._address.db or 0
         self._known = KnownState(db=self._db, credentials=self._credentials())
         self._closing = False
@@ -145,6 +149,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
             self._address, ssl=self._ssl, parser=self._parser, timeout=bound,
             connection_cls=self._connection_cls, read_timeout=self._read_timeout,
             credential_provider=self._provider,
+            max_reply_size=self._max_reply_size,
         )
         if self._provider is not None:
             self._adopt_credentials(conn.state.credentials)
@@ -542,6 +547,7 @@ async def create_pool(
     read_timeout: float | Default | None = DEFAULT,
     lazy: bool = False,
     credential_provider: CredentialProvider | None = None,
+    max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
 ) -> ConnectionsPool:
     """Create a :class:`ConnectionsPool` and open ``minsize`` connections.
 
@@ -557,6 +563,7 @@ async def create_pool(
     ``credential_provider`` is asked for the username and password at every
     connect (:mod:`clustermgr.credentials`; see
     :meth:`ConnectionsPool.reauthenticate`).
+    ``max_reply_size`` (default 512 MiB) bounds one reply on every connection.
     """
     check_class("pool_cls", pool_cls, ConnectionsPool)
     check_options(lazy=lazy)
@@ -567,6 +574,7 @@ async def create_pool(
         create_connection_timeout=create_connection_timeout, acquire_timeout=acquire_timeout,
         connection_cls=connection_cls, name=name, on_connect=on_connect,
         read_timeout=read_timeout, credential_provider=credential_provider,
+        max_reply_size=max_reply_size,
     )
     if lazy:
         return pool

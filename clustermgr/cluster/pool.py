@@ -59,6 +59,7 @@ from ..options import InvalidOptionError, OptionTypeError, check_class, check_op
 from ..pool import ConnectionsPool
 from ..pubsub import is_pubsub_command
 from ..remap import AddressRemap, remap_address
+from ..replybound import DEFAULT_MAX_REPLY_SIZE
 from ..routing import Action, Budget, Classified, Router
 from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
@@ -119,11 +120,13 @@ class ClusterPool(SubscriptionViews, Router):
         address_remap: AddressRemap | None = None,
         credential_provider: CredentialProvider | None = None,
         client_az: str | None = None,
+        max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
         check_options(
             username=username, password=password, ssl=ssl, encoding=encoding, minsize=minsize,
             maxsize=maxsize, max_redirects=max_redirects, retry_timeout=retry_timeout,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
+            max_reply_size=max_reply_size,
             address_remap=address_remap, credential_provider=credential_provider,
             client_az=client_az,
         )
@@ -176,6 +179,7 @@ class ClusterPool(SubscriptionViews, Router):
             minsize=minsize, maxsize=maxsize, create_connection_timeout=connect_timeout,
             connection_cls=connection_cls, read_timeout=read_bound, name=given["name"],
             credential_provider=credential_provider,
+            max_reply_size=max_reply_size,
         )
         self._table = CommandTable.builtin()
         self._table_wanted = False
@@ -636,6 +640,7 @@ async def create_cluster_pool(
     lazy: bool = False,
     credential_provider: CredentialProvider | None = None,
     client_az: str | None = None,
+    max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
 ) -> ClusterPool:
     """Connect to a Redis Cluster and return a :class:`ClusterPool`.
 
@@ -664,6 +669,7 @@ async def create_cluster_pool(
     command reads the slot map (a node not up yet fails that command, typed,
     once ``retry_timeout`` is spent). ``credential_provider``: asked at every
     connect to any node (see :meth:`ClusterPool.reauthenticate`).
+    ``max_reply_size`` bounds one reply on every node connection.
     """
     check_options(lazy=lazy)
     pool = ClusterPool(
@@ -673,6 +679,7 @@ async def create_cluster_pool(
         pool_cls=pool_cls, connection_cls=connection_cls, read_timeout=read_timeout,
         address_remap=address_remap, credential_provider=credential_provider,
         client_az=client_az,
+        max_reply_size=max_reply_size,
     )
     if lazy:
         pool._start_lazily()

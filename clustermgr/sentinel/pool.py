@@ -33,6 +33,7 @@ from ..errors import (
 from ..options import InvalidOptionError, check_class, check_options
 from ..pool import ConnectionsPool
 from ..remap import AddressRemap
+from ..replybound import DEFAULT_MAX_REPLY_SIZE
 from ..routing import Action, Budget, Classified, Router
 from ..stats import NodeStats
 from ..subscriptions import SubscriptionSet, SubscriptionViews
@@ -100,6 +101,7 @@ class SentinelPool(SubscriptionViews, Router):
         read_timeout: float | Default | None = DEFAULT,
         address_remap: AddressRemap | None = None,
         credential_provider: CredentialProvider | None = None,
+        max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
         if role not in ("master", "replica", "slave"):
             raise InvalidOptionError(
@@ -118,6 +120,7 @@ class SentinelPool(SubscriptionViews, Router):
             rediscover_interval=rediscover_interval, poll_interval=poll_interval,
             max_retries=max_retries, early_release=early_release,
             role_check_interval=role_check_interval, read_timeout=read_timeout,
+            max_reply_size=max_reply_size,
             address_remap=address_remap, credential_provider=credential_provider,
         )
         check_class("connection_cls", connection_cls, RedisConnection)
@@ -157,6 +160,7 @@ class SentinelPool(SubscriptionViews, Router):
                 "acquire_timeout": acquire_timeout, "connection_cls": connection_cls,
                 "name": name, "read_timeout": read_bound,
                 "credential_provider": credential_provider,
+                "max_reply_size": max_reply_size,
             },
             failover_timeout=failover_timeout, rediscover_interval=rediscover_interval,
             poll_interval=poll_interval, role_check_interval=role_check_interval,
