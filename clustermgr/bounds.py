@@ -22,7 +22,9 @@ __all__ = [
     "ROUTED_CONNECT_TIMEOUT",
     "Default",
     "blocking_wait",
+    "check_interval",
     "resolve",
+    "within",
 ]
 
 #: Seconds allowed to connect and run the handshake (AUTH, SELECT, SETNAME,
@@ -55,6 +57,21 @@ class Default:
 
 #: "Not given": the option's default applies.
 DEFAULT: Final = Default()
+
+
+def check_interval(read_timeout: float) -> float:
+    """How often a connection's stall check runs for reply bound ``read_timeout``."""
+    return min(read_timeout / 4, 1.0)
+
+
+def within(read_timeout: float | None, budget: float) -> float:
+    """The reply bound to give connections whose commands must end within ``budget`` s.
+
+    At most ``read_timeout``, and small enough that the stall check (every
+    :func:`check_interval`) fires by ``budget``.
+    """
+    cap = budget - min(budget / 5, 1.0)
+    return cap if read_timeout is None else min(read_timeout, cap)
 
 
 def resolve(name: str, value: Any, default: float | None) -> float | None:

@@ -15,7 +15,15 @@ import pytest
 from fake_server import FakeServer
 
 from clustermgr import create_connection, create_pool
-from clustermgr.bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, blocking_wait, resolve
+from clustermgr.bounds import (
+    CONNECT_TIMEOUT,
+    DEFAULT,
+    READ_TIMEOUT,
+    blocking_wait,
+    check_interval,
+    resolve,
+    within,
+)
 from clustermgr.cluster import create_cluster_pool
 from clustermgr.errors import ConnectionClosedError, TimeoutError
 from clustermgr.sentinel import create_sentinel_pool
@@ -238,3 +246,17 @@ async def test_blocking_forever_is_not_bounded(server: LocalServer) -> None:
         conn.close()
         await conn.wait_closed()
         await asyncio.gather(waiting, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("read_timeout", "budget", "expected"),
+    [(10.0, 15.0, 10.0), (None, 15.0, 14.0), (20.0, 15.0, 14.0), (None, 3.0, 2.4), (2.0, 3.0, 2.0)],
+)
+def test_reply_bound_within_a_budget_is_caught_by_then(
+    read_timeout: float | None, budget: float, expected: float
+) -> None:
+    """A cluster command's budget caps its node connections' reply bound so
+    that the stall check (every min(bound/4, 1 s)) fires within the budget."""
+    bound = within(read_timeout, budget)
+    assert bound == pytest.approx(expected)
+    assert bound + check_interval(bound) <= budget + 1e-9

@@ -86,6 +86,7 @@ class NodePools:
         self._readers: Routes | None = None
         self._latency: dict[Address, float] = {}
         self._health = NodeHealth()
+        self._stalled: dict[Address, float] = {}  # address -> until when it is asked last
         #: The slot map last applied.
         self.map: SlotMap | None = None
         #: The node pools in use, by address.
@@ -166,13 +167,20 @@ class NodePools:
 
     # -- the slot map -----------------------------------------------------
 
+    def stalled(self, address: Address, seconds: float) -> None:
+        """The node at ``address`` stopped answering: ask it last for ``seconds``."""
+        self._stalled[address] = asyncio.get_running_loop().time() + seconds
+
     def _candidates(self) -> list[Address]:
         known = [m.address for m in self.map.masters] if self.map is not None else []
         random.shuffle(known)
         seen: dict[Address, None] = {}
         for address in (*known, *self._startup):
             seen.setdefault(address, None)
-        return list(seen)
+        now = asyncio.get_running_loop().time()
+        self._stalled = {a: until for a, until in self._stalled.items() if until > now}
+        # A node that stalled is asked last: a reload does not wait for it.
+        return sorted(seen, key=lambda address: address in self._stalled)
 
     async def reload(self, reasons: frozenset[str]) -> None:
         """Read the slot map from the nodes and apply their views merged (see ``merge_views``)."""
