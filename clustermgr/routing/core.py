@@ -22,6 +22,7 @@ command goes (:meth:`Router._route`), how to wait for a route
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
@@ -30,6 +31,7 @@ from .._timeout import timeout as _timeout
 from ..abc import AbcConnection, AbcPool
 from ..address import address_text
 from ..backoff import Backoff
+from ..bounds import blocking_wait
 from ..commands import CommandInfo
 from ..errors import (
     OutcomeUnknownError,
@@ -330,8 +332,17 @@ class Router(AbcPool):
     async def _attempt(
         self, pool: ConnectionsPool, c: Classified, asking: bool, budget: Budget
     ) -> Any:
-        """One attempt, cut when the budget's deadline passes (the command may have run)."""
+        """One attempt, cut when the budget's deadline passes (the command may have run).
+
+        A blocking command (BLPOP, XREAD BLOCK, ...) gets its own timeout on
+        top of the budget; one that waits forever (timeout 0) is not cut.
+        """
         remaining = budget.remaining(self._loop.time())
+        info = c.info
+        if remaining is not None and info is not None and info.is_blocking:
+            wait = blocking_wait(info.name.upper().encode(), c.args)
+            if wait is not None:
+                remaining = None if wait == math.inf else remaining + wait
         if remaining is None:
             return await self._send_once(pool, c, asking)
         try:

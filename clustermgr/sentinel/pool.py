@@ -376,7 +376,10 @@ async def create_sentinel_pool(
     ``username``/``password`` are the data nodes' credentials,
     ``sentinel_username``/``sentinel_password`` the sentinels'. Other keyword
     arguments are those of :class:`SentinelPool` (``ssl``, ``sentinel_ssl``,
-    ``db``, ``encoding``, ``failover_timeout``, ``early_release``, ...).
+    ``db``, ``encoding``, ``failover_timeout``, ``early_release``, ...);
+    ``create_connection_timeout`` (default 2 s: connect, handshake and ROLE
+    check) and ``read_timeout`` (default 10 s, the reply bound) apply to every
+    server connection, ``None`` turning either off (see :mod:`clustermgr.bounds`).
     ``minsize``/``maxsize`` apply per server (per replica for ``role="replica"``).
 
     Fails fast with a distinct error: :class:`~.errors.UnknownServiceError`,

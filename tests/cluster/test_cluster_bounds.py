@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from clustermgr.cluster import ClusterPool, create_cluster_pool
+from clustermgr.cluster import ClusterPool, RefreshOptions, create_cluster_pool
 from clustermgr.errors import RedisError
 from clustermgr.testing.cluster import LocalCluster
 from clustermgr.testing.process import LocalServer
@@ -137,4 +137,28 @@ async def test_paused_master_is_followed_after_a_takeover_with_default_settings(
         await asyncio.to_thread(victim.resume)
         if writes:
             await asyncio.wait(list(writes), timeout=30)
+        await _closing(pool)
+
+
+async def test_retried_blocking_command_keeps_its_own_timeout(
+    local_cluster_factory: ClusterFactory,
+) -> None:
+    """A BLPOP 3 redirected (MOVED) goes through the retry path: its budget is
+    retry_timeout plus its own timeout, so it is not cut at retry_timeout."""
+    cluster = local_cluster_factory(masters=2, replicas_per_master=0)
+    pool = await create_cluster_pool(
+        cluster.startup_nodes, retry_timeout=1.0, refresh=RefreshOptions(period=None))
+    try:
+        key = "blocking:moved"
+        slot = cluster.keyslot(key)
+        owner = cluster.node_for_slot(slot)
+        target = next(m for m in cluster.masters if m.port != owner.port)
+        await asyncio.to_thread(cluster.migrate_slot, slot, target)
+        assert pool.slot_owner(slot) == owner.address  # the pool has not seen the move
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await asyncio.wait_for(pool.execute("BLPOP", key, 3), 10) is None
+        assert loop.time() - started > 2.9
+        assert pool.slot_owner(slot) == target.address
+    finally:
         await _closing(pool)
