@@ -100,8 +100,10 @@ _TIMEOUT_AT: dict[bytes, tuple[int, int]] = {
 }
 
 
-def _is_block(arg: Any) -> bool:
-    return isinstance(arg, (bytes, str)) and arg.upper() in (b"BLOCK", "BLOCK")
+def _word(arg: Any) -> str | None:
+    if isinstance(arg, bytes):
+        return arg.decode("latin-1").upper()
+    return arg.upper() if isinstance(arg, str) else None
 
 
 def _number(value: Any) -> float | None:
@@ -123,7 +125,13 @@ def blocking_wait(name: bytes, args: tuple[Any, ...]) -> float | None:
     a reply or an error, and the ordinary reply bound applies).
     """
     if name in (b"XREAD", b"XREADGROUP"):
-        position = next((i for i, a in enumerate(args) if _is_block(a)), None)
+        position = None
+        for index, arg in enumerate(args):  # options come before STREAMS
+            word = _word(arg)
+            if word == "STREAMS":
+                break
+            if word == "BLOCK":
+                position = index
         if position is None or position + 1 >= len(args):
             return None
         raw, unit = args[position + 1], 1000
