@@ -89,6 +89,13 @@ async def test_create_cluster_pool_refuses_bad_bounds(option: str, value: Any) -
         await create_cluster_pool([_NOWHERE], **{option: value})
 
 
+@pytest.mark.parametrize("value", [None, math.nan, -1.0, 0, "2"])
+async def test_create_cluster_pool_refuses_a_bad_retry_timeout(value: Any) -> None:
+    """retry_timeout bounds every cluster command: it cannot be turned off."""
+    with pytest.raises((ValueError, TypeError), match="retry_timeout must"):
+        await create_cluster_pool([_NOWHERE], retry_timeout=value)
+
+
 @pytest.mark.parametrize("option", ["create_connection_timeout", "read_timeout"])
 @pytest.mark.parametrize("value", [math.nan, -1.0, 0, "2"])
 async def test_create_sentinel_pool_refuses_bad_bounds(option: str, value: Any) -> None:
