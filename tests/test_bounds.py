@@ -125,6 +125,21 @@ async def test_pool_handshake_to_a_silent_server_ends_at_the_default_connect_bou
         assert loop.time() - started < CONNECT_TIMEOUT + 2
 
 
+async def test_a_hanging_on_connect_ends_at_the_default_connect_bound() -> None:
+    """create_pool's on_connect counts against the connect bound (5 s by default)."""
+    never = asyncio.Event()
+
+    async def on_connect(conn: Any) -> None:
+        await never.wait()
+
+    async with FakeServer() as fake:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError, match=r"timed out after 5\.0s"):
+            await asyncio.wait_for(create_pool(fake.address, on_connect=on_connect), 20)
+        assert loop.time() - started < CONNECT_TIMEOUT + 2
+
+
 async def test_explicit_none_turns_the_connect_bound_off() -> None:
     async with FakeServer(handshake_silent=True) as fake:
         connecting = asyncio.ensure_future(
