@@ -256,6 +256,25 @@ async def test_blocking_command_on_a_paused_server_ends_after_its_timeout_plus_t
         await conn.wait_closed()
 
 
+async def test_batch_holding_a_blocking_command_is_bounded_by_its_timeout(
+    server: LocalServer,
+) -> None:
+    """A batch [SET, BLPOP 1] on a paused server ends at ~1 s + the reply bound."""
+    conn = await create_connection(server.address, read_timeout=0.5)
+    try:
+        await asyncio.to_thread(server.pause)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(ConnectionClosedError):
+            await asyncio.wait_for(
+                conn.execute_batch([("SET", "a", "1"), ("BLPOP", "nothing", 1)]), 10)
+        assert 1.4 < loop.time() - started < 3.0
+    finally:
+        await asyncio.to_thread(server.resume)
+        conn.close()
+        await conn.wait_closed()
+
+
 async def test_blocking_forever_is_not_bounded(server: LocalServer) -> None:
     """BLPOP 0 asks to wait forever: a paused server does not cut it at the bound."""
     conn = await create_connection(server.address, read_timeout=0.3)
