@@ -10,7 +10,6 @@ without serving it, and nothing queues behind it.
 from __future__ import annotations
 
 import asyncio
-import math
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +33,7 @@ class BlockingCommands:
         self.until = 0.0
         self._on_given_up = on_given_up
 
-    def track(self, command: Any, until: float = math.inf) -> BlockingWait:
+    def track(self, command: Any, until: float) -> BlockingWait:
         """Count ``command`` as pending, held at most ``until``; the hook its reply ends."""
         self.count += 1
         if until > self.until:

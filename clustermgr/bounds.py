@@ -24,7 +24,9 @@ __all__ = [
     "ROUTED_CONNECT_TIMEOUT",
     "Default",
     "blocking_wait",
+    "check_interval",
     "resolve",
+    "within",
 ]
 
 #: Seconds allowed to connect and run the handshake (AUTH, SELECT, SETNAME,
@@ -36,6 +38,21 @@ READ_TIMEOUT: Final = 10.0
 #: servers): a node that cannot be reached sooner is down for the command,
 #: which is retried or held within its own budget.
 ROUTED_CONNECT_TIMEOUT: Final = 2.0
+
+
+def check_interval(read_timeout: float) -> float:
+    """How often a connection's stall check runs for reply bound ``read_timeout``."""
+    return min(read_timeout / 4, 1.0)
+
+
+def within(read_timeout: float | None, budget: float) -> float:
+    """The reply bound to give connections whose commands must end within ``budget`` s.
+
+    At most ``read_timeout``, and small enough that the stall check (every
+    :func:`check_interval`) fires by ``budget``.
+    """
+    cap = budget - min(budget / 5, 1.0)
+    return cap if read_timeout is None else min(read_timeout, cap)
 
 
 def resolve(name: str, value: Any, default: float | None) -> float | None:
@@ -61,8 +78,10 @@ _TIMEOUT_AT: dict[bytes, tuple[int, int]] = {
 }
 
 
-def _is_block(arg: Any) -> bool:
-    return isinstance(arg, (bytes, str)) and arg.upper() in (b"BLOCK", "BLOCK")
+def _word(arg: Any) -> str | None:
+    if isinstance(arg, bytes):
+        return arg.decode("latin-1").upper()
+    return arg.upper() if isinstance(arg, str) else None
 
 
 def _number(value: Any) -> float | None:
@@ -84,7 +103,13 @@ def blocking_wait(name: bytes, args: tuple[Any, ...]) -> float | None:
     a reply or an error, and the ordinary reply bound applies).
     """
     if name in (b"XREAD", b"XREADGROUP"):
-        position = next((i for i, a in enumerate(args) if _is_block(a)), None)
+        position = None
+        for index, arg in enumerate(args):  # options come before STREAMS
+            word = _word(arg)
+            if word == "STREAMS":
+                break
+            if word == "BLOCK":
+                position = index
         if position is None or position + 1 >= len(args):
             return None
         raw, unit = args[position + 1], 1000

@@ -348,14 +348,17 @@ class RedisConnection(AbcConnection):
         self._refuse_closed()
         if encoding is _NOT_SET or (encoding is not None and type(encoding) is not str):
             encoding = self._encoding
-        payload, blocking = prepare_batch(commands)
+        payload, blocking, wait = prepare_batch(commands)
         future: asyncio.Future[list[Any]] = self._loop.create_future()
         if not payload:
             future.set_result([])
             return future
         if self._multi is not None:
             self._multi.codecs.extend([encoding] * len(payload))
-        tracker = self._blocking.track(blocking) if blocking is not None else None
+        tracker = (
+            self._blocking.track(blocking, self._loop.time() + wait)
+            if blocking is not None else None
+        )
         if tracker is not None:
             future.add_done_callback(tracker.given_up)
         batch = BatchReplies(future, len(payload), tracker)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from .bounds import check_interval
 from .errors import ReplyTimeoutError
 
 __all__ = ["StallWatch"]
@@ -41,7 +42,7 @@ class StallWatch:
             raise ValueError(f"read_timeout must be positive seconds, not {read_timeout}")
         self._loop = loop
         self.timeout = read_timeout
-        self._interval = min(read_timeout / 4, 1.0)
+        self._interval = check_interval(read_timeout)
         self._due_since = due_since
         self._abort = abort
         self._handle: asyncio.TimerHandle | None = None

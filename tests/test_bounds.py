@@ -15,7 +15,15 @@ import pytest
 from fake_server import FakeServer
 
 from clustermgr import create_connection, create_pool
-from clustermgr.bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, blocking_wait, resolve
+from clustermgr.bounds import (
+    CONNECT_TIMEOUT,
+    DEFAULT,
+    READ_TIMEOUT,
+    blocking_wait,
+    check_interval,
+    resolve,
+    within,
+)
 from clustermgr.cluster import create_cluster_pool
 from clustermgr.errors import ConnectionClosedError, TimeoutError
 from clustermgr.sentinel import create_sentinel_pool
@@ -81,6 +89,13 @@ async def test_create_cluster_pool_refuses_bad_bounds(option: str, value: Any) -
         await create_cluster_pool([_NOWHERE], **{option: value})
 
 
+@pytest.mark.parametrize("value", [None, math.nan, -1.0, 0, "2"])
+async def test_create_cluster_pool_refuses_a_bad_retry_timeout(value: Any) -> None:
+    """retry_timeout bounds every cluster command: it cannot be turned off."""
+    with pytest.raises((ValueError, TypeError), match="retry_timeout must"):
+        await create_cluster_pool([_NOWHERE], retry_timeout=value)
+
+
 @pytest.mark.parametrize("option", ["create_connection_timeout", "read_timeout"])
 @pytest.mark.parametrize("value", [math.nan, -1.0, 0, "2"])
 async def test_create_sentinel_pool_refuses_bad_bounds(option: str, value: Any) -> None:
@@ -107,6 +122,21 @@ async def test_pool_handshake_to_a_silent_server_ends_at_the_default_connect_bou
         started = loop.time()
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(create_pool(fake.address, password="pw"), 20)
+        assert loop.time() - started < CONNECT_TIMEOUT + 2
+
+
+async def test_a_hanging_on_connect_ends_at_the_default_connect_bound() -> None:
+    """create_pool's on_connect counts against the connect bound (5 s by default)."""
+    never = asyncio.Event()
+
+    async def on_connect(conn: Any) -> None:
+        await never.wait()
+
+    async with FakeServer() as fake:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError, match=r"timed out after 5\.0s"):
+            await asyncio.wait_for(create_pool(fake.address, on_connect=on_connect), 20)
         assert loop.time() - started < CONNECT_TIMEOUT + 2
 
 
@@ -183,6 +213,8 @@ async def test_pool_commands_get_the_default_reply_bound(server: LocalServer) ->
         (b"XREAD", ("block", 0, "STREAMS", "s", "$"), math.inf),
         (b"XREADGROUP", ("GROUP", "g", "c", "BLOCK", "100", "STREAMS", "s", ">"), 0.1),
         (b"XREAD", ("COUNT", 1, "STREAMS", "s", "0"), None),
+        (b"XREAD", ("STREAMS", "block", "0"), None),  # a stream named "block"
+        (b"XREAD", (b"COUNT", 2, b"Block", b"10", b"STREAMS", b"s", b"$"), 0.01),
         (b"BLPOP", ("a", "soon"), None),
         (b"BLPOP", ("a", -1), None),
         (b"BLPOP", (), None),
@@ -224,6 +256,25 @@ async def test_blocking_command_on_a_paused_server_ends_after_its_timeout_plus_t
         await conn.wait_closed()
 
 
+async def test_batch_holding_a_blocking_command_is_bounded_by_its_timeout(
+    server: LocalServer,
+) -> None:
+    """A batch [SET, BLPOP 1] on a paused server ends at ~1 s + the reply bound."""
+    conn = await create_connection(server.address, read_timeout=0.5)
+    try:
+        await asyncio.to_thread(server.pause)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(ConnectionClosedError):
+            await asyncio.wait_for(
+                conn.execute_batch([("SET", "a", "1"), ("BLPOP", "nothing", 1)]), 10)
+        assert 1.4 < loop.time() - started < 3.0
+    finally:
+        await asyncio.to_thread(server.resume)
+        conn.close()
+        await conn.wait_closed()
+
+
 async def test_blocking_forever_is_not_bounded(server: LocalServer) -> None:
     """BLPOP 0 asks to wait forever: a paused server does not cut it at the bound."""
     conn = await create_connection(server.address, read_timeout=0.3)
@@ -238,3 +289,17 @@ async def test_blocking_forever_is_not_bounded(server: LocalServer) -> None:
         conn.close()
         await conn.wait_closed()
         await asyncio.gather(waiting, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("read_timeout", "budget", "expected"),
+    [(10.0, 15.0, 10.0), (None, 15.0, 14.0), (20.0, 15.0, 14.0), (None, 3.0, 2.4), (2.0, 3.0, 2.0)],
+)
+def test_reply_bound_within_a_budget_is_caught_by_then(
+    read_timeout: float | None, budget: float, expected: float
+) -> None:
+    """A cluster command's budget caps its node connections' reply bound so
+    that the stall check (every min(bound/4, 1 s)) fires within the budget."""
+    bound = within(read_timeout, budget)
+    assert bound == pytest.approx(expected)
+    assert bound + check_interval(bound) <= budget + 1e-9

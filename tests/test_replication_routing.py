@@ -91,10 +91,7 @@ async def test_a_write_to_a_paused_master_is_bounded_and_cancellable(
     local_cluster_factory: Callable[..., LocalCluster],
 ) -> None:
     cluster = local_cluster_factory(masters=1, replicas_per_master=1)
-    # read_timeout=None: node connections are bounded by retry_timeout only, so what
-    # ends the write is WaitReplicas' own bound (a shorter reply bound would end it
-    # first, as ConnectionClosedError: see test_bounds).
-    pool = await create_cluster_pool(cluster.startup_nodes, read_timeout=None, retry_timeout=3)
+    pool = await create_cluster_pool(cluster.startup_nodes, read_timeout=1.0, retry_timeout=3)
     master = cluster.masters[0]
     loop = asyncio.get_running_loop()
     paused = False

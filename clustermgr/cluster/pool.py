@@ -33,7 +33,7 @@ from typing import Any
 from .._timeout import timeout as _timeout
 from ..abc import AbcConnection
 from ..address import check_cluster_startup, parse_address, shared_options
-from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve
+from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve, within
 from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection
 from ..credentials import CredentialProvider
@@ -50,6 +50,7 @@ from ..errors import (
     ReadOnlyError,
     RedirectError,
     RedisError,
+    ReplyTimeoutError,
     RouteError,
     TryAgainError,
 )
@@ -161,9 +162,8 @@ class ClusterPool(SubscriptionViews, Router):
             target for target in (n.target for n in nodes) if isinstance(target, tuple)
         ]
         connect_timeout = resolve("connect_timeout", connect_timeout, ROUTED_CONNECT_TIMEOUT)
-        # A node connection's reply bound never exceeds the command's whole budget.
-        read_bound = resolve("read_timeout", read_timeout, READ_TIMEOUT)
-        read_bound = retry_timeout if read_bound is None else min(read_bound, retry_timeout)
+        # A stalled node connection is aborted within a command's whole budget.
+        read_bound = within(resolve("read_timeout", read_timeout, READ_TIMEOUT), retry_timeout)
         ssl = resolve_tls(nodes, ssl)  # rediss:// startup nodes: TLS for every node
         self._tls = bool(ssl)
         super().__init__(
@@ -339,10 +339,17 @@ class ClusterPool(SubscriptionViews, Router):
         return target
 
     def _observe(self, c: Classified, pool: ConnectionsPool | None, error: BaseException) -> None:
-        if isinstance(error, ConnectError) and pool is not None:
-            address = pool.address
-            if isinstance(address, tuple):
-                self._nodes.report(address, False, describe_failure(error))
+        address = pool.address if pool is not None else None
+        if not isinstance(address, tuple):
+            return
+        if isinstance(error, ConnectError):
+            self._nodes.report(address, False, describe_failure(error))
+        elif isinstance(error.__cause__, ReplyTimeoutError):
+            # A paused or hung node: down (asked last by reloads), and the map
+            # is polled so its failover is followed without waiting for the
+            # next command to stall.
+            self._nodes.report(address, False, describe_failure(error))
+            self._refresh.hurry(self._retry_timeout)
 
     def _request_refresh(self, reason: str) -> None:
         self._refresh.trigger(
@@ -654,8 +661,8 @@ async def create_cluster_pool(
     attempt still waiting when the budget ends fails with
     :class:`ClusterRetryError` saying whether it may have executed.
     ``connect_timeout`` (default 2 s) bounds opening a node connection.
-    ``read_timeout`` (default 10 s, at most ``retry_timeout``; ``None``
-    means ``retry_timeout``) aborts a node connection whose replies stall
+    ``read_timeout`` (default 10 s, cut so that a stall is caught within
+    ``retry_timeout``; ``None`` means just that) aborts a node connection whose replies stall
     that long (a hung or paused node); its commands are then retried like
     any connection failure, and the slot map is polled until the node
     answers or its slots move (see :mod:`clustermgr.bounds`).

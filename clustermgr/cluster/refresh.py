@@ -4,7 +4,9 @@ A :class:`RefreshEngine` reloads periodically (with jitter) and on triggers
 (MOVED, ASK, connection failure, uncovered slot, unknown node, READONLY,
 CLUSTERDOWN). Triggers that arrive before a reload starts are coalesced into
 it; reloads are rate-limited; callers that need a fresh map wait for the next
-reload instead of failing.
+reload instead of failing. After a node stopped answering (a reply stall),
+:meth:`RefreshEngine.hurry` polls the map at the rate limit for a while, so
+a failover of that node is followed without waiting for a command to fail.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class RefreshEngine:
         self._pending: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._last = -float("inf")
+        self._hurry_until = -float("inf")
         self._closed = False
         self._urgent = False
         #: Number of reloads run (for tests and metrics).
@@ -95,6 +98,13 @@ class RefreshEngine:
         self._wake.set()
         return pending
 
+    def hurry(self, seconds: float) -> None:
+        """Reload at the rate limit (``min_interval``, at least 50 ms) for ``seconds`` from now."""
+        until = asyncio.get_running_loop().time() + seconds
+        if until > self._hurry_until:
+            self._hurry_until = until
+        self.trigger("node stalled")
+
     async def refresh(
         self, reason: str, timeout: float | None = None, *, urgent: bool = False
     ) -> None:
@@ -113,11 +123,14 @@ class RefreshEngine:
         options = self._options
         while not self._closed:
             wait = None if options.period is None else options.period * random.uniform(0.8, 1.2)
+            hurried = loop.time() < self._hurry_until
+            if hurried:
+                wait = max(options.min_interval, 0.05)
             try:
                 async with _timeout(wait):
                     await self._wake.wait()
             except asyncio.TimeoutError:
-                self._reasons.add("periodic")
+                self._reasons.add("node stalled" if hurried else "periodic")
             await self._rate_limit(loop)
             self._wake.clear()
             self._urgent = False

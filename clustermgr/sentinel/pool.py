@@ -405,6 +405,9 @@ async def create_sentinel_pool(
     arguments are those of :class:`SentinelPool` (``ssl``, ``sentinel_ssl``,
     ``db``, ``encoding``, ``failover_timeout``, ``early_release``,
     ``address_remap`` for the addresses sentinels name, ...).
+    ``create_connection_timeout`` (default 2 s: connect, handshake and ROLE
+    check) and ``read_timeout`` (default 10 s, the reply bound) apply to every
+    server connection, ``None`` turning either off (see :mod:`clustermgr.bounds`).
     ``minsize``/``maxsize`` apply per server (per replica for ``role="replica"``).
     With ``lazy`` nothing is asked or opened here: the first command
     discovers (and, if no server can be found within ``failover_timeout``,

@@ -16,6 +16,7 @@ from fake_sentinel import FakeSentinel, MasterView
 from sentinel_helpers import wait_for
 
 from clustermgr import create_sentinel_pool
+from clustermgr.bounds import READ_TIMEOUT
 from clustermgr.errors import ConnectionClosedError
 from clustermgr.testing import LocalServer
 
@@ -50,6 +51,23 @@ async def test_read_timeout_reaches_the_server_pools(master: LocalServer) -> Non
             assert loop.time() - started < 2.0
             assert failure.value.may_have_executed is True
             assert "read_timeout=0.5" in str(failure.value)
+        finally:
+            await asyncio.to_thread(master.resume)
+            pool.close()
+            await pool.wait_closed()
+
+
+async def test_default_read_timeout_reaches_the_server_pools(master: LocalServer) -> None:
+    """No read_timeout given: the default reply bound (10 s) ends the write."""
+    async with FakeSentinel(SERVICE, MasterView(master.address)) as sentinel:
+        pool = await create_sentinel_pool([sentinel.address], SERVICE, role_check_interval=None)
+        try:
+            await asyncio.to_thread(master.pause)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(ConnectionClosedError, match=r"read_timeout=10\.0s"):
+                await asyncio.wait_for(pool.execute("SET", "k", "v"), READ_TIMEOUT + 5)
+            assert READ_TIMEOUT - 0.5 < loop.time() - started < READ_TIMEOUT + 2
         finally:
             await asyncio.to_thread(master.resume)
             pool.close()
