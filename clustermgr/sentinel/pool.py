@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from ..abc import AbcConnection
+from ..address import check_db
 from ..commands import CommandTable
 from ..connection import RedisConnection
 from ..errors import (
@@ -124,15 +125,16 @@ class SentinelPool(SubscriptionViews, Router):
         follow: dict[str, Any] = (
             {"early_release": early_release} if self._role == "master" else {})
         follower_cls = MasterFollower if self._role == "master" else ReplicaFollower
+        # Shared with the Follower's server pools: select() changes "db" for those opened later.
+        self._pool_kwargs: dict[str, Any] = {
+            "db": db, "username": username, "password": password, "ssl": ssl,
+            "encoding": encoding, "minsize": minsize, "maxsize": maxsize,
+            "parser": parser, "create_connection_timeout": create_connection_timeout,
+            "acquire_timeout": acquire_timeout, "connection_cls": connection_cls,
+            "name": name,
+        }
         self._follower: Follower = follower_cls(
-            hooks, self._sentinel, service=service,
-            pool_kwargs={
-                "db": db, "username": username, "password": password, "ssl": ssl,
-                "encoding": encoding, "minsize": minsize, "maxsize": maxsize,
-                "parser": parser, "create_connection_timeout": create_connection_timeout,
-                "acquire_timeout": acquire_timeout, "connection_cls": connection_cls,
-                "name": name,
-            },
+            hooks, self._sentinel, service=service, pool_kwargs=self._pool_kwargs,
             failover_timeout=failover_timeout, rediscover_interval=rediscover_interval,
             poll_interval=poll_interval, role_check_interval=role_check_interval,
             tasks=self._tasks, **follow,
@@ -320,6 +322,20 @@ class SentinelPool(SubscriptionViews, Router):
     def encoding(self) -> str | None:
         """The default reply codec."""
         return self._encoding
+
+    async def select(self, db: int) -> bool:
+        """Switch the server pools in use, and those opened later (a failover), to ``db``.
+
+        If the server refuses ``db`` (out of range), its error is raised and
+        the pool stays on its db.
+        """
+        check_db(db)
+        pools = self._serving()
+        if pools:
+            await pools[0].select(db)  # the server's verdict, before the others switch
+            await asyncio.gather(*(pool.select(db) for pool in pools[1:]))
+        self._db = self._pool_kwargs["db"] = db
+        return True
 
     def _serving(self) -> list[ServerPool]:
         follower = self._follower
