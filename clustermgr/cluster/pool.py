@@ -156,7 +156,7 @@ class ClusterPool(SubscriptionViews, Router):
             set_readers=self._set_readers, applied=self._map_applied,
             spawn=self._tasks.spawn, forget=self._forget, closed=lambda: self._closed,
         )
-        self._refresh = RefreshEngine(self._nodes.reload, self._options)
+        self._refresh = RefreshEngine(self._nodes.reload, self._options, poll=self._nodes.poll)
         self._pubsub = ClusterPubSub(
             spawn=self._tasks.spawn, slot_owner=self._route_slot, masters=lambda: self._masters,
             refresh=self._refresh_now, trigger=self._refresh.trigger, poll=self._poll_map,
