@@ -230,8 +230,9 @@ class ClusterPool(SubscriptionViews, Router):
         if self._route(c) is None:
             await self._backoff.sleep(budget.failures, budget.remaining(self._loop.time()))
 
-    async def _wait_retry(self, c: Classified, budget: Budget, error: BaseException,
-                    action: Action) -> None:
+    async def _wait_retry(
+        self, c: Classified, budget: Budget, error: BaseException, action: Action
+    ) -> None:
         """Wait for the slot map to move ``c`` off its failed node (or, after
         CLUSTERDOWN, for the cluster state to be ok), at most the backoff.
 

@@ -112,8 +112,9 @@ class Router(AbcPool):
     def _request_refresh(self, reason: str) -> None:
         """Ask for a new route soon, without waiting (REFRESH_LATER)."""
 
-    async def _wait_retry(self, c: Classified, budget: Budget, error: BaseException,
-                    action: Action) -> None:
+    async def _wait_retry(
+        self, c: Classified, budget: Budget, error: BaseException, action: Action
+    ) -> None:
         """Wait before ``c`` is tried again after ``error`` (BACKOFF, REFRESH_LATER).
 
         The default sleeps the backoff; a pool that knows when its routes
