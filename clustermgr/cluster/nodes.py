@@ -212,17 +212,23 @@ class NodePools:
 
     # -- the slot map -----------------------------------------------------
 
-    def _candidates(self) -> list[list[Address]]:
-        """Nodes to ask, in batches: known masters (shuffled), then the startup
-        nodes; nodes reported down come last, in batches of their own, so a
-        dead or frozen node does not slow down the reloads that follow it."""
-        known = [m.address for m in self.map.masters] if self.map is not None else []
+    def _candidates(self, batch: int) -> list[list[Address]]:
+        """Nodes to ask, in batches: the replicas of masters reported down (the
+        one promoted knows first), known masters (each group shuffled), then
+        the startup nodes; nodes reported down come last, in batches of their
+        own, so a dead or frozen node does not slow down the reloads."""
+        down = self._health.down
+        heirs: list[Address] = []
+        known: list[Address] = []
+        if self.map is not None:
+            known = [m.address for m in self.map.masters]
+            heirs = [r.address for shard in self.map.distinct if shard.master.address in down
+                     for r in shard.replicas]
+        random.shuffle(heirs)
         random.shuffle(known)
         seen: dict[Address, None] = {}
-        for address in (*known, *self._startup):
+        for address in (*heirs, *known, *self._startup):
             seen.setdefault(address, None)
-        down = self._health.down
-        batch = self._options.query_nodes
         batches: list[list[Address]] = []
         for group in ([a for a in seen if a not in down], [a for a in seen if a in down]):
             batches.extend(group[i : i + batch] for i in range(0, len(group), batch))
@@ -235,10 +241,17 @@ class NodePools:
 
     async def reload(self, reasons: frozenset[str]) -> None:
         """Read the slot map from the nodes and apply their views merged (see ``merge_views``)."""
+        await self._read(reasons, self._options.query_nodes)
+
+    async def poll(self, reasons: frozenset[str]) -> None:
+        """:meth:`reload` asking one node at a time (while commands are held)."""
+        await self._read(reasons, 1)
+
+    async def _read(self, reasons: frozenset[str], batch: int) -> None:
         self.reloads += 1
         maps: list[SlotMap] = []
         errors: list[str] = []
-        for chunk in self._candidates():
+        for chunk in self._candidates(batch):
             results = await asyncio.gather(
                 *(self._query(a) for a in chunk), return_exceptions=True
             )

@@ -199,7 +199,7 @@ class ClusterPool(SubscriptionViews, Router):
             remap=address_remap, client_az=client_az,
         )
         self._remap = address_remap
-        self._refresh = RefreshEngine(self._nodes.reload, self._options)
+        self._refresh = RefreshEngine(self._nodes.reload, self._options, poll=self._nodes.poll)
         self._pubsub = ClusterPubSub(
             spawn=self._tasks.spawn, slot_owner=self._route_slot, masters=lambda: self._masters,
             refresh=self._refresh_now, trigger=self._refresh.trigger, poll=self._poll_map,
@@ -291,8 +291,9 @@ class ClusterPool(SubscriptionViews, Router):
         if self._route(c) is None:
             await self._backoff.sleep(budget.failures, budget.remaining(self._loop.time()))
 
-    async def _wait_retry(self, c: Classified, budget: Budget, error: BaseException,
-                    action: Action) -> None:
+    async def _wait_retry(
+        self, c: Classified, budget: Budget, error: BaseException, action: Action
+    ) -> None:
         """Wait for the slot map to move ``c`` off its failed node (or, after
         CLUSTERDOWN, for the cluster state to be ok), at most the backoff.
 

@@ -61,8 +61,11 @@ Reload = Callable[[frozenset[str]], Awaitable[None]]
 class RefreshEngine:
     """Runs ``reload(reasons)`` in one background task, coalesced and rate-limited."""
 
-    def __init__(self, reload: Reload, options: RefreshOptions) -> None:
+    def __init__(self, reload: Reload, options: RefreshOptions, poll: Reload | None = None) -> None:
+        """``poll``, if given, is a cheaper reload run when only urgent triggers asked."""
         self._reload = reload
+        self._poll = poll or reload
+        self._routine = False  # a non-urgent trigger (or the period) asked since the last reload
         self._options = options
         self._wake = asyncio.Event()
         self._reasons: set[str] = set()
@@ -95,6 +98,7 @@ class RefreshEngine:
         pending = self.reloaded()
         self._reasons.add(reason)
         self._urgent = self._urgent or urgent
+        self._routine = self._routine or not urgent
         self._wake.set()
         return pending
 
@@ -130,15 +134,20 @@ class RefreshEngine:
                 async with _timeout(wait):
                     await self._wake.wait()
             except asyncio.TimeoutError:
-                self._reasons.add("node stalled" if hurried else "periodic")
+                if hurried:  # polling after a stall: the cheaper poll will do
+                    self._reasons.add("node stalled")
+                else:
+                    self._reasons.add("periodic")
+                    self._routine = True
             await self._rate_limit(loop)
             self._wake.clear()
-            self._urgent = False
+            reload = self._reload if self._routine else self._poll
+            self._urgent = self._routine = False
             waiters, self._pending = self._pending, None
             reasons, self._reasons = frozenset(self._reasons), set()
             self._last = loop.time()
             try:
-                await self._reload(reasons)
+                await reload(reasons)
             except asyncio.CancelledError:
                 if waiters is not None and not waiters.done():
                     waiters.cancel()

@@ -124,8 +124,9 @@ class Router(AbcPool):
     def _request_refresh(self, reason: str) -> None:
         """Ask for a new route soon, without waiting (REFRESH_LATER)."""
 
-    async def _wait_retry(self, c: Classified, budget: Budget, error: BaseException,
-                    action: Action) -> None:
+    async def _wait_retry(
+        self, c: Classified, budget: Budget, error: BaseException, action: Action
+    ) -> None:
         """Wait before ``c`` is tried again after ``error`` (BACKOFF, REFRESH_LATER).
 
         The default sleeps the backoff; a pool that knows when its routes
@@ -402,6 +403,7 @@ class Router(AbcPool):
                 await self._wait_route(c, budget, "no route")
                 budget.failures += 1
                 continue
+            c.pool = pool
             try:
                 conn = await pool.acquire()
             except RedisError as exc:
@@ -412,8 +414,7 @@ class Router(AbcPool):
                 if self._closed or budget.spent(self._loop.time()) is not None:
                     raise
                 self._request_refresh(type(exc).__name__)
-                await self._backoff.sleep(budget.failures - 1,
-                                          budget.remaining(self._loop.time()))
+                await self._wait_retry(c, budget, exc, Action.REFRESH_LATER)
                 continue
             self._acquired[conn] = pool
             return conn

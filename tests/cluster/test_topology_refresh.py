@@ -148,3 +148,24 @@ async def test_refresh_engine_hurried_polls_at_the_rate_limit_then_stops() -> No
         assert len(calls) <= polled + 1  # the poll ended with its time
     finally:
         await engine.close()
+
+
+async def test_only_urgent_triggers_run_the_cheaper_poll() -> None:
+    calls: list[str] = []
+
+    async def reload(reasons: frozenset[str]) -> None:
+        calls.append("reload")
+
+    async def poll(reasons: frozenset[str]) -> None:
+        calls.append("poll")
+
+    engine = RefreshEngine(reload, RefreshOptions(period=None, min_interval=0.01), poll=poll)
+    engine.start()
+    try:
+        await asyncio.wait_for(engine.refresh("held", urgent=True), 1.0)
+        engine.trigger("held", urgent=True)
+        await asyncio.wait_for(engine.refresh("moved"), 1.0)  # one routine trigger: full
+        await asyncio.wait_for(engine.refresh("held", urgent=True), 1.0)
+        assert calls == ["poll", "reload", "poll"]
+    finally:
+        await engine.close()
