@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GOALS", "aggregate", "check_goals", "render", "write_json"]
+__all__ = ["GOALS", "aggregate", "check_goals", "paired_ratios", "render", "write_json"]
 
 OURS = "clustermgr"
 
@@ -264,7 +264,40 @@ def _cell(row: dict[str, Any] | None) -> str:
     return _num(row["ops_per_sec"]) + ("*" if row["errors"] else "")
 
 
-def render_baseline(summary: list[dict[str, Any]], baseline: dict[str, Any] | None) -> list[str]:
+def paired_ratios(
+    records: list[dict[str, Any]], scenario: str, ours: str, peer: str
+) -> tuple[list[float], list[float]]:
+    """Per run: ours/peer ops/s and peer/ours CPU per op, from the same run's two records.
+
+    The two clients of a run are measured one right after the other, so a
+    paired ratio cancels the load drifting between runs on a shared machine.
+    """
+    by_run: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in records:
+        if r["scenario"] == scenario and r["client"] in (ours, peer) and "failed" not in r:
+            by_run.setdefault(r["run"], {})[r["client"]] = r
+    ops, cpu = [], []
+    for pair in by_run.values():
+        a, b = pair.get(ours), pair.get(peer)
+        if a is None or b is None:
+            continue
+        if a["ops_per_sec"] and b["ops_per_sec"]:
+            ops.append(a["ops_per_sec"] / b["ops_per_sec"])
+        if a.get("cpu_us_per_op") and b.get("cpu_us_per_op"):
+            cpu.append(b["cpu_us_per_op"] / a["cpu_us_per_op"])
+    return ops, cpu
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"{_median(values):.2f}x ({min(values):.2f}-{max(values):.2f})"
+
+
+def render_baseline(
+    summary: list[dict[str, Any]], baseline: dict[str, Any] | None,
+    records: list[dict[str, Any]] | None = None,
+) -> list[str]:
     """Before/after: the current clustermgr against ``clustermgr@REV``, per scenario."""
     if not baseline:
         return []
@@ -277,10 +310,11 @@ def render_baseline(summary: list[dict[str, Any]], baseline: dict[str, Any] | No
             continue
         ratio = then.get("ratio")
         cpu_ratio = then.get("cpu_ratio")
+        paired_ops, paired_cpu = paired_ratios(records or [], scenario, OURS, old)
         rows.append([scenario, _cell(ours), _cell(then),
-                     "n/a" if ratio is None else f"{ratio:.2f}x",
+                     "n/a" if ratio is None else f"{ratio:.2f}x", _spread(paired_ops),
                      f"{ours['cpu_us_per_op']:.2f}", f"{then['cpu_us_per_op']:.2f}",
-                     "n/a" if cpu_ratio is None else f"{cpu_ratio:.2f}x",
+                     "n/a" if cpu_ratio is None else f"{cpu_ratio:.2f}x", _spread(paired_cpu),
                      f"{ours['p50_ms']:.3f}", f"{then['p50_ms']:.3f}",
                      str(ours["errors"]), str(then["errors"])])
         if then["failed_runs"]:
@@ -290,10 +324,13 @@ def render_baseline(summary: list[dict[str, Any]], baseline: dict[str, Any] | No
     out = [f"== before/after: {OURS} (this tree) vs {old} = {baseline['commit'][:12]} "
            f"{baseline['subject']!r}"]
     out.extend(_table(["scenario", f"{OURS} ops/s", f"{old} ops/s", "now/then",
-                       "CPU us/op now", "CPU us/op then", "CPU then/now",
-                       "p50 ms now", "p50 ms then", "errors now", "errors then"], rows))
+                       "paired (min-max)", "CPU us/op now", "CPU us/op then", "CPU then/now",
+                       "paired (min-max)", "p50 ms now", "p50 ms then", "errors now",
+                       "errors then"], rows))
     out.append("  now/then: ops/s ratio (>1: this tree is faster); CPU then/now: client CPU per "
                "op ratio (>1: this tree uses less CPU; steadier than ops/s on a shared machine)")
+    out.append("  paired: the median (and range) of the per-run ratios, each from the two "
+               "measurements taken back to back in that run")
     out.extend(notes)
     out.append("")
     return out
@@ -366,7 +403,7 @@ def render(payload: dict[str, Any]) -> str:
     out.append("")
     out.extend(render_summary(payload["summary"], meta["titles"]))
     out.extend(render_overview(payload["summary"]))
-    out.extend(render_baseline(payload["summary"], meta.get("baseline")))
+    out.extend(render_baseline(payload["summary"], meta.get("baseline"), payload["runs"]))
     out.extend(render_goals(payload["goals"]))
     out.extend(render_ceiling(payload.get("ceiling"), payload.get("ceiling_ratios", [])))
     if payload.get("sweep"):

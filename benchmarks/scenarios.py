@@ -231,7 +231,9 @@ async def gathered(adapter: Adapter, params: Params, duration: float | None) -> 
     set_ = adapter.set
     warm = keys(size * int(params["warmup_batches"]), start=total)
     for start in range(0, len(warm), size):
-        await asyncio.gather(*[set_(k, VALUE) for k in warm[start : start + size]])
+        # Errors are counted in the timed phase (redis-py raises past its pool's cap).
+        await asyncio.gather(*[set_(k, VALUE) for k in warm[start : start + size]],
+                             return_exceptions=True)
     key_list = keys(total)
     sample = Sample()
     perf = time.perf_counter_ns
