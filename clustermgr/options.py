@@ -105,6 +105,11 @@ def _text(name: str, value: Any) -> None:
     if value is not None and not isinstance(value, (str, bytes)):
         raise OptionTypeError(f"{name} must be a str or None, got {type(value).__name__}",
                               option=name)
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # the value is not shown: it may be a secret
+            raise InvalidOptionError(f"{name} is not UTF-8 text", option=name) from None
 
 
 def _flag(name: str, value: Any) -> None:

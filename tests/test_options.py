@@ -150,6 +150,11 @@ async def test_bad_option_is_refused_before_connecting(
         (("127.0.0.1", 65536), "address"),
         (b"redis://\xff\xfe:6379", "address"),
         (b"/tmp/\xc3(.sock", "address"),
+        ("redis://\udcff:1", "address"),  # what os.fsdecode() makes of bad bytes
+        (("h\udcff", 1), "address"),
+        ("/tmp/\udcff.sock", "address"),
+        ("redis://u:pw\udcff@h:1", "address"),
+        ("redis://h:1?name=\udcff", "address"),
         ("redis://127.0.0.1?timeout=nan", "timeout"),
         ("redis://127.0.0.1?timeout=-0.5", "timeout"),
         ("redis://127.0.0.1?encoding=klingon", "encoding"),
@@ -224,3 +229,17 @@ async def test_empty_address_lists_are_refused() -> None:
         with pytest.raises(InvalidOptionError) as info:
             await opener()
         assert info.value.option == option
+
+
+@pytest.mark.parametrize("option", ["password", "username", "name", "sentinel_password"])
+def test_text_options_must_be_utf8(option: str) -> None:
+    with pytest.raises(InvalidOptionError) as info:
+        check_options(**{option: "s3cret\udcff"})
+    assert info.value.option == option and "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize("address", [b"redis://u:s3cret\xff@h:1", "redis://u:s3cret\udcff@h:1"])
+def test_non_utf8_address_errors_hide_the_password(address: Any) -> None:
+    with pytest.raises(InvalidAddressError, match="not UTF-8") as info:
+        parse_address(address)
+    assert "s3cret" not in str(info.value)
