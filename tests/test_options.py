@@ -7,9 +7,12 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fake_server import FakeServer
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clustermgr import create_connection, create_pool
 from clustermgr.address import InvalidAddressError, parse_address
@@ -243,3 +246,26 @@ def test_non_utf8_address_errors_hide_the_password(address: Any) -> None:
     with pytest.raises(InvalidAddressError, match="not UTF-8") as info:
         parse_address(address)
     assert "s3cret" not in str(info.value)
+
+
+@given(value=st.floats() | st.integers(-10, 10**9))
+def test_a_timeout_is_accepted_exactly_when_finite_and_positive(value: float) -> None:
+    good = math.isfinite(value) and value > 0
+    for check in (lambda: check_options(timeout=value),
+                  lambda: parse_address(f"redis://h?timeout={quote(str(value))}")):
+        try:
+            check()
+        except InvalidOptionError as exc:
+            assert not good and exc.option == "timeout"
+        else:
+            assert good
+
+
+@given(port=st.integers(-3, 70_000))
+def test_a_url_port_is_accepted_exactly_in_1_to_65535(port: int) -> None:
+    try:
+        parsed = parse_address(f"redis://127.0.0.1:{port}")
+    except InvalidAddressError as exc:
+        assert not 0 < port < 65536 and exc.option == "address"
+    else:
+        assert 0 < port < 65536 and parsed.port == port
