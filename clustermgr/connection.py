@@ -864,7 +864,7 @@ async def create_connection(
     """
     check_options(
         db=db, username=username, password=password, ssl=ssl, encoding=encoding,
-        timeout=timeout, name=name, read_timeout=read_timeout,
+        timeout=timeout, name=name, read_timeout=read_timeout, parser=parser,
     )
     parsed = parse_address(address).with_defaults(
         db=db, username=username, password=password, encoding=encoding,

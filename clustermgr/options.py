@@ -180,6 +180,7 @@ _CHECKS: dict[str, _Check] = {
     ),
     "early_release": _flag,
     "on_connect": _callable,
+    "parser": _callable,
     "reconnect_delay": _delay_range,
 }
 

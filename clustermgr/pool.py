@@ -83,7 +83,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
             db=db, username=username, password=password, ssl=ssl, encoding=encoding,
             minsize=minsize, maxsize=maxsize, create_connection_timeout=create_connection_timeout,
             acquire_timeout=acquire_timeout, name=name, on_connect=on_connect,
-            reconnect_delay=reconnect_delay, read_timeout=read_timeout,
+            reconnect_delay=reconnect_delay, read_timeout=read_timeout, parser=parser,
         )
         check_class("connection_cls", connection_cls, RedisConnection)
         self._address: ServerAddress = parse_address(address).with_defaults(

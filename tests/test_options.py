@@ -114,6 +114,8 @@ CASES: list[tuple[str, dict[str, Any], str, str, type[Exception]]] = [
     ("cluster", {"pool_cls": dict}, "", "pool_cls", OptionTypeError),
     ("cluster", {"connection_cls": int}, "", "connection_cls", OptionTypeError),
     ("cluster", {"refresh": "fast"}, "", "refresh", OptionTypeError),
+    *[(o, {"parser": "hiredis"}, "", "parser", OptionTypeError)
+      for o in ("connection", "pool", "sentinel_pool")],
 ]
 
 

@@ -111,7 +111,7 @@ class SentinelPool(SubscriptionViews, Router):
             sentinel_timeout=sentinel_timeout, failover_timeout=failover_timeout,
             rediscover_interval=rediscover_interval, poll_interval=poll_interval,
             max_retries=max_retries, early_release=early_release,
-            role_check_interval=role_check_interval,
+            role_check_interval=role_check_interval, parser=parser,
         )
         check_class("connection_cls", connection_cls, RedisConnection)
         super().__init__(retry_timeout=None, max_failures=max_retries, max_redirects=None)
