@@ -34,6 +34,14 @@ class InvalidOptionError(RedisError, ValueError):
         super().__init__(message)
         self.option = option
 
+    def __reduce__(self) -> Any:
+        """Pickle with ``option`` (it is a keyword-only argument)."""
+        return (_rebuild, (type(self), str(self), self.option))
+
+
+def _rebuild(cls: type[InvalidOptionError], message: str, option: str) -> InvalidOptionError:
+    return cls(message, option=option)
+
 
 class OptionTypeError(InvalidOptionError, TypeError):
     """An option of the wrong type (``ssl="yes"``, ``db="1"``)."""

@@ -271,3 +271,15 @@ def test_a_url_port_is_accepted_exactly_in_1_to_65535(port: int) -> None:
         assert not 0 < port < 65536 and exc.option == "address"
     else:
         assert 0 < port < 65536 and parsed.port == port
+
+
+def test_option_errors_survive_pickling() -> None:
+    import pickle
+
+    from clustermgr.tlsopts import TlsConflictError
+
+    for error in (InvalidOptionError("m", option="ssl"), OptionTypeError("t", option="db"),
+                  InvalidAddressError("a"), TlsConflictError("c", option="sentinel_ssl")):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error)
+        assert copy.option == error.option
