@@ -254,8 +254,7 @@ class RedisConnection(AbcConnection):
         loop: asyncio.AbstractEventLoop | None = None,
         read_timeout: float | None = None,
     ) -> None:
-        if read_timeout is not None and read_timeout <= 0:
-            raise ValueError(f"read_timeout must be positive seconds, not {read_timeout}")
+        check_options(read_timeout=read_timeout)
         self._address = address
         self._encoding = encoding
         self._loop = loop or asyncio.get_running_loop()

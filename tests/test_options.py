@@ -283,3 +283,12 @@ def test_option_errors_survive_pickling() -> None:
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error) and str(copy) == str(error)
         assert copy.option == error.option
+
+
+@pytest.mark.parametrize("value", [0, -1, NAN, math.inf])
+async def test_a_connection_built_directly_checks_read_timeout(value: float) -> None:
+    from clustermgr.connection import RedisConnection
+
+    with pytest.raises(InvalidOptionError) as info:
+        RedisConnection(parse_address(("127.0.0.1", 1)), read_timeout=value)
+    assert info.value.option == "read_timeout"
