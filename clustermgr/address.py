@@ -106,13 +106,13 @@ def parse_address(address: Any) -> ServerAddress:
         try:
             address = address.decode()
         except UnicodeDecodeError:
-            raise InvalidAddressError(
-                f"address is not UTF-8 text: {address[:60]!r}"
-            ) from None
+            shown = redact_url(address.decode(errors="replace"))
+            raise InvalidAddressError(f"address {shown!r} is not UTF-8 text") from None
     if not isinstance(address, str):
         raise InvalidAddressError(
             f"address must be (host, port), a unix socket path or a URL, not {address!r}"
         )
+    _check_utf8(address)
     if "://" in address or address.startswith("unix:"):
         return _parse_url(address)
     if address.startswith("/") or address.startswith("."):
@@ -123,12 +123,23 @@ def parse_address(address: Any) -> ServerAddress:
     )
 
 
+def _check_utf8(text: str) -> None:
+    """Refuse text that cannot be sent as UTF-8 (lone surrogates, as os.fsdecode() makes)."""
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            shown = redact_url(text.encode(errors="replace").decode())
+            raise InvalidAddressError(f"address {shown!r} is not UTF-8 text") from None
+
+
 def _parse_pair(pair: tuple[Any, ...] | list[Any]) -> ServerAddress:
     if len(pair) != 2:
         raise InvalidAddressError(f"address tuple must be (host, port), got {pair!r}")
     host, port = pair
     if not isinstance(host, str) or not host:
         raise InvalidAddressError(f"host must be a non-empty string, got {host!r}")
+    _check_utf8(host)
     return ServerAddress(host=host, port=_port(port, pair))
 
 

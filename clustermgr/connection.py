@@ -118,6 +118,7 @@ class RedisConnection(AbcConnection):
         read_timeout: float | None = None,
         max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
+        check_options(read_timeout=read_timeout, max_reply_size=max_reply_size)
         self._address = address
         self._encoding = encoding
         self._loop = loop or asyncio.get_running_loop()
@@ -570,6 +571,7 @@ async def create_connection(
         timeout=timeout, name=name, read_timeout=read_timeout,
         max_reply_size=max_reply_size,
         credential_provider=credential_provider,
+        parser=parser,
     )
     bound = resolve("timeout", timeout, None)
     read_bound = resolve("read_timeout", read_timeout, READ_TIMEOUT)

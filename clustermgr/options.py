@@ -34,6 +34,14 @@ class InvalidOptionError(RedisError, ArgumentError):
         super().__init__(message)
         self.option = option
 
+    def __reduce__(self) -> Any:
+        """Pickle with ``option`` (it is a keyword-only argument)."""
+        return (_rebuild, (type(self), str(self), self.option))
+
+
+def _rebuild(cls: type[InvalidOptionError], message: str, option: str) -> InvalidOptionError:
+    return cls(message, option=option)
+
 
 class OptionTypeError(InvalidOptionError, ArgumentTypeError):
     """An option of the wrong type (``ssl="yes"``, ``db="1"``)."""
@@ -129,6 +137,11 @@ def _text(name: str, value: Any) -> None:
     if value is not None and not isinstance(value, (str, bytes)):
         raise OptionTypeError(f"{name} must be a str or None, got {type(value).__name__}",
                               option=name)
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # the value is not shown: it may be a secret
+            raise InvalidOptionError(f"{name} is not UTF-8 text", option=name) from None
 
 
 def _flag(name: str, value: Any) -> None:
@@ -202,6 +215,7 @@ _CHECKS: dict[str, _Check] = {
     "lazy": _flag,
     "client_az": _text,
     **dict.fromkeys(("on_connect", "address_remap", "credential_provider"), _callable),
+    "parser": _callable,
     "reconnect_delay": _delay_range,
 }
 

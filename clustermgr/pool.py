@@ -91,6 +91,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
             reconnect_delay=reconnect_delay, read_timeout=read_timeout,
             max_reply_size=max_reply_size,
             credential_provider=credential_provider,
+            parser=parser,
         )
         check_class("connection_cls", connection_cls, RedisConnection)
         connect_bound = resolve(

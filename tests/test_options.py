@@ -7,9 +7,12 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fake_server import FakeServer
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clustermgr import create_connection, create_pool
 from clustermgr.address import InvalidAddressError, parse_address
@@ -120,6 +123,8 @@ CASES: list[tuple[str, dict[str, Any], str, str, type[Exception]]] = [
     ("cluster", {"read_from": "az_affinity", "client_az": 5}, "", "client_az", OptionTypeError),
     ("cluster", {"read_from": "az_affinity"}, "", "client_az", InvalidOptionError),
     ("cluster", {"client_az": "az-a"}, "", "client_az", InvalidOptionError),
+    *[(o, {"parser": "hiredis"}, "", "parser", OptionTypeError)
+      for o in ("connection", "pool", "sentinel_pool")],
 ]
 
 
@@ -159,6 +164,11 @@ async def test_bad_option_is_refused_before_connecting(
         (("127.0.0.1", 65536), "address"),
         (b"redis://\xff\xfe:6379", "address"),
         (b"/tmp/\xc3(.sock", "address"),
+        ("redis://\udcff:1", "address"),  # what os.fsdecode() makes of bad bytes
+        (("h\udcff", 1), "address"),
+        ("/tmp/\udcff.sock", "address"),
+        ("redis://u:pw\udcff@h:1", "address"),
+        ("redis://h:1?name=\udcff", "address"),
         ("redis://127.0.0.1?timeout=nan", "timeout"),
         ("redis://127.0.0.1?timeout=-0.5", "timeout"),
         ("redis://127.0.0.1?encoding=klingon", "encoding"),
@@ -233,3 +243,61 @@ async def test_empty_address_lists_are_refused() -> None:
         with pytest.raises(InvalidOptionError) as info:
             await opener()
         assert info.value.option == option
+
+
+@pytest.mark.parametrize("option", ["password", "username", "name", "sentinel_password"])
+def test_text_options_must_be_utf8(option: str) -> None:
+    with pytest.raises(InvalidOptionError) as info:
+        check_options(**{option: "s3cret\udcff"})
+    assert info.value.option == option and "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize("address", [b"redis://u:s3cret\xff@h:1", "redis://u:s3cret\udcff@h:1"])
+def test_non_utf8_address_errors_hide_the_password(address: Any) -> None:
+    with pytest.raises(InvalidAddressError, match="not UTF-8") as info:
+        parse_address(address)
+    assert "s3cret" not in str(info.value)
+
+
+@given(value=st.floats() | st.integers(-10, 10**9))
+def test_a_timeout_is_accepted_exactly_when_finite_and_positive(value: float) -> None:
+    good = math.isfinite(value) and value > 0
+    for check in (lambda: check_options(timeout=value),
+                  lambda: parse_address(f"redis://h?timeout={quote(str(value))}")):
+        try:
+            check()
+        except InvalidOptionError as exc:
+            assert not good and exc.option == "timeout"
+        else:
+            assert good
+
+
+@given(port=st.integers(-3, 70_000))
+def test_a_url_port_is_accepted_exactly_in_1_to_65535(port: int) -> None:
+    try:
+        parsed = parse_address(f"redis://127.0.0.1:{port}")
+    except InvalidAddressError as exc:
+        assert not 0 < port < 65536 and exc.option == "address"
+    else:
+        assert 0 < port < 65536 and parsed.port == port
+
+
+def test_option_errors_survive_pickling() -> None:
+    import pickle
+
+    from clustermgr.tlsopts import TlsConflictError
+
+    for error in (InvalidOptionError("m", option="ssl"), OptionTypeError("t", option="db"),
+                  InvalidAddressError("a"), TlsConflictError("c", option="sentinel_ssl")):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error)
+        assert copy.option == error.option
+
+
+@pytest.mark.parametrize("value", [0, -1, NAN, math.inf])
+async def test_a_connection_built_directly_checks_read_timeout(value: float) -> None:
+    from clustermgr.connection import RedisConnection
+
+    with pytest.raises(InvalidOptionError) as info:
+        RedisConnection(parse_address(("127.0.0.1", 1)), read_timeout=value)
+    assert info.value.option == "read_timeout"

@@ -123,6 +123,7 @@ class SentinelPool(SubscriptionViews, Router):
             role_check_interval=role_check_interval, read_timeout=read_timeout,
             max_reply_size=max_reply_size,
             address_remap=address_remap, credential_provider=credential_provider,
+            parser=parser,
         )
         check_class("connection_cls", connection_cls, RedisConnection)
         connect_bound = resolve(

@@ -72,6 +72,7 @@ async def test_acl_user_and_name_from_the_url_reach_every_node(
 async def test_requirepass_from_the_url(auth_cluster: LocalCluster) -> None:
     host, port = auth_cluster.startup_nodes[0]
     await _write_everywhere(f"redis://:{SECRET}@{host}:{port}")
+    await _write_everywhere(f"redis://:{SECRET}@{host}:{port}/0")  # db 0 is the cluster's db
 
 
 async def test_query_password_and_an_agreeing_argument(
