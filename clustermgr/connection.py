@@ -599,8 +599,8 @@ async def create_connection(
         ) from None
     except OSError as exc:
         conn.close()
-        raise ConnectError(
-            f"cannot connect to {conn._address_text}: {exc.strerror or exc}"
+        raise ConnectError.from_os_error(
+            f"cannot connect to {conn._address_text}: {exc.strerror or exc}", exc
         ) from exc
     except (UnicodeError, ValueError) as exc:  # a host the resolver cannot take
         opened = conn._transport is not None  # then the handshake raised: not a connect error

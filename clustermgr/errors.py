@@ -26,6 +26,8 @@ __all__ = [
     "ClusterDownError",
     "ClusterRetryError",
     "ConnectError",
+    "ConnectRefusedError",
+    "ConnectResetError",
     "ConnectionClosedError",
     "ConnectionForcedCloseError",
     "CrossSlotError",
@@ -49,6 +51,7 @@ __all__ = [
     "RouteError",
     "SlaveNotFoundError",
     "SlaveReplyError",
+    "SocketNotFoundError",
     "TimeoutError",
     "TryAgainError",
     "WatchVariableError",
@@ -361,7 +364,39 @@ class ConnectionForcedCloseError(ConnectionClosedError):
 
 
 class ConnectError(RedisError, ConnectionError):
-    """A connection could not be opened (refused, unreachable, TLS failure)."""
+    """A connection could not be opened (refused, unreachable, TLS failure).
+
+    :meth:`from_os_error` raises the kind matching the OS error, so
+    ``except ConnectionRefusedError:`` (what aioredis 1.x let through)
+    still catches a refused connection.
+    """
+
+    @classmethod
+    def from_os_error(cls, msg: str, exc: OSError) -> ConnectError:
+        """A ConnectError for ``exc``: also its builtin kind when listed, with its errno."""
+        kind = next((_CONNECT_KINDS[c] for c in type(exc).__mro__ if c in _CONNECT_KINDS), cls)
+        error = kind(msg)
+        error.errno = exc.errno  # strerror stays unset: str() keeps the message
+        return error
+
+
+class ConnectRefusedError(ConnectError, ConnectionRefusedError):
+    """Nothing listens at the address; also a ``ConnectionRefusedError``."""
+
+
+class ConnectResetError(ConnectError, ConnectionResetError):
+    """The server reset the connection while it was opened; also a ``ConnectionResetError``."""
+
+
+class SocketNotFoundError(ConnectError, FileNotFoundError):
+    """The unix socket path does not exist; also a ``FileNotFoundError``."""
+
+
+_CONNECT_KINDS: dict[type[OSError], type[ConnectError]] = {
+    ConnectionRefusedError: ConnectRefusedError,
+    ConnectionResetError: ConnectResetError,
+    FileNotFoundError: SocketNotFoundError,
+}
 
 
 class PoolClosedError(RedisError):

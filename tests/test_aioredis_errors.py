@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import errno
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -180,3 +182,27 @@ def test_clustermgr_classes_are_aioredis_virtual_subclasses() -> None:
     assert issubclass(ClusterPool, aioredis.ConnectionsPool)
     assert issubclass(RedisConnection, aioredis.RedisConnection)
     assert not hasattr(ConnectionsPool, "_fill_free")  # nothing of aioredis' is inherited
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def test_refused_connection_is_also_connection_refused_error() -> None:
+    """aioredis 1.x let the OS error through: ``except ConnectionRefusedError`` must still catch."""
+    with pytest.raises(ConnectionRefusedError) as caught:
+        await create_connection(("127.0.0.1", _closed_port()))
+    assert isinstance(caught.value, errors.ConnectError)
+    assert caught.value.errno == errno.ECONNREFUSED
+    assert "cannot connect to 127.0.0.1:" in str(caught.value)
+    with pytest.raises(ConnectionRefusedError):
+        await create_pool(("127.0.0.1", _closed_port()))
+
+
+async def test_missing_unix_socket_is_also_file_not_found_error(tmp_path: Any) -> None:
+    with pytest.raises(FileNotFoundError) as caught:
+        await create_connection(str(tmp_path / "no.sock"))
+    assert isinstance(caught.value, errors.ConnectError)

@@ -69,6 +69,7 @@ from .multikey import merge_fanout, merge_split, split_by_slot
 from .nodes import NodePools, Routes
 from .pubsub import ClusterPubSub
 from .refresh import RefreshEngine, RefreshOptions
+from .scancursor import next_cursor, split_cursor
 from .topology import Address, SlotMap
 
 __all__ = ["READ_FROM", "ClusterPool", "create_cluster_pool"]
@@ -398,6 +399,8 @@ class ClusterPool(SubscriptionViews, Router):
         if info.pubsub and is_pubsub_command(command):
             return self.execute_pubsub(command, *args)
         if slot is None:
+            if info.name == "scan":  # one master per call, the cursor says which
+                return self._tasks.spawn(self._scan(info, args, kwargs))
             if info.request_policy in _FANOUT:
                 c = Classified(self, command, args, kwargs, info if info.name else None, None)
                 return self._tasks.spawn(self._fanout(c))
@@ -450,6 +453,25 @@ class ClusterPool(SubscriptionViews, Router):
         replies = await asyncio.gather(*parts)
         info = c.info
         return merge_fanout(info.response_policy if info is not None else None, list(replies))
+
+    def _master_first_slots(self) -> list[int]:
+        """Each master's lowest slot, sorted (how a SCAN cursor names a master)."""
+        current = self._nodes.map
+        firsts: dict[Address, int] = {}
+        for slot, shard in enumerate(current.shards if current is not None else ()):
+            if shard is not None:
+                firsts.setdefault(shard.master.address, slot)
+        return sorted(firsts.values())
+
+    async def _scan(self, info: CommandInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``SCAN cursor ...`` on the master the cursor names (see :mod:`.scancursor`)."""
+        firsts = self._master_first_slots()
+        if not firsts:
+            raise RouteError("SCAN: no master is known")
+        node_cursor, slot = split_cursor(args[0] if args else 0, firsts)
+        c = Classified(self, b"SCAN", (node_cursor, *args[1:]), kwargs, info, slot)
+        reply_cursor, keys = await self._send(c, self._routes[slot])
+        return [next_cursor(reply_cursor, slot, firsts), keys]
 
     async def _execute_split(
         self, info: CommandInfo, command: bytes | str, args: tuple[Any, ...],

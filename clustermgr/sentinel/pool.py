@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from ..abc import AbcConnection
+from ..address import check_db
 from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve
 from ..commands import CommandTable
 from ..connection import RedisConnection
@@ -148,16 +149,17 @@ class SentinelPool(SubscriptionViews, Router):
         follow: dict[str, Any] = (
             {"early_release": early_release} if self._role == "master" else {})
         follower_cls = MasterFollower if self._role == "master" else ReplicaFollower
+        # Shared with the Follower's server pools: select() changes "db" for those opened later.
+        self._pool_kwargs: dict[str, Any] = {
+            "db": db, "username": username, "password": password, "ssl": ssl,
+            "encoding": encoding, "minsize": minsize, "maxsize": maxsize,
+            "parser": parser, "create_connection_timeout": connect_bound,
+            "acquire_timeout": acquire_timeout, "connection_cls": connection_cls,
+            "name": name, "read_timeout": read_bound,
+            "credential_provider": credential_provider,
+        }
         self._follower: Follower = follower_cls(
-            hooks, self._sentinel, service=service,
-            pool_kwargs={
-                "db": db, "username": username, "password": password, "ssl": ssl,
-                "encoding": encoding, "minsize": minsize, "maxsize": maxsize,
-                "parser": parser, "create_connection_timeout": connect_bound,
-                "acquire_timeout": acquire_timeout, "connection_cls": connection_cls,
-                "name": name, "read_timeout": read_bound,
-                "credential_provider": credential_provider,
-            },
+            hooks, self._sentinel, service=service, pool_kwargs=self._pool_kwargs,
             failover_timeout=failover_timeout, rediscover_interval=rediscover_interval,
             poll_interval=poll_interval, role_check_interval=role_check_interval,
             tasks=self._tasks, **follow,
@@ -357,6 +359,20 @@ class SentinelPool(SubscriptionViews, Router):
     def encoding(self) -> str | None:
         """The default reply codec."""
         return self._encoding
+
+    async def select(self, db: int) -> bool:
+        """Switch the server pools in use, and those opened later (a failover), to ``db``.
+
+        If the server refuses ``db`` (out of range), its error is raised and
+        the pool stays on its db.
+        """
+        check_db(db)
+        pools = self._serving()
+        if pools:
+            await pools[0].select(db)  # the server's verdict, before the others switch
+            await asyncio.gather(*(pool.select(db) for pool in pools[1:]))
+        self._db = self._pool_kwargs["db"] = db
+        return True
 
     def _serving(self) -> list[ServerPool]:
         follower = self._follower
