@@ -342,7 +342,7 @@ class PubSubLink:
                     self.subscriptions.count,
                 ))
                 return future
-        conn = self._conn or self._take_idle()
+        conn = self._conn if self._conn is not None else self._take_idle()
         if conn is not None:
             self._send(conn, op)
         else:
