@@ -156,3 +156,9 @@ def test_bound_never_refuses_a_reply_that_fits(replies: list[bytes], data: Any) 
     assert [fits.scan(piece) for piece in pieces] == [None] * len(pieces)
     assert fits._stack == [] and fits._skip == 0 and fits._line is None
     assert any(error is not None for error in refused)  # one byte less: refused
+
+
+@pytest.mark.parametrize("reply", [b"+OK\r\n", b":1\r\n", b"$5\r\nhello\r\n", b"$0\r\n\r\n"])
+def test_a_lone_reply_is_held_to_the_exact_bound(reply: bytes) -> None:
+    assert ReplyBound(len(reply)).scan(reply) is None
+    assert ReplyBound(len(reply) - 1).scan(reply) is not None
