@@ -137,6 +137,25 @@ class ReplyBound:
                         continue
                     size, base = 0, pos  # a whole reply ends at pos (checked just above)
                     continue
+            elif kind == 36 and size == 0:
+                # A run of whole bulk-string replies (pipelined GETs): the tight path too.
+                first = pos
+                while pos < n and data[pos] == 36:
+                    end = find(b"\r\n", pos)
+                    if end < 0:
+                        break
+                    try:
+                        count = int(data[pos + 1:end])
+                    except ValueError:
+                        self._off = True
+                        return None
+                    following = end + 4 + count if count >= 0 else end + 2
+                    if following > n or following - pos > bound:
+                        break
+                    pos = following
+                if pos != first:
+                    base = pos
+                    continue
             end = find(b"\r\n", pos)
             if end < 0:
                 if n - pos > _CARRIED:  # only a length header needs its text: keep its start

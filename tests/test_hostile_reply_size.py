@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -144,7 +145,7 @@ def test_bound_follows_replies_cut_anywhere() -> None:
 
 
 @given(st.lists(_replies, min_size=1, max_size=6), st.data())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(os.environ.get("CLUSTERMGR_BOUND_EXAMPLES", "300")), deadline=None)
 def test_bound_never_refuses_a_reply_that_fits(replies: list[bytes], data: Any) -> None:
     """Valid replies cut anywhere: the walk agrees with the parser on where each ends."""
     wire = b"".join(replies)
