@@ -34,7 +34,7 @@ from .batching import (
     refuse_in_batch,
     refuse_untracked_replies,
 )
-from .blocking import BlockingCommands, BlockingWait, reply_waiting
+from .blocking import BlockingCommands, BlockingWait, warn_if_replied
 from .dispatch import ErrorHook, ReplyDispatcher
 from .errors import (
     ConnectError,
@@ -125,7 +125,7 @@ class RedisConnection(AbcConnection):
             new_reader(parser, host=target[0] if isinstance(target, tuple) else None),
             self._pubsub,
             abort=self._abort,
-            count_error=self._count_error,
+            count_error=lambda name: self.stats.error(name),
             describe=self._address_text,
             max_reply_size=max_reply_size,
         )
@@ -190,12 +190,8 @@ class RedisConnection(AbcConnection):
 
     def _awaiting(self) -> bool:
         """Replies are due now: commands written, none of them blocking (the stall check)."""
-        return bool(not self._closing and self._waiters and not (
-            self._blocking.count or self._unflushed
-        ))
-
-    def _count_error(self, name: str) -> None:
-        self.stats.error(name)
+        busy = self._closing or self._blocking.count or self._unflushed
+        return bool(self._waiters) and not busy
 
     def _server_unsubscribed(self, kind: bytes, channel: AbcChannel) -> None:
         if self.on_unsubscribed is not None:
@@ -205,15 +201,10 @@ class RedisConnection(AbcConnection):
 
     def _blocking_given_up(self, command: Any) -> None:
         """The caller of blocking ``command`` cancelled before its reply: close."""
-        if self._closing:
-            return
-        if reply_waiting(self._transport):
-            logger.warning(
-                "%s: %r was given up with a reply already arriving: the server may "
-                "have served it; the reply is dropped", self._address_text, command,
-            )
-        logger.debug("closing %r: its caller gave up on %r", self, command)
-        self.close()
+        if not self._closing:
+            warn_if_replied(self._transport, self._address_text, command)
+            logger.debug("closing %r: its caller gave up on %r", self, command)
+            self.close()
 
     def _on_lost(self, exc: BaseException | None) -> None:
         forced = self._closing
