@@ -532,7 +532,10 @@ async def create_connection(
     ``proto-max-bulk-len``; None: unbounded) bounds one reply: a reply that
     announces or sends more closes the connection with
     :class:`~clustermgr.replybound.ReplyTooLargeError` as the cause, before
-    more than the bound is buffered.
+    more than the bound is buffered. The bound is kept by walking every reply
+    header in Python before hiredis parses it: cheap for few large values, a
+    few tenths of a microsecond per element of a large aggregate (LRANGE of
+    thousands of items); ``None`` skips the walk.
     """
     parsed = parse_address(address).with_defaults(
         db=db, username=username, password=password, encoding=encoding,
