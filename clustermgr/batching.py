@@ -15,9 +15,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from .bounds import blocking_wait
 from .errors import ReplyError
 from .execreply import ExecCodecs
-from .protocol import case_variants, decode, encode_command, is_blocking, lookup_command
+from .protocol import BLOCKING_COMMANDS, case_variants, decode, encode_command, lookup_command
 
 __all__ = [
     "BATCH_CHECKED_NAMES",
@@ -82,14 +83,17 @@ def _refuse_checked(checked: bytes, command: Any, args: Sequence[Any]) -> None:
     refuse_untracked_replies(command, args)
 
 
-def prepare_batch(commands: Sequence[Sequence[Any]]) -> tuple[list[bytes], Any]:
-    """The encoded commands of a batch, and its first blocking command (or None).
+def prepare_batch(commands: Sequence[Sequence[Any]]) -> tuple[list[bytes], Any, float]:
+    """The encoded commands of a batch, its first blocking command (or None), and
+    how long its blocking commands may hold it in all (seconds, ``math.inf``:
+    forever; see :func:`~clustermgr.bounds.blocking_wait`).
 
     Raises TypeError, before anything is sent, for an empty command, one that
     changes connection state or pub/sub, or arguments that cannot be sent.
     """
     payload: list[bytes] = []
     blocking: Any = None
+    wait = 0.0
     for entry in commands:
         if not entry:
             raise TypeError("execute_batch: empty command")
@@ -99,9 +103,12 @@ def prepare_batch(commands: Sequence[Sequence[Any]]) -> tuple[list[bytes], Any]:
         if checked is not None:
             _refuse_checked(checked, command, args)
         payload.append(encode_command(command, args))
-        if blocking is None and is_blocking(command, args):
-            blocking = command
-    return payload, blocking
+        name = lookup_command(BLOCKING_COMMANDS, command)
+        held = blocking_wait(name, args) if name is not None else None
+        if held is not None:  # they run one after the other: their waits add up
+            blocking = command if blocking is None else blocking
+            wait += held
+    return payload, blocking, wait
 
 
 class BatchReplies:

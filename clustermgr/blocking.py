@@ -1,10 +1,10 @@
 """The blocking commands (BLPOP, XREAD BLOCK, WAIT, ...) a connection awaits.
 
 A blocking command may wait on the server for as long as its timeout says,
-so the connection counts those in flight (its stall check is suspended
-while any is pending) and closes itself when a caller gives up on one: the
-server then unblocks the command without serving it, and nothing queues
-behind it.
+so the connection counts those in flight and when the last of them may
+still be waiting (its stall check starts only then), and closes itself
+when a caller gives up on one: the server then unblocks the command
+without serving it, and nothing queues behind it.
 """
 
 from __future__ import annotations
@@ -27,21 +27,26 @@ class BlockingCommands:
     cancels its future (the connection closes itself there).
     """
 
-    __slots__ = ("_on_given_up", "count")
+    __slots__ = ("_on_given_up", "count", "until")
 
     def __init__(self, on_given_up: Callable[[Any], None]) -> None:
         #: Blocking commands (or batches holding one) awaiting their reply.
         self.count = 0
+        #: Loop time until which the server may hold them (``math.inf``: forever).
+        self.until = 0.0
         self._on_given_up = on_given_up
 
-    def track(self, command: Any) -> BlockingWait:
-        """Count ``command`` as pending; the hook its reply (or batch's last reply) ends."""
+    def track(self, command: Any, until: float) -> BlockingWait:
+        """Count ``command`` as pending, held at most ``until``; the hook its reply ends."""
         self.count += 1
+        if until > self.until:
+            self.until = until
         return BlockingWait(self, command)
 
     def clear(self) -> None:
         """Nothing is pending any more (the connection is gone)."""
         self.count = 0
+        self.until = 0.0
 
 
 class BlockingWait:
@@ -57,7 +62,10 @@ class BlockingWait:
     def __call__(self, reply: Any) -> None:
         if self.pending:
             self.pending = False
-            self._owner.count -= 1
+            owner = self._owner
+            owner.count -= 1
+            if not owner.count:
+                owner.until = 0.0
 
     def given_up(self, future: asyncio.Future[Any]) -> None:
         """Done-callback of the command's future: a cancel before the reply gives it up."""

@@ -19,6 +19,8 @@ import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from ._timeout import timeout as _timeout
@@ -35,6 +37,8 @@ from .batching import (
     refuse_untracked_replies,
 )
 from .blocking import BlockingCommands, BlockingWait, warn_if_replied
+from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, blocking_wait, resolve
+from .credentials import CredentialProvider, CredentialProviderError, get_credentials
 from .dispatch import ErrorHook, ReplyDispatcher
 from .errors import (
     ConnectError,
@@ -45,11 +49,11 @@ from .errors import (
 )
 from .execreply import ExecCodecs
 from .handback import ConnectionState
+from .options import check_class, check_options
 from .protocol import (
     BLOCKING_COMMANDS,
     case_variants,
     encode_command,
-    is_blocking,
     lookup_command,
     new_reader,
 )
@@ -115,11 +119,13 @@ class RedisConnection(AbcConnection):
         read_timeout: float | None = None,
         max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
+        check_options(read_timeout=read_timeout, max_reply_size=max_reply_size)
         self._address = address
         self._encoding = encoding
         self._loop = loop or asyncio.get_running_loop()
         target = address.target
         self._transport: asyncio.Transport | None = None
+        self._peer: tuple[str, int] | None = None  # the TCP peer, once connected
         self._pubsub = PubSubState(self._server_unsubscribed)
         self._replies = ReplyDispatcher(
             new_reader(parser, host=target[0] if isinstance(target, tuple) else None),
@@ -145,7 +151,7 @@ class RedisConnection(AbcConnection):
         self._stall: StallWatch | None = None
         if read_timeout is not None:
             self._stall = StallWatch(
-                self._loop, read_timeout, awaiting=self._awaiting, abort=self._abort
+                self._loop, read_timeout, due_since=self._due_since, abort=self._abort
             )
             self._replies.on_progress = self._stall.progress
         #: Called when the connection ends (dropped or closed). When set, its
@@ -166,6 +172,8 @@ class RedisConnection(AbcConnection):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = transport.get_extra_info("peername")
+            self._peer = (peer[0], peer[1]) if peer else None
 
     def _flush(self) -> None:
         self._flush_handle = None
@@ -188,10 +196,12 @@ class RedisConnection(AbcConnection):
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
 
-    def _awaiting(self) -> bool:
-        """Replies are due now: commands written, none of them blocking (the stall check)."""
-        busy = self._closing or self._blocking.count or self._unflushed
-        return bool(self._waiters) and not busy
+    def _due_since(self) -> float | None:
+        """When replies became due (the stall check): None while none is written,
+        0.0 for ordinary commands, the end of a blocking command's own wait."""
+        if self._closing or not self._waiters or self._unflushed:
+            return None
+        return self._blocking.until if self._blocking.count else 0.0
 
     def _server_unsubscribed(self, kind: bytes, channel: AbcChannel) -> None:
         if self.on_unsubscribed is not None:
@@ -235,19 +245,13 @@ class RedisConnection(AbcConnection):
         self._buffer.clear()
         self._unflushed = 0
         self._blocking.clear()
-        self._release_channels(cause, forced)
+        # The owner's hook, when set, decides which channels end (closed by us or lost alike).
+        hook = self.on_pubsub_lost
+        self._pubsub.release(cause, forced, None if hook is None else partial(hook, self))
         if not self._closed_future.done():
             self._closed_future.set_result(None)
         if not forced:
             (logger.warning if self._close_error is not None else logger.info)("%s", message)
-
-    def _release_channels(self, cause: BaseException | None, forced: bool) -> None:
-        if self.on_pubsub_lost is not None:
-            # The owner decides which channels end (closed by us or lost alike).
-            self.on_pubsub_lost(self, cause)
-        else:
-            self._pubsub.close_channels(cause if not forced else None)
-        self._pubsub.reset()
 
     def _abort(self, exc: BaseException) -> None:
         self._close_error = exc
@@ -332,14 +336,17 @@ class RedisConnection(AbcConnection):
         self._refuse_closed()
         if encoding is _NOT_SET or (encoding is not None and type(encoding) is not str):
             encoding = self._encoding
-        payload, blocking = prepare_batch(commands)
+        payload, blocking, wait = prepare_batch(commands)
         future: asyncio.Future[list[Any]] = self._loop.create_future()
         if not payload:
             future.set_result([])
             return future
         if self._multi is not None:
             self._multi.codecs.extend([encoding] * len(payload))
-        tracker = self._blocking.track(blocking) if blocking is not None else None
+        tracker = (
+            self._blocking.track(blocking, self._loop.time() + wait)
+            if blocking is not None else None
+        )
         if tracker is not None:
             future.add_done_callback(tracker.given_up)
         batch = BatchReplies(future, len(payload), tracker)
@@ -356,7 +363,10 @@ class RedisConnection(AbcConnection):
     def _state_hook(self, special: bytes, command: Any, args: tuple[Any, ...]) -> Any:
         """The hook to call with ``command``'s reply (blocking or state), or None."""
         if special in BLOCKING_COMMANDS:
-            return self._blocking.track(command) if is_blocking(command, args) else None
+            wait = blocking_wait(special, args)
+            if wait is None:  # XREAD without BLOCK, or a timeout the server refuses at once
+                return None
+            return self._blocking.track(command, self._loop.time() + wait)
         if special == b"CLIENT":
             refuse_untracked_replies(command, args)
             return None
@@ -414,8 +424,11 @@ class RedisConnection(AbcConnection):
 
     @property
     def address(self) -> tuple[str, int] | str:
-        """``(host, port)`` or the unix socket path."""
-        return self._address.target
+        """The peer's ``(ip, port)`` (as aioredis), or the unix socket path.
+
+        The configured address (a host name, options) is :attr:`server_address`.
+        """
+        return self._peer or self._address.target
 
     @property
     def server_address(self) -> ServerAddress:
@@ -511,10 +524,11 @@ async def create_connection(
     ssl: ssl_module.SSLContext | bool | None = None,
     encoding: str | None = None,
     parser: Any = None,
-    timeout: float | None = None,
+    timeout: float | Default | None = DEFAULT,
     connection_cls: type[RedisConnection] | None = None,
     name: str | None = None,
-    read_timeout: float | None = None,
+    read_timeout: float | Default | None = DEFAULT,
+    credential_provider: CredentialProvider | None = None,
     max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
 ) -> RedisConnection:
     """Open a connection to one server and run the handshake.
@@ -522,12 +536,17 @@ async def create_connection(
     ``address`` is ``(host, port)``, a unix socket path or a ``redis://``,
     ``rediss://`` or ``unix://`` URL; keyword arguments fill what the URL does
     not say. The handshake sends AUTH (with ACL ``username``), SELECT and
-    CLIENT SETNAME as needed, pipelined. ``timeout`` bounds connect and
-    handshake together (:class:`clustermgr.errors.TimeoutError`).
-    ``read_timeout`` closes the connection when replies are awaited and none
-    arrives for that long (a hung or paused server); its pending commands
-    fail with :class:`ConnectionClosedError` (``may_have_executed=True``).
-    Blocking commands (BLPOP, XREAD BLOCK, ...) suspend the check.
+    CLIENT SETNAME as needed, pipelined. ``timeout`` (default 5 s, or the
+    URL's ``timeout``) bounds connect and handshake together
+    (:class:`clustermgr.errors.TimeoutError`). ``read_timeout`` (default 10 s)
+    closes the connection when replies are due and none arrives for that long
+    (a hung or paused server); its pending commands fail with
+    :class:`ConnectionClosedError` (``may_have_executed=True``, caused by a
+    :class:`~clustermgr.errors.ReplyTimeoutError`). A blocking command's reply
+    is due once its own timeout has passed (BLPOP 0 waits forever). ``None``
+    turns a bound off (see :mod:`clustermgr.bounds`).
+    ``credential_provider`` (:mod:`clustermgr.credentials`), asked first
+    (within ``timeout`` too), gives the username and password to send.
     ``max_reply_size`` (bytes, default 512 MiB like the server's
     ``proto-max-bulk-len``; None: unbounded) bounds one reply: a reply that
     announces or sends more closes the connection with
@@ -537,27 +556,33 @@ async def create_connection(
     few tenths of a microsecond per element of a large aggregate (LRANGE of
     thousands of items); ``None`` skips the walk.
     """
+    check_options(
+        db=db, username=username, password=password, ssl=ssl, encoding=encoding,
+        timeout=timeout, name=name, read_timeout=read_timeout,
+        max_reply_size=max_reply_size,
+        credential_provider=credential_provider,
+        parser=parser,
+    )
+    bound = resolve("timeout", timeout, None)
+    read_bound = resolve("read_timeout", read_timeout, READ_TIMEOUT)
     parsed = parse_address(address).with_defaults(
         db=db, username=username, password=password, encoding=encoding,
-        timeout=timeout, name=name,
+        timeout=bound, name=name,
     )
+    if parsed.timeout is not None:
+        resolve("timeout", parsed.timeout, None)
+    elif timeout is DEFAULT:
+        parsed = replace(parsed, timeout=CONNECT_TIMEOUT)
+    if credential_provider is not None:
+        parsed = await _provided(parsed, credential_provider)
     use_ssl = resolve_tls([parsed], ssl)
-    if parsed.timeout is not None and not (
-        isinstance(parsed.timeout, (int, float))
-        and not isinstance(parsed.timeout, bool)
-        and parsed.timeout > 0
-    ):
-        raise ValueError(
-            f"timeout must be a positive number of seconds or None, got {parsed.timeout!r}"
-        )
     if parsed.db is not None:
         check_db(parsed.db)
+    check_class("connection_cls", connection_cls, RedisConnection)
     cls = connection_cls or RedisConnection
-    if not (isinstance(cls, type) and issubclass(cls, RedisConnection)):
-        raise TypeError(f"connection_cls must be a RedisConnection subclass, got {cls!r}")
     loop = asyncio.get_running_loop()
     conn = cls(
-        parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_timeout,
+        parsed, encoding=parsed.encoding, parser=parser, loop=loop, read_timeout=read_bound,
         max_reply_size=max_reply_size,
     )
     try:
@@ -580,8 +605,8 @@ async def create_connection(
         ) from None
     except OSError as exc:
         conn.close()
-        raise ConnectError(
-            f"cannot connect to {conn._address_text}: {exc.strerror or exc}"
+        raise ConnectError.from_os_error(
+            f"cannot connect to {conn._address_text}: {exc.strerror or exc}", exc
         ) from exc
     except (UnicodeError, ValueError) as exc:  # a host the resolver cannot take
         opened = conn._transport is not None  # then the handshake raised: not a connect error
@@ -595,6 +620,18 @@ async def create_connection(
         await conn.wait_closed()
         raise
     return conn
+
+
+async def _provided(address: ServerAddress, provider: CredentialProvider) -> ServerAddress:
+    """``address`` with the provider's credentials (asked within its timeout)."""
+    try:
+        async with _timeout(address.timeout):
+            username, password = await get_credentials(provider)
+    except asyncio.TimeoutError:
+        raise CredentialProviderError(
+            f"the credential provider did not answer within {address.timeout}s"
+        ) from None
+    return replace(address, username=username, password=password)
 
 
 async def _handshake(conn: RedisConnection, address: ServerAddress) -> None:

@@ -12,6 +12,7 @@ it never sees the owner itself, only the callables it is given.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -22,20 +23,24 @@ from ..address import address_text
 from ..connection import create_connection
 from ..errors import ConnectError, RedisError
 from ..events import Event, EventBus
-from ..health import NodeHealth
+from ..health import NodeHealth, describe_failure
 from ..pool import ConnectionsPool
+from ..remap import AddressRemap, AddressRemapError
 from ..slots import SLOT_COUNT
 from ..stats import NodeStats
 from .observe import map_events
 from .refresh import RefreshOptions
 from .topology import Address, Shard, SlotMap, diff_maps, merge_views, read_slot_map
 
-__all__ = ["NodePools", "Routes"]
+__all__ = ["NodePools", "Routes", "pick_az_reader"]
 
 logger = logging.getLogger("clustermgr.cluster")
 
 # How long a node pool that left the topology may drain its in-flight replies.
 _RETIRE_GRACE = 5.0
+
+# Least seconds between two probes (PING) of a node reported down.
+_PROBE_EVERY = 1.0
 
 Routes = list[ConnectionsPool | None]
 """One entry per slot: the node pool serving it, or None."""
@@ -50,7 +55,9 @@ class NodePools:
     and is replaced alone after latency measurements); ``applied()`` runs
     after each new map; ``spawn(coro)`` runs a task in the owner's task set;
     ``forget(pool)`` drops what the owner keeps for a retired pool;
-    ``closed()`` says whether the owner is closing.
+    ``closed()`` says whether the owner is closing; ``remap`` turns the
+    addresses nodes announce into the ones to connect to (a failing remap
+    fails the reload with its :class:`~clustermgr.remap.AddressRemapError`).
     """
 
     def __init__(
@@ -69,6 +76,8 @@ class NodePools:
         spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
         forget: Callable[[ConnectionsPool], None],
         closed: Callable[[], bool],
+        remap: AddressRemap | None = None,
+        client_az: str | None = None,
     ) -> None:
         self._startup = list(startup)
         self._read_from = read_from
@@ -83,9 +92,14 @@ class NodePools:
         self._spawn = spawn
         self._forget = forget
         self._closed = closed
+        self._remap = remap
+        self._client_az = client_az
+        self._zones: dict[Address, str] = {}  # availability zone of each node, once read
         self._readers: Routes | None = None
         self._latency: dict[Address, float] = {}
         self._health = NodeHealth()
+        self._probing: dict[Address, asyncio.Task[Any]] = {}
+        self._probed: dict[Address, float] = {}  # loop time of each node's last probe
         #: The slot map last applied.
         self.map: SlotMap | None = None
         #: The node pools in use, by address.
@@ -104,18 +118,20 @@ class NodePools:
             self._spawn(self._fill(pool))
         return pool
 
-    async def fill_all(self) -> None:
-        """Open every node pool's minimum of connections (failures are logged)."""
-        await asyncio.gather(
-            *(self._fill(p) for p in list(self.pools.values())), return_exceptions=True
-        )
+    async def fill_all(self) -> dict[ConnectionsPool, BaseException]:
+        """Open every node pool's minimum of connections; the failures (also logged)."""
+        pools = list(self.pools.values())
+        failures = await asyncio.gather(*(self._fill(p) for p in pools))
+        return {pool: exc for pool, exc in zip(pools, failures, strict=True) if exc is not None}
 
     @staticmethod
-    async def _fill(pool: ConnectionsPool) -> None:
+    async def _fill(pool: ConnectionsPool) -> BaseException | None:
         try:
             await pool.fill()
         except (RedisError, OSError) as exc:
             logger.debug("could not open connections to %s: %s", pool, exc)
+            return exc
+        return None
 
     async def _retire(self, pool: ConnectionsPool) -> None:
         self._forget(pool)
@@ -157,6 +173,36 @@ class NodePools:
         """Record that the node at ``address`` answered (``up``) or failed."""
         self._node_event(self._health.report(address, up, reason))
 
+    def _probe(self, addresses: Iterable[Address]) -> None:
+        """PING each node (at most one probe per node in flight, one per second)."""
+        now = asyncio.get_running_loop().time()
+        for address in addresses:
+            if address in self._probing or now - self._probed.get(address, -_PROBE_EVERY) < (
+                _PROBE_EVERY
+            ):
+                continue
+            self._probed[address] = now
+            task = self._spawn(self._ping(address))
+            self._probing[address] = task
+            task.add_done_callback(functools.partial(self._probe_done, address))
+
+    def _probe_done(self, address: Address, task: asyncio.Task[Any]) -> None:
+        if self._probing.get(address) is task:
+            del self._probing[address]
+
+    async def _ping(self, address: Address) -> None:
+        try:
+            async with _timeout(self._options.node_timeout):
+                conn = await create_connection(address, **self._conn_kwargs)
+                try:
+                    await conn.execute(b"PING")
+                finally:
+                    conn.close()
+                    await conn.wait_closed()
+        except (RedisError, OSError, asyncio.TimeoutError):
+            return  # still down: nothing new to say
+        self.report(address, True, "answered PING")
+
     def _node_event(self, event: Event | None) -> None:
         if event is None:
             return
@@ -166,33 +212,58 @@ class NodePools:
 
     # -- the slot map -----------------------------------------------------
 
-    def _candidates(self) -> list[Address]:
-        known = [m.address for m in self.map.masters] if self.map is not None else []
+    def _candidates(self, batch: int) -> list[list[Address]]:
+        """Nodes to ask, in batches: the replicas of masters reported down (the
+        one promoted knows first), known masters (each group shuffled), then
+        the startup nodes; nodes reported down come last, in batches of their
+        own, so a dead or frozen node does not slow down the reloads."""
+        down = self._health.down
+        heirs: list[Address] = []
+        known: list[Address] = []
+        if self.map is not None:
+            known = [m.address for m in self.map.masters]
+            heirs = [r.address for shard in self.map.distinct if shard.master.address in down
+                     for r in shard.replicas]
+        random.shuffle(heirs)
         random.shuffle(known)
         seen: dict[Address, None] = {}
-        for address in (*known, *self._startup):
+        for address in (*heirs, *known, *self._startup):
             seen.setdefault(address, None)
-        return list(seen)
+        batches: list[list[Address]] = []
+        for group in ([a for a in seen if a not in down], [a for a in seen if a in down]):
+            batches.extend(group[i : i + batch] for i in range(0, len(group), batch))
+        return batches
+
+    @property
+    def state_ok(self) -> bool:
+        """False while the last map's views said ``cluster_state:fail``."""
+        return self.map is None or self.map.state_ok
 
     async def reload(self, reasons: frozenset[str]) -> None:
         """Read the slot map from the nodes and apply their views merged (see ``merge_views``)."""
+        await self._read(reasons, self._options.query_nodes)
+
+    async def poll(self, reasons: frozenset[str]) -> None:
+        """:meth:`reload` asking one node at a time (while commands are held)."""
+        await self._read(reasons, 1)
+
+    async def _read(self, reasons: frozenset[str], batch: int) -> None:
         self.reloads += 1
-        candidates = self._candidates()
-        batch = self._options.query_nodes
         maps: list[SlotMap] = []
         errors: list[str] = []
-        for start in range(0, len(candidates), batch):
-            chunk = candidates[start : start + batch]
+        for chunk in self._candidates(batch):
             results = await asyncio.gather(
                 *(self._query(a) for a in chunk), return_exceptions=True
             )
             for address, result in zip(chunk, results, strict=True):
+                if isinstance(result, AddressRemapError):
+                    raise result  # the user's callable, not the node, failed
                 if isinstance(result, SlotMap):
                     self.report(address, True, "answered CLUSTER INFO")
                     if result.covered:
                         maps.append(result)
                 elif isinstance(result, (Exception, asyncio.TimeoutError)):
-                    problem = f"{result or type(result).__name__}"
+                    problem = describe_failure(result)
                     errors.append(f"{address_text(address)}: {problem}")
                     self.report(address, False, f"slot map query failed: {problem}")
                 else:  # pragma: no cover - CancelledError and friends
@@ -209,10 +280,14 @@ class NodePools:
         async with _timeout(self._options.node_timeout):
             pool = self.pools.get(address)
             if pool is not None and not pool.closed:
-                return await read_slot_map(pool.execute, address, tls=self._tls)
+                return await read_slot_map(
+                    pool.execute, address, tls=self._tls, remap=self._remap
+                )
             conn = await create_connection(address, **self._conn_kwargs)
             try:
-                return await read_slot_map(conn.execute, address, tls=self._tls)
+                return await read_slot_map(
+                    conn.execute, address, tls=self._tls, remap=self._remap
+                )
             finally:
                 conn.close()
                 await conn.wait_closed()
@@ -224,18 +299,24 @@ class NodePools:
         wanted = new.addresses(replicas=replicas)
         routes: Routes = [None] * SLOT_COUNT
         readers: Routes | None = [None] * SLOT_COUNT if replicas else None
-        per_shard: dict[Shard, tuple[ConnectionsPool, ConnectionsPool]] = {}
-        for slot, shard in enumerate(new.shards):
+        per_shard: dict[int, tuple[ConnectionsPool, ConnectionsPool]] = {}  # by id(shard)
+        previous = self._readers
+        starts = new.starts
+        for start, end in zip(starts, [*starts[1:], SLOT_COUNT], strict=True):
+            shard = new.shards[start]
             if shard is None:
                 continue
-            pair = per_shard.get(shard)
+            pair = per_shard.get(id(shard))
             if pair is None:
                 master = self.node_pool(shard.master.address)
-                reader = self.node_pool(self._pick_reader(shard)) if replicas else master
-                pair = per_shard[shard] = (master, reader)
-            routes[slot] = pair[0]
+                current = previous[start] if previous is not None else None
+                reader = (
+                    self.node_pool(self._pick_reader(shard, current)) if replicas else master
+                )
+                pair = per_shard[id(shard)] = (master, reader)
+            routes[start:end] = [pair[0]] * (end - start)
             if readers is not None:
-                readers[slot] = pair[1]
+                readers[start:end] = [pair[1]] * (end - start)
         self._set_routes(routes, [self.node_pool(m.address) for m in new.masters])
         self._readers = readers
         self._set_readers(readers)
@@ -256,15 +337,25 @@ class NodePools:
                 self._events.emit(event)
         for event in self._health.from_nodes(new.nodes):
             self._node_event(event)
+        self._probe(self._health.suspects(new.nodes))
         self._applied()
         if self._read_from == "nearest":
             self._spawn(self._measure_latency())
+        elif self._read_from == "az_affinity" and any(a not in self._zones for a in self.pools):
+            self._spawn(self.learn_zones())
 
-    def _pick_reader(self, shard: Shard) -> Address:
+    def _pick_reader(self, shard: Shard, current: ConnectionsPool | None = None) -> Address:
+        """The node to read ``shard``'s slots from; a healthy replica read from
+        (``current``) stays the reader, so a reload that changes nothing moves no reads."""
+        if self._read_from == "az_affinity":
+            return pick_az_reader(shard, self._client_az or "", self._zones)
         replicas = [r.address for r in shard.healthy_replicas]
         if self._read_from == "nearest":
             choices = [shard.master.address, *replicas]
             return min(choices, key=lambda a: self._latency.get(a, float("inf")))
+        kept = current.address if current is not None and not current.closed else None
+        if isinstance(kept, tuple) and kept in replicas:
+            return kept
         if replicas:
             return random.choice(replicas)
         return shard.master.address
@@ -287,15 +378,57 @@ class NodePools:
             )
 
         await asyncio.gather(*(ping(a, p) for a, p in list(self.pools.items())))
+        self._repick_readers()
+
+    async def learn_zones(self) -> None:
+        """Read each node's ``availability_zone`` (``INFO server``, Valkey 8.1+), then pick readers.
+
+        A node that does not say (older servers, INFO denied, no answer in
+        ``node_timeout``) has no zone: it is never "in the client's zone".
+        """
+
+        async def zone(address: Address, pool: ConnectionsPool) -> None:
+            try:
+                async with _timeout(self._options.node_timeout):
+                    info = await pool.execute(b"INFO", b"server", encoding=None)
+            except (RedisError, OSError, asyncio.TimeoutError):
+                return
+            self._zones[address] = _info_field(info, "availability_zone")
+
+        await asyncio.gather(*(zone(a, p) for a, p in list(self.pools.items())))
+        self._repick_readers()
+
+    def _repick_readers(self) -> None:
         current = self.map
         if current is None or self._closed() or self._readers is None:
             return
         readers = list(self._readers)
-        chosen: dict[Shard, ConnectionsPool] = {}
+        chosen: dict[int, ConnectionsPool] = {}  # by id(shard)
         for slot, shard in enumerate(current.shards):
             if shard is not None:
-                if shard not in chosen:
-                    chosen[shard] = self.node_pool(self._pick_reader(shard))
-                readers[slot] = chosen[shard]
+                if id(shard) not in chosen:
+                    chosen[id(shard)] = self.node_pool(self._pick_reader(shard))
+                readers[slot] = chosen[id(shard)]
         self._readers = readers
         self._set_readers(readers)
+
+
+def pick_az_reader(shard: Shard, client_az: str, zones: Mapping[Address, str]) -> Address:
+    """The reader for ``read_from="az_affinity"``: a healthy replica in ``client_az``,
+    else any healthy replica, else the master (``zones``: address -> zone)."""
+    replicas = [r.address for r in shard.healthy_replicas]
+    local = [a for a in replicas if zones.get(a) == client_az]
+    if local:
+        return random.choice(local)
+    if replicas:
+        return random.choice(replicas)
+    return shard.master.address
+
+
+def _info_field(info: Any, name: str) -> str:
+    text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+    prefix = name + ":"
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+    return ""

@@ -58,8 +58,10 @@ class ClusterPubSub:
     What it needs of the cluster pool comes in as callables: ``spawn(coro)``
     runs a task in the pool's task set; ``slot_owner(slot)`` and ``masters()``
     read the current routes; ``refresh(reason)`` reloads the slot map and
-    waits, ``trigger(reason)`` asks for a reload soon. ``retry_timeout`` bounds
-    a (un)subscribe; ``events`` is the pool's event bus.
+    waits, ``trigger(reason)`` asks for a reload soon, ``poll(reason)`` waits
+    for the next reload at the short interval of held commands. ``retry_timeout``
+    bounds a (un)subscribe and the polling after a lost connection; ``events``
+    is the pool's event bus.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class ClusterPubSub:
         masters: Callable[[], Sequence[ConnectionsPool]],
         refresh: Callable[[str], Awaitable[None]],
         trigger: Callable[[str], object],
+        poll: Callable[[str], Awaitable[None]],
         retry_timeout: float,
         events: EventBus,
     ) -> None:
@@ -78,6 +81,7 @@ class ClusterPubSub:
         self._masters = masters
         self._refresh = refresh
         self._trigger = trigger
+        self._poll = poll
         self._retry_timeout = retry_timeout
         self._events = events
         self._set = SubscriptionSet()
@@ -265,11 +269,20 @@ class ClusterPubSub:
         consume(task)
 
     async def _follow(self, pool: ConnectionsPool) -> None:
-        """Reload the slot map until nothing is routed to ``pool`` (each reload reconciles)."""
+        """Reload the slot map until nothing is routed to ``pool`` (each reload reconciles).
+
+        Polled like a held command for ``retry_timeout`` (the map moves the
+        subscriptions the moment a replica is promoted), then backed off.
+        """
+        loop = asyncio.get_running_loop()
+        polling_until = loop.time() + self._retry_timeout
         attempt = 0
         while not (self._closed or pool.closed) and any(
             route.pool is pool for route in self._relays.values()
         ):
+            if loop.time() < polling_until:
+                await self._poll("pubsub connection lost")
+                continue
             await self._refresh("pubsub connection lost")
             attempt += 1
             await _FOLLOW.sleep(attempt)

@@ -4,7 +4,9 @@ A :class:`RefreshEngine` reloads periodically (with jitter) and on triggers
 (MOVED, ASK, connection failure, uncovered slot, unknown node, READONLY,
 CLUSTERDOWN). Triggers that arrive before a reload starts are coalesced into
 it; reloads are rate-limited; callers that need a fresh map wait for the next
-reload instead of failing.
+reload instead of failing. After a node stopped answering (a reply stall),
+:meth:`RefreshEngine.hurry` polls the map at the rate limit for a while, so
+a failover of that node is followed without waiting for a command to fail.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .._timeout import timeout as _timeout
+from ..options import check_options
 
 __all__ = ["RefreshEngine", "RefreshOptions"]
 
@@ -33,22 +36,23 @@ class RefreshOptions:
         min_interval: least time between two reloads (the rate limit).
         query_nodes: how many nodes to ask per reload (their views are merged).
         node_timeout: seconds to wait for one node's answer.
+        hold_interval: least time between two reloads while a command is held
+            waiting for a route (its node unreachable, CLUSTERDOWN) or a
+            pub/sub connection is lost: the map is polled this often until
+            it changes, and the held commands wake on the change.
     """
 
     period: float | None = 30.0
     min_interval: float = 0.2
     query_nodes: int = 3
     node_timeout: float = 1.0
+    hold_interval: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.period is not None and self.period <= 0:
-            raise ValueError(f"period must be > 0 or None, got {self.period!r}")
-        if self.min_interval < 0:
-            raise ValueError(f"min_interval must be >= 0, got {self.min_interval!r}")
-        if self.query_nodes < 1:
-            raise ValueError(f"query_nodes must be >= 1, got {self.query_nodes!r}")
-        if self.node_timeout <= 0:
-            raise ValueError(f"node_timeout must be > 0, got {self.node_timeout!r}")
+        check_options(
+            period=self.period, min_interval=self.min_interval, query_nodes=self.query_nodes,
+            node_timeout=self.node_timeout, hold_interval=self.hold_interval,
+        )
 
 
 Reload = Callable[[frozenset[str]], Awaitable[None]]
@@ -57,15 +61,20 @@ Reload = Callable[[frozenset[str]], Awaitable[None]]
 class RefreshEngine:
     """Runs ``reload(reasons)`` in one background task, coalesced and rate-limited."""
 
-    def __init__(self, reload: Reload, options: RefreshOptions) -> None:
+    def __init__(self, reload: Reload, options: RefreshOptions, poll: Reload | None = None) -> None:
+        """``poll``, if given, is a cheaper reload run when only urgent triggers asked."""
         self._reload = reload
+        self._poll = poll or reload
+        self._routine = False  # a non-urgent trigger (or the period) asked since the last reload
         self._options = options
         self._wake = asyncio.Event()
         self._reasons: set[str] = set()
         self._pending: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._last = -float("inf")
+        self._hurry_until = -float("inf")
         self._closed = False
+        self._urgent = False
         #: Number of reloads run (for tests and metrics).
         self.reloads = 0
 
@@ -74,19 +83,39 @@ class RefreshEngine:
         if self._task is None and not self._closed:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def trigger(self, reason: str) -> asyncio.Future[None]:
-        """Ask for a reload; returns a future done when a reload started after now ends."""
+    def reloaded(self) -> asyncio.Future[None]:
+        """A future done when the next reload (started after now) ends; asks for none."""
         if self._pending is None:
             self._pending = asyncio.get_running_loop().create_future()
-        self._reasons.add(reason)
-        self._wake.set()
         return self._pending
 
-    async def refresh(self, reason: str, timeout: float | None = None) -> None:
-        """Trigger a reload and wait for it (at most ``timeout`` seconds)."""
+    def trigger(self, reason: str, *, urgent: bool = False) -> asyncio.Future[None]:
+        """Ask for a reload; returns a future done when a reload started after now ends.
+
+        ``urgent``: something is held until the map changes; the reload may
+        start ``hold_interval`` after the last one instead of ``min_interval``.
+        """
+        pending = self.reloaded()
+        self._reasons.add(reason)
+        self._urgent = self._urgent or urgent
+        self._routine = self._routine or not urgent
+        self._wake.set()
+        return pending
+
+    def hurry(self, seconds: float) -> None:
+        """Reload at the rate limit (``min_interval``, at least 50 ms) for ``seconds`` from now."""
+        until = asyncio.get_running_loop().time() + seconds
+        if until > self._hurry_until:
+            self._hurry_until = until
+        self.trigger("node stalled")
+
+    async def refresh(
+        self, reason: str, timeout: float | None = None, *, urgent: bool = False
+    ) -> None:
+        """Trigger a reload and wait for it (at most ``timeout`` seconds); see :meth:`trigger`."""
         if self._closed:
             return
-        future = self.trigger(reason)
+        future = self.trigger(reason, urgent=urgent)
         try:
             async with _timeout(timeout):
                 await asyncio.shield(future)
@@ -98,20 +127,27 @@ class RefreshEngine:
         options = self._options
         while not self._closed:
             wait = None if options.period is None else options.period * random.uniform(0.8, 1.2)
+            hurried = loop.time() < self._hurry_until
+            if hurried:
+                wait = max(options.min_interval, 0.05)
             try:
                 async with _timeout(wait):
                     await self._wake.wait()
             except asyncio.TimeoutError:
-                self._reasons.add("periodic")
-            pause = self._last + options.min_interval - loop.time()
-            if pause > 0:
-                await asyncio.sleep(pause)
+                if hurried:  # polling after a stall: the cheaper poll will do
+                    self._reasons.add("node stalled")
+                else:
+                    self._reasons.add("periodic")
+                    self._routine = True
+            await self._rate_limit(loop)
             self._wake.clear()
+            reload = self._reload if self._routine else self._poll
+            self._urgent = self._routine = False
             waiters, self._pending = self._pending, None
             reasons, self._reasons = frozenset(self._reasons), set()
             self._last = loop.time()
             try:
-                await self._reload(reasons)
+                await reload(reasons)
             except asyncio.CancelledError:
                 if waiters is not None and not waiters.done():
                     waiters.cancel()
@@ -122,6 +158,23 @@ class RefreshEngine:
             self._last = loop.time()
             if waiters is not None and not waiters.done():
                 waiters.set_result(None)
+
+    async def _rate_limit(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until ``min_interval`` (``hold_interval`` once urgent) after the last reload."""
+        options = self._options
+        while True:
+            interval = min(options.hold_interval, options.min_interval) if self._urgent else (
+                options.min_interval
+            )
+            pause = self._last + interval - loop.time()
+            if pause <= 0:
+                return
+            self._wake.clear()  # an urgent trigger while we wait shortens the wait
+            try:
+                async with _timeout(pause):
+                    await self._wake.wait()
+            except asyncio.TimeoutError:
+                return
 
     async def close(self) -> None:
         """Stop the task; anyone waiting for a reload is released."""

@@ -13,12 +13,16 @@ two maps, so pools are created and closed only for nodes that came or went.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import ProtocolError, ReplyError
+from ..errors import NoPermissionError, ProtocolError, ReplyError
 from ..protocol import to_text
+from ..remap import AddressRemap, remap_address
 from ..slots import SLOT_COUNT
 
 __all__ = [
@@ -87,24 +91,40 @@ class SlotMap:
     epoch: int = 0
     source: Address | None = None
     nodes: tuple[NodeInfo, ...] = field(default=())
+    #: ``cluster_state:ok`` (merged: every view said so); False while it said ``fail``.
+    state_ok: bool = True
 
-    @property
+    @functools.cached_property
+    def starts(self) -> list[int]:
+        """The first slot of each run of slots served by one shard object."""
+        return _run_starts(self.shards)
+
+    @functools.cached_property
+    def distinct(self) -> tuple[Shard, ...]:
+        """Each shard serving a slot once, by identity (no hashing of 16384 entries)."""
+        found: dict[int, Shard] = {}
+        shards = self.shards
+        for start in self.starts:
+            shard = shards[start]
+            if shard is not None:
+                found.setdefault(id(shard), shard)
+        return tuple(found.values())
+
+    @functools.cached_property
     def covered(self) -> int:
         """Number of slots with an owner."""
-        return sum(1 for shard in self.shards if shard is not None)
+        return SLOT_COUNT - sum(map(operator.is_, self.shards, itertools.repeat(None)))
 
     @property
     def masters(self) -> tuple[NodeInfo, ...]:
         """Masters serving at least one slot, ordered by address."""
-        found = {s.master.address: s.master for s in self.shards if s is not None}
+        found = {s.master.address: s.master for s in self.distinct}
         return tuple(found[a] for a in sorted(found))
 
     def addresses(self, *, replicas: bool = False) -> frozenset[Address]:
         """Addresses of the serving masters, and of their replicas if asked."""
         result: set[Address] = set()
-        for shard in set(self.shards):
-            if shard is None:
-                continue
+        for shard in self.distinct:
             result.add(shard.master.address)
             if replicas:
                 result.update(r.address for r in shard.replicas)
@@ -144,13 +164,27 @@ def _pairs(items: Sequence[Any]) -> dict[str, Any]:
     return {to_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
 
 
+def _endpoint(endpoint: Any, ip: Any, default_host: str) -> str:
+    """The host to reach a node on, as Redis documents the endpoint field.
+
+    Empty or NULL (``unknown-endpoint``, or a node that does not know its own
+    address): the host that sent the reply. ``?`` (hostname preferred, none
+    announced): an unknown node, not necessarily the one that answered --
+    reached on its ip when one is listed.
+    """
+    host = "" if endpoint is None else to_text(endpoint)
+    if host == "?":
+        host = "" if ip is None else to_text(ip)
+    return host or default_host
+
+
 def _node_from_shards(
-    entry: Sequence[Any], default_host: str, tls: bool, epochs: Mapping[str, int]
+    entry: Sequence[Any], default_host: str, tls: bool, epochs: Mapping[str, int],
+    remap: AddressRemap | None,
 ) -> NodeInfo:
     info = _pairs(entry)
-    host = to_text(info.get("endpoint") or info.get("ip") or default_host)
-    if host in ("", "?"):
-        host = to_text(info.get("ip") or default_host)
+    endpoint = info["endpoint"] if "endpoint" in info else info.get("ip")
+    host = _endpoint(endpoint, info.get("ip"), default_host)
     # A node may list both: TLS clients use the TLS port, plaintext ones the other.
     wanted, other = ("tls-port", "port") if tls else ("port", "tls-port")
     port = info.get(wanted) or info.get(other)
@@ -158,7 +192,7 @@ def _node_from_shards(
         raise ProtocolError(f"CLUSTER SHARDS node without a port: {entry!r}")
     node_id = to_text(info.get("id", ""))
     return NodeInfo(
-        address=(host, int(port)),
+        address=remap_address(remap, (host, int(port))),
         node_id=node_id,
         role="master" if to_text(info.get("role", "master")) == "master" else "replica",
         health=to_text(info.get("health", "online")),
@@ -168,6 +202,14 @@ def _node_from_shards(
     )
 
 
+def _fill(slots: list[Shard | None], first: int, last: int, shard: Shard) -> None:
+    """``slots[first..last] = shard`` (IndexError for a slot outside 0-16383)."""
+    if first < 0 or last >= SLOT_COUNT:
+        raise IndexError(f"slot range {first}-{last} outside 0-{SLOT_COUNT - 1}")
+    if first <= last:
+        slots[first : last + 1] = [shard] * (last - first + 1)
+
+
 def parse_shards(
     reply: Any,
     *,
@@ -175,11 +217,14 @@ def parse_shards(
     source: Address | None = None,
     tls: bool = False,
     config_epochs: Mapping[str, int] | None = None,
+    remap: AddressRemap | None = None,
 ) -> SlotMap:
     """Build a :class:`SlotMap` from a ``CLUSTER SHARDS`` reply.
 
-    ``source`` is the node that answered (its host replaces an unknown
-    endpoint); ``epoch`` is its ``cluster_current_epoch``. With ``tls`` each
+    ``source`` is the node that answered (its host replaces an empty
+    endpoint, see :func:`_endpoint`); ``epoch`` is its ``cluster_current_epoch``.
+    ``remap`` turns each announced address into the one to connect to
+    (:mod:`clustermgr.remap`). With ``tls`` each
     node's ``tls-port`` is used when listed (else its ``port``), without it
     the other way round. ``config_epochs`` (node id -> config epoch, see
     :func:`parse_config_epochs`) fills :attr:`NodeInfo.config_epoch`.
@@ -192,7 +237,8 @@ def parse_shards(
         for raw in reply:
             shard_info = _pairs(raw)
             members = [
-                _node_from_shards(n, default_host, tls, epochs) for n in shard_info.get("nodes", ())
+                _node_from_shards(n, default_host, tls, epochs, remap)
+                for n in shard_info.get("nodes", ())
             ]
             nodes.extend(members)
             masters = [m for m in members if m.is_master]
@@ -209,8 +255,7 @@ def parse_shards(
             )
             shard = Shard(master, replicas)
             for i in range(0, len(bounds) - 1, 2):
-                for slot in range(bounds[i], bounds[i + 1] + 1):
-                    slots[slot] = shard
+                _fill(slots, bounds[i], bounds[i + 1], shard)
     except (TypeError, ValueError, IndexError, KeyError) as exc:
         raise ProtocolError(f"cannot parse CLUSTER SHARDS reply: {exc}") from exc
     return SlotMap(tuple(slots), epoch, source, tuple(nodes))
@@ -222,20 +267,24 @@ def parse_slots(
     epoch: int = 0,
     source: Address | None = None,
     config_epochs: Mapping[str, int] | None = None,
+    remap: AddressRemap | None = None,
 ) -> SlotMap:
-    """Build a :class:`SlotMap` from a ``CLUSTER SLOTS`` reply (servers before 7.0)."""
+    """Build a :class:`SlotMap` from a ``CLUSTER SLOTS`` reply (servers before 7.0).
+
+    Endpoints and ``remap`` as in :func:`parse_shards` (the ip of a ``?``
+    endpoint is in the entry's metadata, Redis 7).
+    """
     epochs = config_epochs or {}
     default_host = source[0] if source else "127.0.0.1"
     slots: list[Shard | None] = [None] * SLOT_COUNT
     nodes: dict[Address, NodeInfo] = {}
 
     def node(entry: Sequence[Any], role: str) -> NodeInfo:
-        host = to_text(entry[0]) or default_host
-        if host == "?":
-            host = default_host
+        metadata = _pairs(entry[3]) if len(entry) > 3 else {}
+        host = _endpoint(entry[0], metadata.get("ip"), default_host)
         node_id = to_text(entry[2]) if len(entry) > 2 else ""
         info = NodeInfo(
-            address=(host, int(entry[1])),
+            address=remap_address(remap, (host, int(entry[1]))),
             node_id=node_id,
             role=role,
             config_epoch=epochs.get(node_id, 0) if role == "master" else 0,
@@ -249,8 +298,7 @@ def parse_slots(
             master = node(entry[2], "master")
             replicas = tuple(node(r, "replica") for r in entry[3:])
             shard = Shard(master, replicas)
-            for slot in range(start, end + 1):
-                slots[slot] = shard
+            _fill(slots, start, end, shard)
     except (TypeError, ValueError, IndexError) as exc:
         raise ProtocolError(f"cannot parse CLUSTER SLOTS reply: {exc}") from exc
     return SlotMap(tuple(slots), epoch, source, tuple(nodes.values()))
@@ -290,8 +338,9 @@ def _identity(node: NodeInfo) -> _Identity:
 
 
 def _run_starts(shards: Sequence[Shard | None]) -> list[int]:
-    """The first slot of each run of slots sharing one shard object."""
-    return [0, *(s for s in range(1, len(shards)) if shards[s] is not shards[s - 1])]
+    """The first slot of each run of slots sharing one shard object (C-speed scan)."""
+    changes = map(operator.is_not, shards[1:], shards[:-1])
+    return [0, *itertools.compress(range(1, len(shards)), changes)]
 
 
 def _view_key(view: SlotMap) -> tuple[int, int, Address]:
@@ -316,7 +365,7 @@ def merge_views(current: SlotMap | None, views: Sequence[SlotMap]) -> SlotMap:
     if not views:
         raise ValueError("merge_views needs at least one view")
     ordered = sorted(views, key=_view_key, reverse=True)
-    starts_per_view = [_run_starts(v.shards) for v in ordered]
+    starts_per_view = [v.starts for v in ordered]
     known: set[_Identity] = set()
     freshest: dict[_Identity, tuple[tuple[int, bool, int], Shard]] = {}
     for index, (view, starts) in enumerate(zip(ordered, starts_per_view, strict=True)):
@@ -336,7 +385,7 @@ def merge_views(current: SlotMap | None, views: Sequence[SlotMap]) -> SlotMap:
     boundaries = set().union(*starts_per_view)
     if current is not None:
         sources.append((current, False))
-        boundaries.update(_run_starts(current.shards))
+        boundaries.update(current.starts)
     cuts = sorted(boundaries)
     out: list[Shard | None] = [None] * SLOT_COUNT
     built: dict[tuple[_Identity, int], Shard] = {}
@@ -362,7 +411,8 @@ def merge_views(current: SlotMap | None, views: Sequence[SlotMap]) -> SlotMap:
             )
         out[start:end] = [shard] * (end - start)
     nodes = _merged_nodes(built.values(), ordered)
-    return SlotMap(tuple(out), ordered[0].epoch, ordered[0].source, nodes)
+    state_ok = all(view.state_ok for view in ordered)
+    return SlotMap(tuple(out), ordered[0].epoch, ordered[0].source, nodes, state_ok)
 
 
 def _merged_nodes(shards: Iterable[Shard], ordered: Sequence[SlotMap]) -> tuple[NodeInfo, ...]:
@@ -383,15 +433,18 @@ def diff_maps(old: SlotMap | None, new: SlotMap, *, replicas: bool = False) -> M
     if old is None:
         return MapDiff(new_nodes, frozenset(), new.covered)
     old_nodes = old.addresses(replicas=replicas)
-    moved = sum(
-        1
-        for a, b in zip(old.shards, new.shards, strict=True)
-        if (a.master.address if a else None) != (b.master.address if b else None)
-    )
+    cuts = sorted({*old.starts, *new.starts})
+    moved = 0
+    for start, end in zip(cuts, [*cuts[1:], SLOT_COUNT], strict=True):
+        a, b = old.shards[start], new.shards[start]
+        if (a.master.address if a else None) != (b.master.address if b else None):
+            moved += end - start
     return MapDiff(new_nodes - old_nodes, old_nodes - new_nodes, moved)
 
 
-async def read_slot_map(execute: Any, address: Address, *, tls: bool = False) -> SlotMap:
+async def read_slot_map(
+    execute: Any, address: Address, *, tls: bool = False, remap: AddressRemap | None = None
+) -> SlotMap:
     """Read one node's view of the cluster through ``execute`` (a connection's or pool's).
 
     ``CLUSTER SHARDS`` with the node's ``CLUSTER INFO`` epoch and the masters'
@@ -399,7 +452,9 @@ async def read_slot_map(execute: Any, address: Address, *, tls: bool = False) ->
     port of the asking connection's kind, so addresses come from SHARDS);
     ``CLUSTER SLOTS`` on servers older than Redis 7 (which name the port of
     the asking connection's kind). ``tls``: the caller connects with TLS, so nodes are
-    reached on their ``tls-port``.
+    reached on their ``tls-port``. A user denied ``CLUSTER INFO`` and ``CLUSTER
+    NODES`` (ACL) still gets the map, with epochs unknown (0): views are then
+    merged by coverage and source alone. ``remap``: see :func:`parse_shards`.
     """
     replies: tuple[Any, Any, Any] = await asyncio.gather(
         execute(b"CLUSTER", b"INFO", encoding=None),
@@ -408,9 +463,13 @@ async def read_slot_map(execute: Any, address: Address, *, tls: bool = False) ->
         return_exceptions=True,
     )
     info, shards, nodes = replies
-    if isinstance(info, BaseException):
+    if isinstance(info, NoPermissionError):  # a least-privilege user: epoch unknown (0)
+        epoch = 0
+    elif isinstance(info, BaseException):
         raise info
-    epoch = parse_epoch(info)
+    else:
+        epoch = parse_epoch(info)
+    state_ok = b"cluster_state:fail" not in (info if isinstance(info, bytes) else b"")
     if isinstance(nodes, ReplyError):  # not allowed: config epochs unknown (0)
         epochs: dict[str, int] = {}
     elif isinstance(nodes, BaseException):
@@ -420,7 +479,12 @@ async def read_slot_map(execute: Any, address: Address, *, tls: bool = False) ->
     try:
         if isinstance(shards, BaseException):
             raise shards
-        return parse_shards(shards, epoch=epoch, source=address, tls=tls, config_epochs=epochs)
+        view = parse_shards(
+            shards, epoch=epoch, source=address, tls=tls, config_epochs=epochs, remap=remap
+        )
     except ReplyError:  # before Redis 7: no CLUSTER SHARDS
         reply = await execute(b"CLUSTER", b"SLOTS", encoding=None)
-        return parse_slots(reply, epoch=epoch, source=address, config_epochs=epochs)
+        view = parse_slots(
+            reply, epoch=epoch, source=address, config_epochs=epochs, remap=remap
+        )
+    return view if state_ok else replace(view, state_ok=False)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+
+import pytest
 
 from clustermgr.cluster.refresh import RefreshEngine, RefreshOptions
 from clustermgr.cluster.topology import diff_maps, parse_epoch, parse_shards, parse_slots
@@ -86,5 +89,83 @@ async def test_refresh_engine_survives_a_failed_reload() -> None:
         await engine.refresh("first")
         await asyncio.sleep(0.2)  # periodic reloads keep going
         assert attempts >= 3
+    finally:
+        await engine.close()
+
+
+async def test_urgent_reloads_run_at_the_hold_interval() -> None:
+    """While a command is held (urgent triggers) the map is polled every
+    ``hold_interval``; an urgent trigger also cuts short a rate-limit pause."""
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+
+    async def reload(reasons: frozenset[str]) -> None:
+        starts.append(loop.time())
+
+    engine = RefreshEngine(
+        reload, RefreshOptions(period=None, min_interval=5.0, hold_interval=0.05)
+    )
+    engine.start()
+    try:
+        await engine.refresh("first")
+        pending = engine.trigger("moved")  # rate limited: 5 s away
+        await asyncio.sleep(0.01)
+        assert engine.trigger("held", urgent=True) is pending
+        await asyncio.wait_for(pending, 1.0)
+        for _ in range(3):
+            await asyncio.wait_for(engine.refresh("held", urgent=True), 1.0)
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
+        assert len(starts) == 5 and all(0.04 <= gap < 1.0 for gap in gaps), gaps
+        waiting = engine.reloaded()  # asks for no reload
+        await asyncio.sleep(0.2)
+        assert not waiting.done() and len(starts) == 5
+    finally:
+        await engine.close()
+
+
+def test_hold_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="hold_interval"):
+        RefreshOptions(hold_interval=0)
+
+
+async def test_refresh_engine_hurried_polls_at_the_rate_limit_then_stops() -> None:
+    """After a node stalled, the map is reloaded every min_interval for the time
+    asked, then only on triggers again (period None: never on its own)."""
+    calls: list[frozenset[str]] = []
+
+    async def reload(reasons: frozenset[str]) -> None:
+        calls.append(reasons)
+
+    engine = RefreshEngine(reload, RefreshOptions(period=None, min_interval=0.05))
+    engine.start()
+    try:
+        engine.hurry(0.5)
+        await asyncio.sleep(0.6)
+        polled = len(calls)
+        assert 6 <= polled <= 12, polled
+        assert all(reasons == frozenset({"node stalled"}) for reasons in calls)
+        await asyncio.sleep(0.3)
+        assert len(calls) <= polled + 1  # the poll ended with its time
+    finally:
+        await engine.close()
+
+
+async def test_only_urgent_triggers_run_the_cheaper_poll() -> None:
+    calls: list[str] = []
+
+    async def reload(reasons: frozenset[str]) -> None:
+        calls.append("reload")
+
+    async def poll(reasons: frozenset[str]) -> None:
+        calls.append("poll")
+
+    engine = RefreshEngine(reload, RefreshOptions(period=None, min_interval=0.01), poll=poll)
+    engine.start()
+    try:
+        await asyncio.wait_for(engine.refresh("held", urgent=True), 1.0)
+        engine.trigger("held", urgent=True)
+        await asyncio.wait_for(engine.refresh("moved"), 1.0)  # one routine trigger: full
+        await asyncio.wait_for(engine.refresh("held", urgent=True), 1.0)
+        assert calls == ["poll", "reload", "poll"]
     finally:
         await engine.close()
