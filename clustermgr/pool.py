@@ -21,9 +21,11 @@ from typing import Any
 from ._timeout import timeout as _timeout
 from .abc import AbcConnection, AbcPool
 from .address import ServerAddress, check_db, parse_address
+from .connectgate import CONNECT_BACKOFF, ConnectGate
 from .connection import RedisConnection, create_connection
 from .connset import ConnectionSet
 from .errors import (
+    ConnectError,
     PoolClosedError,
     ReplyError,
     RouteError,
@@ -109,8 +111,10 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._counters = Counters()
+        # Failed connects open a window in which further ones fail fast (all commands).
+        self._connect_gate = ConnectGate(CONNECT_BACKOFF, time.monotonic)
         self._conns = ConnectionSet(
-            connect=self._create, known=lambda: self._known, spawn=self._spawn,
+            connect=self._create_gated, known=lambda: self._known, spawn=self._spawn,
             on_exhausted=self._exhausted, counters=self._counters,
             describe=self._address_text, maxsize=maxsize, acquire_timeout=acquire_timeout,
         )
@@ -164,6 +168,20 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._known = replace(self._known, readonly=conn.state.readonly)
         conn.stats = self._counters
         self._counters.connects += 1
+        return conn
+
+    async def _create_gated(self) -> RedisConnection:
+        """:meth:`_create` for commands: within the connect backoff window after a
+        failed connect, fail fast (see :mod:`clustermgr.connectgate`). The pub/sub
+        link reconnects on a backoff of its own, ungated."""
+        gate = self._connect_gate
+        gate.check()
+        try:
+            conn = await self._create()
+        except ConnectError as exc:
+            gate.failed(exc)
+            raise
+        gate.succeeded()
         return conn
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
