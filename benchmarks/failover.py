@@ -18,10 +18,11 @@ again after ``fail``) by polling them from a thread. Per client it prints:
 * ``errors``: failed commands, split by ``may_have_executed`` where the client
   says it (clustermgr), else by type;
 * ``gap``: the other shards' longest time without a successful write, from the
-  kill to the end (coverage ``no``); with coverage ``yes`` the servers refuse
-  every write from the FAIL flag to the promotion, so also ``after ok``: the
-  other shards' first successful write after their master reports
-  ``cluster_state:ok`` (ms, the worst shard).
+  kill to the end (coverage ``no``), beside the servers' own longest gap seen
+  by a plain socket writing to each other master every 5 ms; with coverage
+  ``yes`` the servers refuse every write from the FAIL flag to the
+  promotion, so also ``after ok``: the other shards' first successful write
+  after their master reports ``cluster_state:ok`` (ms, the worst shard).
 
 Goals (issue 14): back <= 100 ms, no error for a command that cannot have run,
 gap < 50 ms (coverage ``no``), after ok <= 50 ms (coverage ``yes``).
@@ -47,6 +48,7 @@ from clustermgr.events import TopologyChanged
 from clustermgr.slots import SLOT_COUNT, key_slot
 from clustermgr.testing.cluster import LocalCluster
 from clustermgr.testing.process import LocalServer
+from clustermgr.testing.resp import RespError
 
 __all__ = ["main"]
 
@@ -136,6 +138,28 @@ async def _redis_py(nodes: list[tuple[str, int]]) -> Client | None:
         await client.aclose()
 
     return Client("redis-py", client.set, close)
+
+
+class RawWriter(threading.Thread):
+    """The servers' own gap: a plain socket SETting on one master every 5 ms."""
+
+    def __init__(self, master: LocalServer, key: bytes) -> None:
+        super().__init__(daemon=True)
+        self.master = master
+        self.key = key
+        self.done: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with self.master.connect() as conn:
+            while not self.stop.is_set():
+                try:
+                    conn.command("SET", self.key, "raw")
+                except RespError:  # CLUSTERDOWN while the cluster state is fail
+                    pass
+                else:
+                    self.done.append(time.monotonic())
+                time.sleep(SHARD_EVERY)
 
 
 class Watcher(threading.Thread):
@@ -287,6 +311,10 @@ async def _one_failover(coverage: str, clients: list[str]) -> list[Run]:
             if line.strip() != "ready":
                 raise RuntimeError(f"client process did not start: {line!r}")
         await asyncio.sleep(BEFORE_KILL)
+        raws = [RawWriter(m, KEYS[slot])
+                for m, slot in zip(survivors, shard_slots[1:], strict=True)]
+        for raw in raws:
+            raw.start()
         watcher = Watcher(replica, survivors)
         watcher.start()
         loop = asyncio.get_running_loop()
@@ -300,6 +328,8 @@ async def _one_failover(coverage: str, clients: list[str]) -> list[Run]:
         promoted_at = watcher.promoted_at
         await asyncio.sleep(AFTER_BACK)
         watcher.stop.set()
+        for raw in raws:
+            raw.stop.set()
         end = loop.time()
         seen = []
         for child in children:
@@ -308,6 +338,11 @@ async def _one_failover(coverage: str, clients: list[str]) -> list[Run]:
             if result is not None:
                 seen.append(result)
         watcher.join(5)
+        for raw in raws:
+            raw.join(5)
+        server_gap = max(_longest_gap(r.done, killed_at, end)[0] for r in raws) * 1000
+        print(f"coverage {coverage}: the servers' own longest gap (a plain socket per other "
+              f"master): {server_gap:.0f} ms", flush=True)
         runs = []
         for c in seen:
             back = None

@@ -203,15 +203,22 @@ class NodePools:
     # -- the slot map -----------------------------------------------------
 
     def _candidates(self, batch: int) -> list[list[Address]]:
-        """Nodes to ask, in batches: known masters (shuffled), then the startup
-        nodes; nodes reported down come last, in batches of their own, so a
-        dead or frozen node does not slow down the reloads that follow it."""
-        known = [m.address for m in self.map.masters] if self.map is not None else []
+        """Nodes to ask, in batches: the replicas of masters reported down (the
+        one promoted knows first), known masters (each group shuffled), then
+        the startup nodes; nodes reported down come last, in batches of their
+        own, so a dead or frozen node does not slow down the reloads."""
+        down = self._health.down
+        heirs: list[Address] = []
+        known: list[Address] = []
+        if self.map is not None:
+            known = [m.address for m in self.map.masters]
+            heirs = [r.address for shard in self.map.distinct if shard.master.address in down
+                     for r in shard.replicas]
+        random.shuffle(heirs)
         random.shuffle(known)
         seen: dict[Address, None] = {}
-        for address in (*known, *self._startup):
+        for address in (*heirs, *known, *self._startup):
             seen.setdefault(address, None)
-        down = self._health.down
         batches: list[list[Address]] = []
         for group in ([a for a in seen if a not in down], [a for a in seen if a in down]):
             batches.extend(group[i : i + batch] for i in range(0, len(group), batch))
