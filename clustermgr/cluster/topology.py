@@ -16,7 +16,7 @@ import asyncio
 import functools
 import itertools
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -419,7 +419,9 @@ def diff_maps(old: SlotMap | None, new: SlotMap, *, replicas: bool = False) -> M
     return MapDiff(new_nodes - old_nodes, old_nodes - new_nodes, moved)
 
 
-async def read_slot_map(execute: Any, address: Address, *, tls: bool = False) -> SlotMap:
+async def read_slot_map(
+    execute: Any, address: Address, *, tls: bool = False, info: Awaitable[Any] | None = None
+) -> SlotMap:
     """Read one node's view of the cluster through ``execute`` (a connection's or pool's).
 
     ``CLUSTER SHARDS`` with the node's ``CLUSTER INFO`` epoch and the masters'
@@ -427,10 +429,11 @@ async def read_slot_map(execute: Any, address: Address, *, tls: bool = False) ->
     port of the asking connection's kind, so addresses come from SHARDS);
     ``CLUSTER SLOTS`` on servers older than Redis 7 (which name the port of
     the asking connection's kind). ``tls``: the caller connects with TLS, so nodes are
-    reached on their ``tls-port``.
+    reached on their ``tls-port``. ``info``: the node's ``CLUSTER INFO`` reply
+    (on its way), when the caller sent it; else it is sent here.
     """
     replies: tuple[Any, Any, Any] = await asyncio.gather(
-        execute(b"CLUSTER", b"INFO", encoding=None),
+        execute(b"CLUSTER", b"INFO", encoding=None) if info is None else info,
         execute(b"CLUSTER", b"SHARDS", encoding=None),
         execute(b"CLUSTER", b"NODES", encoding=None),
         return_exceptions=True,
