@@ -251,7 +251,9 @@ class NodePools:
         errors: list[str] = []
         for address in self._poll_order():
             try:
-                view = await self._on_node(address, functools.partial(self._poll_node, address))
+                view = await self._on_node(
+                    address, functools.partial(self._poll_node, address), pooled=True
+                )
             except (RedisError, OSError, asyncio.TimeoutError) as exc:
                 problem = describe_failure(exc)
                 errors.append(f"{address_text(address)}: {problem}")
@@ -358,10 +360,16 @@ class NodePools:
     async def _query(self, address: Address) -> SlotMap:
         return await self._on_node(address, functools.partial(self._read_view, address))
 
-    async def _on_node(self, address: Address, ask: Callable[[Any], Awaitable[_T]]) -> _T:
+    async def _on_node(
+        self, address: Address, ask: Callable[[Any], Awaitable[_T]], *, pooled: bool = False
+    ) -> _T:
         """``ask(execute)`` on the node's pool, or on a connection of its own if it
-        has none, within ``node_timeout``."""
+        has none, within ``node_timeout``. ``pooled``: a node not reported down
+        gets a pool (polls come every ``hold_interval``; a replica's pool is
+        retired by the next map that does not route to it)."""
         async with _timeout(self._options.node_timeout):
+            if pooled and address not in self._health.down:
+                self.node_pool(address)
             pool = self.pools.get(address)
             if pool is not None and not pool.closed:
                 return await ask(pool.execute)
