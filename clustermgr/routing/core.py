@@ -352,6 +352,7 @@ class Router(AbcPool):
                 await self._wait_route(c, budget, "no route")
                 budget.failures += 1
                 continue
+            c.pool = pool
             try:
                 conn = await pool.acquire()
             except RedisError as exc:
@@ -362,8 +363,7 @@ class Router(AbcPool):
                 if self._closed or budget.spent(self._loop.time()) is not None:
                     raise
                 self._request_refresh(type(exc).__name__)
-                await self._backoff.sleep(budget.failures - 1,
-                                          budget.remaining(self._loop.time()))
+                await self._wait_retry(c, budget, exc, Action.REFRESH_LATER)
                 continue
             self._acquired[conn] = pool
             return conn

@@ -138,3 +138,41 @@ async def test_clusterdown_retries_wake_on_cluster_state_ok(
 def _bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
+
+
+async def test_held_exclusive_acquires_wake_on_the_promotion(
+    local_cluster_factory: ClusterFactory,
+) -> None:
+    """``acquire`` (MULTI/EXEC, blocking commands) waiting for a dead master's slot
+    gets its connection within the bound of the replica's promotion."""
+    cluster = local_cluster_factory()
+    pool = await create_cluster_pool(cluster.startup_nodes, retry_timeout=20)
+    loop = asyncio.get_running_loop()
+    try:
+        victim = cluster.masters[0]
+        (replica,) = cluster.replicas_of(victim)
+        keys = _keys_on(cluster, victim, 6, "acq")
+        cluster.kill(victim)
+        await asyncio.sleep(0.2)
+
+        async def take(key: str) -> float:
+            conn = await pool.acquire(b"GET", [key])
+            pool.release(conn)
+            return loop.time()
+
+        held = []
+        for key in keys:
+            held.append(asyncio.ensure_future(take(key)))
+            await asyncio.sleep(0.03)
+        await asyncio.sleep(1.0)
+        assert not any(f.done() for f in held)
+        replica.command("CLUSTER", "FAILOVER", "TAKEOVER")
+        promoted = await asyncio.to_thread(
+            _wait_thread, lambda: replica.role() == "master", 10
+        )
+        got = await asyncio.wait_for(asyncio.gather(*held), 10)
+        late = max(got) - promoted
+        assert late < WAKE_BOUND, f"last acquire answered {late * 1000:.0f} ms after promotion"
+    finally:
+        pool.close()
+        await pool.wait_closed()
