@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import ProtocolError, ReplyError
+from ..errors import NoPermissionError, ProtocolError, ReplyError
 from ..protocol import to_text
 from ..slots import SLOT_COUNT
 
@@ -439,9 +439,12 @@ async def read_slot_map(
         return_exceptions=True,
     )
     info, shards, nodes = replies
-    if isinstance(info, BaseException):
+    if isinstance(info, NoPermissionError):  # a least-privilege user: epoch unknown (0)
+        epoch = 0
+    elif isinstance(info, BaseException):
         raise info
-    epoch = parse_epoch(info)
+    else:
+        epoch = parse_epoch(info)
     state_ok = b"cluster_state:fail" not in (info if isinstance(info, bytes) else b"")
     if isinstance(nodes, ReplyError):  # not allowed: config epochs unknown (0)
         epochs: dict[str, int] = {}

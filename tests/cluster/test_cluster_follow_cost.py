@@ -73,3 +73,38 @@ async def test_held_commands_probe_and_read_the_map_once_per_failover(
     # One view after the promotion: SHARDS + NODES once (goal: <= 3 topology queries).
     assert spent["cluster|shards"] + spent["cluster|nodes"] + spent["cluster|slots"] <= 3, spent
     assert spent["cluster|info"] >= 5, spent  # it did poll meanwhile, with probes
+
+
+async def test_polls_read_the_map_when_cluster_info_is_refused(
+    local_cluster_factory: ClusterFactory,
+) -> None:
+    """A user denied ``CLUSTER INFO`` (and ``ROLE``) once the pool runs: the polls
+    fall back to reading the map, and the held commands still follow the promotion."""
+    cluster = local_cluster_factory()
+    pool = await create_cluster_pool(
+        cluster.startup_nodes, retry_timeout=20, refresh=RefreshOptions(period=None)
+    )
+    try:
+        victim = cluster.masters[0]
+        (replica,) = cluster.replicas_of(victim)
+        keys = [k for k in (f"acl:{i}" for i in range(200))
+                if cluster.node_for_key(k).port == victim.port][:5]
+        await pool.execute("SET", keys[0], "before")
+        survivors = [n for n in cluster.nodes if n.port != victim.port]
+        for node in survivors:
+            node.command("ACL", "SETUSER", "default", "-cluster|info", "-role")
+        cluster.kill(victim)
+        await asyncio.sleep(0.2)
+        held = []
+        for key in keys:
+            held.append(asyncio.ensure_future(pool.execute("SET", key, "v")))
+            await asyncio.sleep(0.03)
+        await asyncio.sleep(0.5)
+        assert not any(f.done() for f in held), [f.exception() for f in held if f.done()]
+        replica.command("CLUSTER", "FAILOVER", "TAKEOVER")  # allowed: only INFO, ROLE are not
+        assert await asyncio.wait_for(asyncio.gather(*held), 15) == [b"OK"] * len(keys)
+        assert pool.slot_owner(key_slot(keys[0])) == replica.address
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
