@@ -16,12 +16,12 @@ import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from .._timeout import timeout as _timeout
 from ..address import address_text
 from ..connection import create_connection
-from ..errors import ConnectError, RedisError
+from ..errors import ConnectError, RedisError, ReplyError
 from ..events import Event, EventBus
 from ..health import NodeHealth, describe_failure
 from ..pool import ConnectionsPool
@@ -29,6 +29,7 @@ from ..remap import AddressRemap, AddressRemapError
 from ..slots import SLOT_COUNT
 from ..stats import NodeStats
 from .observe import map_events
+from .probe import ClusterInfo, MapProbe
 from .refresh import RefreshOptions
 from .topology import Address, Shard, SlotMap, diff_maps, merge_views, read_slot_map
 
@@ -41,6 +42,13 @@ _RETIRE_GRACE = 5.0
 
 # Least seconds between two probes (PING) of a node reported down.
 _PROBE_EVERY = 1.0
+
+_T = TypeVar("_T")
+
+
+async def _nothing() -> None:
+    return None
+
 
 Routes = list[ConnectionsPool | None]
 """One entry per slot: the node pool serving it, or None."""
@@ -100,6 +108,8 @@ class NodePools:
         self._health = NodeHealth()
         self._probing: dict[Address, asyncio.Task[Any]] = {}
         self._probed: dict[Address, float] = {}  # loop time of each node's last probe
+        self._info = MapProbe()  # CLUSTER INFO seen per node: is a poll worth a full read?
+        self._polled: Address | None = None  # the node polls ask first, while it answers
         #: The slot map last applied.
         self.map: SlotMap | None = None
         #: The node pools in use, by address.
@@ -244,8 +254,95 @@ class NodePools:
         await self._read(reasons, self._options.query_nodes)
 
     async def poll(self, reasons: frozenset[str]) -> None:
-        """:meth:`reload` asking one node at a time (while commands are held)."""
-        await self._read(reasons, 1)
+        """While commands are held: ask one node's ``CLUSTER INFO`` and read its view
+        of the map only when that shows news (see :mod:`~clustermgr.cluster.probe`);
+        the next node only when it fails. Where ``CLUSTER INFO`` is refused (ACL),
+        every poll reads the view."""
+        errors: list[str] = []
+        for address in self._poll_order():
+            try:
+                view = await self._on_node(
+                    address, functools.partial(self._poll_node, address), pooled=True
+                )
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                problem = describe_failure(exc)
+                errors.append(f"{address_text(address)}: {problem}")
+                self.report(address, False, f"slot map query failed: {problem}")
+                continue
+            self.report(address, True, "answered CLUSTER INFO")
+            self._polled = address
+            if view is None:  # nothing new: the map stands (its closed pools reopened)
+                if self.map is not None and any(p.closed for p in self.pools.values()):
+                    self._apply(self.map, reasons)
+                return
+            self.reloads += 1
+            if view.covered:
+                self._apply(merge_views(self.map, [view]), reasons)
+                return
+        raise ConnectError("no cluster node answered a poll (" + "; ".join(errors[-3:]) + ")")
+
+    def _poll_order(self) -> list[Address]:
+        """The node that answered the last poll first (its INFO is compared with its
+        own last read), then the others as reloads ask them."""
+        order = [a for batch in self._candidates(1) for a in batch]
+        polled = self._polled
+        if polled is not None and polled in order and polled not in self._health.down:
+            order.remove(polled)
+            order.insert(0, polled)
+        return order
+
+    async def _poll_node(self, address: Address, execute: Any) -> SlotMap | None:
+        """The view of ``address`` if its answers call for a read, else None.
+
+        ``CLUSTER INFO`` is compared by the probe; a replica of a master reported
+        down is also asked ``ROLE``: once it says master (a promotion that moved
+        no epoch, ``CLUSTER FAILOVER TAKEOVER``), its view is read."""
+        probe = self._info
+        if probe.refused:
+            return await self._read_view(address, execute)
+        loop = asyncio.get_running_loop()
+        ask_role = not probe.role_refused and self._is_heir(address)
+        replies = await asyncio.gather(
+            execute(b"CLUSTER", b"INFO", encoding=None),
+            execute(b"ROLE", encoding=None) if ask_role else _nothing(),
+            return_exceptions=True,
+        )
+        reply, role = replies
+        sent: asyncio.Future[Any] = loop.create_future()
+        if isinstance(reply, ReplyError):  # not allowed (ACL): read the view every time
+            probe.refused = True
+            logger.info("CLUSTER INFO refused by %s (%s): each poll reads the slot map",
+                        address_text(address), reply)
+            sent.set_exception(reply)
+            return await read_slot_map(
+                execute, address, tls=self._tls, info=sent, remap=self._remap
+            )
+        if isinstance(reply, BaseException):
+            raise reply
+        if isinstance(role, ReplyError):
+            probe.role_refused = True
+        info = ClusterInfo.parse(reply)
+        promoted = isinstance(role, list) and bool(role) and role[0] in (b"master", "master")
+        epoch = self.map.epoch if self.map is not None else 0
+        if not probe.worth_reading(address, info, loop.time(), epoch) and not promoted:
+            return None
+        sent.set_result(reply)
+        view = await read_slot_map(
+            execute, address, tls=self._tls, info=sent, remap=self._remap
+        )
+        probe.note_read(address, info)
+        return view
+
+    def _is_heir(self, address: Address) -> bool:
+        """A replica, in the current map, of a master reported down."""
+        current = self.map
+        if current is None:
+            return False
+        down = self._health.down
+        return any(
+            shard.master.address in down and any(r.address == address for r in shard.replicas)
+            for shard in current.distinct
+        )
 
     async def _read(self, reasons: frozenset[str], batch: int) -> None:
         self.reloads += 1
@@ -277,20 +374,37 @@ class NodePools:
         self._apply(merge_views(self.map, maps), reasons)
 
     async def _query(self, address: Address) -> SlotMap:
+        return await self._on_node(address, functools.partial(self._read_view, address))
+
+    async def _on_node(
+        self, address: Address, ask: Callable[[Any], Awaitable[_T]], *, pooled: bool = False
+    ) -> _T:
+        """``ask(execute)`` on the node's pool, or on a connection of its own if it
+        has none, within ``node_timeout``. ``pooled``: a node not reported down
+        gets a pool (polls come every ``hold_interval``; a replica's pool is
+        retired by the next map that does not route to it)."""
         async with _timeout(self._options.node_timeout):
+            if pooled and address not in self._health.down:
+                self.node_pool(address)
             pool = self.pools.get(address)
             if pool is not None and not pool.closed:
-                return await read_slot_map(
-                    pool.execute, address, tls=self._tls, remap=self._remap
-                )
+                return await ask(pool.execute)
             conn = await create_connection(address, **self._conn_kwargs)
             try:
-                return await read_slot_map(
-                    conn.execute, address, tls=self._tls, remap=self._remap
-                )
+                return await ask(conn.execute)
             finally:
                 conn.close()
                 await conn.wait_closed()
+
+    async def _read_view(self, address: Address, execute: Any) -> SlotMap:
+        """The node's view; the CLUSTER INFO read with it is what later polls compare."""
+        info = asyncio.ensure_future(execute(b"CLUSTER", b"INFO", encoding=None))
+        view = await read_slot_map(
+            execute, address, tls=self._tls, info=info, remap=self._remap
+        )
+        if info.done() and not info.cancelled() and info.exception() is None:
+            self._info.note_read(address, ClusterInfo.parse(info.result()))
+        return view
 
     def _apply(self, new: SlotMap, reasons: Iterable[str]) -> None:
         old = self.map

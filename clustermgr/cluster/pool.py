@@ -354,8 +354,10 @@ class ClusterPool(SubscriptionViews, Router):
             self._refresh.hurry(self._retry_timeout)
 
     def _request_refresh(self, reason: str) -> None:
+        # A poll (probe first): the command is held next, polling until the map changes.
         self._refresh.trigger(
-            "clusterdown" if reason == ClusterDownError.__name__ else "connection failure"
+            "clusterdown" if reason == ClusterDownError.__name__ else "connection failure",
+            urgent=True,
         )
 
     def _exhausted(self, c: Classified, budget: Budget, why: str,

@@ -39,7 +39,9 @@ class RefreshOptions:
         hold_interval: least time between two reloads while a command is held
             waiting for a route (its node unreachable, CLUSTERDOWN) or a
             pub/sub connection is lost: the map is polled this often until
-            it changes, and the held commands wake on the change.
+            it changes, and the held commands wake on the change (a poll
+            is the cheaper ``poll`` of the engine: one node's ``CLUSTER
+            INFO``, the map read only when that shows news).
     """
 
     period: float | None = 30.0
