@@ -199,7 +199,7 @@ class WaitReplicas:
             # route and opens the node's pool): a read of the same key.
             await pool.execute(b"EXISTS", _TABLE.first_key(command, args))
             if isinstance(redirect, AskError):
-                pool = pool.node_pools.get(redirect.address)
+                pool = pool.redirect_pool(redirect.address)
                 if pool is None:
                     raise redirect
                 asking = True

@@ -387,6 +387,11 @@ class ClusterPool(SubscriptionViews, Router):
         """The per-node pools in use, by address."""
         return dict(self._nodes.pools)
 
+    def redirect_pool(self, address: Address) -> ConnectionsPool | None:
+        """The node pool in use for an address a redirect announced (remapped as
+        the pool's own redirects are; :class:`~clustermgr.remap.AddressRemapError`)."""
+        return self._nodes.pools.get(remap_address(self._remap, address))
+
     # -- AbcPool: commands ------------------------------------------------
 
     def execute(self, command: bytes | str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
