@@ -435,7 +435,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         credentials again, if it has any).
         """
         if self._provider is not None:
-            username, password = await get_credentials(self._provider)
+            username, password = await get_credentials(self._provider, self._address.timeout)
         elif self._address.password:
             username, password = self._address.username, self._address.password
         else:
