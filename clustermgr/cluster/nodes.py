@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 from .._timeout import timeout as _timeout
 from ..address import address_text
 from ..connection import create_connection
-from ..errors import ConnectError, RedisError, ReplyError
+from ..credentials import CredentialProviderError
+from ..errors import AuthError, ConnectError, RedisError, ReplyError
 from ..events import Event, EventBus
 from ..health import NodeHealth, describe_failure
 from ..pool import ConnectionsPool
@@ -44,6 +45,9 @@ _RETIRE_GRACE = 5.0
 _PROBE_EVERY = 1.0
 
 _T = TypeVar("_T")
+# A reload failing with these on every node it asked fails with the first of
+# them (typed): a wrong password or a broken provider is not mended by a retry.
+_NEVER_RETRIED = (AuthError, CredentialProviderError)
 
 
 async def _nothing() -> None:
@@ -348,6 +352,7 @@ class NodePools:
         self.reloads += 1
         maps: list[SlotMap] = []
         errors: list[str] = []
+        refused: list[BaseException] = []  # failures no retry can mend (credentials)
         for chunk in self._candidates(batch):
             results = await asyncio.gather(
                 *(self._query(a) for a in chunk), return_exceptions=True
@@ -360,6 +365,8 @@ class NodePools:
                     if result.covered:
                         maps.append(result)
                 elif isinstance(result, (Exception, asyncio.TimeoutError)):
+                    if isinstance(result, _NEVER_RETRIED):
+                        refused.append(result)
                     problem = describe_failure(result)
                     errors.append(f"{address_text(address)}: {problem}")
                     self.report(address, False, f"slot map query failed: {problem}")
@@ -368,6 +375,8 @@ class NodePools:
             if maps:
                 break
         if not maps:
+            if refused and len(refused) == len(errors):  # every node refused the credentials
+                raise refused[0]
             raise ConnectError(
                 "no cluster node returned a slot map (" + "; ".join(errors[-3:]) + ")"
             )

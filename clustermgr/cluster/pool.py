@@ -289,6 +289,9 @@ class ClusterPool(SubscriptionViews, Router):
     async def _wait_route(self, c: Classified, budget: Budget, why: str) -> None:
         await self._refresh.refresh(why, budget.remaining(self._loop.time()))
         if self._route(c) is None:
+            failure = self._refresh.failure
+            if failure is not None and self._actions.of_type(type(failure)) is Action.FAIL:
+                raise failure  # never retried (credentials, the remap): the cause, at once
             await self._backoff.sleep(budget.failures, budget.remaining(self._loop.time()))
 
     async def _wait_retry(

@@ -79,6 +79,8 @@ class RefreshEngine:
         self._urgent = False
         #: Number of reloads run (for tests and metrics).
         self.reloads = 0
+        #: What the last reload raised (None once one succeeds).
+        self.failure: Exception | None = None
 
     def start(self) -> None:
         """Start the background task (idempotent)."""
@@ -156,6 +158,9 @@ class RefreshEngine:
                 raise
             except Exception as exc:  # the engine must survive a failed reload
                 logger.warning("slot map reload (%s) failed: %s", ",".join(sorted(reasons)), exc)
+                self.failure = exc
+            else:
+                self.failure = None
             self.reloads += 1
             self._last = loop.time()
             if waiters is not None and not waiters.done():
