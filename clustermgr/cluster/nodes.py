@@ -107,6 +107,7 @@ class NodePools:
         self._remap = remap
         self._client_az = client_az
         self._zones: dict[Address, str] = {}  # availability zone of each node, once read
+        self._zoning: asyncio.Task[Any] | None = None  # learn_zones() for the last map
         self._readers: Routes | None = None
         self._latency: dict[Address, float] = {}
         self._health = NodeHealth()
@@ -254,8 +255,14 @@ class NodePools:
         return self.map is None or self.map.state_ok
 
     async def reload(self, reasons: frozenset[str]) -> None:
-        """Read the slot map from the nodes and apply their views merged (see ``merge_views``)."""
+        """Read the slot map from the nodes and apply their views merged (see ``merge_views``).
+
+        With ``az_affinity``, the zones of nodes new in the map are read before
+        it returns (within ``node_timeout``), so a command waiting for this
+        reload (the first of a lazy pool) reads from the replica of its zone."""
         await self._read(reasons, self._options.query_nodes)
+        if self._zoning is not None:
+            await asyncio.shield(self._zoning)
 
     async def poll(self, reasons: frozenset[str]) -> None:
         """While commands are held: ask one node's ``CLUSTER INFO`` and read its view
@@ -464,8 +471,10 @@ class NodePools:
         self._applied()
         if self._read_from == "nearest":
             self._spawn(self._measure_latency())
-        elif self._read_from == "az_affinity" and any(a not in self._zones for a in self.pools):
-            self._spawn(self.learn_zones())
+        elif self._read_from == "az_affinity" and any(
+            a not in self._zones for a in new.addresses(replicas=True)
+        ) and (self._zoning is None or self._zoning.done()):
+            self._zoning = self._spawn(self.learn_zones())
 
     def _pick_reader(self, shard: Shard, current: ConnectionsPool | None = None) -> Address:
         """The node to read ``shard``'s slots from; a healthy replica read from
@@ -504,21 +513,30 @@ class NodePools:
         self._repick_readers()
 
     async def learn_zones(self) -> None:
-        """Read each node's ``availability_zone`` (``INFO server``, Valkey 8.1+), then pick readers.
+        """Read the ``availability_zone`` (``INFO server``, Valkey 8.1+) of every node
+        of the map not known yet, then pick readers: one INFO per node, at once,
+        each within ``node_timeout`` (on the node's pool, or a connection of its
+        own for a replica not read from yet).
 
         A node that does not say (older servers, INFO denied, no answer in
         ``node_timeout``) has no zone: it is never "in the client's zone".
         """
+        current = self.map
+        if current is None:
+            return
 
-        async def zone(address: Address, pool: ConnectionsPool) -> None:
+        def ask(execute: Any) -> Awaitable[Any]:
+            return execute(b"INFO", b"server", encoding=None)  # type: ignore[no-any-return]
+
+        async def zone(address: Address) -> None:
             try:
-                async with _timeout(self._options.node_timeout):
-                    info = await pool.execute(b"INFO", b"server", encoding=None)
+                info = await self._on_node(address, ask)
             except (RedisError, OSError, asyncio.TimeoutError):
                 return
             self._zones[address] = _info_field(info, "availability_zone")
 
-        await asyncio.gather(*(zone(a, p) for a, p in list(self.pools.items())))
+        unknown = [a for a in current.addresses(replicas=True) if a not in self._zones]
+        await asyncio.gather(*(zone(a) for a in unknown))
         self._repick_readers()
 
     def _repick_readers(self) -> None:

@@ -214,8 +214,6 @@ class ClusterPool(SubscriptionViews, Router):
         masters = self._masters
         if masters and all(pool in failures for pool in masters):
             raise failures[masters[0]]  # no master opened its minsize (maxclients, auth, ...)
-        if self._read_from == "az_affinity":  # readers in the client's zone from the start
-            await self._nodes.learn_zones()
         await self._load_command_table()
         self._refresh.start()
 
