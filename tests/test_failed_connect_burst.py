@@ -22,8 +22,11 @@ from clustermgr.testing import LocalCluster, LocalStandalone, find_free_port
 pytestmark = pytest.mark.timeout(90)
 
 
-async def _burst(pool: Any, count: int, bound: float) -> list[BaseException]:
-    tasks = [asyncio.ensure_future(pool.execute(b"PING")) for _ in range(count)]
+async def _burst(
+    pool: Any, count: int, bound: float, how: str = "execute"
+) -> list[BaseException]:
+    start = (lambda: pool.execute(b"PING")) if how == "execute" else pool.acquire
+    tasks = [asyncio.ensure_future(start()) for _ in range(count)]
     done, pending = await asyncio.wait(tasks, timeout=bound)
     for task in pending:
         task.cancel()
@@ -32,9 +35,10 @@ async def _burst(pool: Any, count: int, bound: float) -> list[BaseException]:
     return [task.exception() for task in done]  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("how", ["execute", "acquire"])
 @pytest.mark.parametrize("lazy", [False, True])
 async def test_a_burst_past_maxsize_against_a_wrong_password_all_fail_typed(
-    lazy: bool,
+    lazy: bool, how: str
 ) -> None:
     with LocalStandalone(password="right") as server:
         pool = await create_pool(
@@ -42,7 +46,7 @@ async def test_a_burst_past_maxsize_against_a_wrong_password_all_fail_typed(
             create_connection_timeout=1,
         )
         try:
-            failures = await _burst(pool, 20, 8)
+            failures = await _burst(pool, 20, 8, how)
             assert all(isinstance(f, AuthError) for f in failures), failures
             assert not any(f.may_have_executed for f in failures)  # type: ignore[union-attr]
         finally:
