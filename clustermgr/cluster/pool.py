@@ -289,7 +289,9 @@ class ClusterPool(SubscriptionViews, Router):
         if self._route(c) is None:
             failure = self._refresh.failure
             if failure is not None and self._actions.of_type(type(failure)) is Action.FAIL:
-                raise failure  # never retried (credentials, the remap): the cause, at once
+                # never retried (credentials, the remap): the cause, at once (the
+                # reload's one error for every waiting command: no growing traceback)
+                raise failure.with_traceback(None)
             await self._backoff.sleep(budget.failures, budget.remaining(self._loop.time()))
 
     async def _wait_retry(
