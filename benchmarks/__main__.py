@@ -1,8 +1,11 @@
 """``python -m benchmarks`` (``./dev bench``): compare clustermgr with its peers.
 
-Starts a local 6-node cluster (3 masters + 3 replicas) and a standalone server
-with clustermgr's own launcher (or uses ``--cluster``/``--single``), runs
-every scenario for every installed client, prints a table and writes JSON.
+Starts a local 6-node cluster (3 masters + 3 replicas), a standalone server
+and a sentinel group (1 master + 1 replica + 3 sentinels) with clustermgr's own
+launcher (or uses ``--cluster``/``--single``/``--sentinel``), runs every
+scenario for every installed client, prints a table and writes JSON.
+``--baseline REV`` adds ``clustermgr@REV``: the same adapter on the
+``clustermgr/`` package of git revision REV, for before/after in one run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .adapters import ADAPTERS
+from .baseline import BaselineError
 from .harness import Options, log, run
 from .report import render, write_json
 from .scenarios import SCENARIOS
@@ -68,6 +72,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(it is FLUSHALLed!)")
     parser.add_argument("--single", type=parse_hostport, default=None, metavar="HOST:PORT",
                         help="use this existing standalone server (it is FLUSHALLed!)")
+    parser.add_argument("--sentinel", type=parse_hostport, default=None, metavar="HOST:PORT",
+                        help="use the group this existing sentinel monitors instead of "
+                             "starting one (its master is FLUSHALLed!)")
+    parser.add_argument("--service", default="mymaster",
+                        help="the sentinel service name (default mymaster)")
+    parser.add_argument("--baseline", default=None, metavar="REV",
+                        help="also run clustermgr@REV: this git revision's clustermgr/ "
+                             "package (exported to a temporary directory) under the "
+                             "current benchmarks, interleaved with the other clients")
     parser.add_argument("--in-process", action="store_true",
                         help="run project-venv clients in this process (default: a fresh "
                              "process per measurement)")
@@ -105,6 +118,9 @@ def options_from(args: argparse.Namespace) -> Options:
         sweep_ops=args.sweep_ops,
         cluster=args.cluster,
         single=args.single,
+        sentinel=args.sentinel,
+        service=args.service,
+        baseline=args.baseline,
         create_venvs=not args.no_create_venv,
         retries=args.retries,
         ceiling=not args.no_ceiling,
@@ -122,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     except argparse.ArgumentTypeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    payload = run(opts)
+    try:
+        payload = run(opts)
+    except BaselineError as exc:
+        print(f"error: --baseline {args.baseline}: {exc}", file=sys.stderr)
+        return 2
     print(render(payload))
     path: Path = args.json or RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     write_json(path, payload)

@@ -26,9 +26,12 @@ from typing import Any, ClassVar
 
 from .jobs import Target, TargetKind
 
-__all__ = ["ADAPTERS", "Adapter", "available", "make_adapter"]
+__all__ = ["ADAPTERS", "Adapter", "adapter_name", "available", "make_adapter"]
 
 Items = Sequence[tuple[bytes, bytes]]
+
+SENTINEL_CONNECTIONS = 1000
+"""redis-py's sentinel pool cannot wait for a free connection: enough for a gather of 1,000."""
 
 
 def _version(dist: str) -> str:
@@ -45,7 +48,7 @@ class Adapter(ABC):
     module: ClassVar[str]
     """Import name whose presence means the client is installed."""
     distribution: ClassVar[str]
-    supports: ClassVar[frozenset[TargetKind]] = frozenset({"cluster", "single"})
+    supports: ClassVar[frozenset[TargetKind]] = frozenset({"cluster", "single", "sentinel"})
     isolated: ClassVar[bool] = False
     """True if the client must run in its own virtualenv."""
 
@@ -53,6 +56,13 @@ class Adapter(ABC):
         self.maxsize = maxsize
         self.options = dict(options or {})
         self.target: Target | None = None
+        self.sentinel: Any = None
+        """The library's sentinel client, for ``sentinel`` targets that have one."""
+
+    @classmethod
+    def unsupported(cls, kind: TargetKind) -> str | None:
+        """Why this client cannot run on a ``kind`` target, or ``None`` if it can."""
+        return None if kind in cls.supports else f"{cls.name} has no {kind} client"
 
     @abstractmethod
     async def connect(self, target: Target) -> None:
@@ -84,7 +94,14 @@ class Adapter(ABC):
 
 
 class ClustermgrAdapter(Adapter):
-    """clustermgr: ``create_cluster_pool`` / ``create_pool`` and ``execute``."""
+    """clustermgr: ``create_cluster_pool`` / ``create_pool`` / ``create_sentinel_pool``.
+
+    Batches: ``execute_batch`` on the pool; a pool without it (the sentinel
+    pool) lends a connection to its master, whose ``execute_batch`` is used.
+    The same adapter measures an older clustermgr tree (``clustermgr@REV``,
+    see :mod:`benchmarks.baseline`): :meth:`settings` names the package
+    actually imported.
+    """
 
     name = "clustermgr"
     module = "clustermgr"
@@ -100,11 +117,18 @@ class ClustermgrAdapter(Adapter):
             self.pool: Any = await create_cluster_pool(
                 list(target.nodes), minsize=1, maxsize=self.maxsize
             )
+        elif target.kind == "sentinel":
+            from clustermgr.sentinel import create_sentinel_pool
+
+            self.pool = await create_sentinel_pool(
+                list(target.nodes), target.service, minsize=1, maxsize=self.maxsize
+            )
         else:
             self.pool = await clustermgr.create_pool(
                 target.address, minsize=1, maxsize=self.maxsize
             )
         self._execute = self.pool.execute
+        self._pool_batch = getattr(self.pool, "execute_batch", None)
 
     def set(self, key: bytes, value: bytes) -> Awaitable[Any]:
         return self._execute(b"SET", key, value)  # type: ignore[no-any-return]
@@ -113,7 +137,15 @@ class ClustermgrAdapter(Adapter):
         return self._execute(b"GET", key)  # type: ignore[no-any-return]
 
     async def set_batch(self, items: Items) -> None:
-        replies = await self.pool.execute_batch([(b"SET", k, v) for k, v in items])
+        commands = [(b"SET", k, v) for k, v in items]
+        if self._pool_batch is not None:
+            replies = await self._pool_batch(commands)
+        else:
+            conn = await self.pool.acquire()
+            try:
+                replies = await conn.execute_batch(commands)
+            finally:
+                self.pool.release(conn)
         for reply in replies:
             if isinstance(reply, BaseException):
                 raise reply
@@ -123,7 +155,39 @@ class ClustermgrAdapter(Adapter):
         await self.pool.wait_closed()
 
     def settings(self) -> dict[str, Any]:
-        return {"maxsize_per_node": self.maxsize, "parser": "hiredis", "batch": "execute_batch"}
+        import os
+
+        import clustermgr
+
+        batch = ("execute_batch" if self._pool_batch is not None
+                 else "acquire() + connection.execute_batch")
+        return {"maxsize_per_node": self.maxsize, "parser": "hiredis", "batch": batch,
+                "package": os.path.dirname(clustermgr.__file__ or "?")}
+
+
+class ClustermgrDirectAdapter(ClustermgrAdapter):
+    """clustermgr's plain ``create_pool`` on the sentinel group's master, found once.
+
+    Beside ``clustermgr`` on the ``sentinel-*`` scenarios it shows what
+    ``SentinelPool`` costs over the ``ConnectionsPool`` it routes to.
+    """
+
+    name = "clustermgr-direct"
+    supports = frozenset({"sentinel"})
+
+    async def connect(self, target: Target) -> None:
+        import clustermgr
+        from clustermgr.sentinel import create_sentinel_pool
+
+        finder = await create_sentinel_pool(list(target.nodes), target.service, minsize=1,
+                                            maxsize=1)
+        address = finder.address
+        finder.close()
+        await finder.wait_closed()
+        self.target = target
+        self.pool = await clustermgr.create_pool(address, minsize=1, maxsize=self.maxsize)
+        self._execute = self.pool.execute
+        self._pool_batch = self.pool.execute_batch
 
 
 class RedisPyAdapter(Adapter):
@@ -137,7 +201,10 @@ class RedisPyAdapter(Adapter):
     failing every op of the tasks past the 100th, so by default the single
     node uses ``BlockingConnectionPool(max_connections=maxsize)``, which waits
     like the other clients do (option ``redis_py_pool="default"`` restores the
-    library default).
+    library default).  Sentinel: ``Sentinel(...).master_for(service)``; its
+    pool raises past 100 connections too and has no blocking variant, so it
+    gets :data:`SENTINEL_CONNECTIONS` (one per task of the largest gather;
+    ``redis_py_pool="default"``: the library's 100).
     """
 
     name = "redis-py"
@@ -154,6 +221,16 @@ class RedisPyAdapter(Adapter):
                 decode_responses=False,
             )
             await self.client.initialize()
+        elif target.kind == "sentinel":
+            from redis.asyncio.sentinel import Sentinel
+
+            # Each new master connection asks a sentinel where the master is: the
+            # sentinels' pools need the same headroom as the master's.
+            limit = {"max_connections": SENTINEL_CONNECTIONS} if self._blocking else {}
+            self.sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                list(target.nodes), sentinel_kwargs=limit or None)
+            self.client = self.sentinel.master_for(target.service, **limit)
+            await self.client.ping()
         else:
             from redis.asyncio import BlockingConnectionPool, Redis
 
@@ -179,12 +256,18 @@ class RedisPyAdapter(Adapter):
 
     async def close(self) -> None:
         await self.client.aclose()
+        if self.sentinel is not None:
+            for node in self.sentinel.sentinels:
+                await node.aclose()
 
     def settings(self) -> dict[str, Any]:
         from redis.utils import HIREDIS_AVAILABLE
 
         if self._is_cluster:
             limit = "100 per node (library default; raises MaxConnectionsError past it)"
+        elif self.target is not None and self.target.kind == "sentinel":
+            limit = (f"{SENTINEL_CONNECTIONS} (master and sentinel pools)" if self._blocking
+                     else "100 (library default; raises MaxConnectionsError past it)")
         elif self._blocking:
             limit = f"BlockingConnectionPool({self.maxsize})"
         else:
@@ -205,11 +288,24 @@ class RedisPyAdapter(Adapter):
 
 
 class CoredisAdapter(Adapter):
-    """coredis: ``RedisCluster`` / ``Redis`` (async context managers since 6.0)."""
+    """coredis: ``RedisCluster`` / ``Redis`` / ``Sentinel(...).primary_for(service)``.
+
+    Clients are async context managers since coredis 6.0.
+    """
 
     name = "coredis"
     module = "coredis"
     distribution = "coredis"
+
+    @classmethod
+    def unsupported(cls, kind: TargetKind) -> str | None:
+        """coredis gained ``Sentinel`` at the top level late: skip older versions."""
+        if kind == "sentinel":
+            import coredis
+
+            if not hasattr(coredis, "Sentinel"):
+                return f"coredis {_version('coredis')} has no coredis.Sentinel"
+        return super().unsupported(kind)
 
     async def connect(self, target: Target) -> None:
         import coredis
@@ -221,6 +317,10 @@ class CoredisAdapter(Adapter):
                 max_connections=self.maxsize,
                 max_connections_per_node=True,
             )
+        elif target.kind == "sentinel":
+            self.sentinel = coredis.Sentinel(list(target.nodes))
+            await self.sentinel.__aenter__()
+            self.client = self.sentinel.primary_for(target.service)
         else:
             self.client = coredis.Redis(host=target.address[0], port=target.address[1])
         # coredis >= 6 runs its pools in an anyio task group entered here;
@@ -240,6 +340,8 @@ class CoredisAdapter(Adapter):
 
     async def close(self) -> None:
         await self.client.__aexit__(None, None, None)
+        if self.sentinel is not None:
+            await self.sentinel.__aexit__(None, None, None)
 
     def settings(self) -> dict[str, Any]:
         cluster = self.target is not None and self.target.kind == "cluster"
@@ -291,7 +393,8 @@ class AioredisClusterAdapter(Adapter):
 
 ADAPTERS: dict[str, type[Adapter]] = {
     cls.name: cls
-    for cls in (ClustermgrAdapter, RedisPyAdapter, CoredisAdapter, AioredisClusterAdapter)
+    for cls in (ClustermgrAdapter, ClustermgrDirectAdapter, RedisPyAdapter, CoredisAdapter,
+                AioredisClusterAdapter)
 }
 
 
@@ -304,10 +407,15 @@ def available(name: str) -> bool:
     return True
 
 
+def adapter_name(client: str) -> str:
+    """The adapter a client name runs: ``clustermgr@REV`` runs ``clustermgr``."""
+    return client.partition("@")[0]
+
+
 def make_adapter(name: str, maxsize: int, options: dict[str, Any] | None = None) -> Adapter:
-    """A fresh, unconnected adapter for client ``name``."""
+    """A fresh, unconnected adapter for client ``name`` (``clustermgr@REV`` allowed)."""
     try:
-        cls = ADAPTERS[name]
+        cls = ADAPTERS[adapter_name(name)]
     except KeyError:
         raise ValueError(f"unknown client {name!r}; known: {', '.join(ADAPTERS)}") from None
     return cls(maxsize, options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -12,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .adapters import ADAPTERS
+from .adapters import ADAPTERS, adapter_name
+from .baseline import Baseline, exported
 from .ceiling import ratios as ceiling_ratios
 from .isolated import interpreter_for
-from .jobs import Job, Target
+from .jobs import Job, Target, TargetKind
 from .runner import run_job
 from .scenarios import SCENARIOS
 from .servers import Servers
@@ -42,6 +44,10 @@ class Options:
     sweep_ops: int = 20_000
     cluster: tuple[str, int] | None = None
     single: tuple[str, int] | None = None
+    sentinel: tuple[str, int] | None = None
+    service: str = "mymaster"
+    baseline: str | None = None
+    """A git revision whose ``clustermgr/`` runs as the extra client ``clustermgr@REV``."""
     create_venvs: bool = True
     job_timeout: float = 900.0
     retries: int = 1
@@ -50,12 +56,27 @@ class Options:
     client_options: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Interpreter:
+    """How to run a client: a Python, and paths put before the project on PYTHONPATH."""
+
+    python: str
+    prepend: tuple[str, ...] = ()
+    where: str = ""
+    """For the report: which virtualenv, or which exported tree."""
+
+    @property
+    def here(self) -> bool:
+        """True if this process can run the client itself (``--in-process``)."""
+        return self.python == sys.executable and not self.prepend
+
+
 def log(message: str) -> None:
     """Progress on stderr (the report goes to stdout)."""
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def dispatch(job: Job, python: str, opts: Options) -> dict[str, Any]:
+def dispatch(job: Job, python: Interpreter, opts: Options) -> dict[str, Any]:
     """Run ``job``; if it crashed (not: had errors), retry up to ``opts.retries`` times.
 
     A crash is a failure to run at all (import error while the tree is being
@@ -76,18 +97,24 @@ def dispatch(job: Job, python: str, opts: Options) -> dict[str, Any]:
     return result
 
 
-def _dispatch_once(job: Job, python: str, opts: Options) -> dict[str, Any]:
+def _dispatch_once(job: Job, python: Interpreter, opts: Options) -> dict[str, Any]:
     """Run ``job`` in a fresh ``python`` process (or in this one); never raises."""
-    if opts.in_process and python == sys.executable:
+    # Before/after compares like with like: with a baseline, every client gets
+    # a fresh process (the baseline cannot run in this one).
+    if opts.in_process and python.here and opts.baseline is None:
         try:
             return asyncio.run(run_job(job))
         except Exception as exc:
             return {"failed": f"{type(exc).__name__}: {exc}"}
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+    path = os.pathsep.join([*python.prepend, str(ROOT)])
+    env = dict(os.environ, PYTHONPATH=path, PYTHONDONTWRITEBYTECODE="1")
+    # ``-m`` puts the working directory first on sys.path: run an exported
+    # tree from its own directory, or the project's clustermgr would win.
+    cwd = python.prepend[0] if python.prepend else str(ROOT)
     try:
         done = subprocess.run(
-            [python, "-m", "benchmarks.runner"], input=job.to_json(), capture_output=True,
-            text=True, cwd=ROOT, env=env, timeout=opts.job_timeout, check=False,
+            [python.python, "-m", "benchmarks.runner"], input=job.to_json(), capture_output=True,
+            text=True, cwd=cwd, env=env, timeout=opts.job_timeout, check=False,
         )
     except subprocess.TimeoutExpired:
         return {"failed": f"timed out after {opts.job_timeout:.0f}s"}
@@ -99,12 +126,20 @@ def _dispatch_once(job: Job, python: str, opts: Options) -> dict[str, Any]:
         return {"failed": f"runner exit {done.returncode}: {tail}"}
     if "failed" in result and done.stderr:
         log(f"{job.client}/{job.scenario} failed:\n{done.stderr.strip()[-2000:]}")
+    package = result.get("client_info", {}).get("package")
+    if python.prepend and package is not None and not package.startswith(python.prepend[0]):
+        return {"failed": f"imported clustermgr from {package}, not from {python.prepend[0]}"}
     return result
 
 
-def resolve_clients(opts: Options) -> tuple[dict[str, str], dict[str, str]]:
-    """Interpreter per usable client, and the reason each other one is skipped."""
-    usable: dict[str, str] = {}
+def resolve_clients(
+    opts: Options, baseline: Baseline | None = None
+) -> tuple[dict[str, Interpreter], dict[str, str]]:
+    """Interpreter per usable client, and the reason each other one is skipped.
+
+    ``clustermgr@REV`` (with ``baseline``) comes right after ``clustermgr``.
+    """
+    usable: dict[str, Interpreter] = {}
     skipped: dict[str, str] = {}
     for client in opts.clients:
         python, note = interpreter_for(client, create=opts.create_venvs)
@@ -112,8 +147,29 @@ def resolve_clients(opts: Options) -> tuple[dict[str, str], dict[str, str]]:
             skipped[client] = note
             log(f"skipping {client}: {note}")
         else:
-            usable[client] = python
+            where = "this venv" if python == sys.executable else note
+            usable[client] = Interpreter(python, where=where)
+        if client == "clustermgr" and baseline is not None:
+            usable[baseline.client] = Interpreter(
+                sys.executable, (str(baseline.path),),
+                where=f"{baseline.commit[:12]} exported to {baseline.path}")
     return usable, skipped
+
+
+def scenario_clients(
+    name: str, pythons: dict[str, Interpreter], skipped: dict[str, str]
+) -> list[str]:
+    """The clients that can run scenario ``name``; records why the others cannot."""
+    kind: TargetKind = SCENARIOS[name].target
+    clients = []
+    for client in pythons:
+        adapter = ADAPTERS[adapter_name(client)]
+        reason = adapter.unsupported(kind)
+        if reason is None:
+            clients.append(client)
+        elif kind in adapter.supports:  # not by design: say why
+            skipped.setdefault(f"{client} on {kind}", reason)
+    return clients
 
 
 def _short(result: dict[str, Any]) -> str:
@@ -125,14 +181,14 @@ def _short(result: dict[str, Any]) -> str:
 
 
 def run_comparison(
-    opts: Options, servers: Servers, pythons: dict[str, str]
+    opts: Options, servers: Servers, pythons: dict[str, Interpreter], skipped: dict[str, str]
 ) -> list[dict[str, Any]]:
     """Every scenario, client and run; clients rotate order from run to run."""
     records = []
     for run_index in range(opts.runs):
         for name in opts.scenarios:
             scenario = SCENARIOS[name]
-            clients = [c for c in pythons if scenario.target in ADAPTERS[c].supports]
+            clients = scenario_clients(name, pythons, skipped)
             if not clients:
                 continue
             shift = run_index % len(clients)
@@ -142,14 +198,14 @@ def run_comparison(
                 job = Job(client, name, target, scenario.sized(opts.scale), opts.maxsize,
                           opts.duration)
                 result = dispatch(job, pythons[client], opts)
-                log(f"run {run_index + 1}/{opts.runs} {name:<10} {client:<16} {_short(result)}")
+                log(f"run {run_index + 1}/{opts.runs} {name:<19} {client:<19} {_short(result)}")
                 records.append({"run": run_index + 1, "scenario": name, "client": client,
                                 **result})
     return records
 
 
 def _sweep_clients(
-    target: Target, pythons: dict[str, str], opts: Options, servers: Servers,
+    target: Target, pythons: dict[str, Interpreter], opts: Options, servers: Servers,
     levels: tuple[int, ...],
 ) -> dict[str, Any]:
     results = {}
@@ -168,7 +224,9 @@ def _sweep_clients(
     return results
 
 
-def run_sweep(opts: Options, servers: Servers, pythons: dict[str, str]) -> dict[str, Any]:
+def run_sweep(
+    opts: Options, servers: Servers, pythons: dict[str, Interpreter]
+) -> dict[str, Any]:
     """Concurrency 1..1000, 3 vs 6 masters, memory per connection and per channel."""
     sweep: dict[str, Any] = {}
     cluster = servers.target("cluster")
@@ -208,27 +266,37 @@ def run(opts: Options) -> dict[str, Any]:
     from .report import aggregate, check_goals
 
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
-    pythons, skipped = resolve_clients(opts)
-    with Servers(opts.cluster, opts.single) as servers:
-        records = run_comparison(opts, servers, pythons) if opts.scenarios else []
-        sweep = run_sweep(opts, servers, pythons) if opts.sweep else None
-        ceiling = _ceiling(opts, servers) if opts.ceiling and opts.scenarios else None
-        info = dict(servers.info)
+    load_start = _loadavg()
+    with contextlib.ExitStack() as stack:
+        baseline = None
+        if opts.baseline is not None:
+            baseline = stack.enter_context(exported(opts.baseline, ROOT))
+            log(f"baseline {baseline.describe()}, exported to {baseline.path}")
+        pythons, skipped = resolve_clients(opts, baseline)
+        with Servers(opts.cluster, opts.single, opts.sentinel, opts.service) as servers:
+            records = run_comparison(opts, servers, pythons, skipped) if opts.scenarios else []
+            sweep = run_sweep(opts, servers, pythons) if opts.sweep else None
+            ceiling = _ceiling(opts, servers) if opts.ceiling and opts.scenarios else None
+            info = dict(servers.info)
     summary = aggregate(records)
     clients: dict[str, str] = {}
     for row in summary:
         info_text = ", ".join(f"{k}={v}" for k, v in row["client_info"].items() if k != "client")
-        clients.setdefault(row["client"], f"{info_text} [{_where(pythons[row['client']])}]")
+        clients.setdefault(row["client"], f"{info_text} [{pythons[row['client']].where}]")
     return {
         "meta": {
             "timestamp": started,
             "python": sys.version.split()[0],
             "cpus": os.cpu_count(),
+            "load_average": {"start": load_start, "end": _loadavg()},
             "servers": info,
             "options": {"runs": opts.runs, "scale": opts.scale, "duration": opts.duration,
                         "maxsize": opts.maxsize, "scenarios": opts.scenarios,
                         "clients": opts.clients, "in_process": opts.in_process,
-                        "client_options": opts.client_options},
+                        "client_options": opts.client_options, "baseline": opts.baseline},
+            "baseline": None if baseline is None else {
+                "client": baseline.client, "rev": baseline.rev, "commit": baseline.commit,
+                "subject": baseline.subject},
             "titles": {name: _title(name, opts.scale) for name in opts.scenarios},
             "clients": clients,
             "skipped": skipped,
@@ -243,17 +311,32 @@ def run(opts: Options) -> dict[str, Any]:
 
 
 def _ceiling(opts: Options, servers: Servers) -> dict[str, Any]:
+    """redis-benchmark on each kind of target the scenarios used (cluster, sentinel master)."""
     from .ceiling import measure
 
-    target = servers.target("cluster")
-    servers.flush(target)
     requests = max(20_000, round(500_000 * opts.scale))
-    result = measure(target.address, requests)
-    log(f"ceiling (redis-benchmark, {requests} SETs): "
-        + ", ".join(f"{k}={v:,.0f}/s" for k, v in result.items()
-                    if k.startswith("c50") and isinstance(v, float)))
-    servers.flush(target)
-    return result
+    kinds = dict.fromkeys(SCENARIOS[name].target for name in opts.scenarios)
+    out: dict[str, Any] = {}
+    for kind in ("cluster", "sentinel"):
+        if kind not in kinds:
+            continue
+        target = servers.target(kind)
+        servers.flush(target)
+        result = measure(servers.master_of(target), requests, cluster=kind == "cluster")
+        log(f"ceiling on the {kind} (redis-benchmark, {requests} SETs): "
+            + ", ".join(f"{k}={v:,.0f}/s" for k, v in result.items()
+                        if k.startswith("c50") and isinstance(v, float)))
+        servers.flush(target)
+        out[kind] = result
+    return out
+
+
+def _loadavg() -> list[float]:
+    """1, 5 and 15 minute load averages (the machine is shared: report them)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
 
 
 def _title(name: str, scale: float) -> str:
@@ -263,6 +346,3 @@ def _title(name: str, scale: float) -> str:
     sizes = ", ".join(f"{k}={v}" for k, v in scenario.sized(scale).items())
     return f"{scenario.title}; scaled x{scale:g}: {sizes}"
 
-
-def _where(python: str) -> str:
-    return "this venv" if python == sys.executable else str(Path(python).parent.parent.name)

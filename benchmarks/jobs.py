@@ -11,7 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-TargetKind = Literal["cluster", "single"]
+TargetKind = Literal["cluster", "single", "sentinel"]
+TARGET_KINDS: tuple[TargetKind, ...] = ("cluster", "single", "sentinel")
 
 KEY_PREFIX = b"bench:"
 VALUE = b"0123456789abcdef"
@@ -20,27 +21,34 @@ VALUE = b"0123456789abcdef"
 
 @dataclass(frozen=True)
 class Target:
-    """Where to connect: a cluster (any of its nodes) or one standalone server."""
+    """Where to connect: a cluster (any of its nodes), one standalone server, or sentinels.
+
+    For ``sentinel``, ``nodes`` are the sentinels and ``service`` the monitored
+    master's name.
+    """
 
     kind: TargetKind
     nodes: tuple[tuple[str, int], ...]
+    service: str = ""
 
     @property
     def address(self) -> tuple[str, int]:
-        """The first node (the server itself for ``single``)."""
+        """The first node (the server itself for ``single``, a sentinel for ``sentinel``)."""
         return self.nodes[0]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"kind": self.kind, "nodes": [list(n) for n in self.nodes]}
+        return {"kind": self.kind, "nodes": [list(n) for n in self.nodes],
+                "service": self.service}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Target:
         """Inverse of :meth:`to_dict`."""
         kind = data["kind"]
-        if kind not in ("cluster", "single"):
+        if kind not in TARGET_KINDS:
             raise ValueError(f"unknown target kind {kind!r}")
-        return cls(kind, tuple((str(h), int(p)) for h, p in data["nodes"]))
+        nodes = tuple((str(h), int(p)) for h, p in data["nodes"])
+        return cls(kind, nodes, str(data.get("service", "")))
 
 
 @dataclass

@@ -22,6 +22,9 @@ from .scenarios import SCENARIOS
 
 __all__ = ["main", "run_job"]
 
+FAILURE_CHARS = 300
+"""How much of a failure's message goes into the result (and the report)."""
+
 
 async def run_job(job: Job) -> dict[str, Any]:
     """Connect the job's client, run its scenario, close; return the result dict."""
@@ -51,7 +54,10 @@ def main() -> int:
         result = asyncio.run(run_job(job))
     except Exception as exc:
         traceback.print_exc()
-        print(json.dumps({"failed": f"{type(exc).__name__}: {exc}"}))
+        message = f"{type(exc).__name__}: {exc}"
+        if len(message) > FAILURE_CHARS:  # the traceback on stderr has it whole
+            message = message[:FAILURE_CHARS] + " ..."
+        print(json.dumps({"failed": message}))
         return 1
     print(json.dumps(result))
     return 0

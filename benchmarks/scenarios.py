@@ -13,14 +13,16 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .adapters import Adapter
 from .jobs import VALUE, TargetKind, keys
 from .procstats import open_sockets, rss_bytes
 
-__all__ = ["SCENARIOS", "Sample", "Scenario", "mixed_load", "populate", "summarise"]
+__all__ = [
+    "SCENARIOS", "SENTINEL_PREFIX", "Sample", "Scenario", "mixed_load", "populate", "summarise",
+]
 
 POPULATE_BATCH = 1000
 
@@ -36,6 +38,19 @@ class Sample:
     errors: Counter[str] = field(default_factory=Counter)
     ops: int = 0
     elapsed_ns: int = 0
+    cpu_ns: int = 0
+    """CPU time of this process (client only: the servers are other processes)."""
+    _started: tuple[int, int] = (0, 0)
+
+    def start(self) -> None:
+        """Start the clocks of the timed phase (wall and process CPU)."""
+        self._started = (time.perf_counter_ns(), time.process_time_ns())
+
+    def stop(self) -> None:
+        """Stop the clocks: ``elapsed_ns`` and ``cpu_ns`` since :meth:`start`."""
+        wall, cpu = self._started
+        self.elapsed_ns = time.perf_counter_ns() - wall
+        self.cpu_ns = time.process_time_ns() - cpu
 
     def add_error(self, exc: BaseException | str, weight: int = 1) -> None:
         """Count an error by its type name (or the given label)."""
@@ -58,6 +73,7 @@ def summarise(sample: Sample, latency_of: str) -> dict[str, Any]:
         "ops": sample.ops,
         "elapsed_s": round(elapsed, 4),
         "ops_per_sec": sample.ops / elapsed if elapsed > 0 else 0.0,
+        "cpu_us_per_op": sample.cpu_ns / sample.ops / 1e3 if sample.ops else 0.0,
         "p50_ms": percentile(lat, 0.50) / 1e6,
         "p99_ms": percentile(lat, 0.99) / 1e6,
         "mean_ms": sum(lat) / len(lat) / 1e6 if lat else 0.0,
@@ -120,10 +136,10 @@ async def sequential(adapter: Adapter, params: Params, duration: float | None) -
     key_list = keys(count)
     sample = Sample()
     half = None if duration is None else duration / 2
-    start = time.perf_counter_ns()
+    sample.start()
     done = await _sequential_phase(adapter, key_list, True, _deadline(half), sample)
     await _sequential_phase(adapter, key_list[:done], False, _deadline(half), sample)
-    sample.elapsed_ns = time.perf_counter_ns() - start
+    sample.stop()
     return summarise(sample, "op")
 
 
@@ -166,9 +182,9 @@ async def mixed_load(
             lat.append(perf() - t0)
             sample.ops += 1
 
-    start = perf()
+    sample.start()
     await asyncio.gather(*(worker(i) for i in range(tasks)))
-    sample.elapsed_ns = perf() - start
+    sample.stop()
     return sample
 
 
@@ -192,7 +208,7 @@ async def batched(adapter: Adapter, params: Params, duration: float | None) -> R
     sample = Sample()
     perf = time.perf_counter_ns
     deadline = _deadline(duration)
-    begin = perf()
+    sample.start()
     for start in range(0, total, size):
         chunk = items[start : start + size]
         t0 = perf()
@@ -205,7 +221,7 @@ async def batched(adapter: Adapter, params: Params, duration: float | None) -> R
             sample.ops += len(chunk)
         if deadline is not None and perf() > deadline:
             break
-    sample.elapsed_ns = perf() - begin
+    sample.stop()
     return summarise(sample, f"batch of {size}")
 
 
@@ -215,12 +231,14 @@ async def gathered(adapter: Adapter, params: Params, duration: float | None) -> 
     set_ = adapter.set
     warm = keys(size * int(params["warmup_batches"]), start=total)
     for start in range(0, len(warm), size):
-        await asyncio.gather(*[set_(k, VALUE) for k in warm[start : start + size]])
+        # Errors are counted in the timed phase (redis-py raises past its pool's cap).
+        await asyncio.gather(*[set_(k, VALUE) for k in warm[start : start + size]],
+                             return_exceptions=True)
     key_list = keys(total)
     sample = Sample()
     perf = time.perf_counter_ns
     deadline = _deadline(duration)
-    begin = perf()
+    sample.start()
     for start in range(0, total, size):
         chunk = key_list[start : start + size]
         t0 = perf()
@@ -232,7 +250,7 @@ async def gathered(adapter: Adapter, params: Params, duration: float | None) -> 
         sample.ops += len(chunk) - len(failed)
         if deadline is not None and perf() > deadline:
             break
-    sample.elapsed_ns = perf() - begin
+    sample.stop()
     return summarise(sample, f"gather of {size}")
 
 
@@ -261,30 +279,44 @@ class Scenario:
         return out
 
 
+_CLUSTER: tuple[Scenario, ...] = (
+    Scenario(
+        "sequential", "one task, SET then GET, 10k keys", "cluster", sequential,
+        {"keys": 10_000, "warmup": 500}, ("keys", "warmup"),
+    ),
+    Scenario(
+        "concurrent", "200 tasks, GET/SET, 100k ops", "cluster", concurrent,
+        {"tasks": 200, "ops": 100_000, "keyspace": 10_000, "warmup": 10_000},
+        ("ops", "keyspace", "warmup"),
+    ),
+    Scenario(
+        "batch", "100k SETs in batches of 1,000", "cluster", batched,
+        {"ops": 100_000, "batch": 1_000, "warmup_batches": 5}, ("ops",),
+    ),
+    Scenario(
+        "gather", "100k SETs as gathers of 1,000 set() calls", "cluster", gathered,
+        {"ops": 100_000, "batch": 1_000, "warmup_batches": 5}, ("ops",),
+    ),
+)
+
+SENTINEL_PREFIX = "sentinel-"
+
+
+def _on_sentinel(scenario: Scenario) -> Scenario:
+    """The same scenario on the sentinel group's master, reached through its sentinels."""
+    return replace(scenario, name=SENTINEL_PREFIX + scenario.name,
+                   title=f"sentinel master: {scenario.title}", target="sentinel")
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario(
-            "sequential", "one task, SET then GET, 10k keys", "cluster", sequential,
-            {"keys": 10_000, "warmup": 500}, ("keys", "warmup"),
-        ),
-        Scenario(
-            "concurrent", "200 tasks, GET/SET, 100k ops", "cluster", concurrent,
-            {"tasks": 200, "ops": 100_000, "keyspace": 10_000, "warmup": 10_000},
-            ("ops", "keyspace", "warmup"),
-        ),
-        Scenario(
-            "batch", "100k SETs in batches of 1,000", "cluster", batched,
-            {"ops": 100_000, "batch": 1_000, "warmup_batches": 5}, ("ops",),
-        ),
-        Scenario(
-            "gather", "100k SETs as gathers of 1,000 set() calls", "cluster", gathered,
-            {"ops": 100_000, "batch": 1_000, "warmup_batches": 5}, ("ops",),
-        ),
+        *_CLUSTER,
         Scenario(
             "single", "single node, 200 tasks, GET/SET, 100k ops", "single", concurrent,
             {"tasks": 200, "ops": 100_000, "keyspace": 10_000, "warmup": 10_000},
             ("ops", "keyspace", "warmup"),
         ),
+        *(_on_sentinel(s) for s in _CLUSTER),
     )
 }

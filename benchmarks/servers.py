@@ -1,8 +1,8 @@
 """The servers a run uses: started with clustermgr's own launcher, or given.
 
 One :class:`Servers` lives for the whole run, so every client is measured
-against the same cluster and the same standalone server; the data set is
-flushed before every measurement.
+against the same cluster, the same standalone server and the same sentinel
+group; the data set is flushed before every measurement.
 """
 
 from __future__ import annotations
@@ -43,6 +43,23 @@ def _cluster_layout(seed: tuple[str, int]) -> tuple[list[tuple[str, int]], list[
     return nodes, masters
 
 
+SENTINEL_SERVICE = "mymaster"
+SENTINEL_REPLICAS = 1
+SENTINEL_COUNT = 3
+SENTINEL_DOWN_AFTER_MS = 60_000
+"""Long enough that a loaded 2-core machine never sees a failover mid-run."""
+
+
+def sentinel_master(sentinel: tuple[str, int], service: str) -> tuple[str, int]:
+    """The master of ``service`` as ``sentinel`` reports it."""
+    from clustermgr.testing.resp import as_int, as_list, as_str, execute
+
+    reply = as_list(execute(sentinel, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", service))
+    if len(reply) != 2:
+        raise RuntimeError(f"sentinel {sentinel[0]}:{sentinel[1]} does not know {service!r}")
+    return as_str(reply[0]), as_int(reply[1])
+
+
 class Servers:
     """Lazily started local cluster / standalone server (or given addresses)."""
 
@@ -50,11 +67,15 @@ class Servers:
         self,
         cluster: tuple[str, int] | None = None,
         single: tuple[str, int] | None = None,
+        sentinel: tuple[str, int] | None = None,
+        service: str = SENTINEL_SERVICE,
         masters: int = 3,
         replicas_per_master: int = 1,
     ) -> None:
         self._given_cluster = cluster
         self._given_single = single
+        self._given_sentinel = sentinel
+        self._service = service
         self._masters = masters
         self._replicas = replicas_per_master
         self._stack = contextlib.ExitStack()
@@ -63,10 +84,18 @@ class Servers:
         self.info: dict[str, Any] = {}
 
     def target(self, kind: TargetKind) -> Target:
-        """The cluster or single-node target, started on first use."""
+        """The cluster, single-node or sentinel target, started on first use."""
         if kind not in self._targets:
-            self._targets[kind] = self._cluster() if kind == "cluster" else self._single()
+            start = {"cluster": self._cluster, "single": self._single,
+                     "sentinel": self._sentinel}[kind]
+            self._targets[kind] = start()
         return self._targets[kind]
+
+    def master_of(self, target: Target) -> tuple[str, int]:
+        """The data node to write to: the sentinel group's master, else the first node."""
+        if target.kind == "sentinel":
+            return sentinel_master(target.address, target.service)
+        return target.address
 
     def _cluster(self) -> Target:
         seed = self._given_cluster
@@ -105,6 +134,27 @@ class Servers:
         self._flush[target] = [address]
         return target
 
+    def _sentinel(self) -> Target:
+        seed = self._given_sentinel
+        if seed is None:
+            from clustermgr.testing import LocalSentinelGroup
+
+            print("[bench] starting a local sentinel group ...", file=sys.stderr)
+            group = self._stack.enter_context(LocalSentinelGroup(
+                self._service, SENTINEL_REPLICAS, SENTINEL_COUNT,
+                down_after_ms=SENTINEL_DOWN_AFTER_MS,
+                failover_timeout_ms=2 * SENTINEL_DOWN_AFTER_MS,
+            ))
+            sentinels = tuple(group.sentinel_addresses)
+            self.info["sentinel"] = (f"local, 1 master + {SENTINEL_REPLICAS} replica(s) + "
+                                     f"{SENTINEL_COUNT} sentinels, service {self._service!r}")
+        else:
+            sentinels = (seed,)
+            self.info["sentinel"] = f"given, {seed[0]}:{seed[1]}, service {self._service!r}"
+        target = Target("sentinel", sentinels, self._service)
+        self._flush[target] = []  # resolved through the sentinels at each flush
+        return target
+
     @contextlib.contextmanager
     def temporary_cluster(self, masters: int, replicas: int = 0) -> Iterator[Target]:
         """A separate local cluster for the duration of the ``with`` block."""
@@ -124,7 +174,8 @@ class Servers:
         """``FLUSHALL`` on every master of ``target`` (replicas follow)."""
         from clustermgr.testing.resp import execute
 
-        for address in self._flush[target]:
+        masters = [self.master_of(target)] if target.kind == "sentinel" else self._flush[target]
+        for address in masters:
             execute(address, "FLUSHALL", timeout=30.0)
 
     def close(self) -> None:

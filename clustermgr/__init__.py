@@ -8,8 +8,9 @@ server, a cluster or a sentinel group.
 from __future__ import annotations
 
 from . import errors
-from .abc import AbcChannel, AbcConnection, AbcPool, register_with_aioredis
+from .abc import AbcChannel, AbcConnection, AbcPool
 from .address import ServerAddress, parse_address
+from .aioredis_compat import register_with_aioredis
 from .cluster import ClusterPool, create_cluster_pool
 from .connection import RedisConnection, create_connection
 from .pool import ConnectionsPool, create_pool

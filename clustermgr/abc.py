@@ -24,14 +24,11 @@ from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from .errors import alias_aioredis_errors
-
 __all__ = [
     "AbcChannel",
     "AbcConnection",
     "AbcPool",
     "ConnectionContext",
-    "register_with_aioredis",
 ]
 
 
@@ -206,24 +203,3 @@ class AbcChannel(abc.ABC):
     def close(self, exc: BaseException | None = None) -> None:
         """Mark the channel closed: no more messages will be put."""
 
-
-def register_with_aioredis() -> None:
-    """Make aioredis 1.x code accept clustermgr's objects and catch its errors.
-
-    Registers these classes as virtual subclasses of aioredis' own ABCs
-    (aioredis' ``Redis`` checks ``isinstance(x, aioredis.abc.AbcPool)`` to
-    decide how to run transactions), and makes every clustermgr error a real
-    subclass of the aioredis error of the same name, so ``except
-    aioredis.ReplyError:`` catches clustermgr's (see
-    :func:`clustermgr.errors.alias_aioredis_errors`). Idempotent; a no-op
-    without aioredis.
-    """
-    try:
-        from aioredis import abc as aioredis_abc  # type: ignore[import-untyped,unused-ignore]
-        from aioredis import errors as aioredis_errors  # type: ignore[import-untyped,unused-ignore]
-    except Exception:  # pragma: no cover - aioredis missing or broken
-        return
-    alias_aioredis_errors(aioredis_errors)
-    aioredis_abc.AbcConnection.register(AbcConnection)
-    aioredis_abc.AbcPool.register(AbcPool)
-    aioredis_abc.AbcChannel.register(AbcChannel)

@@ -17,23 +17,38 @@ Anything else is rejected with :class:`InvalidAddressError` naming it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
-from .errors import RedisError
+from .options import InvalidOptionError, check_db, check_options
 
 __all__ = [
-    "DEFAULT_PORT", "InvalidAddressError", "ServerAddress", "address_text", "check_db",
-    "parse_address", "redact_url",
+    "DEFAULT_PORT",
+    "InvalidAddressError",
+    "ServerAddress",
+    "address_text",
+    "check_cluster_startup",
+    "check_db",
+    "parse_address",
+    "redact_url",
+    "shared_options",
 ]
 
 DEFAULT_PORT = 6379
 _KNOWN_OPTIONS = frozenset({"db", "password", "username", "encoding", "timeout", "name"})
 
 
-class InvalidAddressError(RedisError, ValueError):
-    """An address or URL that cannot be used to reach a server."""
+class InvalidAddressError(InvalidOptionError):
+    """An address or URL that cannot be used to reach a server.
+
+    ``option`` is ``"address"``, or the URL option at fault (``"timeout"``,
+    ``"encoding"``, ``"db"``).
+    """
+
+    def __init__(self, message: str, *, option: str = "address") -> None:
+        super().__init__(message, option=option)
 
 
 @dataclass(frozen=True)
@@ -68,15 +83,6 @@ class ServerAddress:
         return replace(self, **updates) if updates else self
 
 
-def check_db(db: Any) -> int:
-    """``db`` if it is a db index: TypeError if not an int, ValueError if negative."""
-    if isinstance(db, bool) or not isinstance(db, int):
-        raise TypeError(f"db must be an int, got {db!r}")
-    if db < 0:
-        raise ValueError(f"db must be 0 or more, got {db!r}")
-    return db
-
-
 def address_text(address: Any) -> str:
     """``host:port`` for a ``(host, port)`` pair, the path for a socket, ``?`` for None.
 
@@ -97,11 +103,16 @@ def parse_address(address: Any) -> ServerAddress:
     if isinstance(address, (tuple, list)):
         return _parse_pair(address)
     if isinstance(address, bytes):
-        address = address.decode()
+        try:
+            address = address.decode()
+        except UnicodeDecodeError:
+            shown = redact_url(address.decode(errors="replace"))
+            raise InvalidAddressError(f"address {shown!r} is not UTF-8 text") from None
     if not isinstance(address, str):
         raise InvalidAddressError(
             f"address must be (host, port), a unix socket path or a URL, not {address!r}"
         )
+    _check_utf8(address)
     if "://" in address or address.startswith("unix:"):
         return _parse_url(address)
     if address.startswith("/") or address.startswith("."):
@@ -112,12 +123,23 @@ def parse_address(address: Any) -> ServerAddress:
     )
 
 
+def _check_utf8(text: str) -> None:
+    """Refuse text that cannot be sent as UTF-8 (lone surrogates, as os.fsdecode() makes)."""
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            shown = redact_url(text.encode(errors="replace").decode())
+            raise InvalidAddressError(f"address {shown!r} is not UTF-8 text") from None
+
+
 def _parse_pair(pair: tuple[Any, ...] | list[Any]) -> ServerAddress:
     if len(pair) != 2:
         raise InvalidAddressError(f"address tuple must be (host, port), got {pair!r}")
     host, port = pair
     if not isinstance(host, str) or not host:
         raise InvalidAddressError(f"host must be a non-empty string, got {host!r}")
+    _check_utf8(host)
     return ServerAddress(host=host, port=_port(port, pair))
 
 
@@ -155,7 +177,7 @@ def _parse_url(url: str) -> ServerAddress:
         if key not in _KNOWN_OPTIONS:
             raise InvalidAddressError(
                 f"unknown URL option {key!r} in {redact_url(url)!r}; "
-                f"known: {', '.join(sorted(_KNOWN_OPTIONS))}"
+                f"known: {', '.join(sorted(_KNOWN_OPTIONS))}", option=key,
             )
         options[key] = value
     username = unquote(parts.username) if parts.username else options.pop("username", None)
@@ -173,6 +195,8 @@ def _parse_url(url: str) -> ServerAddress:
     try:
         host = parts.hostname
         port = parts.port
+        if port == 0:
+            raise ValueError("Port out of range 1-65535")
     except ValueError as exc:
         # urllib's message quotes the port text, which is part of the password
         # when an unescaped "/" in it cut the userinfo short.
@@ -206,8 +230,13 @@ def _common(options: dict[str, Any], url: str) -> dict[str, Any]:
             result["timeout"] = float(timeout)
         except ValueError:
             raise InvalidAddressError(
-                f"timeout must be a number of seconds, got {timeout!r} in {redact_url(url)!r}"
+                f"timeout must be a number of seconds, got {timeout!r} in {redact_url(url)!r}",
+                option="timeout",
             ) from None
+    try:
+        check_options(timeout=result["timeout"], encoding=result["encoding"])
+    except InvalidOptionError as exc:
+        raise InvalidAddressError(f"{exc} in {redact_url(url)!r}", option=exc.option) from None
     return result
 
 
@@ -218,11 +247,12 @@ def _int_option(value: Any, name: str, url: str) -> int | None:
         number = int(value)
     except ValueError:
         raise InvalidAddressError(
-            f"{name} must be a non-negative integer, got {value!r} in {redact_url(url)!r}"
+            f"{name} must be a non-negative integer, got {value!r} in {redact_url(url)!r}",
+            option=name,
         ) from None
     if number < 0:
         raise InvalidAddressError(
-            f"{name} must be non-negative, got {number} in {redact_url(url)!r}"
+            f"{name} must be non-negative, got {number} in {redact_url(url)!r}", option=name
         )
     return number
 
@@ -266,3 +296,52 @@ def redact_url(text: str) -> str:
         elif index == 0 or not hidden[index - 1]:
             out.append("***")
     return "".join(out)
+
+
+def shared_options(addresses: Sequence[ServerAddress], **explicit: Any) -> dict[str, Any]:
+    """The one value of each named option for connections to all of ``addresses``.
+
+    For each keyword (``username=None, password="pw"``, ...) the result holds
+    the explicit value, else the value the addresses' URLs give, else None.
+    The same value given twice is fine; an explicit argument and a URL (or
+    two URLs) that give different values are refused with
+    :class:`InvalidAddressError` naming the option (the values are not shown:
+    they may be secrets) rather than one of them being silently dropped.
+    """
+    merged: dict[str, Any] = {}
+    for name, value in explicit.items():
+        values = {getattr(a, name) for a in addresses} - {None}
+        if value is not None:
+            values.add(value)
+        if len(values) > 1:
+            given = "the URLs and the argument" if value is not None else "the URLs"
+            raise InvalidAddressError(
+                f"{name}: {given} give different values; one {name} applies to every "
+                "connection, give it once",
+                option=name,
+            )
+        merged[name] = next(iter(values), None)
+    return merged
+
+
+def check_cluster_startup(addresses: Sequence[ServerAddress]) -> None:
+    """Refuse what a cluster startup address cannot mean (:class:`InvalidAddressError`).
+
+    A unix socket (cluster nodes are TCP), a db other than 0 (a cluster has
+    only db 0) and a URL ``timeout`` (the cluster's ``connect_timeout``
+    argument sets it for every node).
+    """
+    for address in addresses:
+        shown = address_text(address.target if address.path is None else address.path)
+        if address.path is not None:
+            raise InvalidAddressError(f"cluster nodes are TCP addresses, not {shown!r}")
+        if address.db:
+            raise InvalidAddressError(
+                f"db {address.db} in the startup address {shown}: a Redis Cluster has "
+                "only db 0", option="db",
+            )
+        if address.timeout is not None:
+            raise InvalidAddressError(
+                f"timeout in the startup address {shown}: use connect_timeout= for a "
+                "cluster (it applies to every node)", option="timeout",
+            )

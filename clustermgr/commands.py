@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
-from .errors import CrossSlotError
+from .errors import CrossSlotError, ProtocolError
 from .protocol import to_text
 from .slots import SLOT_COUNT, KeyT, key_slot
 
@@ -742,13 +742,25 @@ class CommandTable:
         """Build from a ``COMMAND`` reply (hiredis-parsed: bytes or str, RESP2 or RESP3).
 
         Entries without tips (Redis 6) get policies and subcommands from the
-        builtin table for the commands it knows.
+        builtin table for the commands it knows. A reply of another shape (a
+        broken or hostile node) raises :class:`~clustermgr.errors.ProtocolError`.
         """
+        if not isinstance(reply, (list, tuple)):
+            raise ProtocolError(f"malformed COMMAND reply: a {type(reply).__name__}, not a list")
+        try:
+            return cls._from_entries(reply)
+        except (TypeError, ValueError, IndexError, AttributeError, KeyError) as exc:
+            raise ProtocolError(f"malformed COMMAND reply: {exc}") from None
+
+    @classmethod
+    def _from_entries(cls, reply: Iterable[Any]) -> CommandTable:
         builtin = _builtin_table()
         infos = []
         for entry in reply:
             if not entry:
                 continue  # COMMAND INFO answers nil for unknown names
+            if not isinstance(entry, (list, tuple)):
+                raise TypeError(f"an entry is a {type(entry).__name__}, not a list")
             info = CommandInfo.from_reply(entry)
             known = builtin.commands.get(info.name) if len(entry) < 8 else None
             if known is not None:

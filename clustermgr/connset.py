@@ -23,7 +23,7 @@ from typing import Any
 from ._timeout import timeout as _timeout
 from .abc import AbcConnection
 from .connection import RedisConnection
-from .errors import PoolClosedError, TimeoutError
+from .errors import ArgumentError, PoolClosedError, TimeoutError
 from .handback import Action, KnownState, judge, restore
 from .stats import Counters
 
@@ -74,6 +74,7 @@ class ConnectionSet:
         self._used: set[RedisConnection] = set()
         self._resetting: set[RedisConnection] = set()  # released, reset not yet confirmed
         self._connecting = 0
+        self._filling = asyncio.Lock()
         self._waiters: deque[asyncio.Future[RedisConnection]] = deque()
         self._closing = False
 
@@ -98,7 +99,7 @@ class ConnectionSet:
         closes it: that error (:class:`~clustermgr.errors.MaxClientsError`)
         is raised here instead of a dead connection joining the pool.
         """
-        conn = await self._open_counted()
+        conn = await self._open()
         try:
             await conn.execute(b"PING", encoding=None)
         except BaseException:
@@ -133,16 +134,21 @@ class ConnectionSet:
 
         Raises the first failure (ConnectError, AuthError, MaxClientsError, ...).
         """
-        missing = minsize - self.size
-        if missing <= 0:
-            return
-        results = await asyncio.gather(
-            *(self._open_checked() for _ in range(missing)), return_exceptions=True
-        )
+        async with self._filling:  # a second fill waits for the first, then tops up
+            missing = minsize - self.size
+            if missing <= 0:
+                return
+            self._connecting += missing  # counted in ``size`` until free
+            try:
+                results = await asyncio.gather(
+                    *(self._open_checked() for _ in range(missing)), return_exceptions=True
+                )
+                for result in results:
+                    if isinstance(result, RedisConnection):
+                        self._put_free(result)
+            finally:
+                self._connecting -= missing
         errors = [r for r in results if isinstance(r, BaseException)]
-        for result in results:
-            if isinstance(result, RedisConnection):
-                self._put_free(result)
         if errors:
             raise errors[0]
 
@@ -217,7 +223,7 @@ class ConnectionSet:
     def release(self, conn: AbcConnection) -> None:
         """Give back an acquired connection: shared again, reset first, or closed."""
         if not isinstance(conn, RedisConnection) or conn not in self._used:
-            raise ValueError(f"{conn!r} was not acquired from this pool")
+            raise ArgumentError(f"{conn!r} was not acquired from this pool")
         self._used.discard(conn)
         verdict = judge(conn.state, self._known())
         if verdict.action is Action.CLEAN and not self._closing:

@@ -16,6 +16,8 @@ import ipaddress
 from typing import Any, ClassVar
 
 __all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
     "AskError",
     "AuthError",
     "BusyGroupError",
@@ -24,6 +26,8 @@ __all__ = [
     "ClusterDownError",
     "ClusterRetryError",
     "ConnectError",
+    "ConnectRefusedError",
+    "ConnectResetError",
     "ConnectionClosedError",
     "ConnectionForcedCloseError",
     "CrossSlotError",
@@ -43,9 +47,11 @@ __all__ = [
     "RedirectError",
     "RedisError",
     "ReplyError",
+    "ReplyTimeoutError",
     "RouteError",
     "SlaveNotFoundError",
     "SlaveReplyError",
+    "SocketNotFoundError",
     "TimeoutError",
     "TryAgainError",
     "WatchVariableError",
@@ -358,7 +364,39 @@ class ConnectionForcedCloseError(ConnectionClosedError):
 
 
 class ConnectError(RedisError, ConnectionError):
-    """A connection could not be opened (refused, unreachable, TLS failure)."""
+    """A connection could not be opened (refused, unreachable, TLS failure).
+
+    :meth:`from_os_error` raises the kind matching the OS error, so
+    ``except ConnectionRefusedError:`` (what aioredis 1.x let through)
+    still catches a refused connection.
+    """
+
+    @classmethod
+    def from_os_error(cls, msg: str, exc: OSError) -> ConnectError:
+        """A ConnectError for ``exc``: also its builtin kind when listed, with its errno."""
+        kind = next((_CONNECT_KINDS[c] for c in type(exc).__mro__ if c in _CONNECT_KINDS), cls)
+        error = kind(msg)
+        error.errno = exc.errno  # strerror stays unset: str() keeps the message
+        return error
+
+
+class ConnectRefusedError(ConnectError, ConnectionRefusedError):
+    """Nothing listens at the address; also a ``ConnectionRefusedError``."""
+
+
+class ConnectResetError(ConnectError, ConnectionResetError):
+    """The server reset the connection while it was opened; also a ``ConnectionResetError``."""
+
+
+class SocketNotFoundError(ConnectError, FileNotFoundError):
+    """The unix socket path does not exist; also a ``FileNotFoundError``."""
+
+
+_CONNECT_KINDS: dict[type[OSError], type[ConnectError]] = {
+    ConnectionRefusedError: ConnectRefusedError,
+    ConnectionResetError: ConnectResetError,
+    FileNotFoundError: SocketNotFoundError,
+}
 
 
 class PoolClosedError(RedisError):
@@ -416,6 +454,35 @@ class TimeoutError(RedisError, asyncio.TimeoutError):
         self.may_have_executed = may_have_executed
 
 
+class ReplyTimeoutError(TimeoutError):
+    """A connection owing replies stayed silent past its reply bound (``read_timeout``).
+
+    ``silent_for``: seconds the connection had been silent; every command it
+    was awaiting had been pending at most that long. ``may_have_executed``
+    is True.
+    """
+
+    def __init__(self, msg: str, *, silent_for: float) -> None:
+        super().__init__(msg, may_have_executed=True)
+        self.silent_for = silent_for
+
+
+class ArgumentError(ValueError):
+    """A bad argument value: a pool size out of range, a connection not from this pool.
+
+    After :func:`alias_aioredis_errors` it is also an ``AssertionError``:
+    aioredis 1.x checked these arguments with ``assert``, so its users catch
+    that (clustermgr checks them without ``assert``, which ``python -O`` strips).
+    """
+
+
+class ArgumentTypeError(TypeError):
+    """An argument of the wrong kind (``pool_cls``/``connection_cls`` not a clustermgr class).
+
+    Also an ``AssertionError`` after :func:`alias_aioredis_errors`, as :class:`ArgumentError`.
+    """
+
+
 def alias_aioredis_errors(aioredis_errors: Any) -> None:
     """Make each clustermgr error a real subclass of aioredis' class of the same name.
 
@@ -423,8 +490,12 @@ def alias_aioredis_errors(aioredis_errors: Any) -> None:
     exception matching ignores ``__subclasscheck__``, so ABC registration
     would satisfy ``isinstance`` but not ``except``). The aioredis class is
     appended to the bases of its namesake; ``RedisError``'s placeholder base
-    is replaced by aioredis' ``RedisError``. Idempotent.
+    is replaced by aioredis' ``RedisError``. :class:`ArgumentError` and
+    :class:`ArgumentTypeError` gain ``AssertionError``. Idempotent.
     """
+    for argument_error in (ArgumentError, ArgumentTypeError):
+        if not issubclass(argument_error, AssertionError):
+            argument_error.__bases__ = (*argument_error.__bases__, AssertionError)
     ours = [c for c in globals().values() if isinstance(c, type) and issubclass(c, RedisError)]
     for cls in sorted(ours, key=lambda c: len(c.__mro__)):  # parents first
         theirs = getattr(aioredis_errors, cls.__name__, None)

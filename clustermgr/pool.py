@@ -21,9 +21,11 @@ from typing import Any
 from ._timeout import timeout as _timeout
 from .abc import AbcConnection, AbcPool
 from .address import ServerAddress, check_db, parse_address
+from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, resolve
 from .connectgate import CONNECT_BACKOFF, ConnectGate
 from .connection import RedisConnection, create_connection
 from .connset import ConnectionSet
+from .credentials import CredentialProvider, get_credentials
 from .errors import (
     ConnectError,
     PoolClosedError,
@@ -33,8 +35,10 @@ from .errors import (
 )
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
 from .handback import KnownState
+from .options import check_class, check_options
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
 from .pubsub import PUBSUB_COMMANDS
+from .replybound import DEFAULT_MAX_REPLY_SIZE
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
 from .subscriptions import PubSubLink, SubscriptionSet, SubscriptionViews
 from .tasks import consume
@@ -57,13 +61,6 @@ _SPECIAL = {
 }
 
 
-def _check_timeout(name: str, value: float | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
-
-
 class ConnectionsPool(SubscriptionViews, AbcPool):
     """Connections to one server (see :func:`create_pool`)."""
 
@@ -79,25 +76,33 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         minsize: int = 1,
         maxsize: int = 10,
         parser: Any = None,
-        create_connection_timeout: float | None = None,
+        create_connection_timeout: float | Default | None = DEFAULT,
         acquire_timeout: float | None = None,
         connection_cls: type[RedisConnection] | None = None,
         name: str | None = None,
         on_connect: OnConnect | None = None,
         reconnect_delay: tuple[float, float] = (0.05, 2.0),
-        read_timeout: float | None = None,
+        read_timeout: float | Default | None = DEFAULT,
+        credential_provider: CredentialProvider | None = None,
+        max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
-        if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 0:
-            raise ValueError(f"minsize must be an int >= 0, got {minsize!r}")
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
-            raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
-        if minsize > maxsize:
-            raise ValueError(f"minsize ({minsize}) must not exceed maxsize ({maxsize})")
-        _check_timeout("create_connection_timeout", create_connection_timeout)
-        _check_timeout("acquire_timeout", acquire_timeout)
+        check_options(
+            db=db, username=username, password=password, ssl=ssl, encoding=encoding,
+            minsize=minsize, maxsize=maxsize, create_connection_timeout=create_connection_timeout,
+            acquire_timeout=acquire_timeout, name=name, on_connect=on_connect,
+            reconnect_delay=reconnect_delay, read_timeout=read_timeout,
+            max_reply_size=max_reply_size,
+            credential_provider=credential_provider,
+            parser=parser,
+        )
+        check_class("connection_cls", connection_cls, RedisConnection)
+        connect_bound = resolve(
+            "create_connection_timeout", create_connection_timeout, CONNECT_TIMEOUT
+        )
+        self._read_timeout = resolve("read_timeout", read_timeout, READ_TIMEOUT)
         self._address: ServerAddress = parse_address(address).with_defaults(
             db=db, username=username, password=password, encoding=encoding,
-            timeout=create_connection_timeout, name=name,
+            timeout=connect_bound, name=name,
         )
         self._ssl = resolve_tls([self._address], ssl)
         self._parser = parser
@@ -105,7 +110,8 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._minsize = minsize
         self._maxsize = maxsize
         self._on_connect = on_connect
-        self._read_timeout = read_timeout
+        self._provider = credential_provider
+        self._max_reply_size = max_reply_size
         self._db = self._address.db or 0
         self._known = KnownState(db=self._db, credentials=self._credentials())
         self._closing = False
@@ -145,9 +151,13 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         bound = self._address.timeout  # connect, handshake and on_connect together
         deadline = None if bound is None else loop.time() + bound
         conn = await create_connection(
-            self._address, ssl=self._ssl, parser=self._parser,
+            self._address, ssl=self._ssl, parser=self._parser, timeout=bound,
             connection_cls=self._connection_cls, read_timeout=self._read_timeout,
+            credential_provider=self._provider,
+            max_reply_size=self._max_reply_size,
         )
+        if self._provider is not None:
+            self._adopt_credentials(conn.state.credentials)
         try:
             if self._on_connect is not None:
                 try:
@@ -169,6 +179,14 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         conn.stats = self._counters
         self._counters.connects += 1
         return conn
+
+    def _adopt_credentials(self, credentials: tuple[str | None, str] | None) -> None:
+        """The provider's newest answer becomes the pool's: released connections follow."""
+        if credentials is not None and credentials != self._known.credentials:
+            self._address = replace(
+                self._address, username=credentials[0], password=credentials[1]
+            )
+            self._known = replace(self._known, credentials=credentials)
 
     async def _create_gated(self) -> RedisConnection:
         """:meth:`_create` for commands: within the connect backoff window after a
@@ -409,6 +427,22 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._known = replace(self._known, credentials=self._credentials())
         return True
 
+    async def reauthenticate(self) -> bool:
+        """Ask the credential provider again and ``AUTH`` every connection with its answer.
+
+        For rotated passwords or tokens: call it once the new credentials
+        are valid and before the old ones are revoked. What :meth:`auth`
+        does, with the provider's answer (without a provider: the pool's own
+        credentials again, if it has any).
+        """
+        if self._provider is not None:
+            username, password = await get_credentials(self._provider)
+        elif self._address.password:
+            username, password = self._address.username, self._address.password
+        else:
+            return True
+        return await self.auth(password, username)
+
     async def _run_to_completion(self, coro: Awaitable[bool]) -> bool:
         """Await ``coro`` in a task of the pool: cancelling the caller does not stop it.
 
@@ -523,32 +557,46 @@ async def create_pool(
     minsize: int = 1,
     maxsize: int = 10,
     parser: Any = None,
-    create_connection_timeout: float | None = None,
+    create_connection_timeout: float | Default | None = DEFAULT,
     acquire_timeout: float | None = None,
     pool_cls: type[ConnectionsPool] | None = None,
     connection_cls: type[RedisConnection] | None = None,
     name: str | None = None,
     on_connect: OnConnect | None = None,
-    read_timeout: float | None = None,
+    read_timeout: float | Default | None = DEFAULT,
+    lazy: bool = False,
+    credential_provider: CredentialProvider | None = None,
+    max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
 ) -> ConnectionsPool:
     """Create a :class:`ConnectionsPool` and open ``minsize`` connections.
 
     ``address`` takes every form :func:`create_connection` accepts. Raises
     what connecting raises (ConnectError, AuthError, TimeoutError) if the
-    first connections cannot be opened. ``read_timeout`` is passed to every
-    connection (see :func:`~clustermgr.connection.create_connection`);
-    ``acquire_timeout`` bounds waiting for a free connection.
+    first connections cannot be opened. ``create_connection_timeout`` (default
+    5 s) bounds connect, handshake and ``on_connect`` together;
+    ``read_timeout`` (default 10 s) is passed to every connection (see
+    :func:`~clustermgr.connection.create_connection`); ``None`` turns either
+    off. ``acquire_timeout`` bounds waiting for a free connection (see
+    :mod:`clustermgr.bounds`). With ``lazy`` nothing is opened here: the
+    first command connects (and fails, typed, if the server is not up yet).
+    ``credential_provider`` is asked for the username and password at every
+    connect (:mod:`clustermgr.credentials`; see
+    :meth:`ConnectionsPool.reauthenticate`).
+    ``max_reply_size`` (default 512 MiB) bounds one reply on every connection.
     """
+    check_class("pool_cls", pool_cls, ConnectionsPool)
+    check_options(lazy=lazy)
     cls = pool_cls or ConnectionsPool
-    if not (isinstance(cls, type) and issubclass(cls, ConnectionsPool)):
-        raise TypeError(f"pool_cls must be a ConnectionsPool subclass, got {cls!r}")
     pool = cls(
         address, db=db, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, parser=parser,
         create_connection_timeout=create_connection_timeout, acquire_timeout=acquire_timeout,
         connection_cls=connection_cls, name=name, on_connect=on_connect,
-        read_timeout=read_timeout,
+        read_timeout=read_timeout, credential_provider=credential_provider,
+        max_reply_size=max_reply_size,
     )
+    if lazy:
+        return pool
     try:
         await pool.fill()
     except BaseException:

@@ -15,10 +15,12 @@ from .errors import ProtocolError, RedirectError, ReplyError
 
 __all__ = [
     "BLOCKING_COMMANDS",
+    "PUSH_FRAME",
     "Reader",
     "case_variants",
     "decode",
     "encode_command",
+    "excerpt",
     "is_blocking",
     "lookup_command",
     "new_reader",
@@ -26,6 +28,8 @@ __all__ = [
 ]
 
 Reader = hiredis.Reader
+#: The type hiredis gives a RESP3 push frame (``>``): a list subclass.
+PUSH_FRAME: type = hiredis.PushNotification
 
 _pack = hiredis.pack_command
 
@@ -95,6 +99,41 @@ def decode(obj: Any, encoding: str) -> Any:
     if kind is list:
         return [decode(item, encoding) for item in obj]
     return obj
+
+
+def excerpt(obj: Any, limit: int = 1024) -> str:
+    """A repr of ``obj`` cut to at most ``limit`` characters, cheap for huge or deep values.
+
+    Never builds the whole repr: bytes and str are cut before repr, lists
+    show their first items to a few levels.
+    """
+    text = _excerpt(obj, limit, 4)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _excerpt(obj: Any, limit: int, depth: int) -> str:
+    if isinstance(obj, (bytes, bytearray, str)):
+        if len(obj) <= limit:
+            return repr(obj)
+        return f"{obj[:limit]!r}... ({len(obj)} {'chars' if isinstance(obj, str) else 'bytes'})"
+    if isinstance(obj, (list, tuple, dict)):
+        if depth == 0:
+            return f"[... {len(obj)} items]"
+        items = obj.items() if isinstance(obj, dict) else obj
+        parts: list[str] = []
+        used = 2
+        for item in items:
+            part = _excerpt(item, limit - used, depth - 1)
+            parts.append(part)
+            used += len(part) + 2
+            if used >= limit:
+                parts.append(f"... {len(obj)} items")
+                break
+        return "[" + ", ".join(parts) + "]"
+    if isinstance(obj, BaseException):  # an error reply: its message may be huge
+        return f"{type(obj).__name__}({_excerpt(str(obj), limit, 0)})"
+    text = repr(obj)
+    return text if len(text) <= limit else text[:limit]
 
 
 def case_variants(*names: str) -> dict[Any, bytes]:

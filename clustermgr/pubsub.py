@@ -166,6 +166,10 @@ def _reusable(channel: AbcChannel) -> bool:
 Decoder = Callable[[Any], Any]
 
 
+#: What a reader waiting when its queue closes gets from :meth:`_MessageQueue.get`.
+_END: Any = object()
+
+
 class _MessageQueue:
     """An unbounded FIFO that can be closed; every waiting getter wakes on put or close.
 
@@ -222,8 +226,19 @@ class _MessageQueue:
         return True
 
     async def get(self, what: str) -> Any:
-        if not await self.wait():
+        """The next item; :data:`_END` if the queue closes while waiting (aioredis 1.x).
+
+        Raises ChannelClosedError (``__cause__``: the close's exception) when
+        called on a queue already closed and drained.
+        """
+        if self._closed and not self._items:
             raise ChannelClosedError(f"{what} is closed") from self._error
+        if not await self.wait():
+            return _END
+        return self._items.popleft()
+
+    def pop(self) -> Any:
+        """The next item, which must be there (after :meth:`wait` returned True)."""
         return self._items.popleft()
 
 
@@ -233,6 +248,17 @@ def _convert(data: Any, encoding: str | None, decoder: Decoder | None) -> Any:
     if decoder is not None:
         data = decoder(data)
     return data
+
+
+def _sent(
+    item: tuple[AbcChannel, Any], encoding: str | None, decoder: Decoder | None
+) -> tuple[AbcChannel, Any]:
+    """A Receiver's queued ``(sender, data)`` as its reader gets it."""
+    sender, data = item
+    if sender.is_pattern:
+        channel, data = data
+        return sender, (channel, _convert(data, encoding, decoder))
+    return sender, _convert(data, encoding, decoder)
 
 
 class Channel(AbcChannel):
@@ -278,7 +304,7 @@ class Channel(AbcChannel):
         self._queue.put(data)
 
     def close(self, exc: BaseException | None = None) -> None:
-        """Mark closed; readers get the remaining messages, then ChannelClosedError.
+        """Mark closed; readers get the remaining messages, then the end (see :meth:`get`).
 
         A channel closed by its user stays closed: it takes no more messages,
         and a later SUBSCRIBE of its name gets a fresh channel (the old one
@@ -287,12 +313,20 @@ class Channel(AbcChannel):
         self._queue.close(exc)
 
     async def get(self, *, encoding: str | None = None, decoder: Decoder | None = None) -> Any:
-        """Wait for the next message; raises ChannelClosedError once closed and drained.
+        """Wait for the next message; None if the channel ends while waiting.
 
+        As aioredis 1.x: every reader waiting when the channel ends gets
+        None, and a ``get()`` on a channel already ended and drained raises
+        ChannelClosedError (its ``__cause__`` is the exception the channel
+        was closed with, e.g. the one that ended the connection). A decoder
+        may return None too: ``is_active`` (still True then) tells them apart.
         For patterns the message is ``(channel, data)``; ``encoding`` and
         ``decoder`` apply to ``data``.
         """
         item = await self._queue.get(repr(self))
+        return None if item is _END else self._message(item, encoding, decoder)
+
+    def _message(self, item: Any, encoding: str | None, decoder: Decoder | None) -> Any:
         if self._is_pattern:
             channel, data = item
             return channel, _convert(data, encoding, decoder)
@@ -311,7 +345,7 @@ class Channel(AbcChannel):
     ) -> AsyncIterator[Any]:
         """Iterate over messages until the channel ends."""
         while await self._queue.wait():
-            yield await self.get(encoding=encoding, decoder=decoder)
+            yield self._message(self._queue.pop(), encoding, decoder)
 
     def __repr__(self) -> str:
         kind = "pattern" if self._is_pattern else "channel"
@@ -399,13 +433,14 @@ class Receiver:
 
     async def get(
         self, *, encoding: str | None = None, decoder: Decoder | None = None
-    ) -> tuple[AbcChannel, Any]:
-        """Wait for the next ``(sender, message)``; ChannelClosedError once stopped."""
-        sender, data = await self._queue.get(repr(self))
-        if sender.is_pattern:
-            channel, data = data
-            return sender, (channel, _convert(data, encoding, decoder))
-        return sender, _convert(data, encoding, decoder)
+    ) -> tuple[AbcChannel, Any] | None:
+        """Wait for the next ``(sender, message)``; None if stopped while waiting.
+
+        As :meth:`Channel.get`: after :meth:`stop` and the last message,
+        ``get()`` raises ChannelClosedError.
+        """
+        item = await self._queue.get(repr(self))
+        return None if item is _END else _sent(item, encoding, decoder)
 
     async def wait_message(self) -> bool:
         """Wait for a message; False once stopped and drained."""
@@ -416,7 +451,7 @@ class Receiver:
     ) -> AsyncIterator[tuple[AbcChannel, Any]]:
         """Iterate over ``(sender, message)`` until stopped."""
         while await self._queue.wait():
-            yield await self.get(encoding=encoding, decoder=decoder)
+            yield _sent(self._queue.pop(), encoding, decoder)
 
     def stop(self) -> None:
         """Stop receiving: no more messages are accepted."""

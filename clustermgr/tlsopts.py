@@ -37,7 +37,8 @@ def resolve_tls(addresses: Iterable[ServerAddress], ssl: Any, *, option: str = "
     if ssl is False and wants_tls:
         raise TlsConflictError(
             f"{option}=False conflicts with the rediss:// address {_text(wants_tls[0])}: "
-            f"rediss:// asks for TLS; use a redis:// URL for plaintext or drop {option}=False"
+            f"rediss:// asks for TLS; use a redis:// URL for plaintext or drop {option}=False",
+            option=option,
         )
     if ssl is None and wants_tls:
         return True

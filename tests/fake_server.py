@@ -8,7 +8,9 @@ connection only:
 * ``garbage-close`` -- send ``payload``, then close;
 * ``truncate``  -- send ``payload`` (meant to be a cut reply), then close;
 * ``huge``      -- declare a 64 MB bulk string, send a few bytes of it, then nothing;
-* ``silent``    -- never answer again (reads and discards everything).
+* ``silent``    -- never answer again (reads and discards everything);
+* ``stream``    -- send ``payload`` (a header), then ``x`` bytes in 64 KiB writes until
+  the client goes away (at most :data:`STREAM_CAP` bytes or 20 s).
 
 ``handshake_silent=True`` makes every connection silent from the start.
 ``replies`` scripts raw RESP answers: ``replies[(b"GET",)] = b"-MOVED 1 :7000\r\n"``
@@ -25,6 +27,7 @@ from typing import Any
 import hiredis
 
 HUGE_BULK = 64 * 1024 * 1024
+STREAM_CAP = 4 * 1024 * 1024 * 1024
 
 
 class FakeServer:
@@ -38,6 +41,8 @@ class FakeServer:
         self.replies: dict[tuple[bytes, ...], bytes | list[bytes]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        #: Bytes sent by ``EVIL stream`` (all connections).
+        self.streamed = 0
 
     @property
     def address(self) -> tuple[str, int]:
@@ -88,6 +93,17 @@ class FakeServer:
             return found.pop(0) if len(found) > 1 else found[0]
         return found
 
+    async def _stream(self, writer: asyncio.StreamWriter, header: bytes) -> None:
+        writer.write(header)
+        block = b"x" * 65536
+        deadline = asyncio.get_running_loop().time() + 20
+        while self.streamed < STREAM_CAP and asyncio.get_running_loop().time() < deadline:
+            if writer.transport.is_closing():
+                return
+            writer.write(block)
+            self.streamed += len(block)
+            await writer.drain()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = hiredis.Reader()
         silent = self.handshake_silent
@@ -125,6 +141,9 @@ class FakeServer:
                         silent = True
                     elif mode == "silent":
                         silent = True
+                    elif mode == "stream":
+                        await self._stream(writer, payload)
+                        return
                     else:
                         raise AssertionError(mode)
                     if silent:

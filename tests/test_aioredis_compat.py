@@ -104,3 +104,26 @@ async def test_with_pool_without_await_raises(redis_standalone: Any) -> None:
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def test_connection_address_is_the_peer_as_in_aioredis(redis_standalone: Any) -> None:
+    _, port = redis_standalone.address
+    conn = await create_connection(("localhost", port))
+    try:
+        assert conn.address in (("127.0.0.1", port), ("::1", port))  # the peer, not "localhost"
+        assert conn.server_address.host == "localhost"  # the configured address stays
+    finally:
+        conn.close()
+        await conn.wait_closed()
+    assert conn.address[1] == port  # still known once closed
+
+
+async def test_aioredis_isinstance_checks_see_clustermgr_pools(redis_standalone: Any) -> None:
+    pool = await create_pool(redis_standalone.address)
+    try:
+        assert isinstance(pool, aioredis.ConnectionsPool)
+        async with pool.get() as conn:
+            assert isinstance(conn, aioredis.RedisConnection)
+    finally:
+        pool.close()
+        await pool.wait_closed()

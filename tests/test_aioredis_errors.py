@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import abc
+import errno
+import socket
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
-from clustermgr import create_connection, errors, register_with_aioredis
+from clustermgr import create_connection, create_pool, errors, register_with_aioredis
 
 aioredis = pytest.importorskip("aioredis")
 aioredis_errors = pytest.importorskip("aioredis.errors")
@@ -114,3 +118,91 @@ def test_redirect_kinds_hold_after_aliasing() -> None:
     assert isinstance(bad, aioredis_errors.ProtocolError)
     assert errors.ReplyError("ERR max number of clients + cluster connections reached").__class__ \
         is errors.MaxClientsError
+
+
+# aioredis 1.x checked these arguments with ``assert``: its users catch AssertionError.
+_BAD_POOL_ARGUMENTS = [
+    {"minsize": None}, {"minsize": -100}, {"minsize": 0.0}, {"minsize": 100},
+    {"maxsize": None, "minsize": 2}, {"maxsize": -100}, {"maxsize": 0.0},
+    {"maxsize": 1, "minsize": 2}, {"pool_cls": type},
+]
+
+
+@pytest.mark.parametrize("kwargs", _BAD_POOL_ARGUMENTS)
+async def test_bad_pool_argument_is_also_an_assertion_error(
+    kwargs: dict[str, Any], redis_standalone: Any
+) -> None:
+    with pytest.raises(AssertionError) as caught:
+        await create_pool(redis_standalone.address, **kwargs)
+    assert isinstance(caught.value, (ValueError, TypeError))  # clustermgr's own kind stays
+
+
+async def test_bad_connection_cls_is_also_an_assertion_error(redis_standalone: Any) -> None:
+    with pytest.raises(AssertionError) as caught:
+        await create_connection(redis_standalone.address, connection_cls=type)
+    assert isinstance(caught.value, TypeError)
+
+
+async def test_releasing_a_foreign_connection_is_also_an_assertion_error(
+    redis_standalone: Any,
+) -> None:
+    pool = await create_pool(redis_standalone.address)
+    other = await create_connection(redis_standalone.address)
+    try:
+        with pytest.raises(AssertionError) as caught:
+            pool.release(other)
+        assert isinstance(caught.value, ValueError)
+    finally:
+        other.close()
+        pool.close()
+        await other.wait_closed()
+        await pool.wait_closed()
+
+
+def test_argument_errors_are_assertion_errors_only_after_registering() -> None:
+    script = (
+        "import clustermgr.errors as e\n"
+        "assert not issubclass(e.ArgumentError, AssertionError)\n"
+        "assert not issubclass(e.ArgumentTypeError, AssertionError)\n"
+        "import clustermgr\n"
+        "clustermgr.register_with_aioredis(); clustermgr.register_with_aioredis()\n"
+        "assert issubclass(e.ArgumentError, AssertionError)\n"
+        "assert issubclass(e.ArgumentError, ValueError)\n"
+        "assert issubclass(e.ArgumentTypeError, AssertionError)\n"
+        "assert e.ArgumentError.__mro__.count(AssertionError) == 1\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_clustermgr_classes_are_aioredis_virtual_subclasses() -> None:
+    from clustermgr import ConnectionsPool, RedisConnection
+    from clustermgr.cluster import ClusterPool
+
+    assert issubclass(ConnectionsPool, aioredis.ConnectionsPool)
+    assert issubclass(ClusterPool, aioredis.ConnectionsPool)
+    assert issubclass(RedisConnection, aioredis.RedisConnection)
+    assert not hasattr(ConnectionsPool, "_fill_free")  # nothing of aioredis' is inherited
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def test_refused_connection_is_also_connection_refused_error() -> None:
+    """aioredis 1.x let the OS error through: ``except ConnectionRefusedError`` must still catch."""
+    with pytest.raises(ConnectionRefusedError) as caught:
+        await create_connection(("127.0.0.1", _closed_port()))
+    assert isinstance(caught.value, errors.ConnectError)
+    assert caught.value.errno == errno.ECONNREFUSED
+    assert "cannot connect to 127.0.0.1:" in str(caught.value)
+    with pytest.raises(ConnectionRefusedError):
+        await create_pool(("127.0.0.1", _closed_port()))
+
+
+async def test_missing_unix_socket_is_also_file_not_found_error(tmp_path: Any) -> None:
+    with pytest.raises(FileNotFoundError) as caught:
+        await create_connection(str(tmp_path / "no.sock"))
+    assert isinstance(caught.value, errors.ConnectError)

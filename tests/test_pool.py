@@ -222,3 +222,13 @@ async def test_pool_auth_reauthenticates_every_connection(local_standalone_facto
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def test_fills_running_together_open_minsize_once(redis_standalone: Any) -> None:
+    pool = ConnectionsPool(redis_standalone.address, minsize=2, maxsize=5)
+    try:
+        await asyncio.gather(pool.fill(), pool.fill(), pool.fill())
+        assert pool.size == 2 and pool.freesize == 2
+    finally:
+        pool.close()
+        await pool.wait_closed()

@@ -40,9 +40,47 @@ async def test_waiting_reader_wakes_on_put_and_close() -> None:
     reader = asyncio.ensure_future(channel.get())
     await asyncio.sleep(0)
     channel.close(RuntimeError("gone"))
-    with pytest.raises(errors.ChannelClosedError) as info:
-        await reader
+    assert await reader is None  # aioredis 1.x: a waiting reader gets None at the end
+    assert not channel.is_active
+    with pytest.raises(errors.ChannelClosedError) as info:  # a get() after the end raises
+        await channel.get()
     assert isinstance(info.value.__cause__, RuntimeError)
+
+
+async def test_a_decoded_none_is_told_apart_by_is_active() -> None:
+    channel = Channel("c")
+    reader = asyncio.ensure_future(channel.get(decoder=lambda _: None))
+    await asyncio.sleep(0)
+    channel.put_nowait(b"null")
+    assert await reader is None and channel.is_active  # a message, not the end
+
+
+async def test_waiting_iterators_and_wait_message_end_on_close() -> None:
+    channel = Channel("c")
+    channel.put_nowait(b"m")
+    iterators = [asyncio.ensure_future(_collect(channel)) for _ in range(2)]
+    waiter = asyncio.ensure_future(channel.wait_message())
+    await asyncio.sleep(0)
+    channel.close()
+    got = await asyncio.wait_for(asyncio.gather(*iterators), 1)
+    assert sorted(got) == [[], [b"m"]]
+    assert await asyncio.wait_for(waiter, 1) is False  # the message was read: ended
+    assert await channel.wait_message() is False
+
+
+async def _collect(channel: Channel) -> list[Any]:
+    return [message async for message in channel.iter()]
+
+
+async def test_receiver_waiting_reader_gets_none_when_stopped() -> None:
+    receiver = Receiver()
+    readers = [asyncio.ensure_future(receiver.get()) for _ in range(2)]
+    await asyncio.sleep(0)
+    receiver.stop()
+    assert await asyncio.wait_for(asyncio.gather(*readers), 1) == [None, None]
+    with pytest.raises(errors.ChannelClosedError):
+        await receiver.get()
+    assert await receiver.wait_message() is False
 
 
 async def test_connection_subscribe_publish_unsubscribe(redis_standalone: Any) -> None:

@@ -91,7 +91,7 @@ async def test_a_write_to_a_paused_master_is_bounded_and_cancellable(
     local_cluster_factory: Callable[..., LocalCluster],
 ) -> None:
     cluster = local_cluster_factory(masters=1, replicas_per_master=1)
-    pool = await create_cluster_pool(cluster.startup_nodes, read_timeout=0.3, retry_timeout=3)
+    pool = await create_cluster_pool(cluster.startup_nodes, read_timeout=1.0, retry_timeout=3)
     master = cluster.masters[0]
     loop = asyncio.get_running_loop()
     paused = False

@@ -32,6 +32,7 @@ from clustermgr.sentinel import create_sentinel_pool
 from clustermgr.testing import (
     LocalCluster,
     LocalSentinelGroup,
+    LocalServer,
     LocalStandalone,
     TlsFiles,
     client_context,
@@ -151,6 +152,13 @@ async def test_rediss_with_ca_and_client_certificate(
             transport = conn._transport  # type: ignore[attr-defined]
             assert transport.get_extra_info("ssl_object") is not None
             assert transport.get_extra_info("peercert")["subjectAltName"]
+        # The server's view: the pool's connections (user app) reached the TLS port
+        # only, not the server's plaintext port.
+        server = tls_server.topology.server
+        ours = [c for c in _clients(server) if c.get("user") == USER]
+        assert len(ours) >= 2
+        assert {int(c["laddr"].rpartition(":")[2]) for c in ours} == {tls_server.tls_port}
+        assert server.port != tls_server.tls_port
         leak_check(pool, pool.server_address, conn)
     finally:
         pool.close()
@@ -184,10 +192,39 @@ async def test_cluster_rediss_startup_node_never_falls_back_to_plaintext(
     # Regression: the scheme of cluster startup URLs was dropped, so rediss://
     # silently connected in plaintext. The nodes here speak plaintext only.
     host, port = redis_cluster.startup_nodes[0]
+    node = next(n for n in redis_cluster.nodes if n.port == port)
+    before = _commands_run(node)
     with pytest.raises(ConnectError):
         pool = await create_cluster_pool([f"rediss://{host}:{port}"], connect_timeout=2)
         pool.close()
         await pool.wait_closed()
+    # The server's view: the TLS handshake bytes it got were no command.
+    assert _commands_run(node) == before
+    # The check sees a plaintext pool: its slot map query is counted.
+    pool = await create_cluster_pool([f"redis://{host}:{port}"], connect_timeout=2)
+    pool.close()
+    await pool.wait_closed()
+    assert _commands_run(node) != before
+
+
+def _clients(node: LocalServer) -> list[dict[str, str]]:
+    """``CLIENT LIST`` of ``node`` as fields, without the connection asking."""
+    clients = []
+    for line in str(node.command("CLIENT", "LIST")).splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        if fields.get("cmd") != "client|list":
+            clients.append(fields)
+    return clients
+
+
+def _commands_run(node: LocalServer) -> dict[str, str]:
+    """``INFO commandstats`` call counts of ``node``, without the ones other servers
+    and the test itself send (INFO, replication's REPLCONF and PING)."""
+    stats = node.info("commandstats")
+    return {
+        name: value.split(",")[0] for name, value in stats.items()
+        if name not in ("cmdstat_info", "cmdstat_replconf", "cmdstat_ping")
+    }
 
 
 # -- ACL users -----------------------------------------------------------------------------

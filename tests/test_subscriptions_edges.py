@@ -27,14 +27,15 @@ async def _numsub(conn: Any, name: str) -> int:
 
 
 async def _ends(channel: Any, timeout: float) -> bool:
-    """True if a reader of ``channel`` ends (ChannelClosedError) within ``timeout``."""
+    """True if ``channel`` ends within ``timeout``: a waiting reader gets None, a later
+    one ChannelClosedError (aioredis 1.x)."""
     try:
-        await asyncio.wait_for(channel.get(), timeout)
+        message = await asyncio.wait_for(channel.get(), timeout)
     except errors.ChannelClosedError:
         return True
     except asyncio.TimeoutError:
         return False
-    return False  # got a message: not ended
+    return message is None and not channel.is_active  # else a message: not ended
 
 
 async def _wait_link(pool: Any, timeout: float = 10) -> None:

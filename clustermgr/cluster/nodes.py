@@ -25,6 +25,7 @@ from ..errors import ConnectError, RedisError, ReplyError
 from ..events import Event, EventBus
 from ..health import NodeHealth, describe_failure
 from ..pool import ConnectionsPool
+from ..remap import AddressRemap, AddressRemapError
 from ..slots import SLOT_COUNT
 from ..stats import NodeStats
 from .observe import map_events
@@ -32,7 +33,7 @@ from .probe import ClusterInfo, MapProbe
 from .refresh import RefreshOptions
 from .topology import Address, Shard, SlotMap, diff_maps, merge_views, read_slot_map
 
-__all__ = ["NodePools", "Routes"]
+__all__ = ["NodePools", "Routes", "pick_az_reader"]
 
 logger = logging.getLogger("clustermgr.cluster")
 
@@ -62,7 +63,9 @@ class NodePools:
     and is replaced alone after latency measurements); ``applied()`` runs
     after each new map; ``spawn(coro)`` runs a task in the owner's task set;
     ``forget(pool)`` drops what the owner keeps for a retired pool;
-    ``closed()`` says whether the owner is closing.
+    ``closed()`` says whether the owner is closing; ``remap`` turns the
+    addresses nodes announce into the ones to connect to (a failing remap
+    fails the reload with its :class:`~clustermgr.remap.AddressRemapError`).
     """
 
     def __init__(
@@ -81,6 +84,8 @@ class NodePools:
         spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
         forget: Callable[[ConnectionsPool], None],
         closed: Callable[[], bool],
+        remap: AddressRemap | None = None,
+        client_az: str | None = None,
     ) -> None:
         self._startup = list(startup)
         self._read_from = read_from
@@ -95,6 +100,9 @@ class NodePools:
         self._spawn = spawn
         self._forget = forget
         self._closed = closed
+        self._remap = remap
+        self._client_az = client_az
+        self._zones: dict[Address, str] = {}  # availability zone of each node, once read
         self._readers: Routes | None = None
         self._latency: dict[Address, float] = {}
         self._health = NodeHealth()
@@ -120,18 +128,20 @@ class NodePools:
             self._spawn(self._fill(pool))
         return pool
 
-    async def fill_all(self) -> None:
-        """Open every node pool's minimum of connections (failures are logged)."""
-        await asyncio.gather(
-            *(self._fill(p) for p in list(self.pools.values())), return_exceptions=True
-        )
+    async def fill_all(self) -> dict[ConnectionsPool, BaseException]:
+        """Open every node pool's minimum of connections; the failures (also logged)."""
+        pools = list(self.pools.values())
+        failures = await asyncio.gather(*(self._fill(p) for p in pools))
+        return {pool: exc for pool, exc in zip(pools, failures, strict=True) if exc is not None}
 
     @staticmethod
-    async def _fill(pool: ConnectionsPool) -> None:
+    async def _fill(pool: ConnectionsPool) -> BaseException | None:
         try:
             await pool.fill()
         except (RedisError, OSError) as exc:
             logger.debug("could not open connections to %s: %s", pool, exc)
+            return exc
+        return None
 
     async def _retire(self, pool: ConnectionsPool) -> None:
         self._forget(pool)
@@ -249,6 +259,8 @@ class NodePools:
         the next node only when it fails. Where ``CLUSTER INFO`` is refused (ACL),
         every poll reads the view."""
         errors: list[str] = []
+        # Closed pools still routed to (retired or closed under us) reopen below.
+        reopen = any(p.closed for p in self.pools.values())
         for address in self._poll_order():
             try:
                 view = await self._on_node(
@@ -262,7 +274,9 @@ class NodePools:
             self.report(address, True, "answered CLUSTER INFO")
             self._polled = address
             if view is None:  # nothing new: the map stands (its closed pools reopened)
-                if self.map is not None and any(p.closed for p in self.pools.values()):
+                if self.map is not None and (
+                    reopen or any(p.closed for p in self.pools.values())
+                ):
                     self._apply(self.map, reasons)
                 return
             self.reloads += 1
@@ -304,7 +318,9 @@ class NodePools:
             logger.info("CLUSTER INFO refused by %s (%s): each poll reads the slot map",
                         address_text(address), reply)
             sent.set_exception(reply)
-            return await read_slot_map(execute, address, tls=self._tls, info=sent)
+            return await read_slot_map(
+                execute, address, tls=self._tls, info=sent, remap=self._remap
+            )
         if isinstance(reply, BaseException):
             raise reply
         if isinstance(role, ReplyError):
@@ -315,7 +331,9 @@ class NodePools:
         if not probe.worth_reading(address, info, loop.time(), epoch) and not promoted:
             return None
         sent.set_result(reply)
-        view = await read_slot_map(execute, address, tls=self._tls, info=sent)
+        view = await read_slot_map(
+            execute, address, tls=self._tls, info=sent, remap=self._remap
+        )
         probe.note_read(address, info)
         return view
 
@@ -339,6 +357,8 @@ class NodePools:
                 *(self._query(a) for a in chunk), return_exceptions=True
             )
             for address, result in zip(chunk, results, strict=True):
+                if isinstance(result, AddressRemapError):
+                    raise result  # the user's callable, not the node, failed
                 if isinstance(result, SlotMap):
                     self.report(address, True, "answered CLUSTER INFO")
                     if result.covered:
@@ -383,7 +403,9 @@ class NodePools:
     async def _read_view(self, address: Address, execute: Any) -> SlotMap:
         """The node's view; the CLUSTER INFO read with it is what later polls compare."""
         info = asyncio.ensure_future(execute(b"CLUSTER", b"INFO", encoding=None))
-        view = await read_slot_map(execute, address, tls=self._tls, info=info)
+        view = await read_slot_map(
+            execute, address, tls=self._tls, info=info, remap=self._remap
+        )
         if info.done() and not info.cancelled() and info.exception() is None:
             self._info.note_read(address, ClusterInfo.parse(info.result()))
         return view
@@ -396,6 +418,7 @@ class NodePools:
         routes: Routes = [None] * SLOT_COUNT
         readers: Routes | None = [None] * SLOT_COUNT if replicas else None
         per_shard: dict[int, tuple[ConnectionsPool, ConnectionsPool]] = {}  # by id(shard)
+        previous = self._readers
         starts = new.starts
         for start, end in zip(starts, [*starts[1:], SLOT_COUNT], strict=True):
             shard = new.shards[start]
@@ -404,7 +427,10 @@ class NodePools:
             pair = per_shard.get(id(shard))
             if pair is None:
                 master = self.node_pool(shard.master.address)
-                reader = self.node_pool(self._pick_reader(shard)) if replicas else master
+                current = previous[start] if previous is not None else None
+                reader = (
+                    self.node_pool(self._pick_reader(shard, current)) if replicas else master
+                )
                 pair = per_shard[id(shard)] = (master, reader)
             routes[start:end] = [pair[0]] * (end - start)
             if readers is not None:
@@ -433,12 +459,21 @@ class NodePools:
         self._applied()
         if self._read_from == "nearest":
             self._spawn(self._measure_latency())
+        elif self._read_from == "az_affinity" and any(a not in self._zones for a in self.pools):
+            self._spawn(self.learn_zones())
 
-    def _pick_reader(self, shard: Shard) -> Address:
+    def _pick_reader(self, shard: Shard, current: ConnectionsPool | None = None) -> Address:
+        """The node to read ``shard``'s slots from; a healthy replica read from
+        (``current``) stays the reader, so a reload that changes nothing moves no reads."""
+        if self._read_from == "az_affinity":
+            return pick_az_reader(shard, self._client_az or "", self._zones)
         replicas = [r.address for r in shard.healthy_replicas]
         if self._read_from == "nearest":
             choices = [shard.master.address, *replicas]
             return min(choices, key=lambda a: self._latency.get(a, float("inf")))
+        kept = current.address if current is not None and not current.closed else None
+        if isinstance(kept, tuple) and kept in replicas:
+            return kept
         if replicas:
             return random.choice(replicas)
         return shard.master.address
@@ -461,6 +496,27 @@ class NodePools:
             )
 
         await asyncio.gather(*(ping(a, p) for a, p in list(self.pools.items())))
+        self._repick_readers()
+
+    async def learn_zones(self) -> None:
+        """Read each node's ``availability_zone`` (``INFO server``, Valkey 8.1+), then pick readers.
+
+        A node that does not say (older servers, INFO denied, no answer in
+        ``node_timeout``) has no zone: it is never "in the client's zone".
+        """
+
+        async def zone(address: Address, pool: ConnectionsPool) -> None:
+            try:
+                async with _timeout(self._options.node_timeout):
+                    info = await pool.execute(b"INFO", b"server", encoding=None)
+            except (RedisError, OSError, asyncio.TimeoutError):
+                return
+            self._zones[address] = _info_field(info, "availability_zone")
+
+        await asyncio.gather(*(zone(a, p) for a, p in list(self.pools.items())))
+        self._repick_readers()
+
+    def _repick_readers(self) -> None:
         current = self.map
         if current is None or self._closed() or self._readers is None:
             return
@@ -473,3 +529,24 @@ class NodePools:
                 readers[slot] = chosen[id(shard)]
         self._readers = readers
         self._set_readers(readers)
+
+
+def pick_az_reader(shard: Shard, client_az: str, zones: Mapping[Address, str]) -> Address:
+    """The reader for ``read_from="az_affinity"``: a healthy replica in ``client_az``,
+    else any healthy replica, else the master (``zones``: address -> zone)."""
+    replicas = [r.address for r in shard.healthy_replicas]
+    local = [a for a in replicas if zones.get(a) == client_az]
+    if local:
+        return random.choice(local)
+    if replicas:
+        return random.choice(replicas)
+    return shard.master.address
+
+
+def _info_field(info: Any, name: str) -> str:
+    text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+    prefix = name + ":"
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+    return ""

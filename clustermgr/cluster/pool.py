@@ -32,9 +32,11 @@ from typing import Any
 
 from .._timeout import timeout as _timeout
 from ..abc import AbcConnection
-from ..address import parse_address
+from ..address import check_cluster_startup, parse_address, shared_options
+from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve, within
 from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection
+from ..credentials import CredentialProvider
 from ..errors import (
     AskError,
     ClusterDownError,
@@ -48,13 +50,17 @@ from ..errors import (
     ReadOnlyError,
     RedirectError,
     RedisError,
+    ReplyTimeoutError,
     RouteError,
     TryAgainError,
 )
 from ..events import Redirect
 from ..health import describe_failure
+from ..options import InvalidOptionError, OptionTypeError, check_class, check_options
 from ..pool import ConnectionsPool
 from ..pubsub import is_pubsub_command
+from ..remap import AddressRemap, remap_address
+from ..replybound import DEFAULT_MAX_REPLY_SIZE
 from ..routing import Action, Budget, Classified, Router
 from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
@@ -65,13 +71,14 @@ from .multikey import merge_fanout, merge_split, split_by_slot
 from .nodes import NodePools, Routes
 from .pubsub import ClusterPubSub
 from .refresh import RefreshEngine, RefreshOptions
+from .scancursor import next_cursor, split_cursor
 from .topology import Address, SlotMap
 
 __all__ = ["READ_FROM", "ClusterPool", "create_cluster_pool"]
 
 logger = logging.getLogger("clustermgr.cluster")
 
-READ_FROM = ("master", "replica", "prefer_replica", "nearest")
+READ_FROM = ("master", "replica", "prefer_replica", "nearest", "az_affinity")
 """Accepted values of ``read_from``."""
 
 _FANOUT = ("all_shards", "all_nodes")
@@ -108,26 +115,56 @@ class ClusterPool(SubscriptionViews, Router):
         max_redirects: int = 16,
         retry_timeout: float = 15.0,
         refresh: RefreshOptions | None = None,
-        connect_timeout: float = 2.0,
+        connect_timeout: float | Default | None = DEFAULT,
         pool_cls: type[ConnectionsPool] = ConnectionsPool,
         connection_cls: type[RedisConnection] | None = None,
-        read_timeout: float | None = None,
+        read_timeout: float | Default | None = DEFAULT,
+        address_remap: AddressRemap | None = None,
+        credential_provider: CredentialProvider | None = None,
+        client_az: str | None = None,
+        max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
+        check_options(
+            username=username, password=password, ssl=ssl, encoding=encoding, minsize=minsize,
+            maxsize=maxsize, max_redirects=max_redirects, retry_timeout=retry_timeout,
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
+            max_reply_size=max_reply_size,
+            address_remap=address_remap, credential_provider=credential_provider,
+            client_az=client_az,
+        )
+        check_class("pool_cls", pool_cls, ConnectionsPool)
+        check_class("connection_cls", connection_cls, RedisConnection)
+        if refresh is not None and not isinstance(refresh, RefreshOptions):
+            raise OptionTypeError(
+                f"refresh must be a RefreshOptions or None, got {refresh!r}", option="refresh"
+            )
+        if read_from not in READ_FROM:
+            raise InvalidOptionError(
+                f"read_from must be one of {READ_FROM}, got {read_from!r}", option="read_from"
+            )
+        if (read_from == "az_affinity") != (client_az is not None) or client_az == "":
+            raise InvalidOptionError(
+                "read_from='az_affinity' needs client_az (the client's availability zone), "
+                f"and client_az applies only to it (got read_from={read_from!r}, "
+                f"client_az={client_az!r})", option="client_az",
+            )
         nodes = [parse_address(a) for a in startup_nodes]
         if not nodes:
-            raise ValueError("startup_nodes must name at least one node")
-        if read_from not in READ_FROM:
-            raise ValueError(f"read_from must be one of {READ_FROM}, got {read_from!r}")
-        if max_redirects < 0:
-            raise ValueError(f"max_redirects must be >= 0, got {max_redirects!r}")
-        if retry_timeout <= 0:
-            raise ValueError(f"retry_timeout must be > 0, got {retry_timeout!r}")
-        self._startup: list[Address] = []
-        for node in nodes:
-            target = node.target
-            if isinstance(target, str):
-                raise ValueError(f"cluster nodes are TCP addresses, not {target!r}")
-            self._startup.append(target)
+            raise InvalidOptionError(
+                "startup_nodes must name at least one node", option="startup_nodes"
+            )
+        check_cluster_startup(nodes)
+        # Credentials and options of startup URLs apply to every node.
+        given = shared_options(
+            nodes, username=username, password=password, encoding=encoding, name=None
+        )
+        username, password, encoding = given["username"], given["password"], given["encoding"]
+        self._startup: list[Address] = [
+            target for target in (n.target for n in nodes) if isinstance(target, tuple)
+        ]
+        connect_timeout = resolve("connect_timeout", connect_timeout, ROUTED_CONNECT_TIMEOUT)
+        # A stalled node connection is aborted within a command's whole budget.
+        read_bound = within(resolve("read_timeout", read_timeout, READ_TIMEOUT), retry_timeout)
         ssl = resolve_tls(nodes, ssl)  # rediss:// startup nodes: TLS for every node
         self._tls = bool(ssl)
         super().__init__(
@@ -141,9 +178,12 @@ class ClusterPool(SubscriptionViews, Router):
         self._pool_kwargs: dict[str, Any] = dict(
             username=username, password=password, ssl=ssl, encoding=encoding,
             minsize=minsize, maxsize=maxsize, create_connection_timeout=connect_timeout,
-            connection_cls=connection_cls, read_timeout=read_timeout,
+            connection_cls=connection_cls, read_timeout=read_bound, name=given["name"],
+            credential_provider=credential_provider,
+            max_reply_size=max_reply_size,
         )
         self._table = CommandTable.builtin()
+        self._table_wanted = False
         self._routes: Routes = [None] * SLOT_COUNT
         self._readers: Routes | None = None
         self._masters: list[ConnectionsPool] = []
@@ -151,11 +191,14 @@ class ClusterPool(SubscriptionViews, Router):
             startup=self._startup, read_from=read_from, options=self._options, tls=self._tls,
             conn_kwargs=dict(
                 username=username, password=password, ssl=ssl, timeout=connect_timeout,
+                credential_provider=credential_provider,
             ),
             events=self.events, create=self._new_node_pool, set_routes=self._set_routes,
             set_readers=self._set_readers, applied=self._map_applied,
             spawn=self._tasks.spawn, forget=self._forget, closed=lambda: self._closed,
+            remap=address_remap, client_az=client_az,
         )
+        self._remap = address_remap
         self._refresh = RefreshEngine(self._nodes.reload, self._options, poll=self._nodes.poll)
         self._pubsub = ClusterPubSub(
             spawn=self._tasks.spawn, slot_owner=self._route_slot, masters=lambda: self._masters,
@@ -167,8 +210,18 @@ class ClusterPool(SubscriptionViews, Router):
 
     async def _initialize(self) -> None:
         await self._nodes.reload(frozenset({"startup"}))
-        await self._nodes.fill_all()
+        failures = await self._nodes.fill_all()
+        masters = self._masters
+        if masters and all(pool in failures for pool in masters):
+            raise failures[masters[0]]  # no master opened its minsize (maxclients, auth, ...)
+        if self._read_from == "az_affinity":  # readers in the client's zone from the start
+            await self._nodes.learn_zones()
         await self._load_command_table()
+        self._refresh.start()
+
+    def _start_lazily(self) -> None:
+        """Connect nothing now: the first command's missing route reloads the map."""
+        self._table_wanted = True
         self._refresh.start()
 
     async def _load_command_table(self) -> None:
@@ -198,6 +251,14 @@ class ClusterPool(SubscriptionViews, Router):
     @staticmethod
     async def _send_readonly(conn: RedisConnection) -> None:
         await conn.execute(b"READONLY", encoding=None)
+
+    async def reauthenticate(self) -> bool:
+        """Re-authenticate every node pool with the credential provider's answer.
+
+        See :meth:`ConnectionsPool.reauthenticate`; the first refusal is raised.
+        """
+        await asyncio.gather(*(p.reauthenticate() for p in list(self._nodes.pools.values())))
+        return True
 
     def _set_routes(self, routes: Routes, masters: list[ConnectionsPool]) -> None:
         self._routes = routes
@@ -263,6 +324,7 @@ class ClusterPool(SubscriptionViews, Router):
 
     def _redirect(self, c: Classified, error: BaseException, ask: bool) -> ConnectionsPool:
         assert isinstance(error, RedirectError)
+        address = remap_address(self._remap, error.address)  # AddressRemapError: not retried
         source = self._routes[error.slot]
         if source is not None:
             source.counters.redirects += 1
@@ -270,19 +332,26 @@ class ClusterPool(SubscriptionViews, Router):
             origin = source.address if source is not None else None
             self.events.emit(Redirect(
                 "ASK" if ask else "MOVED", error.slot,
-                origin if isinstance(origin, tuple) else None, error.address, c.name,
+                origin if isinstance(origin, tuple) else None, address, c.name,
             ))
-        target = self._nodes.node_pool(error.address)
+        target = self._nodes.node_pool(address)
         if not ask:
             self._routes[error.slot] = target
             self._refresh.trigger("moved")
         return target
 
     def _observe(self, c: Classified, pool: ConnectionsPool | None, error: BaseException) -> None:
-        if isinstance(error, ConnectError) and pool is not None:
-            address = pool.address
-            if isinstance(address, tuple):
-                self._nodes.report(address, False, describe_failure(error))
+        address = pool.address if pool is not None else None
+        if not isinstance(address, tuple):
+            return
+        if isinstance(error, ConnectError):
+            self._nodes.report(address, False, describe_failure(error))
+        elif isinstance(error.__cause__, ReplyTimeoutError):
+            # A paused or hung node: down (asked last by reloads), and the map
+            # is polled so its failover is followed without waiting for the
+            # next command to stall.
+            self._nodes.report(address, False, describe_failure(error))
+            self._refresh.hurry(self._retry_timeout)
 
     def _request_refresh(self, reason: str) -> None:
         # A poll (probe first): the command is held next, polling until the map changes.
@@ -344,6 +413,8 @@ class ClusterPool(SubscriptionViews, Router):
         if info.pubsub and is_pubsub_command(command):
             return self.execute_pubsub(command, *args)
         if slot is None:
+            if info.name == "scan":  # one master per call, the cursor says which
+                return self._tasks.spawn(self._scan(info, args, kwargs))
             if info.request_policy in _FANOUT:
                 c = Classified(self, command, args, kwargs, info if info.name else None, None)
                 return self._tasks.spawn(self._fanout(c))
@@ -397,6 +468,25 @@ class ClusterPool(SubscriptionViews, Router):
         info = c.info
         return merge_fanout(info.response_policy if info is not None else None, list(replies))
 
+    def _master_first_slots(self) -> list[int]:
+        """Each master's lowest slot, sorted (how a SCAN cursor names a master)."""
+        current = self._nodes.map
+        firsts: dict[Address, int] = {}
+        for slot, shard in enumerate(current.shards if current is not None else ()):
+            if shard is not None:
+                firsts.setdefault(shard.master.address, slot)
+        return sorted(firsts.values())
+
+    async def _scan(self, info: CommandInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``SCAN cursor ...`` on the master the cursor names (see :mod:`.scancursor`)."""
+        firsts = self._master_first_slots()
+        if not firsts:
+            raise RouteError("SCAN: no master is known")
+        node_cursor, slot = split_cursor(args[0] if args else 0, firsts)
+        c = Classified(self, b"SCAN", (node_cursor, *args[1:]), kwargs, info, slot)
+        reply_cursor, keys = await self._send(c, self._routes[slot])
+        return [next_cursor(reply_cursor, slot, firsts), keys]
+
     async def _execute_split(
         self, info: CommandInfo, command: bytes | str, args: tuple[Any, ...],
         kwargs: dict[str, Any], layout: tuple[int, int],
@@ -412,16 +502,19 @@ class ClusterPool(SubscriptionViews, Router):
 
     # -- AbcPool: exclusive connections -----------------------------------
 
-    def _slot_for(self, info: CommandInfo | None, args: Sequence[Any]) -> int:
+    def _slot_for(self, info: CommandInfo | None, args: Sequence[Any]) -> int | None:
+        """The slot an exclusive connection is asked for; None without a key when the
+        cluster has one master (it owns every key), else RouteError."""
         slot: int | None = None
         if info is not None:
             slot = info.slot_of(args)
         elif args:
             slot = key_slot(args[0])
-        if slot is None:
+        if slot is None and len(self._masters) != 1:
             raise RouteError(
                 "a cluster pool hands out connections of the node that owns a key: "
-                "pass one, e.g. `pool.get(b'WATCH', [key])` or `pool.acquire(None, [key])`"
+                "pass one, e.g. `pool.get(b'WATCH', [key])` or `pool.acquire(None, [key])` "
+                "(without a key only on a cluster of one master)"
             )
         return slot
 
@@ -432,7 +525,8 @@ class ClusterPool(SubscriptionViews, Router):
         if self._closed:
             return None
         info = self._table.lookup(command) if command is not None else None
-        pool = self._routes[self._slot_for(info, args)]
+        slot = self._slot_for(info, args)
+        pool = self._any_master() if slot is None else self._routes[slot]
         return pool.get_connection() if pool is not None else None
 
     async def acquire(
@@ -441,7 +535,8 @@ class ClusterPool(SubscriptionViews, Router):
         """An exclusive connection to the master owning the key in ``args``.
 
         For MULTI/EXEC, WATCH and blocking commands; give it back with
-        :meth:`release`. Raises :class:`RouteError` without a key.
+        :meth:`release`. Without a key: the master of a one-master cluster,
+        else :class:`RouteError`.
         """
         if self._closed:
             raise PoolClosedError("cluster pool is closed")
@@ -501,6 +596,9 @@ class ClusterPool(SubscriptionViews, Router):
 
     def _map_applied(self) -> None:
         self._pubsub.reconcile()
+        if self._table_wanted:  # lazy start: the server's table after the first map
+            self._table_wanted = False
+            self._tasks.spawn(self._load_command_table())
 
     def _shutdown(self) -> None:
         self._pubsub.close()
@@ -524,6 +622,22 @@ class ClusterPool(SubscriptionViews, Router):
     def encoding(self) -> str | None:
         """The default reply codec."""
         return self._encoding
+
+    @property
+    def minsize(self) -> int:
+        """Connections each node pool keeps open."""
+        minsize: int = self._pool_kwargs["minsize"]
+        return minsize
+
+    @property
+    def maxsize(self) -> int:
+        """Connections each node pool opens at most."""
+        maxsize: int = self._pool_kwargs["maxsize"]
+        return maxsize
+
+    async def clear(self) -> None:
+        """Close every node pool's free connections (acquired ones close when released)."""
+        await asyncio.gather(*(pool.clear() for pool in self._serving()))
 
     async def select(self, db: int) -> bool:
         """Only db 0 exists on a cluster."""
@@ -550,28 +664,58 @@ async def create_cluster_pool(
     max_redirects: int = 16,
     retry_timeout: float = 15.0,
     refresh: RefreshOptions | None = None,
-    connect_timeout: float = 2.0,
+    connect_timeout: float | Default | None = DEFAULT,
     pool_cls: type[ConnectionsPool] = ConnectionsPool,
     connection_cls: type[RedisConnection] | None = None,
-    read_timeout: float | None = None,
+    read_timeout: float | Default | None = DEFAULT,
+    address_remap: AddressRemap | None = None,
+    lazy: bool = False,
+    credential_provider: CredentialProvider | None = None,
+    client_az: str | None = None,
+    max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
 ) -> ClusterPool:
     """Connect to a Redis Cluster and return a :class:`ClusterPool`.
 
     ``startup_nodes`` are ``(host, port)`` pairs or URLs of any nodes; the
     rest is discovered. ``read_from`` is ``"master"`` (default),
-    ``"replica"``, ``"prefer_replica"`` or ``"nearest"`` (read-only commands
-    only). A command is retried for at most ``max_redirects`` redirects and
-    ``retry_timeout`` seconds in total. ``read_timeout`` aborts a node
-    connection whose replies stall that long (a hung or paused node); its
-    commands are then retried like any connection failure. Raises
-    :class:`ConnectError` if no startup node returns a slot map.
+    ``"replica"``, ``"prefer_replica"``, ``"nearest"`` or ``"az_affinity"``
+    (with ``client_az``: replicas in that availability zone, then other
+    replicas, then the master; Valkey 8.1+) -- read-only commands only. A
+    command is retried for at most ``max_redirects`` redirects and
+    ``retry_timeout`` seconds in total, from the moment it is issued: an
+    attempt still waiting when the budget ends fails with
+    :class:`ClusterRetryError` saying whether it may have executed.
+    ``connect_timeout`` (default 2 s) bounds opening a node connection.
+    ``read_timeout`` (default 10 s, cut so that a stall is caught within
+    ``retry_timeout``; ``None`` means just that) aborts a node connection whose replies stall
+    that long (a hung or paused node); its commands are then retried like
+    any connection failure, and the slot map is polled until the node
+    answers or its slots move (see :mod:`clustermgr.bounds`).
+    ``address_remap(host, port) -> (host, port)`` maps the addresses nodes
+    announce (slot maps, MOVED/ASK) to the ones to connect to (startup nodes
+    are used as given); a remap that raises fails with
+    :class:`~clustermgr.remap.AddressRemapError`. Raises :class:`ConnectError`
+    if no startup node returns a slot map, and the first error
+    (``MaxClientsError``, ``AuthError``, ...) if no master can open
+    ``minsize`` connections. With ``lazy`` it returns at once and the first
+    command reads the slot map (a node not up yet fails that command, typed,
+    once ``retry_timeout`` is spent). ``credential_provider``: asked at every
+    connect to any node (see :meth:`ClusterPool.reauthenticate`).
+    ``max_reply_size`` bounds one reply on every node connection.
     """
+    check_options(lazy=lazy)
     pool = ClusterPool(
         startup_nodes, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, read_from=read_from, max_redirects=max_redirects,
         retry_timeout=retry_timeout, refresh=refresh, connect_timeout=connect_timeout,
         pool_cls=pool_cls, connection_cls=connection_cls, read_timeout=read_timeout,
+        address_remap=address_remap, credential_provider=credential_provider,
+        client_az=client_az,
+        max_reply_size=max_reply_size,
     )
+    if lazy:
+        pool._start_lazily()
+        return pool
     try:
         await pool._initialize()
     except BaseException:

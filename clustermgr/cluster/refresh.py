@@ -4,7 +4,9 @@ A :class:`RefreshEngine` reloads periodically (with jitter) and on triggers
 (MOVED, ASK, connection failure, uncovered slot, unknown node, READONLY,
 CLUSTERDOWN). Triggers that arrive before a reload starts are coalesced into
 it; reloads are rate-limited; callers that need a fresh map wait for the next
-reload instead of failing.
+reload instead of failing. After a node stopped answering (a reply stall),
+:meth:`RefreshEngine.hurry` polls the map at the rate limit for a while, so
+a failover of that node is followed without waiting for a command to fail.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .._timeout import timeout as _timeout
+from ..options import check_options
 
 __all__ = ["RefreshEngine", "RefreshOptions"]
 
@@ -48,16 +51,10 @@ class RefreshOptions:
     hold_interval: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.period is not None and self.period <= 0:
-            raise ValueError(f"period must be > 0 or None, got {self.period!r}")
-        if self.min_interval < 0:
-            raise ValueError(f"min_interval must be >= 0, got {self.min_interval!r}")
-        if self.query_nodes < 1:
-            raise ValueError(f"query_nodes must be >= 1, got {self.query_nodes!r}")
-        if self.node_timeout <= 0:
-            raise ValueError(f"node_timeout must be > 0, got {self.node_timeout!r}")
-        if self.hold_interval <= 0:
-            raise ValueError(f"hold_interval must be > 0, got {self.hold_interval!r}")
+        check_options(
+            period=self.period, min_interval=self.min_interval, query_nodes=self.query_nodes,
+            node_timeout=self.node_timeout, hold_interval=self.hold_interval,
+        )
 
 
 Reload = Callable[[frozenset[str]], Awaitable[None]]
@@ -77,6 +74,7 @@ class RefreshEngine:
         self._pending: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._last = -float("inf")
+        self._hurry_until = -float("inf")
         self._closed = False
         self._urgent = False
         #: Number of reloads run (for tests and metrics).
@@ -106,6 +104,13 @@ class RefreshEngine:
         self._wake.set()
         return pending
 
+    def hurry(self, seconds: float) -> None:
+        """Reload at the rate limit (``min_interval``, at least 50 ms) for ``seconds`` from now."""
+        until = asyncio.get_running_loop().time() + seconds
+        if until > self._hurry_until:
+            self._hurry_until = until
+        self.trigger("node stalled")
+
     async def refresh(
         self, reason: str, timeout: float | None = None, *, urgent: bool = False
     ) -> None:
@@ -124,12 +129,18 @@ class RefreshEngine:
         options = self._options
         while not self._closed:
             wait = None if options.period is None else options.period * random.uniform(0.8, 1.2)
+            hurried = loop.time() < self._hurry_until
+            if hurried:
+                wait = max(options.min_interval, 0.05)
             try:
                 async with _timeout(wait):
                     await self._wake.wait()
             except asyncio.TimeoutError:
-                self._reasons.add("periodic")
-                self._routine = True
+                if hurried:  # polling after a stall: the cheaper poll will do
+                    self._reasons.add("node stalled")
+                else:
+                    self._reasons.add("periodic")
+                    self._routine = True
             await self._rate_limit(loop)
             self._wake.clear()
             reload = self._reload if self._routine else self._poll

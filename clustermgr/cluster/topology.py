@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import NoPermissionError, ProtocolError, ReplyError
 from ..protocol import to_text
+from ..remap import AddressRemap, remap_address
 from ..slots import SLOT_COUNT
 
 __all__ = [
@@ -163,13 +164,27 @@ def _pairs(items: Sequence[Any]) -> dict[str, Any]:
     return {to_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
 
 
+def _endpoint(endpoint: Any, ip: Any, default_host: str) -> str:
+    """The host to reach a node on, as Redis documents the endpoint field.
+
+    Empty or NULL (``unknown-endpoint``, or a node that does not know its own
+    address): the host that sent the reply. ``?`` (hostname preferred, none
+    announced): an unknown node, not necessarily the one that answered --
+    reached on its ip when one is listed.
+    """
+    host = "" if endpoint is None else to_text(endpoint)
+    if host == "?":
+        host = "" if ip is None else to_text(ip)
+    return host or default_host
+
+
 def _node_from_shards(
-    entry: Sequence[Any], default_host: str, tls: bool, epochs: Mapping[str, int]
+    entry: Sequence[Any], default_host: str, tls: bool, epochs: Mapping[str, int],
+    remap: AddressRemap | None,
 ) -> NodeInfo:
     info = _pairs(entry)
-    host = to_text(info.get("endpoint") or info.get("ip") or default_host)
-    if host in ("", "?"):
-        host = to_text(info.get("ip") or default_host)
+    endpoint = info["endpoint"] if "endpoint" in info else info.get("ip")
+    host = _endpoint(endpoint, info.get("ip"), default_host)
     # A node may list both: TLS clients use the TLS port, plaintext ones the other.
     wanted, other = ("tls-port", "port") if tls else ("port", "tls-port")
     port = info.get(wanted) or info.get(other)
@@ -177,7 +192,7 @@ def _node_from_shards(
         raise ProtocolError(f"CLUSTER SHARDS node without a port: {entry!r}")
     node_id = to_text(info.get("id", ""))
     return NodeInfo(
-        address=(host, int(port)),
+        address=remap_address(remap, (host, int(port))),
         node_id=node_id,
         role="master" if to_text(info.get("role", "master")) == "master" else "replica",
         health=to_text(info.get("health", "online")),
@@ -202,11 +217,14 @@ def parse_shards(
     source: Address | None = None,
     tls: bool = False,
     config_epochs: Mapping[str, int] | None = None,
+    remap: AddressRemap | None = None,
 ) -> SlotMap:
     """Build a :class:`SlotMap` from a ``CLUSTER SHARDS`` reply.
 
-    ``source`` is the node that answered (its host replaces an unknown
-    endpoint); ``epoch`` is its ``cluster_current_epoch``. With ``tls`` each
+    ``source`` is the node that answered (its host replaces an empty
+    endpoint, see :func:`_endpoint`); ``epoch`` is its ``cluster_current_epoch``.
+    ``remap`` turns each announced address into the one to connect to
+    (:mod:`clustermgr.remap`). With ``tls`` each
     node's ``tls-port`` is used when listed (else its ``port``), without it
     the other way round. ``config_epochs`` (node id -> config epoch, see
     :func:`parse_config_epochs`) fills :attr:`NodeInfo.config_epoch`.
@@ -219,7 +237,8 @@ def parse_shards(
         for raw in reply:
             shard_info = _pairs(raw)
             members = [
-                _node_from_shards(n, default_host, tls, epochs) for n in shard_info.get("nodes", ())
+                _node_from_shards(n, default_host, tls, epochs, remap)
+                for n in shard_info.get("nodes", ())
             ]
             nodes.extend(members)
             masters = [m for m in members if m.is_master]
@@ -248,20 +267,24 @@ def parse_slots(
     epoch: int = 0,
     source: Address | None = None,
     config_epochs: Mapping[str, int] | None = None,
+    remap: AddressRemap | None = None,
 ) -> SlotMap:
-    """Build a :class:`SlotMap` from a ``CLUSTER SLOTS`` reply (servers before 7.0)."""
+    """Build a :class:`SlotMap` from a ``CLUSTER SLOTS`` reply (servers before 7.0).
+
+    Endpoints and ``remap`` as in :func:`parse_shards` (the ip of a ``?``
+    endpoint is in the entry's metadata, Redis 7).
+    """
     epochs = config_epochs or {}
     default_host = source[0] if source else "127.0.0.1"
     slots: list[Shard | None] = [None] * SLOT_COUNT
     nodes: dict[Address, NodeInfo] = {}
 
     def node(entry: Sequence[Any], role: str) -> NodeInfo:
-        host = to_text(entry[0]) or default_host
-        if host == "?":
-            host = default_host
+        metadata = _pairs(entry[3]) if len(entry) > 3 else {}
+        host = _endpoint(entry[0], metadata.get("ip"), default_host)
         node_id = to_text(entry[2]) if len(entry) > 2 else ""
         info = NodeInfo(
-            address=(host, int(entry[1])),
+            address=remap_address(remap, (host, int(entry[1]))),
             node_id=node_id,
             role=role,
             config_epoch=epochs.get(node_id, 0) if role == "master" else 0,
@@ -420,7 +443,12 @@ def diff_maps(old: SlotMap | None, new: SlotMap, *, replicas: bool = False) -> M
 
 
 async def read_slot_map(
-    execute: Any, address: Address, *, tls: bool = False, info: Awaitable[Any] | None = None
+    execute: Any,
+    address: Address,
+    *,
+    tls: bool = False,
+    info: Awaitable[Any] | None = None,
+    remap: AddressRemap | None = None,
 ) -> SlotMap:
     """Read one node's view of the cluster through ``execute`` (a connection's or pool's).
 
@@ -429,8 +457,11 @@ async def read_slot_map(
     port of the asking connection's kind, so addresses come from SHARDS);
     ``CLUSTER SLOTS`` on servers older than Redis 7 (which name the port of
     the asking connection's kind). ``tls``: the caller connects with TLS, so nodes are
-    reached on their ``tls-port``. ``info``: the node's ``CLUSTER INFO`` reply
-    (on its way), when the caller sent it; else it is sent here.
+    reached on their ``tls-port``. A user denied ``CLUSTER INFO`` and ``CLUSTER
+    NODES`` (ACL) still gets the map, with epochs unknown (0): views are then
+    merged by coverage and source alone. ``info``: the node's ``CLUSTER INFO`` reply
+    (on its way), when the caller sent it; else it is sent here. ``remap``: see
+    :func:`parse_shards`.
     """
     replies: tuple[Any, Any, Any] = await asyncio.gather(
         execute(b"CLUSTER", b"INFO", encoding=None) if info is None else info,
@@ -455,8 +486,12 @@ async def read_slot_map(
     try:
         if isinstance(shards, BaseException):
             raise shards
-        view = parse_shards(shards, epoch=epoch, source=address, tls=tls, config_epochs=epochs)
+        view = parse_shards(
+            shards, epoch=epoch, source=address, tls=tls, config_epochs=epochs, remap=remap
+        )
     except ReplyError:  # before Redis 7: no CLUSTER SHARDS
         reply = await execute(b"CLUSTER", b"SLOTS", encoding=None)
-        view = parse_slots(reply, epoch=epoch, source=address, config_epochs=epochs)
+        view = parse_slots(
+            reply, epoch=epoch, source=address, config_epochs=epochs, remap=remap
+        )
     return view if state_ok else replace(view, state_ok=False)

@@ -22,14 +22,26 @@ command goes (:meth:`Router._route`), how to wait for a route
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
+from .._timeout import timeout as _timeout
 from ..abc import AbcConnection, AbcPool
+from ..address import address_text
 from ..backoff import Backoff
+from ..bounds import blocking_wait
 from ..commands import CommandInfo
-from ..errors import OutcomeUnknownError, PoolClosedError, RedisError, RouteError
+from ..errors import (
+    ArgumentError,
+    OutcomeUnknownError,
+    PoolClosedError,
+    RedisError,
+    ReplyTimeoutError,
+    RouteError,
+    TimeoutError,
+)
 from ..events import EventBus
 from ..pool import ConnectionsPool
 from ..stats import NodeStats, PoolStats
@@ -231,15 +243,25 @@ class Router(AbcPool):
 
     # -- the retry path --------------------------------------------------------
 
-    def _budget(self) -> Budget:
-        return Budget(self._loop.time(), self._retry_timeout, self._max_failures,
-                      self._max_redirects)
+    def _budget(self, error: BaseException | None = None) -> Budget:
+        """A command's budget, counted from when it was issued.
+
+        After a reply stall (``error`` caused by a
+        :class:`~clustermgr.errors.ReplyTimeoutError`) the command had been
+        waiting at most as long as its connection was silent: that time is
+        spent already, so ``retry_timeout`` bounds its whole life.
+        """
+        start = self._loop.time()
+        cause = error.__cause__ if error is not None else None
+        if isinstance(cause, ReplyTimeoutError):
+            start -= cause.silent_for
+        return Budget(start, self._retry_timeout, self._max_failures, self._max_redirects)
 
     def _start_retry(
         self, c: Classified, error: BaseException | None, future: asyncio.Future[Any],
         budget: Budget | None = None,
     ) -> None:
-        task = self._tasks.spawn(self._retry(c, error, future, budget or self._budget()))
+        task = self._tasks.spawn(self._retry(c, error, future, budget or self._budget(error)))
         future.add_done_callback(lambda f: task.cancel() if f.cancelled() else None)
         task.add_done_callback(partial(self._retry_ended, future))
 
@@ -310,12 +332,41 @@ class Router(AbcPool):
                     continue
             c.pool = target
             try:
-                return await self._send_once(target, c, asking)
+                return await self._attempt(target, c, asking, budget)
             except RedisError as exc:
                 if self._actions.of_type(type(exc)) is Action.FAIL:
                     raise
                 self._observe(c, target, exc)
                 error = last = exc
+
+    async def _attempt(
+        self, pool: ConnectionsPool, c: Classified, asking: bool, budget: Budget
+    ) -> Any:
+        """One attempt, cut when the budget's deadline passes (the command may have run).
+
+        A blocking command (BLPOP, XREAD BLOCK, ...) gets its own timeout on
+        top of the budget; one that waits forever (timeout 0) is not cut.
+        """
+        remaining = budget.remaining(self._loop.time())
+        info = c.info
+        if remaining is not None and info is not None and info.is_blocking:
+            wait = blocking_wait(info.name.upper().encode(), c.args)
+            if wait is not None:
+                remaining = None if wait == math.inf else remaining + wait
+        if remaining is None:
+            return await self._send_once(pool, c, asking)
+        try:
+            async with _timeout(remaining):
+                return await self._send_once(pool, c, asking)
+        except RedisError:
+            raise
+        except asyncio.TimeoutError:
+            budget.unknown = True
+            why = budget.spent(self._loop.time()) or "its deadline"
+            raise self._exhausted(c, budget, why, TimeoutError(
+                f"no reply from {address_text(pool.address)} before the deadline",
+                may_have_executed=True,
+            )) from None
 
     async def _send_once(self, pool: ConnectionsPool, c: Classified, asking: bool) -> Any:
         if not asking:
@@ -372,7 +423,7 @@ class Router(AbcPool):
         """Give back a connection from :meth:`acquire`."""
         pool = self._acquired.pop(conn, None)
         if pool is None:
-            raise ValueError(f"{conn!r} was not acquired from {self!r}")
+            raise ArgumentError(f"{conn!r} was not acquired from {self!r}")
         if pool.closed:
             conn.close()
             return
@@ -383,6 +434,16 @@ class Router(AbcPool):
     def _serving(self) -> Iterable[ConnectionsPool]:
         """The node pools in use now."""
         raise NotImplementedError
+
+    @property
+    def size(self) -> int:
+        """Connections open to the servers in use (summed over their pools)."""
+        return sum(p.size for p in self._serving())
+
+    @property
+    def freesize(self) -> int:
+        """Connections to the servers in use that are not acquired."""
+        return sum(p.freesize for p in self._serving())
 
     def _forget(self, pool: ConnectionsPool) -> None:
         """Drop what the hot path keeps for a node pool that was retired."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..connection import RedisConnection
-from ..errors import MasterNotFoundError, RedisError, ReplyError
+from ..errors import MasterNotFoundError, NoPermissionError, RedisError, ReplyError
 from ._common import Address, address_text
 from .errors import (
     NoHealthyReplicaError,
@@ -58,11 +58,12 @@ class MasterView:
 
 
 
-def _view(sentinel: Address, reply: Any) -> MasterView:
+def _view(sentinel: Address, reply: Any, client: RedisSentinel) -> MasterView:
     info = pairs_to_dict(reply)
+    address = (info["ip"], int(info["port"]))
     return MasterView(
         sentinel=sentinel,
-        address=(info["ip"], int(info["port"])),
+        address=client.remap(address),
         flags=frozenset(info.get("flags", "").split(",")),
         config_epoch=int(info.get("config-epoch", "0") or 0),
     )
@@ -139,7 +140,7 @@ async def discover_master(
         if isinstance(reply, BaseException):
             continue
         try:
-            views.append(_view(address, reply))
+            views.append(_view(address, reply, sentinel))
         except (KeyError, ValueError, TypeError):
             continue
     candidates = choose_master(views)
@@ -168,9 +169,10 @@ async def discover_replicas(sentinel: RedisSentinel, service: str) -> list[Addre
         for item in reply:
             info = pairs_to_dict(item)
             try:
-                address = (info["ip"], int(info["port"]))
+                announced = (info["ip"], int(info["port"]))
             except (KeyError, ValueError):
                 continue
+            address = sentinel.remap(announced)
             listed[address] += 1
             flags = set(info.get("flags", "").split(","))
             if not flags & _DOWN_FLAGS and info.get("master-link-status", "ok") == "ok":
@@ -196,17 +198,21 @@ def _run_id(info: Any) -> str:
     return ""
 
 
-async def check_role(conn: RedisConnection, role: str) -> str:
+async def check_role(conn: RedisConnection, role: str) -> str | None:
     """Raise :class:`RoleMismatchError` unless ``ROLE`` on ``conn`` says ``role``.
 
     ``role`` is ``"master"`` or ``"replica"`` (a replica must also have its
     link to the master connected). Returns the server's ``run_id`` (``""``
-    if ``INFO`` is not allowed): a restarted server has a new one.
+    if ``INFO`` is not allowed): a restarted server has a new one. Returns
+    None when ``ROLE`` itself is not allowed (ACL, NOPERM): the role is then
+    unverified, and the caller relies on the sentinels' view (the weaker check).
     """
     role_reply = conn.execute(b"ROLE", encoding=None)
     info_reply = conn.execute(b"INFO", b"server", encoding=None)  # same round trip
     replies = await asyncio.gather(role_reply, info_reply, return_exceptions=True)
     reply, info = replies
+    if isinstance(reply, NoPermissionError):
+        return None
     if isinstance(reply, ReplyError):
         raise RoleMismatchError(conn.address, role, f"error: {reply}") from reply
     if isinstance(reply, BaseException):

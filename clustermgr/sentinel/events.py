@@ -13,7 +13,8 @@ Most payloads use the *instance format*::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 __all__ = [
     "FAILOVER_ABORT_PREFIX",
@@ -21,6 +22,7 @@ __all__ = [
     "PROMOTION_EVENTS",
     "SentinelEvent",
     "parse_event",
+    "remap_event",
 ]
 
 Address = tuple[str, int]
@@ -116,3 +118,15 @@ def parse_event(
             instance_type=instance_type, instance_name=name, address=address,
         )
     return SentinelEvent(kind_text, text, source)
+
+
+def remap_event(event: SentinelEvent, remap: Callable[[Address], Address]) -> SentinelEvent:
+    """``event`` with its addresses passed through ``remap`` (see ``address_remap``)."""
+    address, master = event.address, event.master_address
+    if address is None and master is None:
+        return event
+    return replace(
+        event,
+        address=None if address is None else remap(address),
+        master_address=None if master is None else remap(master),
+    )

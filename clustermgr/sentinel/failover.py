@@ -57,7 +57,7 @@ from ..health import NodeHealth
 from ..pool import ConnectionsPool
 from ._common import Address, Tasks, address_text, logger
 from .errors import FailoverTimeoutError
-from .events import SentinelEvent
+from .events import SentinelEvent, remap_event
 from .hooks import PoolHooks
 from .monitor import SentinelMonitor
 from .sentinel import RedisSentinel
@@ -120,7 +120,8 @@ class Follower:
         self.servers = Servers(hooks, self.role, pool_kwargs, tasks)
         self.monitor = SentinelMonitor(
             connect=sentinel.open_connection,
-            on_event=self.on_event, on_state=self._on_sentinel_state,
+            on_event=lambda event: self.on_event(remap_event(event, sentinel.remap)),
+            on_state=self._on_sentinel_state,
         )
         #: The pool commands go to now (for replicas: the first of the
         #: rotation, used for pub/sub and acquire); None while holding.
@@ -133,6 +134,8 @@ class Follower:
         self.failover: Failover | None = None
         self.last_error: BaseException | None = None
         self._ready: asyncio.Future[ServerPool] = asyncio.get_running_loop().create_future()
+        self._lazy = False  # start_lazily() called, nothing started yet
+        self._start_pending = False  # started lazily: _started() due after the first install
         self._resolver: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_discovery = float("-inf")
@@ -209,11 +212,23 @@ class Follower:
         self._install(pools, "initial discovery")
         await self._started()
 
+    def start_lazily(self) -> None:
+        """Connect nothing now: the first :meth:`wait_active` starts (see :meth:`start`)."""
+        self._lazy = True
+
+    def _start_late(self) -> None:
+        self._lazy = False
+        self._start_pending = True
+        for address in self._sentinel.addresses:
+            self.monitor.watch(address)
+        self.hold()
+
     async def _started(self) -> None:
         await self._learn_sentinels()
         if self._role_check_interval:
             self._tasks.spawn(watch_roles(
                 self, self._role_check_interval, "master" if self.role == "master" else "slave",
+                self.servers.check_timeout,
             ))
 
     async def _learn_sentinels(self) -> None:
@@ -224,9 +239,10 @@ class Follower:
             return
         for peer in peers:
             try:
-                self._learn((peer["ip"], int(peer["port"])))
+                announced = (peer["ip"], int(peer["port"]))
             except (KeyError, ValueError):
                 continue
+            self._learn(self._sentinel.remap(announced))
 
     def _learn(self, address: Address) -> None:
         if self._sentinel.add(address):
@@ -284,6 +300,9 @@ class Follower:
         if self._ready.done():
             self._ready = loop.create_future()
         self._ready.set_result(current)
+        if self._start_pending:  # a lazy start: what start() does after the first install
+            self._start_pending = False
+            self._tasks.spawn(self._started())
 
     def _publish(self) -> None:
         rotation = tuple(self.replicas) if len(self.replicas) > 1 else ()
@@ -318,6 +337,8 @@ class Follower:
             return pool
         if self._closing:
             raise PoolClosedError(f"sentinel pool for {self._service!r} is closed")
+        if self._lazy:
+            self._start_late()
         if self._resolver is None or self._resolver.done():
             self.hold()
         ready = self._ready

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..connection import RedisConnection
-from ..errors import ChannelClosedError, RedisError
+from ..errors import RedisError
 from ..pubsub import Channel
 from ..subscriptions import PubSubLink
 from ._common import Address, address_text, logger
@@ -98,11 +98,8 @@ class SentinelMonitor:
             return
         self._set_state(address, True)
         try:
-            while True:
-                kind, payload = await channel.get()
+            async for kind, payload in channel.iter():
                 self._dispatch(parse_event(kind, payload, address))
-        except ChannelClosedError:
-            pass
         finally:
             self._set_state(address, False)
 

@@ -20,15 +20,21 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from ..abc import AbcConnection
+from ..address import check_db
+from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve
 from ..commands import CommandTable
 from ..connection import RedisConnection
+from ..credentials import CredentialProvider
 from ..errors import (
     ConnectError,
     ConnectionClosedError,
     PoolClosedError,
     ReadOnlyError,
 )
+from ..options import InvalidOptionError, check_class, check_options
 from ..pool import ConnectionsPool
+from ..remap import AddressRemap
+from ..replybound import DEFAULT_MAX_REPLY_SIZE
 from ..routing import Action, Budget, Classified, Router
 from ..stats import NodeStats
 from ..subscriptions import SubscriptionSet, SubscriptionViews
@@ -79,7 +85,7 @@ class SentinelPool(SubscriptionViews, Router):
         minsize: int = 1,
         maxsize: int = 10,
         parser: Any = None,
-        create_connection_timeout: float | None = 2.0,
+        create_connection_timeout: float | Default | None = DEFAULT,
         acquire_timeout: float | None = None,
         connection_cls: type[RedisConnection] | None = None,
         name: str | None = None,
@@ -93,13 +99,36 @@ class SentinelPool(SubscriptionViews, Router):
         max_retries: int = 3,
         early_release: bool = True,
         role_check_interval: float | None = 1.0,
+        read_timeout: float | Default | None = DEFAULT,
+        address_remap: AddressRemap | None = None,
+        credential_provider: CredentialProvider | None = None,
+        max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
         if role not in ("master", "replica", "slave"):
-            raise ValueError(f"role must be 'master' or 'replica', not {role!r}")
+            raise InvalidOptionError(
+                f"role must be 'master' or 'replica', not {role!r}", option="role"
+            )
         if not isinstance(service, str) or not service:
-            raise ValueError(f"service must be a non-empty str, not {service!r}")
-        if failover_timeout <= 0:
-            raise ValueError(f"failover_timeout must be > 0, got {failover_timeout!r}")
+            raise InvalidOptionError(
+                f"service must be a non-empty str, not {service!r}", option="service"
+            )
+        check_options(
+            db=db, username=username, password=password, ssl=ssl, encoding=encoding,
+            minsize=minsize, maxsize=maxsize, create_connection_timeout=create_connection_timeout,
+            acquire_timeout=acquire_timeout, name=name, sentinel_username=sentinel_username,
+            sentinel_password=sentinel_password, sentinel_ssl=sentinel_ssl,
+            sentinel_timeout=sentinel_timeout, failover_timeout=failover_timeout,
+            rediscover_interval=rediscover_interval, poll_interval=poll_interval,
+            max_retries=max_retries, early_release=early_release,
+            role_check_interval=role_check_interval, read_timeout=read_timeout,
+            max_reply_size=max_reply_size,
+            address_remap=address_remap, credential_provider=credential_provider,
+            parser=parser,
+        )
+        check_class("connection_cls", connection_cls, RedisConnection)
+        connect_bound = resolve(
+            "create_connection_timeout", create_connection_timeout, ROUTED_CONNECT_TIMEOUT)
+        read_bound = resolve("read_timeout", read_timeout, READ_TIMEOUT)
         super().__init__(retry_timeout=None, max_failures=max_retries, max_redirects=None)
         self._service = service
         self._role = "master" if role == "master" else "replica"
@@ -114,7 +143,7 @@ class SentinelPool(SubscriptionViews, Router):
             self._actions = self._actions.with_entries({ReadOnlyError: Action.FAIL})
         self._sentinel = RedisSentinel(
             sentinels, username=sentinel_username, password=sentinel_password,
-            ssl=sentinel_ssl, timeout=sentinel_timeout,
+            ssl=sentinel_ssl, timeout=sentinel_timeout, address_remap=address_remap,
         )
         hooks: PoolHooks[ServerPool] = PoolHooks(
             events=self.events, set_route=self._set_route,
@@ -124,15 +153,17 @@ class SentinelPool(SubscriptionViews, Router):
         follow: dict[str, Any] = (
             {"early_release": early_release} if self._role == "master" else {})
         follower_cls = MasterFollower if self._role == "master" else ReplicaFollower
+        # Shared with the Follower's server pools: select() changes "db" for those opened later.
+        self._pool_kwargs: dict[str, Any] = {
+            "db": db, "username": username, "password": password, "ssl": ssl,
+            "encoding": encoding, "minsize": minsize, "maxsize": maxsize,
+            "parser": parser, "create_connection_timeout": connect_bound,
+            "acquire_timeout": acquire_timeout, "connection_cls": connection_cls,
+            "name": name, "read_timeout": read_bound,
+            "credential_provider": credential_provider, "max_reply_size": max_reply_size,
+        }
         self._follower: Follower = follower_cls(
-            hooks, self._sentinel, service=service,
-            pool_kwargs={
-                "db": db, "username": username, "password": password, "ssl": ssl,
-                "encoding": encoding, "minsize": minsize, "maxsize": maxsize,
-                "parser": parser, "create_connection_timeout": create_connection_timeout,
-                "acquire_timeout": acquire_timeout, "connection_cls": connection_cls,
-                "name": name,
-            },
+            hooks, self._sentinel, service=service, pool_kwargs=self._pool_kwargs,
             failover_timeout=failover_timeout, rediscover_interval=rediscover_interval,
             poll_interval=poll_interval, role_check_interval=role_check_interval,
             tasks=self._tasks, **follow,
@@ -249,6 +280,18 @@ class SentinelPool(SubscriptionViews, Router):
     async def _start(self) -> None:
         await self._follower.start()
 
+    def _start_lazily(self) -> None:
+        self._follower.start_lazily()
+
+    async def reauthenticate(self) -> bool:
+        """Re-authenticate the server pool(s) in use with the credential provider's answer.
+
+        See :meth:`ConnectionsPool.reauthenticate`; pools opened later ask the
+        provider themselves.
+        """
+        await asyncio.gather(*(p.reauthenticate() for p in self._follower.serving_now()))
+        return True
+
     def _hold(self) -> None:
         """Hold commands and rediscover (as after a connection error)."""
         self._follower.hold()
@@ -321,15 +364,19 @@ class SentinelPool(SubscriptionViews, Router):
         """The default reply codec."""
         return self._encoding
 
-    @property
-    def size(self) -> int:
-        """Connections open to the server(s) in use."""
-        return sum(p.size for p in self._serving())
+    async def select(self, db: int) -> bool:
+        """Switch the server pools in use, and those opened later (a failover), to ``db``.
 
-    @property
-    def freesize(self) -> int:
-        """Connections to the server(s) in use that are not acquired."""
-        return sum(p.freesize for p in self._serving())
+        If the server refuses ``db`` (out of range), its error is raised and
+        the pool stays on its db.
+        """
+        check_db(db)
+        pools = self._serving()
+        if pools:
+            await pools[0].select(db)  # the server's verdict, before the others switch
+            await asyncio.gather(*(pool.select(db) for pool in pools[1:]))
+        self._db = self._pool_kwargs["db"] = db
+        return True
 
     def _serving(self) -> list[ServerPool]:
         follower = self._follower
@@ -363,6 +410,7 @@ async def create_sentinel_pool(
     sentinel_password: str | None = None,
     minsize: int = 1,
     maxsize: int = 10,
+    lazy: bool = False,
     **kwargs: Any,
 ) -> SentinelPool:
     """Discover the master (or the replicas) of ``service`` and return a ready pool.
@@ -371,19 +419,30 @@ async def create_sentinel_pool(
     ``username``/``password`` are the data nodes' credentials,
     ``sentinel_username``/``sentinel_password`` the sentinels'. Other keyword
     arguments are those of :class:`SentinelPool` (``ssl``, ``sentinel_ssl``,
-    ``db``, ``encoding``, ``failover_timeout``, ``early_release``, ...).
+    ``db``, ``encoding``, ``failover_timeout``, ``early_release``,
+    ``address_remap`` for the addresses sentinels name, ...).
+    ``create_connection_timeout`` (default 2 s: connect, handshake and ROLE
+    check) and ``read_timeout`` (default 10 s, the reply bound) apply to every
+    server connection, ``None`` turning either off (see :mod:`clustermgr.bounds`).
     ``minsize``/``maxsize`` apply per server (per replica for ``role="replica"``).
+    With ``lazy`` nothing is asked or opened here: the first command
+    discovers (and, if no server can be found within ``failover_timeout``,
+    fails with one of the errors below; the next command tries again).
 
     Fails fast with a distinct error: :class:`~.errors.UnknownServiceError`,
     :class:`~.errors.SentinelsUnreachableError`,
     :class:`~.errors.SentinelAuthError`, :class:`~clustermgr.errors.AuthError`
     (data node credentials) or :class:`~clustermgr.errors.MasterNotFoundError`.
     """
+    check_options(lazy=lazy)
     pool = SentinelPool(
         sentinels, service, role=role, username=username, password=password,
         sentinel_username=sentinel_username, sentinel_password=sentinel_password,
         minsize=minsize, maxsize=maxsize, **kwargs,
     )
+    if lazy:
+        pool._start_lazily()
+        return pool
     try:
         await pool._start()
     except BaseException:

@@ -22,7 +22,9 @@ from ..errors import (
     ReplyError,
     TimeoutError,
 )
+from ..options import InvalidOptionError, check_options, seconds
 from ..protocol import to_text
+from ..remap import AddressRemap, remap_address
 from ..tlsopts import Tls, resolve_tls
 from ._common import Address, address_text
 from .errors import SentinelAuthError, SentinelsUnreachableError, UnknownServiceError
@@ -67,7 +69,9 @@ class RedisSentinel:
     TLS, credentials, ``timeout``, ``name``); the keyword arguments fill the
     rest. Sentinels learned later use the keyword arguments, else the
     credentials of the first given URL that had some, and TLS when any given
-    sentinel uses it.
+    sentinel uses it. ``address_remap`` turns the addresses sentinels name
+    (masters, replicas, other sentinels) into the ones to connect to
+    (:mod:`clustermgr.remap`, applied by :meth:`remap`).
     """
 
     def __init__(
@@ -78,14 +82,16 @@ class RedisSentinel:
         password: str | None = None,
         ssl: Any = None,
         timeout: float = 0.5,
+        address_remap: AddressRemap | None = None,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        check_options(username=username, password=password, ssl=ssl, address_remap=address_remap)
+        seconds("timeout", timeout, optional=False)
         given = [_sentinel_address(item) for item in sentinels]
         if not given:
-            raise ValueError("at least one sentinel address is needed")
+            raise InvalidOptionError("at least one sentinel address is needed", option="sentinels")
         self._ssl = ssl
         self._timeout = timeout
+        self._remap = address_remap
         self._addresses: list[Address] = []
         self._targets: dict[Address, tuple[ServerAddress, Tls]] = {}
         defaults = {"username": username, "password": password, "timeout": timeout}
@@ -120,6 +126,13 @@ class RedisSentinel:
     def addresses(self) -> list[Address]:
         """Every known sentinel (the given ones, then the learned ones)."""
         return list(self._addresses)
+
+    def remap(self, address: Address) -> Address:
+        """An address a sentinel named, as this client reaches it (``address_remap``).
+
+        Raises :class:`~clustermgr.remap.AddressRemapError` if the remap fails.
+        """
+        return remap_address(self._remap, address)
 
     @property
     def timeout(self) -> float:
@@ -283,7 +296,7 @@ class RedisSentinel:
         if not reply:
             raise UnknownServiceError(f"no sentinel monitors a service named {name!r}")
         host = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-        return host, int(reply[1])
+        return self.remap((host, int(reply[1])))
 
     async def replicas(self, name: str) -> list[dict[str, str]]:
         """``SENTINEL REPLICAS name``: the master's replicas, as dicts."""
@@ -351,14 +364,17 @@ async def create_sentinel(
     password: str | None = None,
     ssl: Any = None,
     timeout: float = 0.5,
+    address_remap: AddressRemap | None = None,
 ) -> RedisSentinel:
     """A :class:`RedisSentinel` for ``sentinels``, checked by a ``PING`` to one of them.
 
-    ``username``/``password``/``ssl`` are the *sentinels'* credentials.
+    ``username``/``password``/``ssl`` are the *sentinels'* credentials;
+    ``address_remap``: see :class:`RedisSentinel`.
     Raises :class:`SentinelsUnreachableError` or :class:`SentinelAuthError`.
     """
     client = RedisSentinel(
-        sentinels, username=username, password=password, ssl=ssl, timeout=timeout
+        sentinels, username=username, password=password, ssl=ssl, timeout=timeout,
+        address_remap=address_remap,
     )
     try:
         await client.execute(b"PING")

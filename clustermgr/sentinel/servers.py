@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .._timeout import timeout as _timeout
+from ..bounds import ROUTED_CONNECT_TIMEOUT
 from ..connection import RedisConnection
 from ..errors import PoolClosedError, RedisError, TimeoutError
 from ..pool import ConnectionsPool
@@ -48,9 +49,13 @@ class ServerPool(ConnectionsPool):
     #: The SentinelPool's ``execute_pubsub`` while this pool serves it.
     route_pubsub: Callable[..., Awaitable[Any]] | None = None
 
-    def __init__(self, address: Any, *, role: str, **kwargs: Any) -> None:
+    def __init__(
+        self, address: Any, *, role: str, unverified: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(address, on_connect=self._verify, **kwargs)
         self._role = role
+        self._unverified = unverified
         #: ``run_id`` of the server process this pool was opened to (None: not
         #: connected yet; "" unknown, INFO not allowed).
         self.run_id: str | None = None
@@ -74,6 +79,10 @@ class ServerPool(ConnectionsPool):
             run_id = await check_role(conn, self._role)
         finally:
             self._verifying.discard(conn)
+        if run_id is None:  # ROLE not allowed: the sentinels' view stands
+            if self._unverified is not None:
+                self._unverified(conn.address)
+            run_id = ""
         self._verified = [c for c in self._verified if not c.closed]
         if self.run_id is None:
             self.run_id = run_id
@@ -110,6 +119,24 @@ class Servers:
         self._tasks = tasks
         self._retired: list[ServerPool] = []
         self._opening: set[ServerPool] = set()
+        self._told_unverified = False
+
+    def _unverified(self, address: Any) -> None:
+        """ROLE was refused on ``address``: say once that the weaker check is used."""
+        if self._told_unverified:
+            return
+        self._told_unverified = True
+        logger.warning(
+            "ROLE is not allowed for this user on %s: the %s role is taken from the "
+            "sentinels' majority view, unverified (a demoted master is noticed by its "
+            "READONLY replies or its closed connections)", address_text(address), self._role,
+        )
+
+    @property
+    def check_timeout(self) -> float:
+        """Seconds a ROLE check of a server in use may take (the connect bound, else 2 s)."""
+        bound = self._pool_kwargs.get("create_connection_timeout")
+        return ROUTED_CONNECT_TIMEOUT if bound is None else float(bound)
 
     async def open(self, address: Address, reuse: Iterable[ServerPool] = ()) -> ServerPool:
         """A pool to ``address`` whose connections answered ROLE as expected.
@@ -120,7 +147,7 @@ class Servers:
         for pool in reuse:
             if not pool.closed and not pool.restarted and pool.address == address:
                 try:
-                    async with _timeout(self._pool_kwargs.get("create_connection_timeout")):
+                    async with _timeout(self.check_timeout):
                         conn = await pool.acquire()
                         try:
                             await check_role(conn, self._role)
@@ -130,7 +157,9 @@ class Servers:
                     raise TimeoutError(f"{self._role} {address_text(address)} did not answer "
                                        "ROLE in time") from exc
                 return pool
-        pool = ServerPool(address, role=self._role, **self._pool_kwargs)
+        pool = ServerPool(
+            address, role=self._role, unverified=self._unverified, **self._pool_kwargs
+        )
         self._opening.add(pool)
         try:
             await pool.fill()

@@ -265,3 +265,14 @@ async def test_execute_batch_groups_per_node_and_follows_moved(cluster: ClusterP
     assert isinstance(replies[4], WrongTypeError)
     assert replies[5] == "v"
     assert cluster._routes[slot] is right
+
+
+@pytest.mark.parametrize("batch", [[()], [[]], [(b"SET", "empty:k", 1), ()]])
+async def test_execute_batch_with_an_empty_command_is_refused_before_sending(
+    cluster: ClusterPool, batch: list[Any]
+) -> None:
+    sent = cluster.stats().commands
+    with pytest.raises(TypeError, match="non-empty sequence"):
+        await cluster.execute_batch(batch)
+    assert cluster.stats().commands == sent  # nothing went out, the SET beside it included
+    assert await cluster.execute(b"EXISTS", "empty:k") == 0

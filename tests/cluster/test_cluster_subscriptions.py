@@ -40,7 +40,7 @@ async def _readers_end(*readers: asyncio.Future[Any]) -> None:
         task.cancel()
     assert not pending, f"{len(pending)} readers still waiting"
     for task in done:
-        assert isinstance(task.exception(), errors.ChannelClosedError)
+        assert task.exception() is None and task.result() is None, task
 
 
 async def test_cluster_close_with_a_node_down(

@@ -19,7 +19,7 @@ from clustermgr.commands import (
     CommandTable,
     KeySpec,
 )
-from clustermgr.errors import CrossSlotError
+from clustermgr.errors import CrossSlotError, ProtocolError
 from clustermgr.slots import key_slot
 
 DATA = Path(__file__).parent / "data"
@@ -563,3 +563,12 @@ def test_live_getkeys_generated(
     for line, reply in zip(lines, _getkeys(raw_redis_server, lines), strict=True):
         assert not isinstance(reply, hiredis.ReplyError), (line, reply)
         assert reply == live_table.keys(line[0], line[1:]), line
+
+
+@pytest.mark.parametrize(
+    "reply", [b"OK", 7, [b"get"], [[b"get", b"x"]], [[b"get", 2, [b"readonly"], 1, 1]], [3]]
+)
+def test_malformed_command_reply_is_a_protocol_error(reply: Any) -> None:
+    # A hostile or broken node's COMMAND reply never escapes as TypeError/IndexError.
+    with pytest.raises(ProtocolError, match="malformed COMMAND reply"):
+        CommandTable.from_command_reply(reply)

@@ -128,6 +128,28 @@ def test_hold_interval_must_be_positive() -> None:
         RefreshOptions(hold_interval=0)
 
 
+async def test_refresh_engine_hurried_polls_at_the_rate_limit_then_stops() -> None:
+    """After a node stalled, the map is reloaded every min_interval for the time
+    asked, then only on triggers again (period None: never on its own)."""
+    calls: list[frozenset[str]] = []
+
+    async def reload(reasons: frozenset[str]) -> None:
+        calls.append(reasons)
+
+    engine = RefreshEngine(reload, RefreshOptions(period=None, min_interval=0.05))
+    engine.start()
+    try:
+        engine.hurry(0.5)
+        await asyncio.sleep(0.6)
+        polled = len(calls)
+        assert 6 <= polled <= 12, polled
+        assert all(reasons == frozenset({"node stalled"}) for reasons in calls)
+        await asyncio.sleep(0.3)
+        assert len(calls) <= polled + 1  # the poll ended with its time
+    finally:
+        await engine.close()
+
+
 async def test_only_urgent_triggers_run_the_cheaper_poll() -> None:
     calls: list[str] = []
 

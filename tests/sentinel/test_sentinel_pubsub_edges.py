@@ -79,6 +79,7 @@ async def test_sentinel_unsubscribe_while_master_dead_resolves(
         await asyncio.sleep(0.3)
         replies = await asyncio.wait_for(pool.execute_pubsub("UNSUBSCRIBE", b), 60)
         assert [reply[:2] for reply in replies] == [[b"unsubscribe", b.encode()]]
+        assert not channel.is_active  # ended at the UNSUBSCRIBE: a get() now raises
         with pytest.raises(errors.ChannelClosedError):
             await asyncio.wait_for(channel.get(), 1)
         for _ in range(300):  # the failover: at most 30 s

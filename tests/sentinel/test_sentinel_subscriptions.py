@@ -57,7 +57,7 @@ async def test_sentinel_close_during_failover(
         await asyncio.wait_for(pending, 1)
     done, still = await asyncio.wait(readers, timeout=2)
     assert not still
-    assert all(isinstance(t.exception(), errors.ChannelClosedError) for t in done)
+    assert all(t.exception() is None and t.result() is None for t in done)  # aioredis: None
     assert not pool.in_pubsub
 
 

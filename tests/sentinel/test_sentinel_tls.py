@@ -62,10 +62,15 @@ def _subscribers(sentinel: LocalServer) -> int:
 
 
 async def test_sentinel_ports_refuse_plaintext(tls_group: LocalSentinelGroup) -> None:
-    host, port = tls_group.sentinel_addresses[0]
-    with pytest.raises(RedisError):
-        conn = await create_connection((host, port), password=SENTINEL_SECRET, timeout=2)
-        await conn.execute("PING")
+    for host, port in tls_group.sentinel_addresses:
+        with pytest.raises(RedisError):
+            conn = await create_connection((host, port), password=SENTINEL_SECRET, timeout=2)
+            await conn.execute("PING")
+    # The data nodes' own view: no plaintext listener (port 0), so every
+    # connection the tests below make to them reached a TLS port.
+    for server in [tls_group.master, *tls_group.replicas]:
+        assert server.command("CONFIG", "GET", "port") == ["port", "0"], server.name
+        assert server.command("CONFIG", "GET", "tls-port") == ["tls-port", str(server.port)]
 
 
 async def test_rediss_sentinel_url_uses_tls_and_its_credentials(

@@ -1,0 +1,76 @@
+"""Stall detection (``read_timeout``): a connection whose server stopped answering.
+
+While replies are due and nothing arrives for ``read_timeout`` seconds,
+the connection is aborted with :class:`clustermgr.errors.ReplyTimeoutError`
+(``may_have_executed=True``). Replies of blocking commands are due once their
+own timeout has passed (see :func:`clustermgr.bounds.blocking_wait`). The
+check runs a few times per timeout on a timer, not per reply: receiving data
+only stamps the time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from .bounds import check_interval
+from .errors import ReplyTimeoutError
+
+__all__ = ["StallWatch"]
+
+
+class StallWatch:
+    """Aborts a connection when replies are due and no data came for ``read_timeout``.
+
+    ``due_since()`` is the loop time from which replies are due (0.0: as soon
+    as commands are written; later while a blocking command may still wait
+    on the server), or None when none is due; ``abort(error)`` drops the
+    connection.
+    """
+
+    __slots__ = ("_abort", "_due_since", "_handle", "_interval", "_loop", "progress_at", "timeout")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        read_timeout: float,
+        *,
+        due_since: Callable[[], float | None],
+        abort: Callable[[BaseException], None],
+    ) -> None:
+        if read_timeout <= 0:
+            raise ValueError(f"read_timeout must be positive seconds, not {read_timeout}")
+        self._loop = loop
+        self.timeout = read_timeout
+        self._interval = check_interval(read_timeout)
+        self._due_since = due_since
+        self._abort = abort
+        self._handle: asyncio.TimerHandle | None = None
+        #: Loop time of the last data received (or of the first command after idling).
+        self.progress_at = 0.0
+
+    def start(self) -> None:
+        """Begin checking (the connection is open)."""
+        self._handle = self._loop.call_later(self._interval, self._check)
+
+    def progress(self) -> None:
+        """Data arrived, or a command was sent to an idle connection: the clock restarts."""
+        self.progress_at = self._loop.time()
+
+    def stop(self) -> None:
+        """Stop checking (the connection is closing or gone)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _check(self) -> None:
+        self._handle = None
+        due = self._due_since()
+        if due is not None:
+            silent_for = self._loop.time() - max(self.progress_at, due)
+            if silent_for > self.timeout:
+                self._abort(ReplyTimeoutError(
+                    f"no reply within read_timeout={self.timeout}s", silent_for=silent_for
+                ))
+                return
+        self._handle = self._loop.call_later(self._interval, self._check)
