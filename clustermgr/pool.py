@@ -187,6 +187,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
                 self._address, username=credentials[0], password=credentials[1]
             )
             self._known = replace(self._known, credentials=credentials)
+
     async def _create_gated(self) -> RedisConnection:
         """:meth:`_create` for commands: within the connect backoff window after a
         failed connect, fail fast (see :mod:`clustermgr.connectgate`). The pub/sub

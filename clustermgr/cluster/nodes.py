@@ -270,6 +270,8 @@ class NodePools:
         the next node only when it fails. Where ``CLUSTER INFO`` is refused (ACL),
         every poll reads the view."""
         errors: list[str] = []
+        # Closed pools still routed to (retired or closed under us) reopen below.
+        reopen = any(p.closed for p in self.pools.values())
         for address in self._poll_order():
             try:
                 view = await self._on_node(
@@ -283,7 +285,9 @@ class NodePools:
             self.report(address, True, "answered CLUSTER INFO")
             self._polled = address
             if view is None:  # nothing new: the map stands (its closed pools reopened)
-                if self.map is not None and any(p.closed for p in self.pools.values()):
+                if self.map is not None and (
+                    reopen or any(p.closed for p in self.pools.values())
+                ):
                     self._apply(self.map, reasons)
                 return
             self.reloads += 1
