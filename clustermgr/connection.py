@@ -38,7 +38,7 @@ from .batching import (
 )
 from .blocking import BlockingCommands, BlockingWait, warn_if_replied
 from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, blocking_wait, resolve
-from .credentials import CredentialProvider, CredentialProviderError, get_credentials
+from .credentials import CredentialProvider, get_credentials
 from .dispatch import ErrorHook, ReplyDispatcher
 from .errors import (
     ConnectError,
@@ -624,13 +624,7 @@ async def create_connection(
 
 async def _provided(address: ServerAddress, provider: CredentialProvider) -> ServerAddress:
     """``address`` with the provider's credentials (asked within its timeout)."""
-    try:
-        async with _timeout(address.timeout):
-            username, password = await get_credentials(provider)
-    except asyncio.TimeoutError:
-        raise CredentialProviderError(
-            f"the credential provider did not answer within {address.timeout}s"
-        ) from None
+    username, password = await get_credentials(provider, address.timeout)
     return replace(address, username=username, password=password)
 
 

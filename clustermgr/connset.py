@@ -210,7 +210,11 @@ class ConnectionSet:
                 return conn
             free.append(conn)
         if self.size < self._maxsize:
-            conn = await self._open_counted()
+            try:
+                conn = await self._open_counted()
+            except Exception as exc:
+                self._fail_waiters(exc)
+                raise
             self._used.add(conn)
             return conn
         waiter: asyncio.Future[RedisConnection] = asyncio.get_running_loop().create_future()
@@ -274,8 +278,19 @@ class ConnectionSet:
                 if not waiter.done():
                     waiter.set_exception(exc)
                     break
+            self._fail_waiters(exc)
             return
         self._put_free(conn)
+
+    def _fail_waiters(self, exc: Exception) -> None:
+        """After a failed open with nothing open or opening, no connection will
+        come back for the waiters: each gets the failure instead of waiting forever."""
+        if self.all or self._connecting:
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(exc)
 
     # -- commands on lent connections ----------------------------------------
 

@@ -5,15 +5,20 @@ leases). A ``credential_provider`` -- a plain or ``async`` callable taking no
 argument and returning ``(username, password)`` (``username`` may be None) --
 given to a factory is called before each new connection's handshake, so new
 connections always use the current credentials; ``pool.reauthenticate()``
-sends ``AUTH`` with them on the connections already open.
+sends ``AUTH`` with them on the connections already open. A provider that
+does not answer within the connect timeout, raises, or answers an empty
+password (which would connect unauthenticated, as ``default``) fails the
+connect with :class:`CredentialProviderError`.
 :func:`get_credentials` is the one place a provider is called and checked.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 
+from ._timeout import timeout as _timeout
 from .errors import RedisError
 
 __all__ = ["CredentialProvider", "CredentialProviderError", "Credentials", "get_credentials"]
@@ -28,17 +33,27 @@ CredentialProvider = Callable[[], Credentials | Awaitable[Credentials]]
 class CredentialProviderError(RedisError):
     """The credential provider raised, or returned something not ``(username, password)``.
 
-    The connect it was asked for fails with it (nothing was sent to the
-    server, so ``may_have_executed`` is False); it is never retried.
+    Also raised when it does not answer within the connect timeout, or
+    answers an empty password. The connect (or ``reauthenticate()``) it was
+    asked for fails with it (nothing was sent to the server, so
+    ``may_have_executed`` is False); it is never retried.
     """
 
 
-async def get_credentials(provider: CredentialProvider) -> Credentials:
-    """Call ``provider`` (awaiting it if it is async) and check its answer."""
+async def get_credentials(provider: CredentialProvider, timeout: float | None) -> Credentials:
+    """Call ``provider`` (awaiting it if it is async, within ``timeout`` seconds)
+    and check its answer: a ``(username or None, password)`` pair with a
+    non-empty password (an empty one would connect unauthenticated, as the
+    ``default`` user)."""
     try:
-        result = provider()
-        if inspect.isawaitable(result):
-            result = await result
+        async with _timeout(timeout):
+            result = provider()
+            if inspect.isawaitable(result):
+                result = await result
+    except asyncio.TimeoutError:
+        raise CredentialProviderError(
+            f"the credential provider did not answer within {timeout}s"
+        ) from None
     except Exception as exc:
         raise CredentialProviderError(
             f"the credential provider failed: {type(exc).__name__}: {exc}"
@@ -53,4 +68,6 @@ async def get_credentials(provider: CredentialProvider) -> Credentials:
         raise CredentialProviderError(
             f"the credential provider returned a {kind}, not a (username, password) pair"
         )
+    if not result[1]:
+        raise CredentialProviderError("the credential provider returned an empty password")
     return result

@@ -144,6 +144,12 @@ def _text(name: str, value: Any) -> None:
             raise InvalidOptionError(f"{name} is not UTF-8 text", option=name) from None
 
 
+def _str(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise OptionTypeError(f"{name} must be a str or None, got {type(value).__name__}",
+                              option=name)
+
+
 def _flag(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise OptionTypeError(f"{name} must be True or False, got {value!r}", option=name)
@@ -194,7 +200,7 @@ _CHECKS: dict[str, _Check] = {
     ),
     **dict.fromkeys(
         ("retry_timeout", "sentinel_timeout", "failover_timeout",
-         "rediscover_interval", "poll_interval", "node_timeout", "hold_interval"),
+         "rediscover_interval", "poll_interval", "node_timeout", "hold_interval", "margin"),
         _required_seconds,
     ),
     "minsize": lambda name, value: _integer(name, value, 0),
@@ -202,6 +208,8 @@ _CHECKS: dict[str, _Check] = {
     "max_redirects": lambda name, value: _integer(name, value, 0),
     "max_reply_size": lambda name, value: _integer(name, value, 1, optional=True),
     "query_nodes": lambda name, value: _integer(name, value, 1),
+    "replicas": lambda name, value: _integer(name, value, 1),
+    "max_attempts": lambda name, value: _integer(name, value, 1),
     "min_interval": _not_negative_seconds,
     "max_retries": lambda name, value: _integer(name, value, 0, optional=True),
     "db": _db,
@@ -213,7 +221,7 @@ _CHECKS: dict[str, _Check] = {
     ),
     "early_release": _flag,
     "lazy": _flag,
-    "client_az": _text,
+    "client_az": _str,  # compared with the zones servers report (str)
     **dict.fromkeys(("on_connect", "address_remap", "credential_provider"), _callable),
     "parser": _callable,
     "reconnect_delay": _delay_range,

@@ -22,10 +22,12 @@ from ._timeout import timeout as _timeout
 from .abc import AbcConnection, AbcPool
 from .address import ServerAddress, check_db, parse_address
 from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, resolve
+from .connectgate import CONNECT_BACKOFF, ConnectGate
 from .connection import RedisConnection, create_connection
 from .connset import ConnectionSet
 from .credentials import CredentialProvider, get_credentials
 from .errors import (
+    ConnectError,
     PoolClosedError,
     ReplyError,
     RouteError,
@@ -115,8 +117,10 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._counters = Counters()
+        # Failed connects open a window in which further ones fail fast (all commands).
+        self._connect_gate = ConnectGate(CONNECT_BACKOFF, time.monotonic)
         self._conns = ConnectionSet(
-            connect=self._create, known=lambda: self._known, spawn=self._spawn,
+            connect=self._create_gated, known=lambda: self._known, spawn=self._spawn,
             on_exhausted=self._exhausted, counters=self._counters,
             describe=self._address_text, maxsize=maxsize, acquire_timeout=acquire_timeout,
         )
@@ -183,6 +187,20 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
                 self._address, username=credentials[0], password=credentials[1]
             )
             self._known = replace(self._known, credentials=credentials)
+
+    async def _create_gated(self) -> RedisConnection:
+        """:meth:`_create` for commands: within the connect backoff window after a
+        failed connect, fail fast (see :mod:`clustermgr.connectgate`). The pub/sub
+        link reconnects on a backoff of its own, ungated."""
+        gate = self._connect_gate
+        gate.check()
+        try:
+            conn = await self._create()
+        except ConnectError as exc:
+            gate.failed(exc)
+            raise
+        gate.succeeded()
+        return conn
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -420,7 +438,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         credentials again, if it has any).
         """
         if self._provider is not None:
-            username, password = await get_credentials(self._provider)
+            username, password = await get_credentials(self._provider, self._address.timeout)
         elif self._address.password:
             username, password = self._address.username, self._address.password
         else:

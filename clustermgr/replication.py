@@ -48,6 +48,7 @@ from .errors import (
     TimeoutError,
     TryAgainError,
 )
+from .options import check_options, seconds
 from .tasks import consume
 
 __all__ = ["NotReplicatedError", "WaitReplicas"]
@@ -86,8 +87,10 @@ def _is_write(command: Any, args: tuple[Any, ...]) -> bool:
 class WaitReplicas:
     """``WaitReplicas(pool, replicas=1, timeout=1.0)``: writes through it wait for replicas.
 
-    ``timeout`` (seconds, > 0) bounds the WAIT, ``margin`` (seconds, > 0) the
-    rest of the round trip; ``execute`` of a write returns the command's reply
+    ``timeout`` (finite seconds, > 0) bounds the WAIT, ``margin`` (finite
+    seconds, > 0) the rest of the round trip; bad options raise
+    :class:`~clustermgr.options.InvalidOptionError` (or ``OptionTypeError``)
+    naming the option; ``execute`` of a write returns the command's reply
     once ``replicas`` replicas confirmed it; redirects, TRYAGAIN (after a
     backoff) and writes that provably did not run are retried,
     ``max_attempts`` in all, then :class:`~clustermgr.errors.ClusterRetryError`.
@@ -98,14 +101,8 @@ class WaitReplicas:
         self, pool: Any, replicas: int = 1, timeout: float = 1.0, *, max_attempts: int = 16,
         margin: float = 1.0, backoff: Backoff | None = None,
     ) -> None:
-        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-            raise ValueError(f"replicas must be an int >= 1, got {replicas!r}")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds (WAIT 0 blocks forever), got {timeout}")
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts!r}")
-        if not margin > 0:
-            raise ValueError(f"margin must be > 0 seconds, got {margin!r}")
+        check_options(replicas=replicas, max_attempts=max_attempts, margin=margin)
+        seconds("timeout", timeout, optional=False)  # (WAIT 0 would block forever)
         self.pool = pool
         self.replicas = replicas
         self.timeout = timeout
@@ -199,7 +196,7 @@ class WaitReplicas:
             # route and opens the node's pool): a read of the same key.
             await pool.execute(b"EXISTS", _TABLE.first_key(command, args))
             if isinstance(redirect, AskError):
-                pool = pool.node_pools.get(redirect.address)
+                pool = pool.redirect_pool(redirect.address)
                 if pool is None:
                     raise redirect
                 asking = True

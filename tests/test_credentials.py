@@ -128,6 +128,45 @@ async def test_a_failing_provider_fails_the_connect_typed(standalone: LocalStand
         await create_pool(standalone.address, credential_provider=lambda: "secret")
 
 
+async def test_reauthenticate_with_a_hanging_provider_fails_within_the_connect_timeout(
+    standalone: LocalStandalone,
+) -> None:
+    hung: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    answers = [("app-v1", "app-v1-pw"), hung]  # then the provider hangs
+    pool = await create_pool(
+        standalone.address, credential_provider=lambda: answers.pop(0),
+        create_connection_timeout=0.5,
+    )
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(CredentialProviderError, match=r"did not answer within 0\.5s"):
+            await asyncio.wait_for(pool.reauthenticate(), 5)
+        assert asyncio.get_running_loop().time() - started < 2
+        assert await pool.execute("ACL", "WHOAMI") == b"app-v1"  # still as before
+    finally:
+        hung.cancel()
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_an_empty_password_from_the_provider_is_refused(
+    standalone: LocalStandalone,
+) -> None:
+    # An empty (expired) token must not connect unauthenticated as "default".
+    with pytest.raises(CredentialProviderError, match="empty password"):
+        await create_pool(standalone.address, credential_provider=lambda: ("app-v1", ""))
+    provider = Rotating("app-v1")
+    pool = await create_pool(standalone.address, credential_provider=provider)
+    try:
+        provider.current = ("app-v1", "")
+        with pytest.raises(CredentialProviderError, match="empty password"):
+            await pool.reauthenticate()
+        assert await pool.execute("ACL", "WHOAMI") == b"app-v1"
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
 async def test_rotating_a_standalone_pool_under_load_has_no_errors(
     standalone: LocalStandalone,
 ) -> None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from clustermgr import create_pool, create_sentinel_pool
 from clustermgr.cluster import CommandTable, create_cluster_pool
-from clustermgr.errors import ClusterRetryError, ConnectError, MasterNotFoundError
+from clustermgr.credentials import CredentialProviderError
+from clustermgr.errors import AuthError, ClusterRetryError, ConnectError, MasterNotFoundError
+from clustermgr.remap import AddressRemapError
 from clustermgr.testing import (
     FaultProxy,
     LocalCluster,
@@ -94,6 +97,60 @@ async def test_a_lazy_sentinel_pool_discovers_at_the_first_command(
             sentinel.refuse(False)
             assert await asyncio.wait_for(pool.execute(b"SET", b"lazy:s", b"v"), 10) == b"OK"
             assert pool.address == group.master.address
+        finally:
+            pool.close()
+            await pool.wait_closed()
+
+
+def _broken_remap(host: str, port: int) -> tuple[str, int]:
+    raise KeyError((host, port))
+
+
+def _broken_provider() -> tuple[str, str]:
+    raise RuntimeError("token service down")
+
+
+async def test_a_lazy_cluster_pool_fails_its_first_command_at_once_with_a_cause_never_retried(
+) -> None:
+    # What the non-lazy factory would raise at once ends the first command at
+    # once, typed, instead of a "no route" ClusterRetryError after retry_timeout.
+    cases: list[tuple[dict[str, Any], type[BaseException], str]] = [
+        ({"password": "wrong"}, AuthError, "WRONGPASS"),
+        ({"password": "right", "address_remap": _broken_remap}, AddressRemapError, "KeyError"),
+        ({"credential_provider": _broken_provider}, CredentialProviderError, "token service"),
+    ]
+    with LocalCluster(masters=3, replicas_per_master=0, password="right") as cluster:
+        for options, kind, text in cases:
+            pool = await create_cluster_pool(
+                cluster.startup_nodes[:1], lazy=True, retry_timeout=5, **options
+            )
+            try:
+                started = time.monotonic()
+                with pytest.raises(kind, match=text):
+                    await asyncio.wait_for(pool.execute(b"GET", b"lazy:x"), 10)
+                assert time.monotonic() - started < 2, options
+            finally:
+                pool.close()
+                await pool.wait_closed()
+
+
+async def test_a_lazy_sentinel_pool_fails_its_first_command_at_once_with_a_cause_never_retried(
+    local_sentinel_factory: Callable[..., LocalSentinelGroup],
+) -> None:
+    group = local_sentinel_factory(replicas=0, sentinels=1, quorum=1)
+    cases: list[tuple[dict[str, Any], type[BaseException], str]] = [
+        ({"address_remap": _broken_remap}, AddressRemapError, "KeyError"),
+        ({"credential_provider": _broken_provider}, CredentialProviderError, "token service"),
+    ]
+    for options, kind, text in cases:
+        pool = await create_sentinel_pool(
+            group.sentinel_addresses, group.service, lazy=True, failover_timeout=5, **options
+        )
+        try:
+            started = time.monotonic()
+            with pytest.raises(kind, match=text):
+                await asyncio.wait_for(pool.execute(b"SET", b"lazy:s", b"v"), 10)
+            assert time.monotonic() - started < 2, options
         finally:
             pool.close()
             await pool.wait_closed()

@@ -121,6 +121,8 @@ CASES: list[tuple[str, dict[str, Any], str, str, type[Exception]]] = [
     *[(o, {"lazy": "yes"}, "", "lazy", OptionTypeError)
       for o in ("pool", "cluster", "sentinel_pool")],
     ("cluster", {"read_from": "az_affinity", "client_az": 5}, "", "client_az", OptionTypeError),
+    ("cluster", {"read_from": "az_affinity", "client_az": b"az-b"}, "", "client_az",
+     OptionTypeError),
     ("cluster", {"read_from": "az_affinity"}, "", "client_az", InvalidOptionError),
     ("cluster", {"client_az": "az-a"}, "", "client_az", InvalidOptionError),
     *[(o, {"parser": "hiredis"}, "", "parser", OptionTypeError)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fake_server import FakeServer
@@ -13,6 +15,7 @@ from fake_server import FakeServer
 from clustermgr import create_pool
 from clustermgr.cluster import create_cluster_pool, key_slot
 from clustermgr.errors import ClusterRetryError, ReadOnlyError, RedisError, WrongTypeError
+from clustermgr.options import InvalidOptionError, OptionTypeError
 from clustermgr.replication import NotReplicatedError, WaitReplicas
 from clustermgr.sentinel import create_sentinel_pool
 from clustermgr.testing import LocalCluster, LocalSentinelGroup
@@ -63,11 +66,33 @@ async def test_cluster_write_waits_on_the_owning_master(redis_cluster: LocalClus
         await pool.wait_closed()
 
 
-def test_bad_options() -> None:
-    with pytest.raises(ValueError):
-        WaitReplicas(object(), replicas=0)
-    with pytest.raises(ValueError):
-        WaitReplicas(object(), replicas=1, timeout=0)
+_BAD_WAIT_OPTIONS: list[tuple[dict[str, Any], str, type[Exception]]] = [
+    ({"replicas": 0}, "replicas", InvalidOptionError),
+    ({"replicas": True}, "replicas", OptionTypeError),
+    ({"replicas": 1.0}, "replicas", OptionTypeError),
+    ({"timeout": 0}, "timeout", InvalidOptionError),
+    ({"timeout": math.nan}, "timeout", InvalidOptionError),
+    ({"timeout": math.inf}, "timeout", InvalidOptionError),
+    ({"timeout": None}, "timeout", OptionTypeError),
+    ({"timeout": "1"}, "timeout", OptionTypeError),
+    ({"max_attempts": 0}, "max_attempts", InvalidOptionError),
+    ({"max_attempts": math.nan}, "max_attempts", OptionTypeError),
+    ({"max_attempts": math.inf}, "max_attempts", OptionTypeError),
+    ({"max_attempts": True}, "max_attempts", OptionTypeError),
+    ({"margin": 0}, "margin", InvalidOptionError),
+    ({"margin": math.inf}, "margin", InvalidOptionError),
+    ({"margin": math.nan}, "margin", InvalidOptionError),
+]
+
+
+@pytest.mark.parametrize(("options", "option", "error"), _BAD_WAIT_OPTIONS)
+def test_bad_options_are_refused_at_construction_naming_the_option(
+    options: dict[str, Any], option: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error) as info:
+        WaitReplicas(object(), **options)
+    assert info.value.option == option  # type: ignore[attr-defined]
+    assert option in str(info.value)
 
 
 async def test_cluster_write_follows_moved_and_ask(

@@ -136,8 +136,6 @@ class ClusterPool(SubscriptionViews, Router):
         masters = self._masters
         if masters and all(pool in failures for pool in masters):
             raise failures[masters[0]]  # no master opened its minsize (maxclients, auth, ...)
-        if self._read_from == "az_affinity":  # readers in the client's zone from the start
-            await self._nodes.learn_zones()
         await self._load_command_table()
         self._refresh.start()
 
@@ -211,6 +209,11 @@ class ClusterPool(SubscriptionViews, Router):
     async def _wait_route(self, c: Classified, budget: Budget, why: str) -> None:
         await self._refresh.refresh(why, budget.remaining(self._loop.time()))
         if self._route(c) is None:
+            failure = self._refresh.failure
+            if failure is not None and self._actions.of_type(type(failure)) is Action.FAIL:
+                # never retried (credentials, the remap): the cause, at once (the
+                # reload's one error for every waiting command: no growing traceback)
+                raise failure.with_traceback(None)
             await self._backoff.sleep(budget.failures, budget.remaining(self._loop.time()))
 
     async def _wait_retry(
@@ -267,8 +270,10 @@ class ClusterPool(SubscriptionViews, Router):
             self._refresh.hurry(self._retry_timeout)
 
     def _request_refresh(self, reason: str) -> None:
+        # A poll (probe first): the command is held next, polling until the map changes.
         self._refresh.trigger(
-            "clusterdown" if reason == ClusterDownError.__name__ else "connection failure"
+            "clusterdown" if reason == ClusterDownError.__name__ else "connection failure",
+            urgent=True,
         )
 
     def _exhausted(self, c: Classified, budget: Budget, why: str,
@@ -297,6 +302,11 @@ class ClusterPool(SubscriptionViews, Router):
     def node_pools(self) -> Mapping[Address, ConnectionsPool]:
         """The per-node pools in use, by address."""
         return dict(self._nodes.pools)
+
+    def redirect_pool(self, address: Address) -> ConnectionsPool | None:
+        """The node pool in use for an address a redirect announced (remapped as
+        the pool's own redirects are; :class:`~clustermgr.remap.AddressRemapError`)."""
+        return self._nodes.pools.get(remap_address(self._remap, address))
 
     # -- AbcPool: commands ------------------------------------------------
 

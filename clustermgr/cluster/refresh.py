@@ -39,7 +39,9 @@ class RefreshOptions:
         hold_interval: least time between two reloads while a command is held
             waiting for a route (its node unreachable, CLUSTERDOWN) or a
             pub/sub connection is lost: the map is polled this often until
-            it changes, and the held commands wake on the change.
+            it changes, and the held commands wake on the change (a poll
+            is the cheaper ``poll`` of the engine: one node's ``CLUSTER
+            INFO``, the map read only when that shows news).
     """
 
     period: float | None = 30.0
@@ -77,6 +79,8 @@ class RefreshEngine:
         self._urgent = False
         #: Number of reloads run (for tests and metrics).
         self.reloads = 0
+        #: What the last reload raised (None once one succeeds).
+        self.failure: Exception | None = None
 
     def start(self) -> None:
         """Start the background task (idempotent)."""
@@ -173,6 +177,9 @@ class RefreshEngine:
                 raise
             except Exception as exc:  # the engine must survive a failed reload
                 logger.warning("slot map reload (%s) failed: %s", ",".join(sorted(reasons)), exc)
+                self.failure = exc
+            else:
+                self.failure = None
             self.reloads += 1
             self._last = loop.time()
             if waiters is not None and not waiters.done():

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import itertools
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -443,7 +443,12 @@ def diff_maps(old: SlotMap | None, new: SlotMap, *, replicas: bool = False) -> M
 
 
 async def read_slot_map(
-    execute: Any, address: Address, *, tls: bool = False, remap: AddressRemap | None = None
+    execute: Any,
+    address: Address,
+    *,
+    tls: bool = False,
+    info: Awaitable[Any] | None = None,
+    remap: AddressRemap | None = None,
 ) -> SlotMap:
     """Read one node's view of the cluster through ``execute`` (a connection's or pool's).
 
@@ -454,10 +459,12 @@ async def read_slot_map(
     the asking connection's kind). ``tls``: the caller connects with TLS, so nodes are
     reached on their ``tls-port``. A user denied ``CLUSTER INFO`` and ``CLUSTER
     NODES`` (ACL) still gets the map, with epochs unknown (0): views are then
-    merged by coverage and source alone. ``remap``: see :func:`parse_shards`.
+    merged by coverage and source alone. ``info``: the node's ``CLUSTER INFO`` reply
+    (on its way), when the caller sent it; else it is sent here. ``remap``: see
+    :func:`parse_shards`.
     """
     replies: tuple[Any, Any, Any] = await asyncio.gather(
-        execute(b"CLUSTER", b"INFO", encoding=None),
+        execute(b"CLUSTER", b"INFO", encoding=None) if info is None else info,
         execute(b"CLUSTER", b"SHARDS", encoding=None),
         execute(b"CLUSTER", b"NODES", encoding=None),
         return_exceptions=True,

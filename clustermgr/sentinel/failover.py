@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._timeout import timeout as _timeout
+from ..credentials import CredentialProviderError
 from ..errors import (
     AuthError,
     ConnectionForcedCloseError,
@@ -55,6 +56,7 @@ from ..errors import (
 )
 from ..health import NodeHealth
 from ..pool import ConnectionsPool
+from ..remap import AddressRemapError
 from ._common import Address, Tasks, address_text, logger
 from .errors import FailoverTimeoutError
 from .events import SentinelEvent, remap_event
@@ -65,6 +67,10 @@ from .servers import ServerPool, Servers
 from .watchdog import watch_roles
 
 __all__ = ["Follower"]
+
+#: Failures of a lazy start's first discovery that end the first commands at once:
+#: the factory would have raised them, and no retry mends them.
+_NEVER_RETRIED = (AuthError, AddressRemapError, CredentialProviderError)
 
 #: Events that say a data node is down (+sdown) or answering again (the others).
 _NODE_EVENTS = frozenset({"+sdown", "-sdown", "+reboot", "+convert-to-slave", "+slave"})
@@ -376,6 +382,9 @@ class Follower:
             except (RedisError, OSError) as exc:
                 self.last_error = exc
                 logger.debug("no %s for %r yet: %s", self.role, self._service, exc)
+                if self._start_pending and isinstance(exc, _NEVER_RETRIED):
+                    self._give_up(exc)  # a lazy start: the cause, at once
+                    return
                 pools = None
             if pools and generation != self._generation:
                 logger.info("failover news of %r while verifying %s: deciding again",
@@ -403,20 +412,22 @@ class Follower:
                     failover.aborted = True
                     deadline = now + self._failover_timeout
                     continue
-                error = self.last_error or MasterNotFoundError(
-                    f"no usable {self.role} of {self._service!r}")
-                logger.warning("giving up finding a %s of %r: %s", self.role, self._service,
-                               error)
-                self.failover = None
-                if not self._ready.done():
-                    self._ready.set_exception(error)
-                    self._ready.exception()  # retrieved: nobody may be waiting
+                self._give_up(self.last_error or MasterNotFoundError(
+                    f"no usable {self.role} of {self._service!r}"))
                 return
             try:
                 async with _timeout(self._poll_interval):
                     await self._wake.wait()
             except asyncio.TimeoutError:
                 pass
+
+    def _give_up(self, error: BaseException) -> None:
+        """End this search: the commands waiting for a server fail with ``error``."""
+        logger.warning("giving up finding a %s of %r: %s", self.role, self._service, error)
+        self.failover = None
+        if not self._ready.done():
+            self._ready.set_exception(error)
+            self._ready.exception()  # retrieved: nobody may be waiting
 
     def _new_search(self) -> None:
         """A resolve begins (subclasses reset per-search state)."""

@@ -200,3 +200,31 @@ async def test_a_failing_remap_of_a_redirect_fails_that_command_typed(
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def test_waitreplicas_follows_an_ask_to_the_remapped_node(announced: Announced) -> None:
+    # The ASK names node1.invalid:1001; WaitReplicas must send the write there
+    # through the remapped node pool (the nodes have no replica: WAIT counts 0).
+    from clustermgr.replication import NotReplicatedError, WaitReplicas
+    from clustermgr.testing.cluster import SlotMigration
+
+    key, slot = _slot_owned_by(announced, 0)
+    source, target = announced.cluster.nodes[0], announced.cluster.nodes[1]
+    pool = await create_cluster_pool(
+        announced.startup, address_remap=announced.remap, retry_timeout=3
+    )
+    migration = SlotMigration(announced.cluster, slot, source, target)
+    migration.begin()
+    try:
+        writer = WaitReplicas(pool, replicas=1, timeout=0.1, max_attempts=4)
+        with pytest.raises(NotReplicatedError) as raised:
+            await asyncio.wait_for(writer.execute(b"SET", key, b"asked"), 10)
+        assert raised.value.acked == 0
+    finally:
+        migration.finish()  # the key written on the target stays there, owned
+    try:
+        assert target.command("GET", key) in (b"asked", "asked")
+    finally:
+        target.command("DEL", key)
+        pool.close()
+        await pool.wait_closed()

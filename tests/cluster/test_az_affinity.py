@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clustermgr.cluster import create_cluster_pool, key_slot
+from clustermgr.cluster import RefreshOptions, create_cluster_pool, key_slot
 from clustermgr.cluster.nodes import pick_az_reader
 from clustermgr.cluster.topology import NodeInfo, Shard
 from clustermgr.testing import LocalCluster
@@ -109,3 +109,58 @@ async def test_reads_go_to_replicas_in_the_client_zone_then_to_others(
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def test_every_pool_finds_the_in_zone_replica_before_its_first_read(
+    zoned: LocalCluster,
+) -> None:
+    # The zones of replicas the pool did not pick as their first (random) reader
+    # are read too, before the pick: each new pool reads from the az-b replica.
+    first = zoned.masters[0]
+    in_zone = zoned.replicas_of(first)[1]
+    zones = {n.port: "az-c" for n in zoned.nodes}
+    zones[first.port] = "az-a"
+    zones[in_zone.port] = "az-b"
+    for node in zoned.nodes:
+        node.command("CONFIG", "SET", "availability-zone", zones[node.port])
+    keys = [k for k in (f"az2:{i}".encode() for i in range(2000))
+            if zoned.node_for_slot(key_slot(k)).port == first.port][:20]
+    for _ in range(8):
+        pool = await create_cluster_pool(
+            zoned.startup_nodes, read_from="az_affinity", client_az="az-b",
+            refresh=RefreshOptions(period=None),
+        )
+        try:
+            before = _gets(in_zone)
+            await asyncio.gather(*(pool.execute(b"GET", k) for k in keys))
+            assert _gets(in_zone) - before == len(keys)
+        finally:
+            pool.close()
+            await pool.wait_closed()
+
+
+async def test_a_lazy_pool_reads_from_the_in_zone_replica_after_its_first_command(
+    zoned: LocalCluster,
+) -> None:
+    # The first command waits for the first map: that reload also reads the zones.
+    first = zoned.masters[0]
+    in_zone = zoned.replicas_of(first)[0]
+    zones = {n.port: "az-c" for n in zoned.nodes}
+    zones[in_zone.port] = "az-b"
+    for node in zoned.nodes:
+        node.command("CONFIG", "SET", "availability-zone", zones[node.port])
+    keys = [k for k in (f"az3:{i}".encode() for i in range(2000))
+            if zoned.node_for_slot(key_slot(k)).port == first.port][:20]
+    for _ in range(4):
+        pool = await create_cluster_pool(
+            zoned.startup_nodes, read_from="az_affinity", client_az="az-b", lazy=True,
+            refresh=RefreshOptions(period=None),
+        )
+        try:
+            await pool.execute(b"SET", b"az3:warm", b"1")
+            before = _gets(in_zone)
+            await asyncio.gather(*(pool.execute(b"GET", k) for k in keys))
+            assert _gets(in_zone) - before == len(keys)
+        finally:
+            pool.close()
+            await pool.wait_closed()
