@@ -277,6 +277,8 @@ class NodePools:
                 view = await self._on_node(
                     address, functools.partial(self._poll_node, address), pooled=True
                 )
+            except AddressRemapError:
+                raise  # the user's callable, not the node, failed
             except (RedisError, OSError, asyncio.TimeoutError) as exc:
                 problem = describe_failure(exc)
                 errors.append(f"{address_text(address)}: {problem}")
@@ -309,11 +311,14 @@ class NodePools:
     async def _poll_node(self, address: Address, execute: Any) -> SlotMap | None:
         """The view of ``address`` if its answers call for a read, else None.
 
-        ``CLUSTER INFO`` is compared by the probe; a replica of a master reported
+        ``CLUSTER INFO`` is compared by the probe (a node the map does not name,
+        a seed, is read at once); a replica of a master reported
         down is also asked ``ROLE``: once it says master (a promotion that moved
         no epoch, ``CLUSTER FAILOVER TAKEOVER``), its view is read."""
         probe = self._info
-        if probe.refused:
+        current = self.map
+        member = current is not None and any(n.address == address for n in current.nodes)
+        if probe.refused or not member:  # a seed may now name another cluster: read it
             return await self._read_view(address, execute)
         loop = asyncio.get_running_loop()
         ask_role = not probe.role_refused and self._is_heir(address)
@@ -338,7 +343,7 @@ class NodePools:
             probe.role_refused = True
         info = ClusterInfo.parse(reply)
         promoted = isinstance(role, list) and bool(role) and role[0] in (b"master", "master")
-        epoch = self.map.epoch if self.map is not None else 0
+        epoch = current.epoch if current is not None else None
         if not probe.worth_reading(address, info, loop.time(), epoch) and not promoted:
             return None
         sent.set_result(reply)

@@ -88,18 +88,19 @@ class MapProbe:
         self._read[address] = info
 
     def worth_reading(
-        self, address: Address, info: ClusterInfo, now: float, map_epoch: int
+        self, address: Address, info: ClusterInfo, now: float, map_epoch: int | None
     ) -> bool:
         """Whether ``info``, probed from ``address`` at ``now``, calls for a full read.
 
-        ``map_epoch``: the current epoch of the map in use. A node never read
-        whose epoch is no newer is taken as read now: no failover finished since.
+        ``map_epoch``: the current epoch of the map in use if it names
+        ``address``, else None. A member never read whose epoch is no newer is
+        taken as read now: no failover finished since. Others are read.
         """
         last = self._seen.get(address)
         self._seen[address] = (info, now)
         read = self._read.get(address)
         if read is None:
-            if info.epoch and info.epoch <= map_epoch:
+            if map_epoch is not None and info.epoch and info.epoch <= map_epoch:
                 self._read[address] = info
                 return False
             return True

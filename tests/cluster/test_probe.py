@@ -84,6 +84,7 @@ def test_a_node_never_read_at_the_maps_epoch_is_taken_as_read() -> None:
     probe = MapProbe()
     assert not probe.worth_reading(NODE, HEALTHY, 0.0, 6)  # no epoch moved since the map
     assert probe.worth_reading(OTHER, HEALTHY, 0.0, 5)  # newer than the map: read it
+    assert probe.worth_reading(("10.0.0.9", 7000), HEALTHY, 0.0, None)  # not in the map
     assert probe.worth_reading(NODE, replace(HEALTHY, epoch=7), 0.05, 6)
 
 
