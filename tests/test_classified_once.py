@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from clustermgr import create_pool
+from clustermgr import create_connection, create_pool
 from clustermgr.cluster import create_cluster_pool
 from clustermgr.commands import CommandTable
+from clustermgr.errors import RedisError
 from clustermgr.sentinel import create_sentinel_pool
 from clustermgr.testing.cluster import LocalCluster
 from clustermgr.testing.sentinel import LocalSentinelGroup
@@ -138,3 +139,32 @@ async def test_standalone_execute_looks_each_command_up_once(
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def test_execute_plain_on_a_subscribed_connection_is_refused_like_execute(
+    redis_standalone: LocalStandalone,
+) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        await conn.execute_pubsub(b"SUBSCRIBE", b"plain-news")
+        with pytest.raises(RedisError, match="subscribed"):
+            conn.execute_plain(b"GET", (b"k",))
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_execute_plain_inside_multi_is_queued_for_exec(
+    redis_standalone: LocalStandalone,
+) -> None:
+    conn = await create_connection(redis_standalone.address)
+    try:
+        assert await conn.execute(b"MULTI") == b"OK"
+        queued = conn.execute_plain(b"SET", (b"plain-multi", b"1"))
+        got = conn.execute_plain(b"GET", (b"plain-multi",), encoding="utf-8")
+        assert await queued == b"QUEUED" and await got == "QUEUED"
+        assert await conn.execute(b"EXEC") == [b"OK", "1"]
+        assert not conn.in_transaction
+    finally:
+        conn.close()
+        await conn.wait_closed()

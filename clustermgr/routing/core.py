@@ -240,7 +240,10 @@ class Router(AbcPool):
         error: BaseException | None = None
         if pool is not None:
             c.pool = pool
+            info = c.info
             try:
+                if info is not None and pool.takes_plain and self._plain_kind(info):
+                    return pool.execute_plain(c.command, c.args, on_error=c, **c.kwargs)
                 return pool.execute(c.command, *c.args, on_error=c, **c.kwargs)
             except RedisError as exc:
                 if self._actions.of_type(type(exc)) is Action.FAIL:
