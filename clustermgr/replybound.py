@@ -68,6 +68,20 @@ class ReplyBound:
         if self._off:
             return None
         stack = self._stack
+        if not stack and data[-2:] == b"\r\n" and self._line is None and not self._skip:
+            # The chunk may hold exactly one reply, a lone caller's (+OK, :1, $n ... GET):
+            # the short path, one look at its header.
+            kind = data[0]
+            end = data.find(b"\r\n")
+            if kind == 36 and end > 0:
+                try:
+                    whole = end + 4 + int(data[1:end]) == len(data)
+                except ValueError:
+                    whole = False
+                if whole and len(data) <= self.bound:
+                    return None
+            elif kind in _LINES and end == len(data) - 2 and end + 2 <= self.bound:
+                return None
         size = self._size  # bytes of the open reply before ``base``
         cut = 0  # bytes of a cut header line put back in front of data
         if self._line is not None:
@@ -93,6 +107,55 @@ class ReplyBound:
         bound = self.bound
         while pos < n:
             kind = data[pos]
+            if kind == 36 and stack:
+                # A run of bulk strings in an aggregate (LRANGE, HGETALL, MGET...): the
+                # tight path. What it cannot take whole (a cut, a huge length) is left
+                # to the general one below.
+                remaining = start = stack[-1]
+                while remaining and pos < n and data[pos] == 36:
+                    end = find(b"\r\n", pos)
+                    if end < 0:
+                        break
+                    try:
+                        count = int(data[pos + 1:end])
+                    except ValueError:
+                        self._off = True
+                        return None
+                    following = end + 4 + count if count >= 0 else end + 2
+                    if following > n:
+                        break
+                    pos = following
+                    remaining -= 1
+                if remaining != start:
+                    if size + pos - base > bound:
+                        return self._refuse(size + pos - base, max(0, base - cut), announced=False)
+                    if remaining:
+                        stack[-1] = remaining
+                        continue
+                    stack.pop()
+                    if stack and not self._element_done(stack):
+                        continue
+                    size, base = 0, pos  # a whole reply ends at pos (checked just above)
+                    continue
+            elif kind == 36 and size == 0:
+                # A run of whole bulk-string replies (pipelined GETs): the tight path too.
+                first = pos
+                while pos < n and data[pos] == 36:
+                    end = find(b"\r\n", pos)
+                    if end < 0:
+                        break
+                    try:
+                        count = int(data[pos + 1:end])
+                    except ValueError:
+                        self._off = True
+                        return None
+                    following = end + 4 + count if count >= 0 else end + 2
+                    if following > n or following - pos > bound:
+                        break
+                    pos = following
+                if pos != first:
+                    base = pos
+                    continue
             end = find(b"\r\n", pos)
             if end < 0:
                 if n - pos > _CARRIED:  # only a length header needs its text: keep its start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -144,7 +145,7 @@ def test_bound_follows_replies_cut_anywhere() -> None:
 
 
 @given(st.lists(_replies, min_size=1, max_size=6), st.data())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(os.environ.get("CLUSTERMGR_BOUND_EXAMPLES", "300")), deadline=None)
 def test_bound_never_refuses_a_reply_that_fits(replies: list[bytes], data: Any) -> None:
     """Valid replies cut anywhere: the walk agrees with the parser on where each ends."""
     wire = b"".join(replies)
@@ -156,3 +157,9 @@ def test_bound_never_refuses_a_reply_that_fits(replies: list[bytes], data: Any) 
     assert [fits.scan(piece) for piece in pieces] == [None] * len(pieces)
     assert fits._stack == [] and fits._skip == 0 and fits._line is None
     assert any(error is not None for error in refused)  # one byte less: refused
+
+
+@pytest.mark.parametrize("reply", [b"+OK\r\n", b":1\r\n", b"$5\r\nhello\r\n", b"$0\r\n\r\n"])
+def test_a_lone_reply_is_held_to_the_exact_bound(reply: bytes) -> None:
+    assert ReplyBound(len(reply)).scan(reply) is None
+    assert ReplyBound(len(reply) - 1).scan(reply) is not None
