@@ -10,11 +10,14 @@ without serving it, and nothing queues behind it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BlockingCommands", "BlockingWait", "reply_waiting"]
+__all__ = ["BlockingCommands", "BlockingWait", "reply_waiting", "warn_if_replied"]
+
+logger = logging.getLogger("clustermgr.connection")
 
 
 class BlockingCommands:
@@ -68,6 +71,15 @@ class BlockingWait:
         """Done-callback of the command's future: a cancel before the reply gives it up."""
         if future.cancelled() and self.pending:
             self._owner._on_given_up(self.command)
+
+
+def warn_if_replied(transport: asyncio.BaseTransport | None, describe: str, command: Any) -> None:
+    """Log that given-up ``command`` may have been served, if its reply is already arriving."""
+    if reply_waiting(transport):
+        logger.warning(
+            "%s: %r was given up with a reply already arriving: the server may "
+            "have served it; the reply is dropped", describe, command,
+        )
 
 
 def reply_waiting(transport: asyncio.BaseTransport | None) -> bool:

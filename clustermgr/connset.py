@@ -176,6 +176,21 @@ class ConnectionSet:
             return conn
         return None
 
+    def take_idle(self) -> RedisConnection | None:
+        """Remove a free connection with no reply pending from the set, or None.
+
+        For pub/sub (as aioredis 1.x's pool took one of its connections):
+        a SUBSCRIBE on it is written at once instead of after a connect.
+        """
+        if self._closing:
+            return None
+        for conn in self.free:
+            if not conn.closed and not conn.in_flight:
+                self.free.remove(conn)
+                self.all.discard(conn)
+                return conn
+        return None
+
     # -- exclusive use ----------------------------------------------------
 
     async def acquire(self) -> RedisConnection:

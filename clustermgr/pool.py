@@ -144,7 +144,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self.takes_plain = self._plain_conns and _keeps_plain(type(self), ConnectionsPool)
         # Pub/sub: the subscriptions we want, kept on one reconnecting connection.
         self._pubsub = PubSubLink(
-            connect=self._create, spawn=self._spawn,
+            connect=self._create, spawn=self._spawn, take=self._conns.take_idle,
             describe=f"pool for {self._address_text}", reconnect_delay=reconnect_delay,
             on_lost=self._pubsub_lost, on_restored=self._pubsub_restored,
         )
@@ -343,6 +343,8 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
     def execute_pubsub(self, command: bytes | str, *channels: Any) -> Awaitable[Any]:
         """(Un)subscribe on the pool's dedicated pub/sub connection.
 
+        The first SUBSCRIBE takes an idle connection of the pool for it when
+        there is one (written at once, as aioredis 1.x), else opens one.
         Subscriptions are kept as desired state (see
         :class:`~clustermgr.subscriptions.PubSubLink`): if the connection drops,
         the pool reconnects with backoff and resubscribes every channel and

@@ -259,8 +259,12 @@ class PubSubLink:
 
     ``connect()`` opens a connection (the owner's options, counters and
     on-connect checks); ``spawn(coro)`` runs the reconnect task in the owner's
-    task set. ``on_lost(cause)`` and ``on_restored(gap_seconds)`` tell the owner
-    when the connection of an established subscription drops and comes back.
+    task set. ``take()``, if given, hands over an open, idle connection of the
+    owner's (or None): a SUBSCRIBE while the link has no connection and is not
+    reconnecting is then written on it at once, as aioredis 1.x's pool did,
+    instead of after a connect. ``on_lost(cause)`` and ``on_restored(gap_seconds)``
+    tell the owner when the connection of an established subscription drops
+    and comes back.
     """
 
     def __init__(
@@ -269,12 +273,14 @@ class PubSubLink:
         connect: Callable[[], Awaitable[RedisConnection]],
         spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
         describe: str,
+        take: Callable[[], RedisConnection | None] | None = None,
         reconnect_delay: tuple[float, float] = (0.05, 2.0),
         on_lost: Callable[[BaseException | None], None] | None = None,
         on_restored: Callable[[float], None] | None = None,
     ) -> None:
         self._connect = connect
         self._spawn = spawn
+        self._take = take
         self._describe = describe
         self._backoff = Backoff(base=reconnect_delay[0], cap=reconnect_delay[1])
         self._on_lost = on_lost
@@ -336,13 +342,28 @@ class PubSubLink:
                     self.subscriptions.count,
                 ))
                 return future
-        conn = self._conn
+        conn = self._conn if self._conn is not None else self._take_idle()
         if conn is not None:
             self._send(conn, op)
         else:
             self._queue.append(op)
             self._ensure_connecting()
         return future
+
+    def _take_idle(self) -> RedisConnection | None:
+        """The owner's idle connection, established at once; None while reconnecting.
+
+        Not reconnecting and no connection means nothing is subscribed on the
+        server: there is nothing to restore on it.
+        """
+        if self._take is None or (self._task is not None and not self._task.done()):
+            return None
+        conn = self._take()
+        if conn is not None:
+            conn.on_pubsub_lost = self._lost
+            conn.on_unsubscribed = self._server_unsubscribed
+            self._established(conn, self._lost_at)
+        return conn
 
     def _send(self, conn: RedisConnection, op: _Op) -> None:
         request = op.request

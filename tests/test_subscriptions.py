@@ -424,3 +424,48 @@ async def test_link_states_follow_the_server(redis_standalone: Any) -> None:
     await asyncio.gather(*tasks)
     with pytest.raises(errors.PoolClosedError):
         link.execute(b"SUBSCRIBE", (name,))
+
+
+# -- the first SUBSCRIBE on an idle pool connection (as aioredis 1.x) --------
+
+
+async def test_pool_first_subscribe_is_sent_before_a_later_publish(redis_standalone: Any) -> None:
+    """The first SUBSCRIBE takes an idle connection of the pool and is written at once,
+    so a PUBLISH issued after it on another connection reaches a subscriber."""
+    name = _name("first")
+    sub = await create_pool(redis_standalone.address, minsize=1)
+    pub = await create_connection(redis_standalone.address)
+    try:
+        size = sub.size
+        subscribed = sub.execute_pubsub("SUBSCRIBE", name)
+        await asyncio.sleep(0)
+        assert await asyncio.wait_for(pub.execute("PUBLISH", name, "m"), 5) == 1
+        assert await asyncio.wait_for(subscribed, 5) == [[b"subscribe", name.encode(), 1]]
+        assert await asyncio.wait_for(sub.pubsub_channels[name].get(), 5) == b"m"
+        assert sub.size == size - 1  # handed over to pub/sub, as aioredis' pool did
+        assert await asyncio.wait_for(sub.execute("PING"), 5) == b"PONG"  # a new one
+        # The pub/sub connection is the pool's own from now on: it comes back after a kill.
+        assert await sub.execute("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+        await _deliver(sub, "SUBSCRIBE", name, sub.pubsub_channels[name])
+    finally:
+        sub.close()
+        pub.close()
+        await sub.wait_closed()
+        await pub.wait_closed()
+
+
+async def test_pool_subscribe_leaves_busy_connections_alone(redis_standalone: Any) -> None:
+    """A connection with a reply pending is not taken: pub/sub opens one of its own."""
+    name = _name("busy")
+    sub = await create_pool(redis_standalone.address, minsize=1, maxsize=1)
+    try:
+        conn = sub.get_connection()
+        assert conn is not None
+        ping = sub.execute("PING")  # on ``conn``, reply pending
+        subscribed = sub.execute_pubsub("SUBSCRIBE", name)
+        assert await asyncio.wait_for(ping, 5) == b"PONG"
+        assert await asyncio.wait_for(subscribed, 5) == [[b"subscribe", name.encode(), 1]]
+        assert not conn.in_pubsub and sub.get_connection() is conn and sub.size == 1
+    finally:
+        sub.close()
+        await sub.wait_closed()

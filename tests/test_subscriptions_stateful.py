@@ -56,6 +56,11 @@ class SubscriptionMachine(RuleBasedStateMachine):
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(asyncio.wait_for(coro, 10))
 
+    async def _execute(self, *args: Any) -> Any:
+        # In the loop: the first SUBSCRIBE may have taken the pool's only free
+        # connection, and opening another needs a running loop.
+        return await self.pool.execute(*args)
+
     async def _pubsub(self, command: str, *args: str) -> Any:
         return await self.pool.execute_pubsub(command, *args)
 
@@ -105,11 +110,11 @@ class SubscriptionMachine(RuleBasedStateMachine):
         reconnecting), else at once (the loss may not have been read yet).
         """
         self.lost.clear()
-        listing = self.run(self.pool.execute("CLIENT", "LIST", "TYPE", "pubsub")).decode()
+        listing = self.run(self._execute("CLIENT", "LIST", "TYPE", "pubsub")).decode()
         for line in listing.splitlines():
             fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
             if fields.get("name") == self.client:
-                self.run(self.pool.execute("CLIENT", "KILL", "ID", fields["id"]))
+                self.run(self._execute("CLIENT", "KILL", "ID", fields["id"]))
                 if wait_lost and (self.channels or self.pattern_channels):
                     self.run(self.lost.wait())
                 return
