@@ -344,22 +344,12 @@ class RedisConnection(AbcConnection):
         return future
 
     def execute_plain(
-        self,
-        command: bytes | str,
-        args: tuple[Any, ...],
-        *,
-        encoding: Any = _NOT_SET,
-        on_error: ErrorHook | None = None,
+        self, command: bytes | str, args: tuple[Any, ...], *,
+        encoding: Any = _NOT_SET, on_error: ErrorHook | None = None,
     ) -> asyncio.Future[Any]:
-        """:meth:`execute` for a command its caller classified as plain (:func:`is_plain`).
-
-        ``args`` is the argument tuple. A plain command needs no state hook,
-        no pub/sub handling and no blocking bound, so its name is not looked
-        up again; on a closed, subscribed or MULTI connection this is
-        :meth:`execute` (same checks, same errors). A subclass that
-        overrides :meth:`execute` and not this method is called through
-        :meth:`execute` by the pools.
-        """
+        """:meth:`execute` of ``command *args``, classified plain by the caller
+        (:func:`is_plain`): no state hook, pub/sub or blocking bound, so no name
+        lookup. A closed, subscribed or MULTI connection takes :meth:`execute`."""
         if self._closing or self._multi is not None or self._pubsub.subscribed:
             return self.execute(command, *args, encoding=encoding, on_error=on_error)
         if encoding is not None and type(encoding) is not str:
@@ -385,28 +375,24 @@ class RedisConnection(AbcConnection):
         run those with :meth:`execute`.
         """
         self._refuse_closed()
-        if encoding is _NOT_SET or (encoding is not None and type(encoding) is not str):
-            encoding = self._encoding
         payload, blocking, wait = prepare_batch(commands)
         return self._send_batch(payload, encoding, blocking, wait)
 
     def execute_plain_batch(
         self, commands: Sequence[Sequence[Any]], *, encoding: Any = _NOT_SET
     ) -> asyncio.Future[list[Any]]:
-        """:meth:`execute_batch` for commands their caller checked already: each
-        one non-empty and plain (:func:`is_plain`, or CLIENT other than REPLY
-        OFF/SKIP, or XREAD/XREADGROUP without BLOCK). Nothing is looked up again."""
+        """:meth:`execute_batch` of commands the caller checked: none empty, each
+        plain (:func:`is_plain`) or XREAD without BLOCK. No name is looked up."""
         self._refuse_closed()
-        if encoding is _NOT_SET or (encoding is not None and type(encoding) is not str):
-            encoding = self._encoding
         payload = [encode_command(entry[0], tuple(entry[1:])) for entry in commands]
         return self._send_batch(payload, encoding, None, 0.0)
 
     def _send_batch(
         self, payload: list[bytes], encoding: Any, blocking: Any, wait: float
     ) -> asyncio.Future[list[Any]]:
-        """Queue the encoded ``payload`` as one batch (``blocking``: its first
-        blocking command, held ``wait`` seconds in all; see :func:`prepare_batch`)."""
+        """Queue encoded ``payload`` as one batch (``blocking``, ``wait``: see prepare_batch)."""
+        if encoding is _NOT_SET or (encoding is not None and type(encoding) is not str):
+            encoding = self._encoding
         future: asyncio.Future[list[Any]] = self._loop.create_future()
         if not payload:
             future.set_result([])

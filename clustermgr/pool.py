@@ -398,25 +398,24 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         """
         if self._latency is None:
             self._latency = LatencyHistogram()
-            self.execute = self._execute_timed  # type: ignore[method-assign]
-            self.execute_plain = self._execute_plain_timed  # type: ignore[method-assign]
+            self.execute = self._timing(type(self).execute)  # type: ignore[method-assign]
+            self.execute_plain = self._timing(  # type: ignore[method-assign]
+                type(self).execute_plain
+            )
         if listener is not None:
             self._latency.listeners.append(functools.partial(listener, self.address))
         return self._latency
 
-    def _execute_timed(self, command: bytes | str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-        started = time.perf_counter()
-        reply = type(self).execute(self, command, *args, **kwargs)
-        assert self._latency is not None
-        return timed(self._latency, reply, started)  # type: ignore[no-any-return]
+    def _timing(self, entry: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """``entry`` (an unbound execute method) timed into the latency histogram."""
+        latency = self._latency
+        assert latency is not None
 
-    def _execute_plain_timed(
-        self, command: bytes | str, args: tuple[Any, ...], **kwargs: Any
-    ) -> Awaitable[Any]:
-        started = time.perf_counter()
-        reply = type(self).execute_plain(self, command, args, **kwargs)
-        assert self._latency is not None
-        return timed(self._latency, reply, started)  # type: ignore[no-any-return]
+        def run(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+            started = time.perf_counter()
+            return timed(latency, entry(self, *args, **kwargs), started)  # type: ignore[no-any-return]
+
+        return run
 
     @property
     def counters(self) -> Counters:
