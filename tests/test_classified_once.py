@@ -21,7 +21,9 @@ import pytest
 from clustermgr import create_connection, create_pool
 from clustermgr.cluster import create_cluster_pool
 from clustermgr.commands import CommandTable
+from clustermgr.connection import RedisConnection
 from clustermgr.errors import RedisError
+from clustermgr.pool import ConnectionsPool
 from clustermgr.sentinel import create_sentinel_pool
 from clustermgr.testing.cluster import LocalCluster
 from clustermgr.testing.sentinel import LocalSentinelGroup
@@ -168,3 +170,34 @@ async def test_execute_plain_inside_multi_is_queued_for_exec(
     finally:
         conn.close()
         await conn.wait_closed()
+
+
+async def test_overridden_execute_still_sees_every_command(
+    redis_cluster: LocalCluster, redis_standalone: LocalStandalone
+) -> None:
+    """A subclass that overrides ``execute`` only is not bypassed by the plain entry points."""
+    seen: collections.Counter[str] = collections.Counter()
+
+    class CountingPool(ConnectionsPool):
+        def execute(self, command: bytes | str, *args: Any, **kwargs: Any) -> Any:
+            seen["pool"] += 1
+            return super().execute(command, *args, **kwargs)
+
+    class CountingConnection(RedisConnection):
+        def execute(self, command: Any, *args: Any, **kwargs: Any) -> Any:
+            seen["connection"] += 1
+            return super().execute(command, *args, **kwargs)
+
+    cluster = await create_cluster_pool(redis_cluster.startup_nodes[:1], pool_cls=CountingPool)
+    pool = await create_pool(redis_standalone.address, connection_cls=CountingConnection)
+    try:
+        seen.clear()
+        keys = _keys("override")
+        await asyncio.gather(*(cluster.execute(b"SET", k, b"v") for k in keys))
+        await asyncio.gather(*(pool.execute(b"SET", k, b"v") for k in keys))
+        assert seen == {"pool": N, "connection": N}
+    finally:
+        cluster.close()
+        pool.close()
+        await cluster.wait_closed()
+        await pool.wait_closed()
