@@ -20,6 +20,7 @@ import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from ._timeout import timeout as _timeout
@@ -216,9 +217,6 @@ class RedisConnection(AbcConnection):
             return None
         return self._blocking.until if self._blocking.count else 0.0
 
-    def _count_error(self, name: str) -> None:
-        self.stats.error(name)
-
     def _server_unsubscribed(self, kind: bytes, channel: AbcChannel) -> None:
         if self.on_unsubscribed is not None:
             self.on_unsubscribed(self, kind, channel)
@@ -261,19 +259,13 @@ class RedisConnection(AbcConnection):
         self._buffer.clear()
         self._unflushed = 0
         self._blocking.clear()
-        self._release_channels(cause, forced)
+        # The owner's hook, when set, decides which channels end (closed by us or lost alike).
+        hook = self.on_pubsub_lost
+        self._pubsub.release(cause, forced, None if hook is None else partial(hook, self))
         if not self._closed_future.done():
             self._closed_future.set_result(None)
         if not forced:
             (logger.warning if self._close_error is not None else logger.info)("%s", message)
-
-    def _release_channels(self, cause: BaseException | None, forced: bool) -> None:
-        if self.on_pubsub_lost is not None:
-            # The owner decides which channels end (closed by us or lost alike).
-            self.on_pubsub_lost(self, cause)
-        else:
-            self._pubsub.close_channels(cause if not forced else None)
-        self._pubsub.reset()
 
     def _abort(self, exc: BaseException) -> None:
         self._close_error = exc

@@ -143,14 +143,24 @@ class PubSubState:
             if not wait.future.done():
                 wait.future.set_result(wait.replies)
 
-    def close_channels(self, cause: BaseException | None) -> None:
-        """Close every registered channel (readers see ``cause``, if any)."""
-        for registry in (self.channels, self.patterns, self.shard_channels):
-            for channel in registry.values():
-                channel.close(cause)
+    def release(
+        self,
+        cause: BaseException | None,
+        forced: bool,
+        lost: Callable[[BaseException | None], None] | None,
+    ) -> None:
+        """The connection is gone: forget every channel.
 
-    def reset(self) -> None:
-        """Forget every channel (the connection is gone)."""
+        ``lost(cause)``, when given, decides which channels end; else each is
+        closed, its readers seeing ``cause`` unless the close was ``forced``
+        (asked for by our side).
+        """
+        if lost is not None:
+            lost(cause)
+        else:
+            for registry in (self.channels, self.patterns, self.shard_channels):
+                for channel in registry.values():
+                    channel.close(None if forced else cause)
         self.channels = {}
         self.patterns = {}
         self.shard_channels = {}
