@@ -32,8 +32,7 @@ from typing import Any
 
 from .._timeout import timeout as _timeout
 from ..abc import AbcConnection
-from ..address import check_cluster_startup, parse_address, shared_options
-from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve, within
+from ..bounds import DEFAULT, Default
 from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection
 from ..credentials import CredentialProvider
@@ -56,7 +55,7 @@ from ..errors import (
 )
 from ..events import Redirect
 from ..health import describe_failure
-from ..options import InvalidOptionError, OptionTypeError, check_class, check_options
+from ..options import check_options
 from ..pool import ConnectionsPool
 from ..pubsub import is_pubsub_command
 from ..remap import AddressRemap, remap_address
@@ -66,20 +65,16 @@ from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
 from ..stats import NodeStats
 from ..subscriptions import SubscriptionSet, SubscriptionViews
-from ..tlsopts import resolve_tls
-from .multikey import merge_fanout, merge_split, split_by_slot
 from .nodes import NodePools, Routes
 from .pubsub import ClusterPubSub
 from .refresh import RefreshEngine, RefreshOptions
-from .scancursor import next_cursor, split_cursor
+from .settings import READ_FROM, ClusterSettings, cluster_settings
+from .spread import fan_out, scan_one_master, split_across_slots
 from .topology import Address, SlotMap
 
 __all__ = ["READ_FROM", "ClusterPool", "create_cluster_pool"]
 
 logger = logging.getLogger("clustermgr.cluster")
-
-READ_FROM = ("master", "replica", "prefer_replica", "nearest", "az_affinity")
-"""Accepted values of ``read_from``."""
 
 _FANOUT = ("all_shards", "all_nodes")
 
@@ -101,104 +96,31 @@ class ClusterPool(SubscriptionViews, Router):
         PoolClosedError: Action.REFRESH_LATER,
     }
 
-    def __init__(
-        self,
-        startup_nodes: Iterable[Any],
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        ssl: Any = None,
-        encoding: str | None = None,
-        minsize: int = 1,
-        maxsize: int = 10,
-        read_from: str = "master",
-        max_redirects: int = 16,
-        retry_timeout: float = 15.0,
-        refresh: RefreshOptions | None = None,
-        connect_timeout: float | Default | None = DEFAULT,
-        pool_cls: type[ConnectionsPool] = ConnectionsPool,
-        connection_cls: type[RedisConnection] | None = None,
-        read_timeout: float | Default | None = DEFAULT,
-        address_remap: AddressRemap | None = None,
-        credential_provider: CredentialProvider | None = None,
-        client_az: str | None = None,
-        max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
-    ) -> None:
-        check_options(
-            username=username, password=password, ssl=ssl, encoding=encoding, minsize=minsize,
-            maxsize=maxsize, max_redirects=max_redirects, retry_timeout=retry_timeout,
-            connect_timeout=connect_timeout, read_timeout=read_timeout,
-            max_reply_size=max_reply_size,
-            address_remap=address_remap, credential_provider=credential_provider,
-            client_az=client_az,
-        )
-        check_class("pool_cls", pool_cls, ConnectionsPool)
-        check_class("connection_cls", connection_cls, RedisConnection)
-        if refresh is not None and not isinstance(refresh, RefreshOptions):
-            raise OptionTypeError(
-                f"refresh must be a RefreshOptions or None, got {refresh!r}", option="refresh"
-            )
-        if read_from not in READ_FROM:
-            raise InvalidOptionError(
-                f"read_from must be one of {READ_FROM}, got {read_from!r}", option="read_from"
-            )
-        if (read_from == "az_affinity") != (client_az is not None) or client_az == "":
-            raise InvalidOptionError(
-                "read_from='az_affinity' needs client_az (the client's availability zone), "
-                f"and client_az applies only to it (got read_from={read_from!r}, "
-                f"client_az={client_az!r})", option="client_az",
-            )
-        nodes = [parse_address(a) for a in startup_nodes]
-        if not nodes:
-            raise InvalidOptionError(
-                "startup_nodes must name at least one node", option="startup_nodes"
-            )
-        check_cluster_startup(nodes)
-        # Credentials and options of startup URLs apply to every node.
-        given = shared_options(
-            nodes, username=username, password=password, encoding=encoding, name=None
-        )
-        username, password, encoding = given["username"], given["password"], given["encoding"]
-        self._startup: list[Address] = [
-            target for target in (n.target for n in nodes) if isinstance(target, tuple)
-        ]
-        connect_timeout = resolve("connect_timeout", connect_timeout, ROUTED_CONNECT_TIMEOUT)
-        # A stalled node connection is aborted within a command's whole budget.
-        read_bound = within(resolve("read_timeout", read_timeout, READ_TIMEOUT), retry_timeout)
-        ssl = resolve_tls(nodes, ssl)  # rediss:// startup nodes: TLS for every node
-        self._tls = bool(ssl)
+    def __init__(self, settings: ClusterSettings) -> None:
+        """Use :func:`create_cluster_pool`; ``settings`` come from :func:`cluster_settings`."""
         super().__init__(
-            retry_timeout=retry_timeout, max_failures=None, max_redirects=max_redirects
+            retry_timeout=settings.retry_timeout, max_failures=None,
+            max_redirects=settings.max_redirects,
         )
-        self._encoding = encoding
-        self._read_from = read_from
-        self._options = refresh or RefreshOptions()
-        self._connect_timeout = connect_timeout
-        self._pool_cls = pool_cls
-        self._pool_kwargs: dict[str, Any] = dict(
-            username=username, password=password, ssl=ssl, encoding=encoding,
-            minsize=minsize, maxsize=maxsize, create_connection_timeout=connect_timeout,
-            connection_cls=connection_cls, read_timeout=read_bound, name=given["name"],
-            credential_provider=credential_provider,
-            max_reply_size=max_reply_size,
-        )
+        self._encoding = settings.encoding
+        self._read_from = read_from = settings.read_from
+        self._options = settings.refresh
+        self._pool_cls = settings.pool_cls
+        self._pool_kwargs = settings.pool_kwargs
+        self._remap = settings.remap
         self._table = CommandTable.builtin()
         self._table_wanted = False
         self._routes: Routes = [None] * SLOT_COUNT
         self._readers: Routes | None = None
         self._masters: list[ConnectionsPool] = []
         self._nodes = NodePools(
-            startup=self._startup, read_from=read_from, options=self._options, tls=self._tls,
-            conn_kwargs=dict(
-                username=username, password=password, ssl=ssl, timeout=connect_timeout,
-                credential_provider=credential_provider,
-            ),
+            startup=settings.startup, read_from=read_from, options=self._options, tls=settings.tls,
+            conn_kwargs=settings.conn_kwargs,
             events=self.events, create=self._new_node_pool, set_routes=self._set_routes,
             set_readers=self._set_readers, applied=self._map_applied,
             spawn=self._tasks.spawn, forget=self._forget, closed=lambda: self._closed,
-            remap=address_remap, client_az=client_az,
+            remap=settings.remap, client_az=settings.client_az,
         )
-        self._remap = address_remap
         self._refresh = RefreshEngine(self._nodes.reload, self._options, poll=self._nodes.poll)
         self._pubsub = ClusterPubSub(
             spawn=self._tasks.spawn, slot_owner=self._route_slot, masters=lambda: self._masters,
@@ -301,26 +223,17 @@ class ClusterPool(SubscriptionViews, Router):
         the map every ``hold_interval`` meanwhile; BACKOFF (TRYAGAIN,
         LOADING) only wakes on reloads that happen anyway.
         """
-        loop = self._loop
         delay = self._backoff.delay(budget.failures - 1)
-        remaining = budget.remaining(loop.time())
-        wake_at = loop.time() + (delay if remaining is None else min(delay, remaining))
+        remaining = budget.remaining(self._loop.time())
         failed_on = c.pool
         clusterdown = isinstance(error, ClusterDownError)
-        poll = action is Action.REFRESH_LATER
-        reason = f"held ({type(error).__name__})"
-        while not self._closed:
-            left = wake_at - loop.time()
-            if left <= 0:
-                return
-            reload = self._refresh.trigger(reason, urgent=True) if poll else (
-                self._refresh.reloaded()
-            )
-            await asyncio.wait((reload,), timeout=left)
-            if not reload.done():
-                return
-            if self._route(c) is not failed_on or (clusterdown and self._nodes.state_ok):
-                return
+        await self._refresh.hold(
+            delay if remaining is None else min(delay, remaining),
+            f"held ({type(error).__name__})", poll=action is Action.REFRESH_LATER,
+            released=lambda: self._closed or self._route(c) is not failed_on or (
+                clusterdown and self._nodes.state_ok
+            ),
+        )
 
     def _redirect(self, c: Classified, error: BaseException, ask: bool) -> ConnectionsPool:
         assert isinstance(error, RedirectError)
@@ -405,14 +318,16 @@ class ClusterPool(SubscriptionViews, Router):
             layout = info.split_layout()
             if layout is None:
                 raise
-            return self._tasks.spawn(self._execute_split(info, command, args, kwargs, layout))
+            return self._tasks.spawn(split_across_slots(
+                self._send_to_slot, info, command, args, kwargs, layout))
         if info.subcommands and args:
             info = info.subcommand(args[0]) or info
         if info.pubsub and is_pubsub_command(command):
             return self.execute_pubsub(command, *args)
         if slot is None:
             if info.name == "scan":  # one master per call, the cursor says which
-                return self._tasks.spawn(self._scan(info, args, kwargs))
+                return self._tasks.spawn(
+                    scan_one_master(self._send_to_slot, self._nodes.map, info, args, kwargs))
             if info.request_policy in _FANOUT:
                 c = Classified(self, command, args, kwargs, info if info.name else None, None)
                 return self._tasks.spawn(self._fanout(c))
@@ -445,76 +360,21 @@ class ClusterPool(SubscriptionViews, Router):
         batch = RoutedBatch(self, commands, kwargs)
         return self._tasks.spawn(batch.run())
 
+    def _send_to_slot(
+        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        info: CommandInfo | None, slot: int,
+    ) -> Awaitable[Any]:
+        """One part of a spread command (:mod:`.spread`), routed by ``slot``."""
+        return self._send(Classified(self, command, args, kwargs, info, slot), self._routes[slot])
+
     async def _fanout(self, c: Classified) -> Any:
         """Every master, each routed by one slot of its shard: retried like execute."""
         if not self._masters:
             await self._refresh.refresh("no masters known", self._retry_timeout)
-        current = self._nodes.map
-        if current is None or not current.masters:
-            raise RouteError(f"{c.name}: no master is known")
-        slots: dict[Address, int] = {}
-        for slot, shard in enumerate(current.shards):
-            if shard is not None:
-                slots.setdefault(shard.master.address, slot)
-        parts = [
-            self._send(
-                Classified(self, c.command, c.args, c.kwargs, c.info, slot), self._routes[slot]
-            )
-            for slot in slots.values()
-        ]
-        replies = await asyncio.gather(*parts)
-        info = c.info
-        return merge_fanout(info.response_policy if info is not None else None, list(replies))
-
-    def _master_first_slots(self) -> list[int]:
-        """Each master's lowest slot, sorted (how a SCAN cursor names a master)."""
-        current = self._nodes.map
-        firsts: dict[Address, int] = {}
-        for slot, shard in enumerate(current.shards if current is not None else ()):
-            if shard is not None:
-                firsts.setdefault(shard.master.address, slot)
-        return sorted(firsts.values())
-
-    async def _scan(self, info: CommandInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """``SCAN cursor ...`` on the master the cursor names (see :mod:`.scancursor`)."""
-        firsts = self._master_first_slots()
-        if not firsts:
-            raise RouteError("SCAN: no master is known")
-        node_cursor, slot = split_cursor(args[0] if args else 0, firsts)
-        c = Classified(self, b"SCAN", (node_cursor, *args[1:]), kwargs, info, slot)
-        reply_cursor, keys = await self._send(c, self._routes[slot])
-        return [next_cursor(reply_cursor, slot, firsts), keys]
-
-    async def _execute_split(
-        self, info: CommandInfo, command: bytes | str, args: tuple[Any, ...],
-        kwargs: dict[str, Any], layout: tuple[int, int],
-    ) -> Any:
-        first, step = layout
-        parts = split_by_slot(args, first, step)
-        replies = await asyncio.gather(*(
-            self._send(Classified(self, command, tuple(part_args), kwargs, info, slot),
-                       self._routes[slot])
-            for slot, part_args, _p in parts
-        ))
-        return merge_split(info.name, parts, list(replies), len(range(first, len(args), step)))
+        return await fan_out(self._send_to_slot, self._nodes.map, c.command, c.args,
+                             c.kwargs, c.info, c.name)
 
     # -- AbcPool: exclusive connections -----------------------------------
-
-    def _slot_for(self, info: CommandInfo | None, args: Sequence[Any]) -> int | None:
-        """The slot an exclusive connection is asked for; None without a key when the
-        cluster has one master (it owns every key), else RouteError."""
-        slot: int | None = None
-        if info is not None:
-            slot = info.slot_of(args)
-        elif args:
-            slot = key_slot(args[0])
-        if slot is None and len(self._masters) != 1:
-            raise RouteError(
-                "a cluster pool hands out connections of the node that owns a key: "
-                "pass one, e.g. `pool.get(b'WATCH', [key])` or `pool.acquire(None, [key])` "
-                "(without a key only on a cluster of one master)"
-            )
-        return slot
 
     def get_connection(
         self, command: bytes | str | None = None, args: Sequence[Any] = ()
@@ -523,7 +383,7 @@ class ClusterPool(SubscriptionViews, Router):
         if self._closed:
             return None
         info = self._table.lookup(command) if command is not None else None
-        slot = self._slot_for(info, args)
+        slot = _exclusive_slot(info, args, len(self._masters))
         pool = self._any_master() if slot is None else self._routes[slot]
         return pool.get_connection() if pool is not None else None
 
@@ -539,7 +399,7 @@ class ClusterPool(SubscriptionViews, Router):
         if self._closed:
             raise PoolClosedError("cluster pool is closed")
         info = self._table.lookup(command) if command is not None else None
-        slot = self._slot_for(info, args)
+        slot = _exclusive_slot(info, args, len(self._masters))
         return await self._acquire_routed(
             Classified(self, command or b"", tuple(args), {}, info, slot)
         )
@@ -649,6 +509,23 @@ class ClusterPool(SubscriptionViews, Router):
         return f"<ClusterPool masters={masters} nodes={len(self._nodes.pools)}{state}>"
 
 
+def _exclusive_slot(info: CommandInfo | None, args: Sequence[Any], masters: int) -> int | None:
+    """The slot an exclusive connection is asked for; None without a key when the
+    cluster has one master (it owns every key), else RouteError."""
+    slot: int | None = None
+    if info is not None:
+        slot = info.slot_of(args)
+    elif args:
+        slot = key_slot(args[0])
+    if slot is None and masters != 1:
+        raise RouteError(
+            "a cluster pool hands out connections of the node that owns a key: "
+            "pass one, e.g. `pool.get(b'WATCH', [key])` or `pool.acquire(None, [key])` "
+            "(without a key only on a cluster of one master)"
+        )
+    return slot
+
+
 async def create_cluster_pool(
     startup_nodes: Iterable[Any],
     *,
@@ -702,15 +579,14 @@ async def create_cluster_pool(
     ``max_reply_size`` bounds one reply on every node connection.
     """
     check_options(lazy=lazy)
-    pool = ClusterPool(
+    pool = ClusterPool(cluster_settings(
         startup_nodes, username=username, password=password, ssl=ssl, encoding=encoding,
         minsize=minsize, maxsize=maxsize, read_from=read_from, max_redirects=max_redirects,
         retry_timeout=retry_timeout, refresh=refresh, connect_timeout=connect_timeout,
         pool_cls=pool_cls, connection_cls=connection_cls, read_timeout=read_timeout,
         address_remap=address_remap, credential_provider=credential_provider,
-        client_az=client_az,
-        max_reply_size=max_reply_size,
-    )
+        client_az=client_az, max_reply_size=max_reply_size,
+    ))
     if lazy:
         pool._start_lazily()
         return pool

@@ -109,6 +109,25 @@ class RefreshEngine:
             self._hurry_until = until
         self.trigger("node stalled")
 
+    async def hold(
+        self, seconds: float, reason: str, *, poll: bool, released: Callable[[], bool]
+    ) -> None:
+        """Wait at most ``seconds`` for a reload after which ``released()`` is true.
+
+        ``poll``: ask for reloads meanwhile (urgent: every ``hold_interval``);
+        otherwise only reloads that happen anyway end the wait early.
+        """
+        loop = asyncio.get_running_loop()
+        wake_at = loop.time() + seconds
+        while not self._closed:
+            left = wake_at - loop.time()
+            if left <= 0:
+                return
+            reload = self.trigger(reason, urgent=True) if poll else self.reloaded()
+            await asyncio.wait((reload,), timeout=left)
+            if not reload.done() or released():
+                return
+
     async def refresh(
         self, reason: str, timeout: float | None = None, *, urgent: bool = False
     ) -> None:
