@@ -66,27 +66,41 @@ from .tlsopts import resolve_tls
 from .tracking import StateTracker
 
 __all__ = [
-    "BATCH_CHECKED_NAMES", "ErrorHook", "RedisConnection", "create_connection", "refuse_in_batch",
+    "BATCH_CHECKED_NAMES", "SPECIAL_COMMANDS", "ErrorHook", "RedisConnection", "create_connection",
+    "is_plain", "refuse_in_batch",
 ]
 
 logger = logging.getLogger("clustermgr.connection")
 
 _NOT_SET: Any = object()
 
-# Commands the connection must look at (state, pub/sub, blocking); everything
-# else passes straight through. Looked up by the command exactly as the caller
-# spelled it, falling back to upper-casing only for mixed case.
-_SPECIAL = {
+#: Commands the connection must look at (state, pub/sub, blocking); every
+#: other command is *plain* and passes straight through. Looked up by the
+#: command exactly as the caller spelled it, upper-cased only for mixed case.
+SPECIAL_COMMANDS = {
     **STATE_COMMANDS,
     **SUBSCRIBE_COMMANDS,
     **BLOCKING_COMMANDS,
 }
+_SPECIAL = SPECIAL_COMMANDS
 # What a subscribed connection still runs (the server refuses the rest).
 _SUBSCRIBED_OK = {**SUBSCRIBE_COMMANDS, **case_variants("PING", "QUIT")}
 
 
 def _special(command: Any) -> bytes | None:
     return lookup_command(_SPECIAL, command)
+
+
+def is_plain(command: bytes | str) -> bool:
+    """True if ``command`` (a name, any case) is plain: it changes no connection
+    state, does not (un)subscribe and never blocks (not in :data:`SPECIAL_COMMANDS`).
+
+    A caller that classified a command this way once (a router, per command
+    kind) sends it with :meth:`RedisConnection.execute_plain` /
+    :meth:`~clustermgr.pool.ConnectionsPool.execute_plain` and no layer looks
+    its name up again.
+    """
+    return _special(command) is None
 
 
 PubSubLostHook = Callable[["RedisConnection", BaseException | None], None]
@@ -321,6 +335,25 @@ class RedisConnection(AbcConnection):
         self._send(data)
         return future
 
+    def execute_plain(
+        self, command: bytes | str, args: tuple[Any, ...], *,
+        encoding: Any = _NOT_SET, on_error: ErrorHook | None = None,
+    ) -> asyncio.Future[Any]:
+        """:meth:`execute` of ``command *args``, classified plain by the caller
+        (:func:`is_plain`): no state hook, pub/sub or blocking bound, so no name
+        lookup. A closed, subscribed or MULTI connection takes :meth:`execute`."""
+        if self._closing or self._multi is not None or self._pubsub.subscribed:
+            return self.execute(command, *args, encoding=encoding, on_error=on_error)
+        if encoding is not None and type(encoding) is not str:
+            encoding = self._encoding
+        data = encode_command(command, args)
+        if self._stall is not None and not self._waiters:
+            self._stall.progress()
+        future = self._loop.create_future()
+        self._waiters.append((future, encoding, None, on_error, command, args))
+        self._send(data)
+        return future
+
     def execute_batch(
         self, commands: Sequence[Sequence[Any]], *, encoding: Any = _NOT_SET
     ) -> asyncio.Future[list[Any]]:
@@ -334,9 +367,24 @@ class RedisConnection(AbcConnection):
         run those with :meth:`execute`.
         """
         self._refuse_closed()
+        payload, blocking, wait = prepare_batch(commands)
+        return self._send_batch(payload, encoding, blocking, wait)
+
+    def execute_plain_batch(
+        self, commands: Sequence[Sequence[Any]], *, encoding: Any = _NOT_SET
+    ) -> asyncio.Future[list[Any]]:
+        """:meth:`execute_batch` of commands the caller checked: none empty, each
+        plain (:func:`is_plain`) or XREAD without BLOCK. No name is looked up."""
+        self._refuse_closed()
+        payload = [encode_command(entry[0], tuple(entry[1:])) for entry in commands]
+        return self._send_batch(payload, encoding, None, 0.0)
+
+    def _send_batch(
+        self, payload: list[bytes], encoding: Any, blocking: Any, wait: float
+    ) -> asyncio.Future[list[Any]]:
+        """Queue encoded ``payload`` as one batch (``blocking``, ``wait``: see prepare_batch)."""
         if encoding is _NOT_SET or (encoding is not None and type(encoding) is not str):
             encoding = self._encoding
-        payload, blocking, wait = prepare_batch(commands)
         future: asyncio.Future[list[Any]] = self._loop.create_future()
         if not payload:
             future.set_result([])

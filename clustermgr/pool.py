@@ -23,7 +23,7 @@ from .abc import AbcConnection, AbcPool
 from .address import ServerAddress, check_db, parse_address
 from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, resolve
 from .connectgate import CONNECT_BACKOFF, ConnectGate
-from .connection import RedisConnection, create_connection
+from .connection import SPECIAL_COMMANDS, RedisConnection, create_connection
 from .connset import ConnectionSet
 from .credentials import CredentialProvider, get_credentials
 from .errors import (
@@ -52,13 +52,27 @@ OnConnect = Callable[[RedisConnection], Awaitable[None]]
 
 # Connection-state commands that make no sense on a shared connection.
 _EXCLUSIVE_ONLY = case_variants("MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT")
-# Every command execute() must look at, in one table: ordinary commands cost
-# a single failed lookup on the way to a shared connection.
+# Every command execute() or the connection must look at, in one table: a
+# plain command costs a single failed lookup, on the way to the connection's
+# execute_plain (which does not look again).
 _SPECIAL = {
+    **SPECIAL_COMMANDS,
     **_EXCLUSIVE_ONLY,
     **case_variants(*(name.decode() for name in PUBSUB_COMMANDS)),
     **BLOCKING_COMMANDS,
 }
+
+
+def _keeps_plain(cls: type[Any], base: type[Any]) -> bool:
+    """False if ``cls`` overrides ``execute`` (``execute_batch``) but not
+    ``execute_plain`` (``execute_plain_batch``): the plain entry points would
+    skip the override, so callers use the checked ones."""
+    return all(
+        getattr(cls, checked) is getattr(base, checked)
+        or getattr(cls, plain) is not getattr(base, plain)
+        for checked, plain in (("execute", "execute_plain"),
+                               ("execute_batch", "execute_plain_batch"))
+    )
 
 
 class ConnectionsPool(SubscriptionViews, AbcPool):
@@ -126,6 +140,12 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         )
         # The hot path's one call: a bound method in the instance dict.
         self._pick = self._conns.pick
+        # Plain commands go to the connection's execute_plain (no second lookup).
+        self._plain_conns = _keeps_plain(connection_cls or RedisConnection, RedisConnection)
+        #: True if :meth:`execute_plain` (:meth:`execute_plain_batch`) is
+        #: :meth:`execute` (:meth:`execute_batch`) minus the name lookups (no
+        #: subclass overrides the checked one alone): routers use them then.
+        self.takes_plain = self._plain_conns and _keeps_plain(type(self), ConnectionsPool)
         # Pub/sub: the subscriptions we want, kept on one reconnecting connection.
         self._pubsub = PubSubLink(
             connect=self._create, spawn=self._spawn, take=self._conns.take_idle,
@@ -226,19 +246,49 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         if self._closing:
             raise PoolClosedError(f"pool for {self._address_text} is closed")
         special = lookup_command(_SPECIAL, command)
-        if special is not None:
+        if special is None:
+            conn = self._pick()
+            if conn is not None:
+                if self._plain_conns:
+                    return conn.execute_plain(command, args, **kwargs)
+                return conn.execute(command, *args, **kwargs)
+        else:
             if special in PUBSUB_COMMANDS:
                 return self.execute_pubsub(command, *args)
-            if lookup_command(_EXCLUSIVE_ONLY, special) is not None:
+            if special in _EXCLUSIVE_ONLY:
                 raise RouteError(
                     f"{command!r} changes connection state and cannot run on a shared "
                     "connection: use `async with pool.get() as conn` (or pool.select() "
                     "for SELECT)"
                 )
-        if special is None or not is_blocking(command, args):
-            conn = self._pick()
-            if conn is not None:
-                return conn.execute(command, *args, **kwargs)
+            if not is_blocking(command, args):
+                conn = self._pick()
+                if conn is not None:
+                    return conn.execute(command, *args, **kwargs)
+        return self._run_exclusive(command, args, kwargs)
+
+    def execute_plain(self, command: bytes | str, args: tuple[Any, ...], **kwargs: Any
+                      ) -> Awaitable[Any]:
+        """:meth:`execute` for a command its caller classified as plain
+        (:func:`~clustermgr.connection.is_plain`): nothing looks its name up again.
+
+        ``args`` is the argument tuple; ``kwargs`` are those of
+        :meth:`RedisConnection.execute`. Routers call it once they classified
+        the command (see :attr:`takes_plain`).
+        """
+        if self._closing:
+            raise PoolClosedError(f"pool for {self._address_text} is closed")
+        conn = self._pick()
+        if conn is not None:
+            if self._plain_conns:
+                return conn.execute_plain(command, args, **kwargs)
+            return conn.execute(command, *args, **kwargs)
+        return self._run_exclusive(command, args, kwargs)
+
+    def _run_exclusive(
+        self, command: bytes | str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]:
+        """Run the command on a connection of its own (blocking, or none open yet)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._spawn(self._conns.run_exclusive(future, command, args, kwargs, self.encoding))
         return future
@@ -258,6 +308,20 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
             conn = self._pick()
             if conn is not None:
                 return conn.execute_batch(commands, **kwargs)
+        return self._spawn(self._conns.run_batch_exclusive(commands, kwargs))
+
+    def execute_plain_batch(
+        self, commands: Sequence[Sequence[Any]], **kwargs: Any
+    ) -> Awaitable[list[Any]]:
+        """:meth:`execute_batch` for commands their caller checked already (see
+        :meth:`RedisConnection.execute_plain_batch`): none blocks, none is looked up again."""
+        if self._closing:
+            raise PoolClosedError(f"pool for {self._address_text} is closed")
+        conn = self._pick()
+        if conn is not None and self._plain_conns:
+            return conn.execute_plain_batch(commands, **kwargs)
+        if conn is not None:
+            return conn.execute_batch(commands, **kwargs)
         return self._spawn(self._conns.run_batch_exclusive(commands, kwargs))
 
     def get_connection(
@@ -352,16 +416,24 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         """
         if self._latency is None:
             self._latency = LatencyHistogram()
-            self.execute = self._execute_timed  # type: ignore[method-assign]
+            self.execute = self._timing(type(self).execute)  # type: ignore[method-assign]
+            self.execute_plain = self._timing(  # type: ignore[method-assign]
+                type(self).execute_plain
+            )
         if listener is not None:
             self._latency.listeners.append(functools.partial(listener, self.address))
         return self._latency
 
-    def _execute_timed(self, command: bytes | str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-        started = time.perf_counter()
-        reply = type(self).execute(self, command, *args, **kwargs)
-        assert self._latency is not None
-        return timed(self._latency, reply, started)  # type: ignore[no-any-return]
+    def _timing(self, entry: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """``entry`` (an unbound execute method) timed into the latency histogram."""
+        latency = self._latency
+        assert latency is not None
+
+        def run(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+            started = time.perf_counter()
+            return timed(latency, entry(self, *args, **kwargs), started)  # type: ignore[no-any-return]
+
+        return run
 
     @property
     def counters(self) -> Counters:

@@ -135,6 +135,7 @@ class RoutedBatch:
     __slots__ = (
         "_barriers",
         "_budget",
+        "_checked",
         "_entries",
         "_errors",
         "_forced",
@@ -168,6 +169,9 @@ class RoutedBatch:
         self._slots: list[int] = [0] * size
         #: Commands whose slot's later commands wait for their reply.
         self._barriers: set[int] = set()
+        #: Grouped commands that are not plain (unknown names, XREAD without
+        #: BLOCK): their group goes through the node pool's checked execute_batch.
+        self._checked: set[int] = set()
         self._segments: list[Segment] = []
         self._errors: dict[int, BaseException] = {}
         #: Commands an attempt of which may have run (their final error says so).
@@ -181,6 +185,7 @@ class RoutedBatch:
         self._ordered: set[int] = set()
         self._budget: Budget | None = None
         lookup, infos, slots = router._lookup, self._infos, self._slots
+        plain_kind = router._plain_kind
         fast, checked = _FAST_TYPES, BATCH_CHECKED_NAMES
         segments = self._segments
         grouped: list[int] = []
@@ -214,6 +219,8 @@ class RoutedBatch:
                     grouped, held = [], set()
                 segments.append(index)
                 continue
+            if not plain_kind(info):
+                self._checked.add(index)
             if info.subcommands and args:
                 info = info.subcommand(args[0]) or info
             infos[index] = info if info.name else None
@@ -483,8 +490,13 @@ class RoutedBatch:
                 for index in indexes:
                     forced.pop(index, None)
             self._wire.append(indexes)
+            checked = self._checked
+            plain = pool.takes_plain and not (checked and not checked.isdisjoint(indexes))
             try:
-                sent.append(pool.execute_batch(commands, **self._kwargs))
+                if plain:
+                    sent.append(pool.execute_plain_batch(commands, **self._kwargs))
+                else:
+                    sent.append(pool.execute_batch(commands, **self._kwargs))
             except Exception as exc:
                 sent.append(exc)
         waits = [s for s in sent if not isinstance(s, BaseException)]

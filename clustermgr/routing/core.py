@@ -33,6 +33,7 @@ from ..address import address_text
 from ..backoff import Backoff
 from ..bounds import blocking_wait
 from ..commands import CommandInfo
+from ..connection import is_plain
 from ..errors import (
     ArgumentError,
     OutcomeUnknownError,
@@ -49,7 +50,15 @@ from ..tasks import Tasks, consume
 from .actions import Action, Budget, ErrorActions
 from .classified import Classified
 
-__all__ = ["Classified", "Router"]
+__all__ = ["Classified", "Router", "plain_kind"]
+
+
+def plain_kind(info: CommandInfo | None) -> bool:
+    """True if every command of ``info``'s kind is plain (see
+    :func:`~clustermgr.connection.is_plain`); False for unknown commands."""
+    if info is None or not info.name:
+        return False
+    return is_plain(info.name.partition("|")[0])
 
 
 class Router(AbcPool):
@@ -86,8 +95,10 @@ class Router(AbcPool):
         self._backoff = backoff or Backoff()
         self._tasks = Tasks()
         self._acquired: dict[AbcConnection, ConnectionsPool] = {}
-        #: Error hooks of the hot path, per command kind and node pool.
-        self._hooks: dict[CommandInfo, dict[ConnectionsPool, Callable[..., bool]]] = {}
+        #: The hot path's error hook per command kind and node pool, and whether
+        #: the kind is sent through the pool's plain entry point.
+        self._hooks: dict[CommandInfo, dict[ConnectionsPool, tuple[Callable[..., bool], bool]]] = {}
+        self._plain_kinds: dict[CommandInfo, bool] = {}
         self._histograms: list[Callable[[Any, float], None] | None] | None = None
         #: Events of this pool and its node pools (see :mod:`clustermgr.events`).
         self.events = EventBus()
@@ -161,16 +172,25 @@ class Router(AbcPool):
 
         ``info`` is the command's classification, made once by ``execute``;
         the hook (one per command kind and node pool, made once) carries it
-        to the retry path. No allocation per command while nothing fails.
+        to the retry path. A plain command (:func:`~clustermgr.connection.is_plain`,
+        judged once per kind) goes through the pool's ``execute_plain``, so
+        no layer below looks its name up again. No allocation per command
+        while nothing fails.
         """
         if pool is not None:
             per_pool = self._hooks.get(info)
             if per_pool is None:
                 per_pool = self._hooks[info] = {}
-            hook = per_pool.get(pool)
-            if hook is None:
-                hook = per_pool[pool] = partial(self._on_reply_error, info, pool)
+            entry = per_pool.get(pool)
+            if entry is None:
+                entry = per_pool[pool] = (
+                    partial(self._on_reply_error, info, pool),
+                    pool.takes_plain and self._plain_kind(info),
+                )
+            hook, plain = entry
             try:
+                if plain:
+                    return pool.execute_plain(command, args, on_error=hook, **kwargs)
                 return pool.execute(command, *args, on_error=hook, **kwargs)
             except RedisError as exc:
                 if self._actions.of_type(type(exc)) is Action.FAIL:
@@ -185,6 +205,13 @@ class Router(AbcPool):
         future: asyncio.Future[Any] = self._loop.create_future()
         self._start_retry(c, error, future)
         return future
+
+    def _plain_kind(self, info: CommandInfo) -> bool:
+        """:func:`plain_kind`, judged once per command kind (a dict hit after that)."""
+        plain = self._plain_kinds.get(info)
+        if plain is None:
+            plain = self._plain_kinds[info] = plain_kind(info)
+        return plain
 
     def _on_reply_error(
         self, info: CommandInfo, pool: ConnectionsPool, future: asyncio.Future[Any],
@@ -213,7 +240,10 @@ class Router(AbcPool):
         error: BaseException | None = None
         if pool is not None:
             c.pool = pool
+            info = c.info
             try:
+                if info is not None and pool.takes_plain and self._plain_kind(info):
+                    return pool.execute_plain(c.command, c.args, on_error=c, **c.kwargs)
                 return pool.execute(c.command, *c.args, on_error=c, **c.kwargs)
             except RedisError as exc:
                 if self._actions.of_type(type(exc)) is Action.FAIL:
