@@ -15,27 +15,22 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
-from ._timeout import timeout as _timeout
 from .abc import AbcConnection, AbcPool
 from .address import ServerAddress, check_db, parse_address
 from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, resolve
-from .connectgate import CONNECT_BACKOFF, ConnectGate
-from .connection import SPECIAL_COMMANDS, RedisConnection, create_connection
+from .connection import SPECIAL_COMMANDS, RedisConnection
 from .connset import ConnectionSet
-from .credentials import CredentialProvider, get_credentials
+from .credentials import CredentialProvider
 from .errors import (
-    ConnectError,
     PoolClosedError,
     ReplyError,
     RouteError,
-    TimeoutError,
 )
 from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
-from .handback import KnownState
 from .options import check_class, check_options
+from .poolconnect import OnConnect, PoolConnector
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
 from .pubsub import PUBSUB_COMMANDS
 from .replybound import DEFAULT_MAX_REPLY_SIZE
@@ -47,8 +42,6 @@ from .tlsopts import resolve_tls
 __all__ = ["ConnectionsPool", "create_pool"]
 
 pubsub_logger = logging.getLogger("clustermgr.pubsub")
-
-OnConnect = Callable[[RedisConnection], Awaitable[None]]
 
 # Connection-state commands that make no sense on a shared connection.
 _EXCLUSIVE_ONLY = case_variants("MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT")
@@ -113,28 +106,25 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         connect_bound = resolve(
             "create_connection_timeout", create_connection_timeout, CONNECT_TIMEOUT
         )
-        self._read_timeout = resolve("read_timeout", read_timeout, READ_TIMEOUT)
-        self._address: ServerAddress = parse_address(address).with_defaults(
+        parsed = parse_address(address).with_defaults(
             db=db, username=username, password=password, encoding=encoding,
             timeout=connect_bound, name=name,
         )
-        self._ssl = resolve_tls([self._address], ssl)
-        self._parser = parser
-        self._connection_cls = connection_cls
         self._minsize = minsize
         self._maxsize = maxsize
-        self._on_connect = on_connect
-        self._provider = credential_provider
-        self._max_reply_size = max_reply_size
-        self._db = self._address.db or 0
-        self._known = KnownState(db=self._db, credentials=self._credentials())
+        self._db = parsed.db or 0
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._counters = Counters()
-        # Failed connects open a window in which further ones fail fast (all commands).
-        self._connect_gate = ConnectGate(CONNECT_BACKOFF, time.monotonic)
+        self._connector = PoolConnector(
+            parsed, ssl=resolve_tls([parsed], ssl), parser=parser, connection_cls=connection_cls,
+            read_timeout=resolve("read_timeout", read_timeout, READ_TIMEOUT),
+            provider=credential_provider, max_reply_size=max_reply_size, on_connect=on_connect,
+            counters=self._counters, closing=lambda: self._closing,
+        )
         self._conns = ConnectionSet(
-            connect=self._create_gated, known=lambda: self._known, spawn=self._spawn,
+            connect=self._connector.create_gated, known=lambda: self._connector.known,
+            spawn=self._spawn,
             on_exhausted=self._exhausted, counters=self._counters,
             describe=self._address_text, maxsize=maxsize, acquire_timeout=acquire_timeout,
         )
@@ -148,7 +138,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self.takes_plain = self._plain_conns and _keeps_plain(type(self), ConnectionsPool)
         # Pub/sub: the subscriptions we want, kept on one reconnecting connection.
         self._pubsub = PubSubLink(
-            connect=self._create, spawn=self._spawn, take=self._conns.take_idle,
+            connect=self._connector.create, spawn=self._spawn, take=self._conns.take_idle,
             describe=f"pool for {self._address_text}", reconnect_delay=reconnect_delay,
             on_lost=self._pubsub_lost, on_restored=self._pubsub_restored,
         )
@@ -161,66 +151,6 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._latency: LatencyHistogram | None = None
 
     # -- connections ------------------------------------------------------
-
-    def _credentials(self) -> tuple[str | None, str] | None:
-        address = self._address
-        return (address.username, address.password) if address.password else None
-
-    async def _create(self) -> RedisConnection:
-        loop = asyncio.get_running_loop()
-        bound = self._address.timeout  # connect, handshake and on_connect together
-        deadline = None if bound is None else loop.time() + bound
-        conn = await create_connection(
-            self._address, ssl=self._ssl, parser=self._parser, timeout=bound,
-            connection_cls=self._connection_cls, read_timeout=self._read_timeout,
-            credential_provider=self._provider,
-            max_reply_size=self._max_reply_size,
-        )
-        if self._provider is not None:
-            self._adopt_credentials(conn.state.credentials)
-        try:
-            if self._on_connect is not None:
-                try:
-                    async with _timeout(None if deadline is None else deadline - loop.time()):
-                        await self._on_connect(conn)
-                except asyncio.TimeoutError as exc:
-                    raise TimeoutError(f"setting up a connection to {self._address_text} "
-                                       f"timed out after {bound}s") from exc
-        except BaseException:
-            conn.close()
-            await conn.wait_closed()
-            raise
-        if self._closing:
-            conn.close()
-            await conn.wait_closed()
-            raise PoolClosedError(f"pool for {self._address_text} was closed")
-        # What on_connect set up (READONLY on a cluster replica) is the known state.
-        self._known = replace(self._known, readonly=conn.state.readonly)
-        conn.stats = self._counters
-        self._counters.connects += 1
-        return conn
-
-    def _adopt_credentials(self, credentials: tuple[str | None, str] | None) -> None:
-        """The provider's newest answer becomes the pool's: released connections follow."""
-        if credentials is not None and credentials != self._known.credentials:
-            self._address = replace(
-                self._address, username=credentials[0], password=credentials[1]
-            )
-            self._known = replace(self._known, credentials=credentials)
-
-    async def _create_gated(self) -> RedisConnection:
-        """:meth:`_create` for commands: within the connect backoff window after a
-        failed connect, fail fast (see :mod:`clustermgr.connectgate`). The pub/sub
-        link reconnects on a backoff of its own, ungated."""
-        gate = self._connect_gate
-        gate.check()
-        try:
-            conn = await self._create()
-        except ConnectError as exc:
-            gate.failed(exc)
-            raise
-        gate.succeeded()
-        return conn
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -469,8 +399,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         refused = next((r for r in results if isinstance(r, ReplyError)), None)
         if refused is None:
             self._db = db
-            self._address = replace(self._address, db=db)
-            self._known = replace(self._known, db=db)
+            self._connector.switched_db(db)
         free = self._conns.free
         for conn in conns:  # never share a connection on another db than the pool's
             if conn.db != self._db and conn in free:
@@ -497,8 +426,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         refused = next((r for r in results if isinstance(r, ReplyError)), None)
         if refused is not None:
             raise refused
-        self._address = replace(self._address, username=username, password=password)
-        self._known = replace(self._known, credentials=self._credentials())
+        self._connector.switched_credentials(username, password)
         return True
 
     async def reauthenticate(self) -> bool:
@@ -509,12 +437,10 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         does, with the provider's answer (without a provider: the pool's own
         credentials again, if it has any).
         """
-        if self._provider is not None:
-            username, password = await get_credentials(self._provider, self._address.timeout)
-        elif self._address.password:
-            username, password = self._address.username, self._address.password
-        else:
+        credentials = await self._connector.current_credentials()
+        if credentials is None:
             return True
+        username, password = credentials
         return await self.auth(password, username)
 
     async def _run_to_completion(self, coro: Awaitable[bool]) -> bool:
@@ -564,9 +490,12 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         return self._address
 
     @property
+    def _address(self) -> ServerAddress:
+        return self._connector.address
+
+    @property
     def _address_text(self) -> str:
-        target = self._address.target
-        return target if isinstance(target, str) else f"{target[0]}:{target[1]}"
+        return self._connector.text
 
     @property
     def db(self) -> int:

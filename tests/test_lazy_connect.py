@@ -41,6 +41,7 @@ async def test_a_lazy_pool_connects_at_the_first_command() -> None:
         with pytest.raises(ConnectError):  # nothing listens yet: the command fails, typed
             await asyncio.wait_for(pool.execute(b"PING"), 10)
         with LocalStandalone(port=port):
+            await asyncio.sleep(0.1)  # past the connect backoff window of the failed connect
             assert await asyncio.wait_for(pool.execute(b"PING"), 10) == b"PONG"
             assert pool.size >= 1
     finally:
