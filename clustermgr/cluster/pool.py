@@ -27,7 +27,7 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .._timeout import timeout as _timeout
@@ -67,7 +67,7 @@ from ..slots import SLOT_COUNT, key_slot
 from ..stats import NodeStats
 from ..subscriptions import SubscriptionSet, SubscriptionViews
 from ..tlsopts import resolve_tls
-from .multikey import merge_fanout, merge_split, split_by_slot
+from .multikey import merge_fanout, merge_split, pubsub_merge, split_by_slot
 from .nodes import NodePools, Routes
 from .pubsub import ClusterPubSub
 from .refresh import RefreshEngine, RefreshOptions
@@ -416,6 +416,13 @@ class ClusterPool(SubscriptionViews, Router):
             if info.request_policy in _FANOUT:
                 c = Classified(self, command, args, kwargs, info if info.name else None, None)
                 return self._tasks.spawn(self._fanout(c))
+            if info.name == "publish" and args:  # the same channel, the same node
+                slot = key_slot(args[0])
+                return self._send_fast(self._routes[slot], info, command, args, kwargs, slot)
+            merge = pubsub_merge(args[0]) if args and info.name.startswith("pubsub") else None
+            if merge is not None:
+                c = Classified(self, command, args, kwargs, info, None)
+                return self._tasks.spawn(self._fanout(c, merge))
             return self._send_fast(self._any_master(), info, command, args, kwargs, None)
         readers = self._readers
         if readers is not None and info.readonly:
@@ -445,8 +452,12 @@ class ClusterPool(SubscriptionViews, Router):
         batch = RoutedBatch(self, commands, kwargs)
         return self._tasks.spawn(batch.run())
 
-    async def _fanout(self, c: Classified) -> Any:
-        """Every master, each routed by one slot of its shard: retried like execute."""
+    async def _fanout(
+        self, c: Classified, merge: Callable[[list[Any]], Any] | None = None
+    ) -> Any:
+        """Every master, each routed by one slot of its shard: retried like execute.
+
+        The replies are combined by ``merge``, else per the command's tips."""
         if not self._masters:
             await self._refresh.refresh("no masters known", self._retry_timeout)
         current = self._nodes.map
@@ -463,6 +474,8 @@ class ClusterPool(SubscriptionViews, Router):
             for slot in slots.values()
         ]
         replies = await asyncio.gather(*parts)
+        if merge is not None:
+            return merge(list(replies))
         info = c.info
         return merge_fanout(info.response_policy if info is not None else None, list(replies))
 
