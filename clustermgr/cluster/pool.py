@@ -66,6 +66,7 @@ from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
 from ..stats import NodeStats
 from ..subscriptions import SubscriptionSet, SubscriptionViews
+from ..tasks import failed
 from ..tlsopts import resolve_tls
 from .multikey import merge_fanout, merge_split, pubsub_merge, split_by_slot
 from .nodes import NodePools, Routes
@@ -394,10 +395,11 @@ class ClusterPool(SubscriptionViews, Router):
         atomic multi-key command across slots, TypeError, RouteError). The
         future fails with a typed :class:`~clustermgr.errors.RedisError`.
         MGET/MSET/DEL/UNLINK/EXISTS/TOUCH across slots are split per slot and
-        merged (not atomic).
+        merged (not atomic). Once closed: a future failed with
+        :class:`PoolClosedError`.
         """
         if self._closed:
-            raise PoolClosedError("cluster pool is closed")
+            return failed(PoolClosedError("cluster pool is closed"))
         info = self._table.lookup(command)  # the one lookup: classified here
         try:
             slot = info.slot_of(args)
@@ -566,7 +568,7 @@ class ClusterPool(SubscriptionViews, Router):
         Channel objects keep delivering.
         """
         if self._closed:
-            raise PoolClosedError("cluster pool is closed")
+            return failed(PoolClosedError("cluster pool is closed"))
         return self._pubsub.execute(command, channels)
 
     @property
