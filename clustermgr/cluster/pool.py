@@ -36,7 +36,7 @@ from ..address import check_cluster_startup, parse_address, shared_options
 from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve, within
 from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection
-from ..credentials import CredentialProvider
+from ..credentials import CredentialProvider, auth_all
 from ..errors import (
     AskError,
     ClusterDownError,
@@ -252,6 +252,18 @@ class ClusterPool(SubscriptionViews, Router):
     @staticmethod
     async def _send_readonly(conn: RedisConnection) -> None:
         await conn.execute(b"READONLY", encoding=None)
+
+    async def auth(self, password: str, username: str | None = None) -> bool:
+        """``AUTH`` every connection of every node pool (ACL ``username`` optional);
+        node pools opened later use the credentials too.
+
+        If a node refuses, its error (:class:`~clustermgr.errors.AuthError`) is
+        raised once every node answered; the nodes that accepted keep the new
+        credentials, node pools opened later the old ones.
+        """
+        await auth_all(list(self._nodes.pools.values()), password, username)
+        self._pool_kwargs.update(username=username, password=password)
+        return True
 
     async def reauthenticate(self) -> bool:
         """Re-authenticate every node pool with the credential provider's answer.

@@ -24,7 +24,7 @@ from ..address import check_db
 from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve
 from ..commands import CommandTable
 from ..connection import RedisConnection
-from ..credentials import CredentialProvider
+from ..credentials import CredentialProvider, auth_all
 from ..errors import (
     ConnectError,
     ConnectionClosedError,
@@ -284,6 +284,17 @@ class SentinelPool(SubscriptionViews, Router):
 
     def _start_lazily(self) -> None:
         self._follower.start_lazily()
+
+    async def auth(self, password: str, username: str | None = None) -> bool:
+        """``AUTH`` every connection of the server pool(s) in use (ACL ``username``
+        optional); server pools opened later (after a failover) use them too.
+
+        A refusal (:class:`~clustermgr.errors.AuthError`) is raised once every
+        server answered, and server pools opened later keep the old credentials.
+        """
+        await auth_all(self._follower.serving_now(), password, username)
+        self._pool_kwargs.update(username=username, password=password)
+        return True
 
     async def reauthenticate(self) -> bool:
         """Re-authenticate the server pool(s) in use with the credential provider's answer.
