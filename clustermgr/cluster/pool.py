@@ -648,18 +648,6 @@ class ClusterPool(SubscriptionViews, Router):
         """The default reply codec."""
         return self._encoding
 
-    @property
-    def minsize(self) -> int:
-        """Connections each node pool keeps open."""
-        minsize: int = self._pool_kwargs["minsize"]
-        return minsize
-
-    @property
-    def maxsize(self) -> int:
-        """Connections each node pool opens at most."""
-        maxsize: int = self._pool_kwargs["maxsize"]
-        return maxsize
-
     async def clear(self) -> None:
         """Close every node pool's free connections (acquired ones close when released)."""
         await asyncio.gather(*(pool.clear() for pool in self._serving()))
