@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
 
 from ._timeout import timeout as _timeout
 from .errors import RedisError
 
-__all__ = ["CredentialProvider", "CredentialProviderError", "Credentials", "get_credentials"]
+__all__ = [
+    "CredentialProvider", "CredentialProviderError", "Credentials", "SupportsAuth", "auth_all",
+    "get_credentials",
+]
 
 Credentials = tuple[str | None, str]
 """``(username or None, password)``."""
@@ -71,3 +75,20 @@ async def get_credentials(provider: CredentialProvider, timeout: float | None) -
     if not result[1]:
         raise CredentialProviderError("the credential provider returned an empty password")
     return result
+
+
+class SupportsAuth(Protocol):
+    """A pool that can ``AUTH`` its connections (:meth:`ConnectionsPool.auth`)."""
+
+    def auth(self, password: str, username: str | None = None) -> Awaitable[bool]:
+        """Authenticate every connection; new ones use the credentials too."""
+
+
+async def auth_all(pools: Iterable[SupportsAuth], password: str, username: str | None) -> None:
+    """``auth`` every pool together; the first refusal is raised once all answered."""
+    results = await asyncio.gather(
+        *(pool.auth(password, username) for pool in pools), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

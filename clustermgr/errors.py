@@ -314,12 +314,23 @@ class SlaveReplyError(RedisError):
 
 
 class PipelineError(RedisError):
-    """One or more commands of a pipeline failed."""
+    """One or more commands of a pipeline failed.
+
+    ``args`` is ``("<Class> errors:", errors)`` as in aioredis 1.x (its users
+    read ``e.args[1]``); ``str(e)`` is ``"<Class> errors: <errors!r>"``.
+    """
 
     def __init__(self, errors: list[BaseException] | Any, *args: Any) -> None:
         # Not super(): once aliased, aioredis' PipelineError.__init__ is next in the MRO.
-        Exception.__init__(self, f"{self.__class__.__name__} errors: {errors!r}", *args)
+        Exception.__init__(self, f"{self.__class__.__name__} errors:", errors, *args)
         self.errors = errors
+
+    def __str__(self) -> str:
+        return f"{self.args[0]} {self.errors!r}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # args hold the label too: rebuild from the errors (pickle, copy).
+        return (type(self), (self.errors, *self.args[2:]), self.__dict__)
 
 
 class MultiExecError(PipelineError):

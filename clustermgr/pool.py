@@ -36,7 +36,7 @@ from .pubsub import PUBSUB_COMMANDS
 from .replybound import DEFAULT_MAX_REPLY_SIZE
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
 from .subscriptions import PubSubLink, SubscriptionSet, SubscriptionViews
-from .tasks import consume
+from .tasks import consume, failed
 from .tlsopts import resolve_tls
 
 __all__ = ["ConnectionsPool", "create_pool"]
@@ -171,10 +171,11 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         """Run one command on a shared connection; returns an awaitable at once.
 
         Blocking commands (BLPOP, XREAD BLOCK, ...) get a connection of their
-        own. Transactions need :meth:`get`/:meth:`acquire`.
+        own. Transactions need :meth:`get`/:meth:`acquire`. Once closed: a
+        future failed with :class:`PoolClosedError`.
         """
         if self._closing:
-            raise PoolClosedError(f"pool for {self._address_text} is closed")
+            return failed(PoolClosedError(f"pool for {self._address_text} is closed"))
         special = lookup_command(_SPECIAL, command)
         if special is None:
             conn = self._pick()
@@ -299,7 +300,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         pattern; the same Channel objects keep delivering.
         """
         if self._closing:
-            raise PoolClosedError(f"pool for {self._address_text} is closed")
+            return failed(PoolClosedError(f"pool for {self._address_text} is closed"))
         return self._pubsub.execute(command, channels)
 
     def _pubsub_lost(self, cause: BaseException | None) -> None:

@@ -6,13 +6,25 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-__all__ = ["Tasks", "consume"]
+__all__ = ["Tasks", "consume", "failed"]
 
 
 def consume(future: asyncio.Future[Any]) -> None:
     """Mark a done future's exception retrieved (a done callback for fire-and-forget work)."""
     if not future.cancelled():
         future.exception()
+
+
+def failed(error: BaseException) -> asyncio.Future[Any]:
+    """A future already failed with ``error``: awaiting it raises, dropping it logs nothing.
+
+    What a pool's ``execute`` returns once closed (aioredis 1.x's pool fails
+    when awaited too, so ``gather(..., return_exceptions=True)`` collects it).
+    """
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    consume(future)
+    return future
 
 
 class Tasks:

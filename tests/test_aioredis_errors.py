@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import errno
+import pickle
 import socket
 import subprocess
 import sys
@@ -80,6 +81,18 @@ def test_aliasing_keeps_our_messages_and_is_idempotent() -> None:
     closed = errors.ConnectionClosedError("gone", may_have_executed=True)
     assert isinstance(closed, aioredis_errors.ConnectionClosedError)
     assert "may have been executed" in str(closed)
+
+
+def test_pipeline_errors_have_aioredis_args_shape() -> None:
+    """``e.args[1]`` is the errors, as aioredis 1.x users read them; str stays readable."""
+    register_with_aioredis()
+    for name in ("PipelineError", "MultiExecError", "WatchVariableError"):
+        ours = getattr(errors, name)("WATCH variable has changed")
+        theirs = getattr(aioredis_errors, name)("WATCH variable has changed")
+        assert ours.args == theirs.args == (f"{name} errors:", "WATCH variable has changed")
+        assert str(ours) == f"{name} errors: 'WATCH variable has changed'"
+        again = pickle.loads(pickle.dumps(ours))
+        assert type(again) is type(ours) and again.args == ours.args
 
 
 def test_aioredis_own_errors_unchanged() -> None:

@@ -156,7 +156,7 @@ async def test_closed_pool_raises(redis_standalone: Any) -> None:
     with pytest.raises(errors.PoolClosedError):
         await waiter
     with pytest.raises(errors.PoolClosedError):
-        pool.execute("PING")
+        await pool.execute("PING")  # fails when awaited, as aioredis' pool
     with pytest.raises(errors.PoolClosedError):
         await pool.acquire()
     assert conn.closed

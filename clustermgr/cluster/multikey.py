@@ -5,16 +5,18 @@
   The split call is **not atomic**: each part succeeds or fails on its own.
 * :func:`merge_fanout` combines the replies of a keyless command sent to
   every master (``request_policy:all_shards``) per its ``response_policy``.
+* :func:`pubsub_merge` says how PUBSUB CHANNELS / NUMSUB / NUMPAT, asked of
+  every master, are combined (each node only knows its own subscribers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..slots import KeyT, key_slot
 
-__all__ = ["merge_fanout", "merge_split", "split_by_slot"]
+__all__ = ["merge_fanout", "merge_split", "pubsub_merge", "split_by_slot"]
 
 Part = tuple[int, list[Any], list[int]]  # slot, args of the part, key positions
 
@@ -77,3 +79,35 @@ def _logical(replies: list[Any], combine: Any) -> Any:
     if all(isinstance(r, list) for r in replies):  # SCRIPT EXISTS: element-wise
         return [int(combine(col)) for col in zip(*replies, strict=True)]
     return int(combine(replies))
+
+
+def _union(replies: list[Any]) -> list[Any]:
+    """PUBSUB CHANNELS: every node's channels, each once, in order of first appearance."""
+    return list(dict.fromkeys(name for reply in replies for name in reply))
+
+
+def _numsub(replies: list[Any]) -> list[Any]:
+    """PUBSUB NUMSUB: ``[channel, count, ...]`` in request order, counts summed."""
+    merged = list(replies[0])
+    for i in range(1, len(merged), 2):
+        merged[i] = sum(int(reply[i]) for reply in replies)
+    return merged
+
+
+def _sum(replies: list[Any]) -> int:
+    return sum(int(r) for r in replies)
+
+
+_PUBSUB_MERGES: dict[bytes, Callable[[list[Any]], Any]] = {
+    b"CHANNELS": _union, b"NUMSUB": _numsub, b"NUMPAT": _sum,
+}
+
+
+def pubsub_merge(subcommand: Any) -> Callable[[list[Any]], Any] | None:
+    """How the per-master replies of ``PUBSUB <subcommand>`` combine, or None
+    for a subcommand that is not asked of every master."""
+    if isinstance(subcommand, str):
+        subcommand = subcommand.encode()
+    if not isinstance(subcommand, (bytes, bytearray)):
+        return None
+    return _PUBSUB_MERGES.get(bytes(subcommand).upper())

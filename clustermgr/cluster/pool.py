@@ -27,7 +27,7 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .._timeout import timeout as _timeout
@@ -35,7 +35,7 @@ from ..abc import AbcConnection
 from ..bounds import DEFAULT, Default
 from ..commands import CommandInfo, CommandTable
 from ..connection import RedisConnection
-from ..credentials import CredentialProvider
+from ..credentials import CredentialProvider, auth_all
 from ..errors import (
     AskError,
     ClusterDownError,
@@ -65,6 +65,8 @@ from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
 from ..stats import NodeStats
 from ..subscriptions import SubscriptionSet, SubscriptionViews
+from ..tasks import failed
+from .multikey import pubsub_merge
 from .nodes import NodePools, Routes
 from .pubsub import ClusterPubSub
 from .refresh import RefreshEngine, RefreshOptions
@@ -171,6 +173,18 @@ class ClusterPool(SubscriptionViews, Router):
     @staticmethod
     async def _send_readonly(conn: RedisConnection) -> None:
         await conn.execute(b"READONLY", encoding=None)
+
+    async def auth(self, password: str, username: str | None = None) -> bool:
+        """``AUTH`` every connection of every node pool (ACL ``username`` optional);
+        node pools opened later use the credentials too.
+
+        If a node refuses, its error (:class:`~clustermgr.errors.AuthError`) is
+        raised once every node answered; the nodes that accepted keep the new
+        credentials, node pools opened later the old ones.
+        """
+        await auth_all(list(self._nodes.pools.values()), password, username)
+        self._pool_kwargs.update(username=username, password=password)
+        return True
 
     async def reauthenticate(self) -> bool:
         """Re-authenticate every node pool with the credential provider's answer.
@@ -317,10 +331,11 @@ class ClusterPool(SubscriptionViews, Router):
         atomic multi-key command across slots, TypeError, RouteError). The
         future fails with a typed :class:`~clustermgr.errors.RedisError`.
         MGET/MSET/DEL/UNLINK/EXISTS/TOUCH across slots are split per slot and
-        merged (not atomic).
+        merged (not atomic). Once closed: a future failed with
+        :class:`PoolClosedError`.
         """
         if self._closed:
-            raise PoolClosedError("cluster pool is closed")
+            return failed(PoolClosedError("cluster pool is closed"))
         info = self._table.lookup(command)  # the one lookup: classified here
         try:
             slot = info.slot_of(args)
@@ -341,6 +356,13 @@ class ClusterPool(SubscriptionViews, Router):
             if info.request_policy in _FANOUT:
                 c = Classified(self, command, args, kwargs, info if info.name else None, None)
                 return self._tasks.spawn(self._fanout(c))
+            if info.name == "publish" and args:  # the same channel, the same node
+                slot = key_slot(args[0])
+                return self._send_fast(self._routes[slot], info, command, args, kwargs, slot)
+            merge = pubsub_merge(args[0]) if args and info.name.startswith("pubsub") else None
+            if merge is not None:
+                c = Classified(self, command, args, kwargs, info, None)
+                return self._tasks.spawn(self._fanout(c, merge))
             return self._send_fast(self._any_master(), info, command, args, kwargs, None)
         readers = self._readers
         if readers is not None and info.readonly:
@@ -377,12 +399,16 @@ class ClusterPool(SubscriptionViews, Router):
         """One part of a spread command (:mod:`.spread`), routed by ``slot``."""
         return self._send(Classified(self, command, args, kwargs, info, slot), self._routes[slot])
 
-    async def _fanout(self, c: Classified) -> Any:
-        """Every master, each routed by one slot of its shard: retried like execute."""
+    async def _fanout(
+        self, c: Classified, merge: Callable[[list[Any]], Any] | None = None
+    ) -> Any:
+        """Every master, each routed by one slot of its shard: retried like execute.
+
+        The replies are combined by ``merge``, else per the command's tips."""
         if not self._masters:
             await self._refresh.refresh("no masters known", self._retry_timeout)
         return await fan_out(self._send_to_slot, self._nodes.map, c.command, c.args,
-                             c.kwargs, c.info, c.name)
+                             c.kwargs, c.info, c.name, merge)
 
     # -- AbcPool: exclusive connections -----------------------------------
 
@@ -423,7 +449,7 @@ class ClusterPool(SubscriptionViews, Router):
         Channel objects keep delivering.
         """
         if self._closed:
-            raise PoolClosedError("cluster pool is closed")
+            return failed(PoolClosedError("cluster pool is closed"))
         return self._pubsub.execute(command, channels)
 
     @property
@@ -490,18 +516,6 @@ class ClusterPool(SubscriptionViews, Router):
     def encoding(self) -> str | None:
         """The default reply codec."""
         return self._encoding
-
-    @property
-    def minsize(self) -> int:
-        """Connections each node pool keeps open."""
-        minsize: int = self._pool_kwargs["minsize"]
-        return minsize
-
-    @property
-    def maxsize(self) -> int:
-        """Connections each node pool opens at most."""
-        maxsize: int = self._pool_kwargs["maxsize"]
-        return maxsize
 
     async def clear(self) -> None:
         """Close every node pool's free connections (acquired ones close when released)."""

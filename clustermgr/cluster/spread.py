@@ -45,13 +45,17 @@ def master_first_slots(current: SlotMap | None) -> list[int]:
 async def fan_out(
     send: SendToSlot, current: SlotMap | None, command: bytes | str, args: tuple[Any, ...],
     kwargs: dict[str, Any], info: CommandInfo | None, name: str,
+    merge: Callable[[list[Any]], Any] | None = None,
 ) -> Any:
-    """``command`` on every master of ``current``, replies merged."""
+    """``command`` on every master of ``current``, replies combined by ``merge``
+    (else by the command's response policy)."""
     slots = master_first_slots(current)
     if not slots:
         raise RouteError(f"{name}: no master is known")
-    replies = await asyncio.gather(*(send(command, args, kwargs, info, s) for s in slots))
-    return merge_fanout(info.response_policy if info is not None else None, list(replies))
+    replies = list(await asyncio.gather(*(send(command, args, kwargs, info, s) for s in slots)))
+    if merge is not None:
+        return merge(replies)
+    return merge_fanout(info.response_policy if info is not None else None, replies)
 
 
 async def split_across_slots(

@@ -74,6 +74,8 @@ class Router(AbcPool):
     _actions: ErrorActions = ErrorActions({})
     #: ``PoolStats.kind``.
     KIND: ClassVar[str] = "routed"
+    #: Options of the node (server) pools, set by the subclass.
+    _pool_kwargs: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -474,6 +476,18 @@ class Router(AbcPool):
     def freesize(self) -> int:
         """Connections to the servers in use that are not acquired."""
         return sum(p.freesize for p in self._serving())
+
+    @property
+    def minsize(self) -> int:
+        """Connections each node (server) pool keeps open."""
+        minsize: int = self._pool_kwargs["minsize"]
+        return minsize
+
+    @property
+    def maxsize(self) -> int:
+        """Connections each node (server) pool opens at most."""
+        maxsize: int = self._pool_kwargs["maxsize"]
+        return maxsize
 
     def _forget(self, pool: ConnectionsPool) -> None:
         """Drop what the hot path keeps for a node pool that was retired."""

@@ -24,7 +24,7 @@ from ..address import check_db
 from ..bounds import DEFAULT, READ_TIMEOUT, ROUTED_CONNECT_TIMEOUT, Default, resolve
 from ..commands import CommandTable
 from ..connection import RedisConnection
-from ..credentials import CredentialProvider
+from ..credentials import CredentialProvider, auth_all
 from ..errors import (
     ConnectError,
     ConnectionClosedError,
@@ -38,6 +38,7 @@ from ..replybound import DEFAULT_MAX_REPLY_SIZE
 from ..routing import Action, Budget, Classified, Router
 from ..stats import NodeStats
 from ..subscriptions import SubscriptionSet, SubscriptionViews
+from ..tasks import failed
 from ._common import address_text
 from .errors import RoleMismatchError
 from .failover import Follower
@@ -219,12 +220,13 @@ class SentinelPool(SubscriptionViews, Router):
         being written) and read-only commands are retried after
         rediscovery; a write whose connection broke after it was sent raises
         :class:`~clustermgr.errors.ConnectionClosedError` with
-        ``may_have_executed=True`` and is not retried.
+        ``may_have_executed=True`` and is not retried. Once closed: a future
+        failed with :class:`PoolClosedError`.
         """
         pool = self._active
         if pool is None:
             if self._closed:
-                raise self._closed_error()
+                return failed(self._closed_error())
             if is_pubsub_command(command):
                 return asyncio.ensure_future(self.execute_pubsub(command, *args))
         else:
@@ -244,7 +246,7 @@ class SentinelPool(SubscriptionViews, Router):
         published while the subscription moves may be missed).
         """
         if self._closed:
-            raise PoolClosedError(f"sentinel pool for {self._service!r} is closed")
+            return failed(self._closed_error())
         return self._pubsub.execute(command, *channels)
 
     @property
@@ -282,6 +284,17 @@ class SentinelPool(SubscriptionViews, Router):
 
     def _start_lazily(self) -> None:
         self._follower.start_lazily()
+
+    async def auth(self, password: str, username: str | None = None) -> bool:
+        """``AUTH`` every connection of the server pool(s) in use (ACL ``username``
+        optional); server pools opened later (after a failover) use them too.
+
+        A refusal (:class:`~clustermgr.errors.AuthError`) is raised once every
+        server answered, and server pools opened later keep the old credentials.
+        """
+        await auth_all(self._follower.serving_now(), password, username)
+        self._pool_kwargs.update(username=username, password=password)
+        return True
 
     async def reauthenticate(self) -> bool:
         """Re-authenticate the server pool(s) in use with the credential provider's answer.

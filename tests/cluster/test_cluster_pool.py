@@ -12,7 +12,13 @@ import pytest
 from clustermgr import register_with_aioredis
 from clustermgr.abc import AbcPool
 from clustermgr.cluster import ClusterPool, create_cluster_pool, key_slot
-from clustermgr.errors import CrossSlotError, MovedError, RouteError, WrongTypeError
+from clustermgr.errors import (
+    CrossSlotError,
+    MovedError,
+    PoolClosedError,
+    RouteError,
+    WrongTypeError,
+)
 from clustermgr.testing.cluster import LocalCluster
 
 
@@ -238,8 +244,8 @@ async def test_close_leaves_nothing_behind(redis_cluster: LocalCluster) -> None:
         t for t in asyncio.all_tasks() if t not in before and t is not asyncio.current_task()
     }
     assert not leftover
-    with pytest.raises(Exception, match="closed"):
-        pool.execute(b"GET", "close:k")
+    with pytest.raises(PoolClosedError, match="closed"):
+        await pool.execute(b"GET", "close:k")  # fails when awaited
 
 
 async def test_bad_arguments_are_clear(redis_cluster: LocalCluster) -> None:
