@@ -1,12 +1,15 @@
 """The node pools of a cluster and the slot map they serve: reload, apply, retire.
 
-:class:`NodePools` reads the slot map from the nodes (one
+:class:`NodePools` reads the slot map from the nodes through a
+:class:`~clustermgr.cluster.mapreader.MapReader` (one
 :class:`~clustermgr.cluster.topology.SlotMap` per answering node, the best
 one wins), diffs it against the previous one, creates node pools only for
 nodes that came and retires those that went, and publishes the routing
 tables (slot -> master pool, slot -> reader pool, the masters) to its
-owner. It is the ``reload`` of the :class:`~clustermgr.cluster.refresh.RefreshEngine`;
-it never sees the owner itself, only the callables it is given.
+owner, each shard's reader picked by a
+:class:`~clustermgr.cluster.readers.ReaderPicker`. It is the ``reload`` of
+the :class:`~clustermgr.cluster.refresh.RefreshEngine`; it never sees the
+owner itself, only the callables it is given.
 """
 
 from __future__ import annotations
@@ -14,25 +17,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from .._timeout import timeout as _timeout
 from ..address import address_text
 from ..connection import create_connection
-from ..credentials import CredentialProviderError
-from ..errors import AuthError, ConnectError, RedisError, ReplyError
+from ..errors import RedisError
 from ..events import Event, EventBus
-from ..health import NodeHealth, describe_failure
+from ..health import NodeHealth
 from ..pool import ConnectionsPool
-from ..remap import AddressRemap, AddressRemapError
+from ..remap import AddressRemap
 from ..slots import SLOT_COUNT
 from ..stats import NodeStats
+from .mapreader import MapReader
 from .observe import map_events
-from .probe import ClusterInfo, MapProbe
+from .readers import ReaderPicker, pick_az_reader
 from .refresh import RefreshOptions
-from .topology import Address, Shard, SlotMap, diff_maps, merge_views, read_slot_map
+from .topology import Address, Shard, SlotMap, diff_maps, merge_views
 
 __all__ = ["NodePools", "Routes", "pick_az_reader"]
 
@@ -43,16 +45,6 @@ _RETIRE_GRACE = 5.0
 
 # Least seconds between two probes (PING) of a node reported down.
 _PROBE_EVERY = 1.0
-
-_T = TypeVar("_T")
-# A reload failing with these on every node it asked fails with the first of
-# them (typed): a wrong password or a broken provider is not mended by a retry.
-_NEVER_RETRIED = (AuthError, CredentialProviderError)
-
-
-async def _nothing() -> None:
-    return None
-
 
 Routes = list[ConnectionsPool | None]
 """One entry per slot: the node pool serving it, or None."""
@@ -91,10 +83,8 @@ class NodePools:
         remap: AddressRemap | None = None,
         client_az: str | None = None,
     ) -> None:
-        self._startup = list(startup)
         self._read_from = read_from
         self._options = options
-        self._tls = tls
         self._conn_kwargs = dict(conn_kwargs)
         self._events = events
         self._create = create
@@ -104,23 +94,22 @@ class NodePools:
         self._spawn = spawn
         self._forget = forget
         self._closed = closed
-        self._remap = remap
-        self._client_az = client_az
-        self._zones: dict[Address, str] = {}  # availability zone of each node, once read
+        self._picker = ReaderPicker(read_from, client_az)
         self._zoning: asyncio.Task[Any] | None = None  # learn_zones() for the last map
         self._readers: Routes | None = None
-        self._latency: dict[Address, float] = {}
         self._health = NodeHealth()
         self._probing: dict[Address, asyncio.Task[Any]] = {}
         self._probed: dict[Address, float] = {}  # loop time of each node's last probe
-        self._info = MapProbe()  # CLUSTER INFO seen per node: is a poll worth a full read?
-        self._polled: Address | None = None  # the node polls ask first, while it answers
         #: The slot map last applied.
         self.map: SlotMap | None = None
         #: The node pools in use, by address.
         self.pools: dict[Address, ConnectionsPool] = {}
-        #: How many times the slot map was reloaded.
-        self.reloads = 0
+        self._maps = MapReader(
+            startup=startup, options=options, tls=tls, conn_kwargs=conn_kwargs,
+            current=lambda: self.map, down=lambda: self._health.down,
+            node_pool=self.node_pool, pool_of=lambda a: self.pools.get(a), report=self.report,
+            remap=remap,
+        )
 
     # -- node pools -------------------------------------------------------
 
@@ -227,32 +216,15 @@ class NodePools:
 
     # -- the slot map -----------------------------------------------------
 
-    def _candidates(self, batch: int) -> list[list[Address]]:
-        """Nodes to ask, in batches: the replicas of masters reported down (the
-        one promoted knows first), known masters (each group shuffled), then
-        the startup nodes; nodes reported down come last, in batches of their
-        own, so a dead or frozen node does not slow down the reloads."""
-        down = self._health.down
-        heirs: list[Address] = []
-        known: list[Address] = []
-        if self.map is not None:
-            known = [m.address for m in self.map.masters]
-            heirs = [r.address for shard in self.map.distinct if shard.master.address in down
-                     for r in shard.replicas]
-        random.shuffle(heirs)
-        random.shuffle(known)
-        seen: dict[Address, None] = {}
-        for address in (*heirs, *known, *self._startup):
-            seen.setdefault(address, None)
-        batches: list[list[Address]] = []
-        for group in ([a for a in seen if a not in down], [a for a in seen if a in down]):
-            batches.extend(group[i : i + batch] for i in range(0, len(group), batch))
-        return batches
-
     @property
     def state_ok(self) -> bool:
         """False while the last map's views said ``cluster_state:fail``."""
         return self.map is None or self.map.state_ok
+
+    @property
+    def reloads(self) -> int:
+        """How many times the slot map was reloaded (reloads, and polls that read it)."""
+        return self._maps.reads
 
     async def reload(self, reasons: frozenset[str]) -> None:
         """Read the slot map from the nodes and apply their views merged (see ``merge_views``).
@@ -260,176 +232,21 @@ class NodePools:
         With ``az_affinity``, the zones of nodes new in the map are read before
         it returns (within ``node_timeout``), so a command waiting for this
         reload (the first of a lazy pool) reads from the replica of its zone."""
-        await self._read(reasons, self._options.query_nodes)
+        maps = await self._maps.read(self._options.query_nodes)
+        self._apply(merge_views(self.map, maps), reasons)
         if self._zoning is not None:
             await asyncio.shield(self._zoning)
 
     async def poll(self, reasons: frozenset[str]) -> None:
         """While commands are held: ask one node's ``CLUSTER INFO`` and read its view
-        of the map only when that shows news (see :mod:`~clustermgr.cluster.probe`);
-        the next node only when it fails. Where ``CLUSTER INFO`` is refused (ACL),
-        every poll reads the view."""
-        errors: list[str] = []
+        of the map only when that shows news (see :mod:`~clustermgr.cluster.mapreader`)."""
         # Closed pools still routed to (retired or closed under us) reopen below.
         reopen = any(p.closed for p in self.pools.values())
-        for address in self._poll_order():
-            try:
-                view = await self._on_node(
-                    address, functools.partial(self._poll_node, address), pooled=True
-                )
-            except AddressRemapError:
-                raise  # the user's callable, not the node, failed
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
-                problem = describe_failure(exc)
-                errors.append(f"{address_text(address)}: {problem}")
-                self.report(address, False, f"slot map query failed: {problem}")
-                continue
-            self.report(address, True, "answered CLUSTER INFO")
-            self._polled = address
-            if view is None:  # nothing new: the map stands (its closed pools reopened)
-                if self.map is not None and (
-                    reopen or any(p.closed for p in self.pools.values())
-                ):
-                    self._apply(self.map, reasons)
-                return
-            self.reloads += 1
-            if view.covered:
-                self._apply(merge_views(self.map, [view]), reasons)
-                return
-        raise ConnectError("no cluster node answered a poll (" + "; ".join(errors[-3:]) + ")")
-
-    def _poll_order(self) -> list[Address]:
-        """The node that answered the last poll first (its INFO is compared with its
-        own last read), then the others as reloads ask them."""
-        order = [a for batch in self._candidates(1) for a in batch]
-        polled = self._polled
-        if polled is not None and polled in order and polled not in self._health.down:
-            order.remove(polled)
-            order.insert(0, polled)
-        return order
-
-    async def _poll_node(self, address: Address, execute: Any) -> SlotMap | None:
-        """The view of ``address`` if its answers call for a read, else None.
-
-        ``CLUSTER INFO`` is compared by the probe (a node the map does not name,
-        a seed, is read at once); a replica of a master reported
-        down is also asked ``ROLE``: once it says master (a promotion that moved
-        no epoch, ``CLUSTER FAILOVER TAKEOVER``), its view is read."""
-        probe = self._info
-        current = self.map
-        member = current is not None and any(n.address == address for n in current.nodes)
-        if probe.refused or not member:  # a seed may now name another cluster: read it
-            return await self._read_view(address, execute)
-        loop = asyncio.get_running_loop()
-        ask_role = not probe.role_refused and self._is_heir(address)
-        replies = await asyncio.gather(
-            execute(b"CLUSTER", b"INFO", encoding=None),
-            execute(b"ROLE", encoding=None) if ask_role else _nothing(),
-            return_exceptions=True,
-        )
-        reply, role = replies
-        sent: asyncio.Future[Any] = loop.create_future()
-        if isinstance(reply, ReplyError):  # not allowed (ACL): read the view every time
-            probe.refused = True
-            logger.info("CLUSTER INFO refused by %s (%s): each poll reads the slot map",
-                        address_text(address), reply)
-            sent.set_exception(reply)
-            return await read_slot_map(
-                execute, address, tls=self._tls, info=sent, remap=self._remap
-            )
-        if isinstance(reply, BaseException):
-            raise reply
-        if isinstance(role, ReplyError):
-            probe.role_refused = True
-        info = ClusterInfo.parse(reply)
-        promoted = isinstance(role, list) and bool(role) and role[0] in (b"master", "master")
-        epoch = current.epoch if current is not None else None
-        if not probe.worth_reading(address, info, loop.time(), epoch) and not promoted:
-            return None
-        sent.set_result(reply)
-        view = await read_slot_map(
-            execute, address, tls=self._tls, info=sent, remap=self._remap
-        )
-        probe.note_read(address, info)
-        return view
-
-    def _is_heir(self, address: Address) -> bool:
-        """A replica, in the current map, of a master reported down."""
-        current = self.map
-        if current is None:
-            return False
-        down = self._health.down
-        return any(
-            shard.master.address in down and any(r.address == address for r in shard.replicas)
-            for shard in current.distinct
-        )
-
-    async def _read(self, reasons: frozenset[str], batch: int) -> None:
-        self.reloads += 1
-        maps: list[SlotMap] = []
-        errors: list[str] = []
-        refused: list[BaseException] = []  # failures no retry can mend (credentials)
-        for chunk in self._candidates(batch):
-            results = await asyncio.gather(
-                *(self._query(a) for a in chunk), return_exceptions=True
-            )
-            for address, result in zip(chunk, results, strict=True):
-                if isinstance(result, AddressRemapError):
-                    raise result  # the user's callable, not the node, failed
-                if isinstance(result, SlotMap):
-                    self.report(address, True, "answered CLUSTER INFO")
-                    if result.covered:
-                        maps.append(result)
-                elif isinstance(result, (Exception, asyncio.TimeoutError)):
-                    if isinstance(result, _NEVER_RETRIED):
-                        refused.append(result)
-                    problem = describe_failure(result)
-                    errors.append(f"{address_text(address)}: {problem}")
-                    self.report(address, False, f"slot map query failed: {problem}")
-                else:  # pragma: no cover - CancelledError and friends
-                    raise result
-            if maps:
-                break
-        if not maps:
-            if refused and len(refused) == len(errors):  # every node refused the credentials
-                raise refused[0]
-            raise ConnectError(
-                "no cluster node returned a slot map (" + "; ".join(errors[-3:]) + ")"
-            )
-        self._apply(merge_views(self.map, maps), reasons)
-
-    async def _query(self, address: Address) -> SlotMap:
-        return await self._on_node(address, functools.partial(self._read_view, address))
-
-    async def _on_node(
-        self, address: Address, ask: Callable[[Any], Awaitable[_T]], *, pooled: bool = False
-    ) -> _T:
-        """``ask(execute)`` on the node's pool, or on a connection of its own if it
-        has none, within ``node_timeout``. ``pooled``: a node not reported down
-        gets a pool (polls come every ``hold_interval``; a replica's pool is
-        retired by the next map that does not route to it)."""
-        async with _timeout(self._options.node_timeout):
-            if pooled and address not in self._health.down:
-                self.node_pool(address)
-            pool = self.pools.get(address)
-            if pool is not None and not pool.closed:
-                return await ask(pool.execute)
-            conn = await create_connection(address, **self._conn_kwargs)
-            try:
-                return await ask(conn.execute)
-            finally:
-                conn.close()
-                await conn.wait_closed()
-
-    async def _read_view(self, address: Address, execute: Any) -> SlotMap:
-        """The node's view; the CLUSTER INFO read with it is what later polls compare."""
-        info = asyncio.ensure_future(execute(b"CLUSTER", b"INFO", encoding=None))
-        view = await read_slot_map(
-            execute, address, tls=self._tls, info=info, remap=self._remap
-        )
-        if info.done() and not info.cancelled() and info.exception() is None:
-            self._info.note_read(address, ClusterInfo.parse(info.result()))
-        return view
+        view = await self._maps.poll()
+        if view is not None:
+            self._apply(merge_views(self.map, [view]), reasons)
+        elif self.map is not None and (reopen or any(p.closed for p in self.pools.values())):
+            self._apply(self.map, reasons)  # nothing new: the map stands, its closed pools reopen
 
     def _apply(self, new: SlotMap, reasons: Iterable[str]) -> None:
         old = self.map
@@ -480,72 +297,30 @@ class NodePools:
         self._applied()
         if self._read_from == "nearest":
             self._spawn(self._measure_latency())
-        elif self._read_from == "az_affinity" and any(
-            a not in self._zones for a in new.addresses(replicas=True)
+        elif self._read_from == "az_affinity" and self._picker.zones_missing(
+            new.addresses(replicas=True)
         ) and (self._zoning is None or self._zoning.done()):
             self._zoning = self._spawn(self.learn_zones())
 
     def _pick_reader(self, shard: Shard, current: ConnectionsPool | None = None) -> Address:
-        """The node to read ``shard``'s slots from; a healthy replica read from
-        (``current``) stays the reader, so a reload that changes nothing moves no reads."""
-        if self._read_from == "az_affinity":
-            return pick_az_reader(shard, self._client_az or "", self._zones)
-        replicas = [r.address for r in shard.healthy_replicas]
-        if self._read_from == "nearest":
-            choices = [shard.master.address, *replicas]
-            return min(choices, key=lambda a: self._latency.get(a, float("inf")))
+        """The node to read ``shard``'s slots from (``current``: its reader now)."""
         kept = current.address if current is not None and not current.closed else None
-        if isinstance(kept, tuple) and kept in replicas:
-            return kept
-        if replicas:
-            return random.choice(replicas)
-        return shard.master.address
+        return self._picker.pick(shard, kept)
 
     async def _measure_latency(self) -> None:
-        loop = asyncio.get_running_loop()
-
-        async def ping(address: Address, pool: ConnectionsPool) -> None:
-            start = loop.time()
-            try:
-                async with _timeout(self._options.node_timeout):
-                    await pool.execute(b"PING")
-            except (RedisError, OSError, asyncio.TimeoutError):
-                self._latency[address] = float("inf")
-                return
-            rtt = loop.time() - start
-            old = self._latency.get(address)
-            self._latency[address] = rtt if old is None or old == float("inf") else (
-                0.7 * old + 0.3 * rtt
-            )
-
-        await asyncio.gather(*(ping(a, p) for a, p in list(self.pools.items())))
+        await self._picker.measure(self.pools, self._options.node_timeout)
         self._repick_readers()
 
     async def learn_zones(self) -> None:
         """Read the ``availability_zone`` (``INFO server``, Valkey 8.1+) of every node
         of the map not known yet, then pick readers: one INFO per node, at once,
         each within ``node_timeout`` (on the node's pool, or a connection of its
-        own for a replica not read from yet).
-
-        A node that does not say (older servers, INFO denied, no answer in
-        ``node_timeout``) has no zone: it is never "in the client's zone".
-        """
+        own for a replica not read from yet); see
+        :meth:`~clustermgr.cluster.readers.ReaderPicker.learn_zones`."""
         current = self.map
         if current is None:
             return
-
-        def ask(execute: Any) -> Awaitable[Any]:
-            return execute(b"INFO", b"server", encoding=None)  # type: ignore[no-any-return]
-
-        async def zone(address: Address) -> None:
-            try:
-                info = await self._on_node(address, ask)
-            except (RedisError, OSError, asyncio.TimeoutError):
-                return
-            self._zones[address] = _info_field(info, "availability_zone")
-
-        unknown = [a for a in current.addresses(replicas=True) if a not in self._zones]
-        await asyncio.gather(*(zone(a) for a in unknown))
+        await self._picker.learn_zones(current.addresses(replicas=True), self._maps.on_node)
         self._repick_readers()
 
     def _repick_readers(self) -> None:
@@ -562,23 +337,3 @@ class NodePools:
         self._readers = readers
         self._set_readers(readers)
 
-
-def pick_az_reader(shard: Shard, client_az: str, zones: Mapping[Address, str]) -> Address:
-    """The reader for ``read_from="az_affinity"``: a healthy replica in ``client_az``,
-    else any healthy replica, else the master (``zones``: address -> zone)."""
-    replicas = [r.address for r in shard.healthy_replicas]
-    local = [a for a in replicas if zones.get(a) == client_az]
-    if local:
-        return random.choice(local)
-    if replicas:
-        return random.choice(replicas)
-    return shard.master.address
-
-
-def _info_field(info: Any, name: str) -> str:
-    text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
-    prefix = name + ":"
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            return line[len(prefix):].strip()
-    return ""
