@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -25,23 +23,22 @@ from .connset import ConnectionSet
 from .credentials import CredentialProvider
 from .errors import (
     PoolClosedError,
-    ReplyError,
     RouteError,
 )
-from .events import EventBus, PoolExhausted, PubSubDisconnected, PubSubResubscribed
+from .events import EventBus, PoolExhausted
 from .options import check_class, check_options
 from .poolconnect import OnConnect, PoolConnector
+from .poolstate import PoolState
 from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_command
 from .pubsub import PUBSUB_COMMANDS
+from .pubsubreport import PubSubReport
 from .replybound import DEFAULT_MAX_REPLY_SIZE
-from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timed
+from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timing
 from .subscriptions import PubSubLink, SubscriptionSet, SubscriptionViews
-from .tasks import consume, failed
+from .tasks import failed
 from .tlsopts import resolve_tls
 
 __all__ = ["ConnectionsPool", "create_pool"]
-
-pubsub_logger = logging.getLogger("clustermgr.pubsub")
 
 # Connection-state commands that make no sense on a shared connection.
 _EXCLUSIVE_ONLY = case_variants("MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT")
@@ -112,7 +109,6 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         )
         self._minsize = minsize
         self._maxsize = maxsize
-        self._db = parsed.db or 0
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._counters = Counters()
@@ -132,16 +128,18 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         self._pick = self._conns.pick
         # Plain commands go to the connection's execute_plain (no second lookup).
         self._plain_conns = _keeps_plain(connection_cls or RedisConnection, RedisConnection)
-        #: True if :meth:`execute_plain` (:meth:`execute_plain_batch`) is
-        #: :meth:`execute` (:meth:`execute_batch`) minus the name lookups (no
-        #: subclass overrides the checked one alone): routers use them then.
+        #: True if :meth:`execute_plain` (:meth:`execute_plain_batch`) is :meth:`execute`
+        #: (:meth:`execute_batch`) minus the name lookups: routers use them then.
         self.takes_plain = self._plain_conns and _keeps_plain(type(self), ConnectionsPool)
         # Pub/sub: the subscriptions we want, kept on one reconnecting connection.
+        report = PubSubReport(self, counters=self._counters, describe=self._address_text,
+                              subscriptions=lambda: self._subscription_set)
         self._pubsub = PubSubLink(
             connect=self._connector.create, spawn=self._spawn, take=self._conns.take_idle,
             describe=f"pool for {self._address_text}", reconnect_delay=reconnect_delay,
-            on_lost=self._pubsub_lost, on_restored=self._pubsub_restored,
+            on_lost=report.lost, on_restored=report.restored,
         )
+        self._state = PoolState(parsed.db or 0, self._conns, self._connector, self._spawn)
         #: Called after the pub/sub connection was re-established and resubscribed.
         self.on_resubscribed: Callable[[ConnectionsPool, float], None] | None = None
         #: Called when the pub/sub connection of established subscriptions drops.
@@ -303,35 +301,6 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
             return failed(PoolClosedError(f"pool for {self._address_text} is closed"))
         return self._pubsub.execute(command, channels)
 
-    def _pubsub_lost(self, cause: BaseException | None) -> None:
-        reason = str(cause or "closed by the server")
-        pubsub_logger.warning("pub/sub connection to %s lost (%s); resubscribing %d",
-                              self._address_text, reason, self.in_pubsub)
-        if self.events.active:
-            subs = self._pubsub.subscriptions
-            self.events.emit(PubSubDisconnected(
-                self.address, subs.names("channels"), subs.names("patterns"),
-                subs.names("shard_channels"), reason=reason,
-            ))
-        if self.on_pubsub_lost is not None:
-            self.on_pubsub_lost(self, cause)
-
-    def _pubsub_restored(self, gap: float) -> None:
-        pubsub_logger.info(
-            "pub/sub connection to %s back after %.0f ms; %d subscriptions restored",
-            self._address_text, gap * 1000, self.in_pubsub,
-        )
-        self._counters.reconnects += 1
-        self._counters.resubscribes += self.in_pubsub
-        if self.events.active:
-            subs = self._pubsub.subscriptions
-            self.events.emit(PubSubResubscribed(
-                self.address, subs.names("channels"), subs.names("patterns"),
-                subs.names("shard_channels"), lost_at=time.time() - gap, gap_ms=gap * 1000,
-            ))
-        if self.on_resubscribed is not None:
-            self.on_resubscribed(self, gap)
-
     @property
     def _subscription_set(self) -> SubscriptionSet:
         return self._pubsub.subscriptions
@@ -345,26 +314,17 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
 
         ``listener(address, seconds)``, if given, is called with each latency.
         """
-        if self._latency is None:
-            self._latency = LatencyHistogram()
-            self.execute = self._timing(type(self).execute)  # type: ignore[method-assign]
-            self.execute_plain = self._timing(  # type: ignore[method-assign]
-                type(self).execute_plain
+        latency = self._latency
+        if latency is None:
+            latency = self._latency = LatencyHistogram()
+            cls = type(self)
+            self.execute = timing(latency, cls.execute, self)  # type: ignore[method-assign]
+            self.execute_plain = timing(  # type: ignore[method-assign]
+                latency, cls.execute_plain, self
             )
         if listener is not None:
-            self._latency.listeners.append(functools.partial(listener, self.address))
-        return self._latency
-
-    def _timing(self, entry: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        """``entry`` (an unbound execute method) timed into the latency histogram."""
-        latency = self._latency
-        assert latency is not None
-
-        def run(*args: Any, **kwargs: Any) -> Awaitable[Any]:
-            started = time.perf_counter()
-            return timed(latency, entry(self, *args, **kwargs), started)  # type: ignore[no-any-return]
-
-        return run
+            latency.listeners.append(functools.partial(listener, self.address))
+        return latency
 
     @property
     def counters(self) -> Counters:
@@ -393,22 +353,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         Once started, the switch completes even if the caller is cancelled.
         """
         check_db(db)
-        return await self._run_to_completion(self._select(db))
-
-    async def _select(self, db: int) -> bool:
-        results, conns = await self._conns.on_free(b"SELECT", db)
-        refused = next((r for r in results if isinstance(r, ReplyError)), None)
-        if refused is None:
-            self._db = db
-            self._connector.switched_db(db)
-        free = self._conns.free
-        for conn in conns:  # never share a connection on another db than the pool's
-            if conn.db != self._db and conn in free:
-                free.remove(conn)
-                self._conns.discard(conn)
-        if refused is not None:
-            raise refused
-        return True
+        return await self._state.select(db)
 
     async def auth(self, password: str, username: str | None = None) -> bool:
         """Authenticate every connection (ACL ``username`` optional); new ones use it too.
@@ -418,17 +363,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         released; the pub/sub connection uses the new ones when it reconnects.
         Once started, it completes even if the caller is cancelled.
         """
-        return await self._run_to_completion(self._auth(password, username))
-
-    async def _auth(self, password: str, username: str | None) -> bool:
-        results, _ = await self._conns.on_free(
-            b"AUTH", *((username, password) if username else (password,))
-        )
-        refused = next((r for r in results if isinstance(r, ReplyError)), None)
-        if refused is not None:
-            raise refused
-        self._connector.switched_credentials(username, password)
-        return True
+        return await self._state.auth(password, username)
 
     async def reauthenticate(self) -> bool:
         """Ask the credential provider again and ``AUTH`` every connection with its answer.
@@ -438,21 +373,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         does, with the provider's answer (without a provider: the pool's own
         credentials again, if it has any).
         """
-        credentials = await self._connector.current_credentials()
-        if credentials is None:
-            return True
-        username, password = credentials
-        return await self.auth(password, username)
-
-    async def _run_to_completion(self, coro: Awaitable[bool]) -> bool:
-        """Await ``coro`` in a task of the pool: cancelling the caller does not stop it.
-
-        A pool-wide state change cut short would leave some connections
-        switched and the pool's known state not: it always runs to the end.
-        """
-        task = self._spawn(coro)
-        task.add_done_callback(consume)  # reported to the caller, if it is still there
-        return await asyncio.shield(task)
+        return await self._state.reauthenticate()
 
     async def clear(self) -> None:
         """Close every free connection (acquired ones close when released)."""
@@ -483,15 +404,11 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
     @property
     def address(self) -> tuple[str, int] | str:
         """The server's ``(host, port)`` or socket path."""
-        return self._address.target
+        return self._connector.address.target
 
     @property
     def server_address(self) -> ServerAddress:
         """The parsed address with its options."""
-        return self._address
-
-    @property
-    def _address(self) -> ServerAddress:
         return self._connector.address
 
     @property
@@ -501,12 +418,12 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
     @property
     def db(self) -> int:
         """The selected database."""
-        return self._db
+        return self._state.db
 
     @property
     def encoding(self) -> str | None:
         """The default reply codec."""
-        return self._address.encoding
+        return self._connector.address.encoding
 
     @property
     def minsize(self) -> int:

@@ -135,6 +135,18 @@ def timed(histogram: LatencyHistogram, awaitable: Any, started: float) -> Any:
     return awaitable
 
 
+def timing(
+    histogram: LatencyHistogram, entry: Callable[..., Any], owner: object
+) -> Callable[..., Any]:
+    """``entry`` (an unbound method of ``owner``) with each call's latency recorded."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        return timed(histogram, entry(owner, *args, **kwargs), started)
+
+    return run
+
+
 @dataclass(frozen=True)
 class NodeStats:
     """One node's numbers at the time of the snapshot."""

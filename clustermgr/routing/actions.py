@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-__all__ = ["Action", "Budget", "ErrorActions"]
+from ..errors import ReplyTimeoutError
+
+__all__ = ["Action", "Budget", "Budgets", "ErrorActions"]
 
 
 class Action(enum.Enum):
@@ -111,3 +113,30 @@ class Budget:
         if self.deadline is not None and now >= self.deadline:
             return f"{now - self.started:.1f}s and {self.failures} failed attempts"
         return None
+
+
+class Budgets:
+    """Makes one pool's command budgets (its ``retry_timeout``, ``max_failures``,
+    ``max_redirects``), counted from when the command was issued."""
+
+    __slots__ = ("_clock", "_max_failures", "_max_redirects", "_timeout")
+
+    def __init__(
+        self, clock: Callable[[], float], timeout: float | None, max_failures: int | None,
+        max_redirects: int | None,
+    ) -> None:
+        self._clock = clock
+        self._timeout = timeout
+        self._max_failures = max_failures
+        self._max_redirects = max_redirects
+
+    def __call__(self, error: BaseException | None = None) -> Budget:
+        """A new budget. After a reply stall (``error`` caused by a
+        :class:`~clustermgr.errors.ReplyTimeoutError`) the command had been
+        waiting at most as long as its connection was silent: that time is
+        spent already, so ``retry_timeout`` bounds its whole life."""
+        start = self._clock()
+        cause = error.__cause__ if error is not None else None
+        if isinstance(cause, ReplyTimeoutError):
+            start -= cause.silent_for
+        return Budget(start, self._timeout, self._max_failures, self._max_redirects)

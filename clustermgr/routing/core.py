@@ -15,50 +15,44 @@ command goes (:meth:`Router._route`), how to wait for a route
 * one table from error type to :class:`Action` (:class:`ErrorActions`),
   declared per pool class and resolved along the exception's MRO, like the
   reply-error registry in :mod:`clustermgr.errors`;
-* acquire/release with owner tracking, the task set, events and latency
-  histograms shared with node pools, stats, close/wait_closed.
+* acquire/release with owner tracking (:mod:`.owners`), the task set, events
+  and latency histograms shared with node pools and sums over them
+  (:mod:`.share`), stats, close/wait_closed.
+
+The hot path's hook cache lives in :mod:`.hooks`, one attempt of the retry
+path in :mod:`.attempt`, its task settling the caller's future in
+:mod:`.settle`, command budgets in :class:`~.actions.Budgets`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
-from .._timeout import timeout as _timeout
 from ..abc import AbcConnection, AbcPool
-from ..address import address_text
 from ..backoff import Backoff
-from ..bounds import blocking_wait
 from ..commands import CommandInfo
-from ..connection import is_plain
 from ..errors import (
-    ArgumentError,
     OutcomeUnknownError,
     PoolClosedError,
     RedisError,
-    ReplyTimeoutError,
     RouteError,
-    TimeoutError,
 )
 from ..events import EventBus
 from ..pool import ConnectionsPool
 from ..stats import NodeStats, PoolStats
-from ..tasks import Tasks, consume
-from .actions import Action, Budget, ErrorActions
+from ..tasks import Tasks
+from .actions import Action, Budget, Budgets, ErrorActions
+from .attempt import attempt
 from .classified import Classified
+from .hooks import HookTable, plain_kind
+from .owners import Lent
+from .settle import settle_in_background
+from .share import NodeShare
 
 __all__ = ["Classified", "Router", "plain_kind"]
-
-
-def plain_kind(info: CommandInfo | None) -> bool:
-    """True if every command of ``info``'s kind is plain (see
-    :func:`~clustermgr.connection.is_plain`); False for unknown commands."""
-    if info is None or not info.name:
-        return False
-    return is_plain(info.name.partition("|")[0])
 
 
 class Router(AbcPool):
@@ -92,18 +86,20 @@ class Router(AbcPool):
         self._loop = asyncio.get_running_loop()
         self._closed = False
         self._retry_timeout = retry_timeout
-        self._max_failures = max_failures
-        self._max_redirects = max_redirects
+        #: A new command budget (``self._budget(error=None)``).
+        self._budget = Budgets(self._loop.time, retry_timeout, max_failures, max_redirects)
         self._backoff = backoff or Backoff()
         self._tasks = Tasks()
-        self._acquired: dict[AbcConnection, ConnectionsPool] = {}
+        self._lent = Lent(self)
         #: The hot path's error hook per command kind and node pool, and whether
         #: the kind is sent through the pool's plain entry point.
-        self._hooks: dict[CommandInfo, dict[ConnectionsPool, tuple[Callable[..., bool], bool]]] = {}
-        self._plain_kinds: dict[CommandInfo, bool] = {}
-        self._histograms: list[Callable[[Any, float], None] | None] | None = None
+        self._hooks = HookTable(lambda info, pool: partial(self._on_reply_error, info, pool))
+        self._plain_kind = self._hooks.plain
+        self._forget = self._hooks.forget
         #: Events of this pool and its node pools (see :mod:`clustermgr.events`).
         self.events = EventBus()
+        self._share = NodeShare(self.events, lambda: self._serving())
+        self._adopt = self._share.adopt
 
     # -- what each pool decides ------------------------------------------------
 
@@ -181,14 +177,9 @@ class Router(AbcPool):
         """
         if pool is not None:
             per_pool = self._hooks.get(info)
-            if per_pool is None:
-                per_pool = self._hooks[info] = {}
-            entry = per_pool.get(pool)
+            entry = None if per_pool is None else per_pool.get(pool)
             if entry is None:
-                entry = per_pool[pool] = (
-                    partial(self._on_reply_error, info, pool),
-                    pool.takes_plain and self._plain_kind(info),
-                )
+                entry = self._hooks.entry(info, pool)
             hook, plain = entry
             try:
                 if plain:
@@ -207,13 +198,6 @@ class Router(AbcPool):
         future: asyncio.Future[Any] = self._loop.create_future()
         self._start_retry(c, error, future)
         return future
-
-    def _plain_kind(self, info: CommandInfo) -> bool:
-        """:func:`plain_kind`, judged once per command kind (a dict hit after that)."""
-        plain = self._plain_kinds.get(info)
-        if plain is None:
-            plain = self._plain_kinds[info] = plain_kind(info)
-        return plain
 
     def _on_reply_error(
         self, info: CommandInfo, pool: ConnectionsPool, future: asyncio.Future[Any],
@@ -275,52 +259,13 @@ class Router(AbcPool):
 
     # -- the retry path --------------------------------------------------------
 
-    def _budget(self, error: BaseException | None = None) -> Budget:
-        """A command's budget, counted from when it was issued.
-
-        After a reply stall (``error`` caused by a
-        :class:`~clustermgr.errors.ReplyTimeoutError`) the command had been
-        waiting at most as long as its connection was silent: that time is
-        spent already, so ``retry_timeout`` bounds its whole life.
-        """
-        start = self._loop.time()
-        cause = error.__cause__ if error is not None else None
-        if isinstance(cause, ReplyTimeoutError):
-            start -= cause.silent_for
-        return Budget(start, self._retry_timeout, self._max_failures, self._max_redirects)
-
     def _start_retry(
         self, c: Classified, error: BaseException | None, future: asyncio.Future[Any],
         budget: Budget | None = None,
     ) -> None:
-        task = self._tasks.spawn(self._retry(c, error, future, budget or self._budget(error)))
-        future.add_done_callback(lambda f: task.cancel() if f.cancelled() else None)
-        task.add_done_callback(partial(self._retry_ended, future))
-
-    def _retry_ended(self, future: asyncio.Future[Any], task: asyncio.Task[None]) -> None:
-        """Whatever ended the retry task (a cancel before its first step, an error
-        :meth:`_retry` did not catch) reaches the caller's future."""
-        if future.done():
-            return
-        error = None if task.cancelled() else task.exception()
-        future.set_exception(error if error is not None else self._closed_error())
-
-    async def _retry(
-        self, c: Classified, error: BaseException | None, future: asyncio.Future[Any],
-        budget: Budget,
-    ) -> None:
-        try:
-            result = await self._retry_loop(c, error, budget)
-        except asyncio.CancelledError:
-            if not future.done():
-                future.set_exception(self._closed_error())
-            raise
-        except Exception as exc:
-            if not future.done():
-                future.set_exception(exc)
-            return
-        if not future.done():
-            future.set_result(result)
+        """Run the retry path for ``c`` in a task that settles ``future``."""
+        settle_in_background(self._tasks.spawn, future, self._closed_error,
+                             self._retry_loop, c, error, budget or self._budget(error))
 
     async def _retry_loop(
         self, c: Classified, error: BaseException | None, budget: Budget
@@ -364,56 +309,12 @@ class Router(AbcPool):
                     continue
             c.pool = target
             try:
-                return await self._attempt(target, c, asking, budget)
+                return await attempt(loop.time, target, c, asking, budget, self._exhausted)
             except RedisError as exc:
                 if self._actions.of_type(type(exc)) is Action.FAIL:
                     raise
                 self._observe(c, target, exc)
                 error = last = exc
-
-    async def _attempt(
-        self, pool: ConnectionsPool, c: Classified, asking: bool, budget: Budget
-    ) -> Any:
-        """One attempt, cut when the budget's deadline passes (the command may have run).
-
-        A blocking command (BLPOP, XREAD BLOCK, ...) gets its own timeout on
-        top of the budget; one that waits forever (timeout 0) is not cut.
-        """
-        remaining = budget.remaining(self._loop.time())
-        info = c.info
-        if remaining is not None and info is not None and info.is_blocking:
-            wait = blocking_wait(info.name.upper().encode(), c.args)
-            if wait is not None:
-                remaining = None if wait == math.inf else remaining + wait
-        if remaining is None:
-            return await self._send_once(pool, c, asking)
-        try:
-            async with _timeout(remaining):
-                return await self._send_once(pool, c, asking)
-        except RedisError:
-            raise
-        except asyncio.TimeoutError:
-            budget.unknown = True
-            why = budget.spent(self._loop.time()) or "its deadline"
-            raise self._exhausted(c, budget, why, TimeoutError(
-                f"no reply from {address_text(pool.address)} before the deadline",
-                may_have_executed=True,
-            )) from None
-
-    async def _send_once(self, pool: ConnectionsPool, c: Classified, asking: bool) -> Any:
-        if not asking:
-            return await pool.execute(c.command, *c.args, **c.kwargs)
-        # ASKING and the command back to back on one connection.
-        conn = pool.get_connection()
-        if conn is not None:
-            conn.execute(b"ASKING").add_done_callback(consume)
-            return await conn.execute(c.command, *c.args, **c.kwargs)
-        conn = await pool.acquire()
-        try:
-            conn.execute(b"ASKING").add_done_callback(consume)
-            return await conn.execute(c.command, *c.args, **c.kwargs)
-        finally:
-            pool.release(conn)
 
     # -- exclusive connections -------------------------------------------------
 
@@ -448,18 +349,12 @@ class Router(AbcPool):
                 self._request_refresh(type(exc).__name__)
                 await self._wait_retry(c, budget, exc, Action.REFRESH_LATER)
                 continue
-            self._acquired[conn] = pool
+            self._lent.add(conn, pool)
             return conn
 
     def release(self, conn: AbcConnection) -> None:
         """Give back a connection from :meth:`acquire`."""
-        pool = self._acquired.pop(conn, None)
-        if pool is None:
-            raise ArgumentError(f"{conn!r} was not acquired from {self!r}")
-        if pool.closed:
-            conn.close()
-            return
-        pool.release(conn)
+        self._lent.release(conn)
 
     # -- node pools: events, histograms, stats ---------------------------------
 
@@ -470,12 +365,12 @@ class Router(AbcPool):
     @property
     def size(self) -> int:
         """Connections open to the servers in use (summed over their pools)."""
-        return sum(p.size for p in self._serving())
+        return self._share.size()
 
     @property
     def freesize(self) -> int:
         """Connections to the servers in use that are not acquired."""
-        return sum(p.freesize for p in self._serving())
+        return self._share.freesize()
 
     @property
     def minsize(self) -> int:
@@ -489,17 +384,6 @@ class Router(AbcPool):
         maxsize: int = self._pool_kwargs["maxsize"]
         return maxsize
 
-    def _forget(self, pool: ConnectionsPool) -> None:
-        """Drop what the hot path keeps for a node pool that was retired."""
-        for per_pool in self._hooks.values():
-            per_pool.pop(pool, None)
-
-    def _adopt(self, pool: ConnectionsPool) -> None:
-        """Share this pool's event bus and latency settings with a new node pool."""
-        pool.events = self.events
-        for listener in self._histograms or ():
-            pool.enable_latency_histogram(listener)
-
     def enable_latency_histogram(
         self, listener: Callable[[Any, float], None] | None = None
     ) -> None:
@@ -507,14 +391,10 @@ class Router(AbcPool):
 
         ``listener(address, seconds)``, if given, is called with each latency.
         """
-        if self._histograms is None:
-            self._histograms = []
-        self._histograms.append(listener)
-        for pool in self._serving():
-            pool.enable_latency_histogram(listener)
+        self._share.enable_latency_histogram(listener)
 
     def _node_stats(self) -> Sequence[NodeStats]:
-        return [pool.node_stats() for pool in self._serving()]
+        return self._share.node_stats()
 
     def _stats_counters(self) -> dict[str, int]:
         return {}
