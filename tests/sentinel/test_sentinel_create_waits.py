@@ -81,3 +81,27 @@ async def test_cold_pool_trusts_the_sentinels_after_a_stuck_failover(
         finally:
             pool.close()
             await pool.wait_closed()
+
+
+async def test_cold_replica_pool_waits_until_a_replica_is_listed(master: LocalServer) -> None:
+    """role="replica": the sentinels list no healthy replica yet (one is being
+    reconfigured after a failover); creating the pool waits until one is listed."""
+    with LocalServer(name="replica", config=[f"replicaof {master.host} {master.port}"]) as rep:
+        await asyncio.to_thread(
+            lambda: master.command("WAIT", "1", "5000"))  # the replica's link is up
+        async with FakeSentinel(SERVICE, MasterView(master.address)) as fake:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            creating = asyncio.ensure_future(create_sentinel_pool(
+                [fake.address], SERVICE, role="replica", failover_timeout=5.0,
+                role_check_interval=None))
+            await asyncio.sleep(0.5)
+            assert not creating.done()
+            fake.replicas = [rep.address]
+            pool = await asyncio.wait_for(creating, 5.0)
+            try:
+                assert 0.4 < loop.time() - started < 5.0
+                assert pool.address == rep.address
+            finally:
+                pool.close()
+                await pool.wait_closed()
