@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .errors import (
     FailoverTimeoutError,
+    MasterDownError,
     NoHealthyReplicaError,
     RoleMismatchError,
     SentinelAuthError,
@@ -22,6 +23,7 @@ from .sentinel import RedisSentinel, create_sentinel
 
 __all__ = [
     "FailoverTimeoutError",
+    "MasterDownError",
     "NoHealthyReplicaError",
     "RedisSentinel",
     "RoleMismatchError",

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..connection import RedisConnection
-from ..errors import MasterNotFoundError, NoPermissionError, RedisError, ReplyError
+from ..errors import NoPermissionError, RedisError, ReplyError
 from ._common import Address, address_text
 from .errors import (
+    MasterDownError,
     NoHealthyReplicaError,
     RoleMismatchError,
     SentinelAuthError,
@@ -99,7 +100,7 @@ def _raise_for(
             f"sentinels refused our credentials for {what} of {service!r}: {auth[0]}"
         )
     if views:
-        raise MasterNotFoundError(
+        raise MasterDownError(
             f"every sentinel that answered reports the master of {service!r} down: "
             + ", ".join(
                 f"{address_text(v.sentinel)} flags={','.join(sorted(v.flags))}" for v in views
@@ -129,7 +130,7 @@ async def discover_master(
     """Ask every sentinel about ``service``; return (candidates best first, views).
 
     Raises :class:`UnknownServiceError`, :class:`SentinelsUnreachableError`,
-    :class:`SentinelAuthError` or :class:`MasterNotFoundError` (all down).
+    :class:`SentinelAuthError` or :class:`MasterDownError` (all down).
     """
     answers = {
         a: _classify(r)

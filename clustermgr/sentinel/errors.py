@@ -20,6 +20,7 @@ from ..errors import (
 
 __all__ = [
     "FailoverTimeoutError",
+    "MasterDownError",
     "NoHealthyReplicaError",
     "RoleMismatchError",
     "SentinelAuthError",
@@ -30,6 +31,11 @@ __all__ = [
 
 class UnknownServiceError(MasterNotFoundError):
     """The sentinels that answered do not monitor a service by that name."""
+
+
+class MasterDownError(MasterNotFoundError):
+    """The sentinels know the service but every one that answered sees its master down
+    (or its link to it not open yet, right after a failover)."""
 
 
 class SentinelsUnreachableError(MasterNotFoundError, ConnectError):

@@ -58,7 +58,7 @@ from ..health import NodeHealth
 from ..pool import ConnectionsPool
 from ..remap import AddressRemapError
 from ._common import Address, Tasks, address_text, logger
-from .errors import FailoverTimeoutError
+from .errors import FailoverTimeoutError, MasterDownError, NoHealthyReplicaError, RoleMismatchError
 from .events import SentinelEvent, remap_event
 from .hooks import PoolHooks
 from .monitor import SentinelMonitor
@@ -71,6 +71,10 @@ __all__ = ["Follower"]
 #: Failures of a lazy start's first discovery that end the first commands at once:
 #: the factory would have raised them, and no retry mends them.
 _NEVER_RETRIED = (AuthError, AddressRemapError, CredentialProviderError)
+
+#: What the first discovery may find while a failover moves the service: the app
+#: waits (bounded by failover_timeout) instead of failing.
+_PASSING_GAPS = (MasterDownError, NoHealthyReplicaError)
 
 #: Events that say a data node is down (+sdown) or answering again (the others).
 _NODE_EVENTS = frozenset({"+sdown", "-sdown", "+reboot", "+convert-to-slave", "+slave"})
@@ -194,9 +198,21 @@ class Follower:
             self.monitor.watch(address)
         self._last_discovery = asyncio.get_running_loop().time()
         generation = self._generation
-        pools, errors = await self._open_all(await self._candidates())
-        if self._generation != generation:
-            logger.info("failover news of %r during startup: deciding again", self._service)
+        try:
+            candidates = await self._candidates()
+        except _PASSING_GAPS as gap:
+            candidates, self.last_error = [], gap
+        pools, errors = await self._open_all(candidates)
+        passing = not pools and all(isinstance(e, RoleMismatchError) for _a, e in errors)
+        if self._generation != generation or passing:
+            if passing:
+                # The sentinels know the service but name no usable server yet (a
+                # failover: master down, links to the new one opening, roles moving).
+                logger.info("no usable %s of %r yet (%s): waiting up to %.1fs", self.role,
+                            self._service, self.last_error or errors, self._failover_timeout)
+            else:
+                logger.info("failover news of %r during startup: deciding again",
+                            self._service)
             for pool in pools:
                 self.servers.discard(pool)
             self.hold()  # the resolver decides, bounded by failover_timeout
@@ -382,8 +398,8 @@ class Follower:
             except (RedisError, OSError) as exc:
                 self.last_error = exc
                 logger.debug("no %s for %r yet: %s", self.role, self._service, exc)
-                if self._start_pending and isinstance(exc, _NEVER_RETRIED):
-                    self._give_up(exc)  # a lazy start: the cause, at once
+                if self.current is None and isinstance(exc, _NEVER_RETRIED):
+                    self._give_up(exc)  # still starting: the cause, at once
                     return
                 pools = None
             if pools and generation != self._generation:

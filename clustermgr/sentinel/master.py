@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from ..errors import RedisError
 from ..events import FailoverDetected
 from ._common import Address, address_text, logger
-from .discovery import discover_master
+from .discovery import MasterView, discover_master
 from .epochs import EpochGuard
 from .errors import RoleMismatchError
 from .events import PROMOTION_EVENTS, SentinelEvent
@@ -35,17 +35,41 @@ class MasterFollower(Follower):
         super().__init__(*args, **kwargs)
         self._early_release = early_release
         self.epochs = EpochGuard(self._service, self._failover_timeout)
+        self._first_look: float | None = None  # startup: when discovery was first asked
 
     # -- candidates --------------------------------------------------------------------
 
     async def _candidates(self) -> list[Address]:
         candidates, views = await discover_master(self._sentinel, self._service)
         candidates = self.epochs.fresh(candidates, views)
+        if self.current is None:
+            candidates = self._not_being_replaced(candidates, views)
         failover = self.failover
         if failover is not None and not failover.aborted:
             # Sentinels have not switched yet: keep holding.
             candidates = [a for a in candidates if a != failover.old]
         return candidates
+
+    def _not_being_replaced(
+        self, candidates: list[Address], views: list[MasterView]
+    ) -> list[Address]:
+        """Startup: skip a master that some sentinel is failing over (it may already
+        have promoted a replica, and writes to the old master would be lost).
+
+        Bounded: after half of ``failover_timeout`` since the first look (a failover
+        stuck without a good replica), the other sentinels' view is trusted.
+        """
+        now = asyncio.get_running_loop().time()
+        if self._first_look is None:
+            self._first_look = now
+        if now - self._first_look >= self._failover_timeout / 2:
+            return candidates
+        replacing = {v.address for v in views if "failover_in_progress" in v.flags}
+        kept = [a for a in candidates if a not in replacing]
+        if len(kept) < len(candidates):
+            logger.info("a sentinel is failing over %s of %r: waiting for the new master",
+                        ", ".join(address_text(a) for a in replacing), self._service)
+        return kept
 
     def _serving(self) -> list[ServerPool]:
         return [self.current] if self.current is not None else []

@@ -446,6 +446,10 @@ async def create_sentinel_pool(
     :class:`~.errors.SentinelsUnreachableError`,
     :class:`~.errors.SentinelAuthError`, :class:`~clustermgr.errors.AuthError`
     (data node credentials) or :class:`~clustermgr.errors.MasterNotFoundError`.
+    While the sentinels know the service but name no usable server yet (a
+    failover: master down or its link still ``disconnected``, a sentinel failing
+    it over, no healthy replica listed) creation waits for one, bounded by
+    ``failover_timeout`` (then :class:`~.errors.FailoverTimeoutError`).
     """
     check_options(lazy=lazy)
     pool = SentinelPool(
