@@ -82,6 +82,9 @@ class StallWatch:
         """Also tell ``overdue`` (once per silence) when replies are late by ``overdue.after``."""
         self._overdue = overdue
         self._interval = min(self._interval, overdue.after)
+        if self._handle is not None:  # the next check comes at the new pace
+            self._handle.cancel()
+            self._handle = self._loop.call_later(self._interval, self._check)
 
     def progress(self) -> None:
         """Data arrived, or a command was sent to an idle connection: the clock restarts."""

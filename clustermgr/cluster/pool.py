@@ -302,9 +302,12 @@ class ClusterPool(SubscriptionViews, Router):
             self._refresh.hurry(self._retry_timeout)
 
     def _overdue(self, address: Address) -> None:
-        # Replies from ``address`` are late (a paused master?): poll the map now, so
-        # a promotion is seen and the node fenced before it can answer them.
+        # Replies from ``address`` are late (a paused master?): poll the map now
+        # (asking that node last), so a promotion is seen and the node fenced
+        # before it can answer them. A slow command (> 0.5 s) looks the same:
+        # the node is suspected until it answers a probe.
         if not self._closed:
+            self._nodes.report(address, False, "replies overdue")
             self._refresh.hurry(self._retry_timeout)
 
     def _request_refresh(self, reason: str) -> None:

@@ -89,8 +89,8 @@ async def test_new_writes_after_promotion_are_not_acked_by_the_old_master(
 async def test_in_flight_incrs_are_within_acked_and_unknown(
     local_cluster_factory: ClusterFactory,
 ) -> None:
-    """INCR writers through a SIGSTOP, promotion and SIGCONT (right after the
-    promotion): each key's final value is within [acked, acked + unknown]."""
+    """INCR writers through a SIGSTOP, promotion and SIGCONT (once the promotion
+    is done and the cluster ok): each final value is within [acked, acked + unknown]."""
     cluster = local_cluster_factory(node_timeout_ms=1500)
     victim = cluster.masters[0]
     (replica,) = cluster.replicas_of(victim)
