@@ -308,7 +308,7 @@ class ClusterPool(SubscriptionViews, Router):
         # the node is suspected until it answers a probe.
         if not self._closed:
             self._nodes.report(address, False, "replies overdue")
-            self._refresh.hurry(self._retry_timeout)
+            self._refresh.hurry(self._retry_timeout, urgent=True)
 
     def _request_refresh(self, reason: str) -> None:
         # A poll (probe first): the command is held next, polling until the map changes.
