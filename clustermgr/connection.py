@@ -60,7 +60,7 @@ from .protocol import (
 from .pubsub import PUBSUB_COMMANDS, ChannelMap
 from .pubsubframes import PubSubState
 from .replybound import DEFAULT_MAX_REPLY_SIZE
-from .stall import StallWatch
+from .stall import Overdue, StallWatch
 from .stats import Counters
 from .tlsopts import resolve_tls
 from .tracking import StateTracker
@@ -176,6 +176,12 @@ class RedisConnection(AbcConnection):
         self.on_unsubscribed: UnsubscribedHook | None = None
         #: Commands sent and errors seen (a pool replaces it with its node's counters).
         self.stats = Counters()
+
+    def watch_overdue(self, overdue: Overdue) -> None:
+        """Call ``overdue.call()`` when replies are due and none came for
+        ``overdue.after`` seconds (once per silence; needs ``read_timeout``)."""
+        if self._stall is not None:
+            self._stall.watch_overdue(overdue)
 
     # -- plumbing ---------------------------------------------------------
 

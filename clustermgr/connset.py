@@ -282,6 +282,18 @@ class ConnectionSet:
             return
         self._put_free(conn)
 
+    def close_pending(self) -> int:
+        """Discard every connection with replies pending (see ``ConnectionsPool.fence``)."""
+        pending = [conn for conn in self.all if conn.in_flight]
+        for conn in pending:
+            if conn in self._used:
+                conn.close()  # lent: its release drops it
+                continue
+            if conn in self.free:
+                self.free.remove(conn)
+            self.discard(conn)
+        return len(pending)
+
     def _fail_waiters(self, exc: Exception) -> None:
         """After a failed open with nothing open or opening, no connection will
         come back for the waiters: each gets the failure instead of waiting forever."""

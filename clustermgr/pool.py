@@ -33,6 +33,7 @@ from .protocol import BLOCKING_COMMANDS, case_variants, is_blocking, lookup_comm
 from .pubsub import PUBSUB_COMMANDS
 from .pubsubreport import PubSubReport
 from .replybound import DEFAULT_MAX_REPLY_SIZE
+from .stall import Overdue
 from .stats import Counters, LatencyHistogram, NodeStats, PoolStats, timing
 from .subscriptions import PubSubLink, SubscriptionSet, SubscriptionViews
 from .tasks import failed
@@ -89,7 +90,10 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         read_timeout: float | Default | None = DEFAULT,
         credential_provider: CredentialProvider | None = None,
         max_reply_size: int | None = DEFAULT_MAX_REPLY_SIZE,
+        overdue: Overdue | None = None,
     ) -> None:
+        """``overdue`` (:class:`~clustermgr.stall.Overdue`): told when a connection's
+        replies are late by ``overdue.after`` (a cluster pool polls its map then)."""
         check_options(
             db=db, username=username, password=password, ssl=ssl, encoding=encoding,
             minsize=minsize, maxsize=maxsize, create_connection_timeout=create_connection_timeout,
@@ -116,7 +120,7 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
             parsed, ssl=resolve_tls([parsed], ssl), parser=parser, connection_cls=connection_cls,
             read_timeout=resolve("read_timeout", read_timeout, READ_TIMEOUT),
             provider=credential_provider, max_reply_size=max_reply_size, on_connect=on_connect,
-            counters=self._counters, closing=lambda: self._closing,
+            counters=self._counters, closing=lambda: self._closing, overdue=overdue,
         )
         self._conns = ConnectionSet(
             connect=self._connector.create_gated, known=lambda: self._connector.known,
@@ -378,6 +382,12 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
     async def clear(self) -> None:
         """Close every free connection (acquired ones close when released)."""
         await self._conns.clear()
+
+    def fence(self) -> int:
+        """Close now every connection with replies pending (the node was demoted):
+        their commands fail with :class:`~clustermgr.errors.ConnectionForcedCloseError`
+        (``may_have_executed=True`` once written); idle connections stay. How many closed."""
+        return self._conns.close_pending()
 
     def close(self) -> None:
         """Close the pool: every connection, the pub/sub one, and its channels."""

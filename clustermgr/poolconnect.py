@@ -24,6 +24,7 @@ from .connection import RedisConnection, create_connection
 from .credentials import CredentialProvider, get_credentials
 from .errors import ConnectError, PoolClosedError, TimeoutError
 from .handback import KnownState
+from .stall import Overdue
 from .stats import Counters
 
 __all__ = ["OnConnect", "PoolConnector"]
@@ -47,6 +48,7 @@ class PoolConnector:
         on_connect: OnConnect | None,
         counters: Counters,
         closing: Callable[[], bool],
+        overdue: Overdue | None = None,
     ) -> None:
         #: The pool's address; its db and credentials are the pool's.
         self.address = address
@@ -59,6 +61,7 @@ class PoolConnector:
         self._on_connect = on_connect
         self._counters = counters
         self._closing = closing
+        self._overdue = overdue
         #: The state a connection is in when shared (db, credentials, READONLY).
         self.known = KnownState(db=address.db or 0, credentials=self._credentials())
         # Failed connects open a window in which further ones fail fast (all commands).
@@ -104,6 +107,8 @@ class PoolConnector:
         # What on_connect set up (READONLY on a cluster replica) is the known state.
         self.known = replace(self.known, readonly=conn.state.readonly)
         conn.stats = self._counters
+        if self._overdue is not None:
+            conn.watch_overdue(self._overdue)
         self._counters.connects += 1
         return conn
 

@@ -6,17 +6,37 @@ the connection is aborted with :class:`clustermgr.errors.ReplyTimeoutError`
 own timeout has passed (see :func:`clustermgr.bounds.blocking_wait`). The
 check runs a few times per timeout on a timer, not per reply: receiving data
 only stamps the time.
+
+An :class:`Overdue` hook, if given, is told once per silent spell when replies
+have been due and nothing came for ``Overdue.after`` seconds (well before
+``read_timeout``): the cluster pool uses it to start polling the slot map, so
+a frozen master's failover is followed before the old master can answer
+(see ``docs/failure-semantics.md``). The check then runs every ``after``
+seconds at most; receiving data still only stamps the time.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .bounds import check_interval
 from .errors import ReplyTimeoutError
 
-__all__ = ["StallWatch"]
+__all__ = ["Overdue", "StallWatch"]
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """Call ``call()`` when replies are due and none came for ``after`` seconds."""
+
+    after: float
+    call: Callable[[], None]
+
+    def __post_init__(self) -> None:
+        if self.after <= 0:
+            raise ValueError(f"Overdue.after must be positive seconds, not {self.after}")
 
 
 class StallWatch:
@@ -28,7 +48,10 @@ class StallWatch:
     connection.
     """
 
-    __slots__ = ("_abort", "_due_since", "_handle", "_interval", "_loop", "progress_at", "timeout")
+    __slots__ = (
+        "_abort", "_due_since", "_handle", "_interval", "_loop", "_overdue", "_told",
+        "progress_at", "timeout",
+    )
 
     def __init__(
         self,
@@ -43,6 +66,8 @@ class StallWatch:
         self._loop = loop
         self.timeout = read_timeout
         self._interval = check_interval(read_timeout)
+        self._overdue: Overdue | None = None
+        self._told = False  # the overdue hook was called for the current silence
         self._due_since = due_since
         self._abort = abort
         self._handle: asyncio.TimerHandle | None = None
@@ -52,6 +77,14 @@ class StallWatch:
     def start(self) -> None:
         """Begin checking (the connection is open)."""
         self._handle = self._loop.call_later(self._interval, self._check)
+
+    def watch_overdue(self, overdue: Overdue) -> None:
+        """Also tell ``overdue`` (once per silence) when replies are late by ``overdue.after``."""
+        self._overdue = overdue
+        self._interval = min(self._interval, overdue.after)
+        if self._handle is not None:  # the next check comes at the new pace
+            self._handle.cancel()
+            self._handle = self._loop.call_later(self._interval, self._check)
 
     def progress(self) -> None:
         """Data arrived, or a command was sent to an idle connection: the clock restarts."""
@@ -73,4 +106,13 @@ class StallWatch:
                     f"no reply within read_timeout={self.timeout}s", silent_for=silent_for
                 ))
                 return
+            overdue = self._overdue
+            if overdue is not None:
+                if silent_for <= overdue.after:
+                    self._told = False
+                elif not self._told:
+                    self._told = True
+                    overdue.call()
+        elif self._told:
+            self._told = False
         self._handle = self._loop.call_later(self._interval, self._check)

@@ -277,6 +277,8 @@ class NodePools:
         self._readers = readers
         self._set_readers(readers)
         self.map = new
+        if old is not None:
+            self._fence(old, new)
         for address in [a for a in self.pools if a not in wanted]:
             self._spawn(self._retire(self.pools.pop(address)))
         if diff.changed:
@@ -301,6 +303,26 @@ class NodePools:
             new.addresses(replicas=True)
         ) and (self._zoning is None or self._zoning.done()):
             self._zoning = self._spawn(self.learn_zones())
+
+    def _fence(self, old: SlotMap, new: SlotMap) -> None:
+        """Close now the connections with replies pending to each node that was a
+        master in ``old`` and is none in ``new`` (demoted, failed or gone): a
+        frozen old master must not answer writes after its replica took over
+        (they fail with ``may_have_executed=True`` instead of being acknowledged
+        and lost). Routes already point elsewhere; idle connections stay (reads
+        of a demoted node that is now a replica)."""
+        masters = {m.address for m in new.masters}
+        for node in old.masters:
+            address = node.address
+            pool = self.pools.get(address)
+            if address in masters or pool is None:
+                continue
+            closed = pool.fence()
+            if closed:
+                logger.info(
+                    "%s is no longer a master: closed %d connections with replies pending",
+                    address_text(address), closed,
+                )
 
     def _pick_reader(self, shard: Shard, current: ConnectionsPool | None = None) -> Address:
         """The node to read ``shard``'s slots from (``current``: its reader now)."""

@@ -63,6 +63,7 @@ from ..replybound import DEFAULT_MAX_REPLY_SIZE
 from ..routing import Action, Budget, Classified, Router
 from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
+from ..stall import Overdue
 from ..stats import NodeStats
 from ..subscriptions import SubscriptionSet, SubscriptionViews
 from ..tasks import failed
@@ -79,6 +80,16 @@ __all__ = ["READ_FROM", "ClusterPool", "create_cluster_pool"]
 logger = logging.getLogger("clustermgr.cluster")
 
 _FANOUT = ("all_shards", "all_nodes")
+
+# Least seconds of silence, replies owed, before a node's replies are overdue.
+_OVERDUE_LEAST = 0.5
+
+
+def overdue_after(hold_interval: float, read_timeout: float) -> float:
+    """Seconds of silence, replies owed, after which a node's replies are overdue
+    and the map is polled: ``min(max(hold_interval, 0.5), read_timeout / 4)``
+    (0.5 s by default: slower than most commands, well before a failover ends)."""
+    return min(max(hold_interval, _OVERDUE_LEAST), read_timeout / 4)
 
 
 class ClusterPool(SubscriptionViews, Router):
@@ -166,7 +177,14 @@ class ClusterPool(SubscriptionViews, Router):
 
     def _new_node_pool(self, address: Address) -> ConnectionsPool:
         on_connect = self._send_readonly if self._read_from != "master" else None
-        pool = self._pool_cls(address, on_connect=on_connect, **self._pool_kwargs)
+        read_timeout = self._pool_kwargs.get("read_timeout")
+        overdue = None if read_timeout is None else Overdue(
+            overdue_after(self._options.hold_interval, read_timeout),
+            functools.partial(self._overdue, address),
+        )
+        pool = self._pool_cls(
+            address, on_connect=on_connect, overdue=overdue, **self._pool_kwargs
+        )
         self._adopt(pool)
         return pool
 
@@ -282,6 +300,15 @@ class ClusterPool(SubscriptionViews, Router):
             # next command to stall.
             self._nodes.report(address, False, describe_failure(error))
             self._refresh.hurry(self._retry_timeout)
+
+    def _overdue(self, address: Address) -> None:
+        # Replies from ``address`` are late (a paused master?): poll the map now
+        # (asking that node last), so a promotion is seen and the node fenced
+        # before it can answer them. A slow command (> 0.5 s) looks the same:
+        # the node is suspected until it answers a probe.
+        if not self._closed:
+            self._nodes.report(address, False, "replies overdue")
+            self._refresh.hurry(self._retry_timeout, urgent=True)
 
     def _request_refresh(self, reason: str) -> None:
         # A poll (probe first): the command is held next, polling until the map changes.

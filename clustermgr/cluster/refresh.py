@@ -75,6 +75,7 @@ class RefreshEngine:
         self._task: asyncio.Task[None] | None = None
         self._last = -float("inf")
         self._hurry_until = -float("inf")
+        self._urgent_until = -float("inf")  # hurried polls come every hold_interval until
         self._closed = False
         self._urgent = False
         #: Number of reloads run (for tests and metrics).
@@ -106,12 +107,17 @@ class RefreshEngine:
         self._wake.set()
         return pending
 
-    def hurry(self, seconds: float) -> None:
-        """Reload at the rate limit (``min_interval``, at least 50 ms) for ``seconds`` from now."""
+    def hurry(self, seconds: float, *, urgent: bool = False) -> None:
+        """Reload at the rate limit (``min_interval``, at least 50 ms) for ``seconds`` from now.
+
+        ``urgent``: poll every ``hold_interval`` instead (replies are owed by a
+        node that may be frozen: its failover must be seen within a poll)."""
         until = asyncio.get_running_loop().time() + seconds
         if until > self._hurry_until:
             self._hurry_until = until
-        self.trigger("node stalled")
+        if urgent and until > self._urgent_until:
+            self._urgent_until = until
+        self.trigger("node stalled", urgent=urgent)
 
     async def hold(
         self, seconds: float, reason: str, *, poll: bool, released: Callable[[], bool]
@@ -150,15 +156,21 @@ class RefreshEngine:
         options = self._options
         while not self._closed:
             wait = None if options.period is None else options.period * random.uniform(0.8, 1.2)
-            hurried = loop.time() < self._hurry_until
+            now = loop.time()
+            hurried = now < self._hurry_until
+            urgent = now < self._urgent_until
             if hurried:
-                wait = max(options.min_interval, 0.05)
+                pace = min(options.hold_interval, options.min_interval) if urgent else (
+                    options.min_interval
+                )
+                wait = max(pace, 0.05)
             try:
                 async with _timeout(wait):
                     await self._wake.wait()
             except asyncio.TimeoutError:
                 if hurried:  # polling after a stall: the cheaper poll will do
                     self._reasons.add("node stalled")
+                    self._urgent = self._urgent or urgent
                 else:
                     self._reasons.add("periodic")
                     self._routine = True
