@@ -104,6 +104,7 @@ class ReplyDispatcher:
             waiters = self.waiters
             pubsub = self.pubsub
             while True:
+                future = None  # no waiter is being handled until one is popped
                 obj = reader.gets()
                 if obj is False:
                     if refused is not None:
