@@ -55,8 +55,9 @@ class ReplyDispatcher:
     ``abort(error)`` drops the connection (a protocol error);
     ``max_reply_size`` bounds one reply's bytes (None: unbounded);
     ``count_error(name)`` counts an error reply; ``describe`` names the
-    server in messages. ``on_progress``, when set, is called for every chunk
-    received (the stall check).
+    server in messages. ``on_progress``, when set, is called once per chunk
+    that completed at least one reply or pub/sub frame (the stall check: bytes
+    of an unfinished reply are no progress; RESP3 push frames neither).
     """
 
     __slots__ = (
@@ -91,9 +92,8 @@ class ReplyDispatcher:
         drops the connection with a typed :class:`ProtocolError`: its pending
         commands fail through :meth:`fail_pending`, nothing escapes to the loop.
         """
-        if self.on_progress is not None:
-            self.on_progress()
         refused = future = on_error = command = args = encoding = None
+        completed = 0  # whole replies and pub/sub frames parsed (the stall clock)
         try:
             if self._bound is not None:
                 refused = self._bound.scan(data)
@@ -109,7 +109,10 @@ class ReplyDispatcher:
                 if obj is False:
                     if refused is not None:
                         self._protocol_error(refused)
+                    elif completed and self.on_progress is not None:
+                        self.on_progress()
                     return
+                completed += 1
                 if type(obj) is list:
                     if obj and (
                         # Pushes come only once subscribed; before that, an array is the
@@ -128,7 +131,9 @@ class ReplyDispatcher:
                             obj = obj[1] if waiters[0][5] else b"PONG"
                 elif type(obj) is PUSH_FRAME:
                     # A RESP3 push frame: never sent to a RESP2 connection, and never the
-                    # reply of a command; dropped, so replies stay with their callers.
+                    # reply of a command; dropped, so replies stay with their callers,
+                    # and it is no progress (the stall clock runs on).
+                    completed -= 1
                     logger.warning(
                         "%s sent a RESP3 push frame to a RESP2 connection; dropped: %s",
                         self.describe, excerpt(obj),
