@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,10 @@ __all__ = ["ErrorHook", "ReplyDispatcher", "Waiter"]
 logger = logging.getLogger("clustermgr.connection")
 
 _PING = case_variants("PING")
+
+#: Seconds between two log records about dropped RESP3 push frames (the first is
+#: logged at once, later ones as one counted summary per interval).
+PUSH_LOG_INTERVAL = 60.0
 
 ErrorHook = Callable[
     [asyncio.Future[Any], BaseException, Any, tuple[Any, ...], "str | None"], bool
@@ -61,8 +66,8 @@ class ReplyDispatcher:
     """
 
     __slots__ = (
-        "_abort", "_bound", "_count_error", "_reader", "describe", "on_progress", "pubsub",
-        "waiters",
+        "_abort", "_bound", "_count_error", "_push_logged_at", "_pushes_unlogged", "_reader",
+        "describe", "on_progress", "pubsub", "waiters",
     )
 
     def __init__(
@@ -83,6 +88,8 @@ class ReplyDispatcher:
         self._count_error = count_error
         self.describe = describe
         self.on_progress: Callable[[], None] | None = None
+        self._push_logged_at: float | None = None
+        self._pushes_unlogged = 0
 
     def feed(self, data: bytes) -> None:
         """Parse ``data`` and resolve the waiters of every complete reply in it.
@@ -134,10 +141,7 @@ class ReplyDispatcher:
                     # reply of a command; dropped, so replies stay with their callers,
                     # and it is no progress (the stall clock runs on).
                     completed -= 1
-                    logger.warning(
-                        "%s sent a RESP3 push frame to a RESP2 connection; dropped: %s",
-                        self.describe, excerpt(obj),
-                    )
+                    self._push_dropped(obj)
                     continue
                 if not waiters:
                     self._protocol_error(ProtocolError(
@@ -191,6 +195,25 @@ class ReplyDispatcher:
             )
             error.__cause__ = exc
             self._protocol_error(error, (future, encoding, on_error, command, args))
+
+    def _push_dropped(self, frame: Any) -> None:
+        """Log a dropped push frame: the first at once, then one count per interval."""
+        now = time.monotonic()
+        if self._push_logged_at is None:
+            logger.warning(
+                "%s sent a RESP3 push frame to a RESP2 connection; dropped: %s",
+                self.describe, excerpt(frame),
+            )
+            self._push_logged_at = now
+            return
+        self._pushes_unlogged += 1
+        if now - self._push_logged_at >= PUSH_LOG_INTERVAL:
+            logger.warning(
+                "%s sent %d more RESP3 push frames to a RESP2 connection; dropped, last: %s",
+                self.describe, self._pushes_unlogged, excerpt(frame),
+            )
+            self._push_logged_at = now
+            self._pushes_unlogged = 0
 
     def _protocol_error(self, error: ProtocolError, taken: tuple[Any, ...] | None = None) -> None:
         """Drop the connection for ``error``.

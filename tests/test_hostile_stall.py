@@ -81,3 +81,25 @@ async def test_a_long_pipeline_of_whole_replies_is_never_cut() -> None:
         finally:
             conn.close()
             await conn.wait_closed()
+
+
+async def _pushes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(65536)
+    for _ in range(50):  # bounded: 50 RESP3 push frames, 0.15 s apart, never a reply
+        await asyncio.sleep(0.15)
+        if writer.transport.is_closing():
+            return
+        writer.write(b">1\r\n+x\r\n")
+
+
+async def test_push_frames_do_not_restart_the_stall_clock() -> None:
+    async with _server(_pushes) as address:
+        conn = await create_connection(address, read_timeout=0.5)
+        try:
+            started = time.monotonic()
+            with pytest.raises(errors.ConnectionClosedError, match="read_timeout"):
+                await asyncio.wait_for(conn.execute("GET", "k"), 5)
+            assert time.monotonic() - started < 2
+        finally:
+            conn.close()
+            await conn.wait_closed()
