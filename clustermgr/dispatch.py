@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,10 @@ __all__ = ["ErrorHook", "ReplyDispatcher", "Waiter"]
 logger = logging.getLogger("clustermgr.connection")
 
 _PING = case_variants("PING")
+
+#: Seconds between two log records about dropped RESP3 push frames (the first is
+#: logged at once, later ones as one counted summary per interval).
+PUSH_LOG_INTERVAL = 60.0
 
 ErrorHook = Callable[
     [asyncio.Future[Any], BaseException, Any, tuple[Any, ...], "str | None"], bool
@@ -55,13 +60,14 @@ class ReplyDispatcher:
     ``abort(error)`` drops the connection (a protocol error);
     ``max_reply_size`` bounds one reply's bytes (None: unbounded);
     ``count_error(name)`` counts an error reply; ``describe`` names the
-    server in messages. ``on_progress``, when set, is called for every chunk
-    received (the stall check).
+    server in messages. ``on_progress``, when set, is called once per chunk
+    that completed at least one reply or pub/sub frame (the stall check: bytes
+    of an unfinished reply are no progress; RESP3 push frames neither).
     """
 
     __slots__ = (
-        "_abort", "_bound", "_count_error", "_reader", "describe", "on_progress", "pubsub",
-        "waiters",
+        "_abort", "_bound", "_count_error", "_push_logged_at", "_pushes_unlogged", "_reader",
+        "describe", "on_progress", "pubsub", "waiters",
     )
 
     def __init__(
@@ -82,6 +88,8 @@ class ReplyDispatcher:
         self._count_error = count_error
         self.describe = describe
         self.on_progress: Callable[[], None] | None = None
+        self._push_logged_at: float | None = None
+        self._pushes_unlogged = 0
 
     def feed(self, data: bytes) -> None:
         """Parse ``data`` and resolve the waiters of every complete reply in it.
@@ -91,9 +99,8 @@ class ReplyDispatcher:
         drops the connection with a typed :class:`ProtocolError`: its pending
         commands fail through :meth:`fail_pending`, nothing escapes to the loop.
         """
-        if self.on_progress is not None:
-            self.on_progress()
         refused = future = on_error = command = args = encoding = None
+        completed = 0  # whole replies and pub/sub frames parsed (the stall clock)
         try:
             if self._bound is not None:
                 refused = self._bound.scan(data)
@@ -104,11 +111,15 @@ class ReplyDispatcher:
             waiters = self.waiters
             pubsub = self.pubsub
             while True:
+                future = None  # no waiter is being handled until one is popped
                 obj = reader.gets()
                 if obj is False:
                     if refused is not None:
                         self._protocol_error(refused)
+                    elif completed and self.on_progress is not None:
+                        self.on_progress()
                     return
+                completed += 1
                 if type(obj) is list:
                     if obj and (
                         # Pushes come only once subscribed; before that, an array is the
@@ -127,11 +138,10 @@ class ReplyDispatcher:
                             obj = obj[1] if waiters[0][5] else b"PONG"
                 elif type(obj) is PUSH_FRAME:
                     # A RESP3 push frame: never sent to a RESP2 connection, and never the
-                    # reply of a command; dropped, so replies stay with their callers.
-                    logger.warning(
-                        "%s sent a RESP3 push frame to a RESP2 connection; dropped: %s",
-                        self.describe, excerpt(obj),
-                    )
+                    # reply of a command; dropped, so replies stay with their callers,
+                    # and it is no progress (the stall clock runs on).
+                    completed -= 1
+                    self._push_dropped(obj)
                     continue
                 if not waiters:
                     self._protocol_error(ProtocolError(
@@ -185,6 +195,25 @@ class ReplyDispatcher:
             )
             error.__cause__ = exc
             self._protocol_error(error, (future, encoding, on_error, command, args))
+
+    def _push_dropped(self, frame: Any) -> None:
+        """Log a dropped push frame: the first at once, then one count per interval."""
+        now = time.monotonic()
+        if self._push_logged_at is None:
+            logger.warning(
+                "%s sent a RESP3 push frame to a RESP2 connection; dropped: %s",
+                self.describe, excerpt(frame),
+            )
+            self._push_logged_at = now
+            return
+        self._pushes_unlogged += 1
+        if now - self._push_logged_at >= PUSH_LOG_INTERVAL:
+            logger.warning(
+                "%s sent %d more RESP3 push frames to a RESP2 connection; dropped, last: %s",
+                self.describe, self._pushes_unlogged, excerpt(frame),
+            )
+            self._push_logged_at = now
+            self._pushes_unlogged = 0
 
     def _protocol_error(self, error: ProtocolError, taken: tuple[Any, ...] | None = None) -> None:
         """Drop the connection for ``error``.

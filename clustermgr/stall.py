@@ -1,18 +1,20 @@
 """Stall detection (``read_timeout``): a connection whose server stopped answering.
 
-While replies are due and nothing arrives for ``read_timeout`` seconds,
+While replies are due and no whole reply completes for ``read_timeout``
+seconds (bytes of an unfinished reply do not count: a server dribbling one
+reply is stalled too),
 the connection is aborted with :class:`clustermgr.errors.ReplyTimeoutError`
 (``may_have_executed=True``). Replies of blocking commands are due once their
 own timeout has passed (see :func:`clustermgr.bounds.blocking_wait`). The
-check runs a few times per timeout on a timer, not per reply: receiving data
-only stamps the time.
+check runs a few times per timeout on a timer, not per reply: a chunk that
+completes replies only stamps the time.
 
 An :class:`Overdue` hook, if given, is told once per silent spell when replies
-have been due and nothing came for ``Overdue.after`` seconds (well before
+have been due and none completed for ``Overdue.after`` seconds (well before
 ``read_timeout``): the cluster pool uses it to start polling the slot map, so
 a frozen master's failover is followed before the old master can answer
 (see ``docs/failure-semantics.md``). The check then runs every ``after``
-seconds at most; receiving data still only stamps the time.
+seconds at most; completing replies still only stamps the time.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Overdue:
 
 
 class StallWatch:
-    """Aborts a connection when replies are due and no data came for ``read_timeout``.
+    """Aborts a connection when replies are due and none completed for ``read_timeout``.
 
     ``due_since()`` is the loop time from which replies are due (0.0: as soon
     as commands are written; later while a blocking command may still wait
@@ -71,7 +73,7 @@ class StallWatch:
         self._due_since = due_since
         self._abort = abort
         self._handle: asyncio.TimerHandle | None = None
-        #: Loop time of the last data received (or of the first command after idling).
+        #: Loop time of the last whole reply received (or of the first command after idling).
         self.progress_at = 0.0
 
     def start(self) -> None:
@@ -87,7 +89,7 @@ class StallWatch:
             self._handle = self._loop.call_later(self._interval, self._check)
 
     def progress(self) -> None:
-        """Data arrived, or a command was sent to an idle connection: the clock restarts."""
+        """A whole reply arrived, or a command went to an idle connection: the clock restarts."""
         self.progress_at = self._loop.time()
 
     def stop(self) -> None:

@@ -202,12 +202,23 @@ def _node_from_shards(
     )
 
 
-def _fill(slots: list[Shard | None], first: int, last: int, shard: Shard) -> None:
-    """``slots[first..last] = shard`` (IndexError for a slot outside 0-16383)."""
+def _fill(
+    slots: list[Shard | None], first: int, last: int, shard: Shard, covered: int
+) -> int:
+    """``slots[first..last] = shard``; returns ``covered`` plus the range's size.
+
+    IndexError for a slot outside 0-16383, or once the ranges so far cover
+    more than 16384 slots (an empty range counts as one): a hostile view
+    repeating the whole range is refused before it costs seconds of filling.
+    """
     if first < 0 or last >= SLOT_COUNT:
         raise IndexError(f"slot range {first}-{last} outside 0-{SLOT_COUNT - 1}")
+    covered += max(1, last - first + 1)
+    if covered > SLOT_COUNT:
+        raise IndexError(f"slot ranges cover more than {SLOT_COUNT} slots")
     if first <= last:
         slots[first : last + 1] = [shard] * (last - first + 1)
+    return covered
 
 
 def parse_shards(
@@ -233,6 +244,7 @@ def parse_shards(
     default_host = source[0] if source else "127.0.0.1"
     slots: list[Shard | None] = [None] * SLOT_COUNT
     nodes: list[NodeInfo] = []
+    covered = 0
     try:
         for raw in reply:
             shard_info = _pairs(raw)
@@ -255,7 +267,7 @@ def parse_shards(
             )
             shard = Shard(master, replicas)
             for i in range(0, len(bounds) - 1, 2):
-                _fill(slots, bounds[i], bounds[i + 1], shard)
+                covered = _fill(slots, bounds[i], bounds[i + 1], shard, covered)
     except (TypeError, ValueError, IndexError, KeyError) as exc:
         raise ProtocolError(f"cannot parse CLUSTER SHARDS reply: {exc}") from exc
     return SlotMap(tuple(slots), epoch, source, tuple(nodes))
@@ -292,13 +304,14 @@ def parse_slots(
         nodes.setdefault(info.address, info)
         return info
 
+    covered = 0
     try:
         for entry in reply:
             start, end = int(entry[0]), int(entry[1])
             master = node(entry[2], "master")
             replicas = tuple(node(r, "replica") for r in entry[3:])
             shard = Shard(master, replicas)
-            _fill(slots, start, end, shard)
+            covered = _fill(slots, start, end, shard, covered)
     except (TypeError, ValueError, IndexError) as exc:
         raise ProtocolError(f"cannot parse CLUSTER SLOTS reply: {exc}") from exc
     return SlotMap(tuple(slots), epoch, source, tuple(nodes.values()))

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..connection import RedisConnection
-from ..errors import NoPermissionError, RedisError, ReplyError
+from ..errors import (
+    NoPermissionError,
+    ProtocolError,
+    RedisError,
+    ReplyError,
+)
 from ._common import Address, address_text
 from .errors import (
     MasterDownError,
@@ -27,7 +32,7 @@ from .errors import (
     SentinelsUnreachableError,
     UnknownServiceError,
 )
-from .sentinel import RedisSentinel, pairs_to_dict
+from .sentinel import RedisSentinel, pairs_to_dict, reply_dicts
 
 __all__ = [
     "MasterView",
@@ -163,12 +168,16 @@ async def discover_replicas(sentinel: RedisSentinel, service: str) -> list[Addre
     listed: Counter[Address] = Counter()
     healthy: Counter[Address] = Counter()
     answered = False
-    for reply in answers.values():
+    for source, reply in list(answers.items()):
         if isinstance(reply, BaseException):
             continue
+        try:
+            infos = reply_dicts(reply, source)
+        except ProtocolError as exc:  # counted as no answer from that sentinel
+            answers[source] = exc
+            continue
         answered = True
-        for item in reply:
-            info = pairs_to_dict(item)
+        for info in infos:
             try:
                 announced = (info["ip"], int(info["port"]))
             except (KeyError, ValueError):

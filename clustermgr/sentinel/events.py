@@ -16,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from ..errors import ProtocolError
+from ..protocol import excerpt
+
 __all__ = [
     "FAILOVER_ABORT_PREFIX",
     "FAILOVER_START_EVENTS",
@@ -87,7 +90,15 @@ def _address(host: str, port: str) -> Address | None:
 def parse_event(
     kind: bytes | str, payload: bytes | str, source: Address | None = None
 ) -> SentinelEvent:
-    """Parse one sentinel pub/sub message; unknown shapes keep only ``kind``/``payload``."""
+    """Parse one sentinel pub/sub message; unknown shapes keep only ``kind``/``payload``.
+
+    A channel or payload that is not a string (a hostile or broken sentinel)
+    raises :class:`~clustermgr.errors.ProtocolError`.
+    """
+    if not isinstance(kind, (bytes, str)) or not isinstance(payload, (bytes, str)):
+        raise ProtocolError(
+            f"malformed sentinel event: channel {excerpt(kind)}, payload {excerpt(payload)}"
+        )
     kind_text = kind.decode(errors="replace") if isinstance(kind, bytes) else kind
     text = payload.decode(errors="replace") if isinstance(payload, bytes) else payload
     parts = text.split()

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..connection import RedisConnection
-from ..errors import RedisError
+from ..errors import ProtocolError, RedisError
 from ..pubsub import Channel
 from ..subscriptions import PubSubLink
 from ._common import Address, address_text, logger
@@ -99,7 +99,13 @@ class SentinelMonitor:
         self._set_state(address, True)
         try:
             async for kind, payload in channel.iter():
-                self._dispatch(parse_event(kind, payload, address))
+                try:
+                    event = parse_event(kind, payload, address)
+                except ProtocolError as exc:  # one bad event: dropped, the listening goes on
+                    logger.warning("sentinel %s sent a malformed event; dropped: %s",
+                                   address_text(address), exc)
+                    continue
+                self._dispatch(event)
         finally:
             self._set_state(address, False)
 

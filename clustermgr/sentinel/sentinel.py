@@ -8,7 +8,7 @@ that answers) or all of them in parallel, each bounded by a timeout.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -18,18 +18,19 @@ from ..connection import RedisConnection, create_connection
 from ..errors import (
     AuthError,
     ConnectionClosedError,
+    ProtocolError,
     RedisError,
     ReplyError,
     TimeoutError,
 )
 from ..options import InvalidOptionError, check_options, seconds
-from ..protocol import to_text
+from ..protocol import excerpt, to_text
 from ..remap import AddressRemap, remap_address
 from ..tlsopts import Tls, resolve_tls
 from ._common import Address, address_text
 from .errors import SentinelAuthError, SentinelsUnreachableError, UnknownServiceError
 
-__all__ = ["RedisSentinel", "create_sentinel", "pairs_to_dict"]
+__all__ = ["RedisSentinel", "create_sentinel", "pairs_to_dict", "reply_dicts"]
 
 _SSL_OPTION = "sentinel ssl"
 
@@ -38,6 +39,18 @@ def pairs_to_dict(reply: Sequence[Any]) -> dict[str, str]:
     """``[k1, v1, k2, v2, ...]`` (bytes or str) to ``{k1: v1, ...}`` as str."""
     items = [to_text(x) for x in reply]
     return dict(zip(items[::2], items[1::2], strict=False))
+
+
+def reply_dicts(reply: Any, source: Address) -> list[dict[str, str]]:
+    """An array of ``[k1, v1, ...]`` arrays (a listing from ``source``) as dicts.
+
+    Any other shape raises :class:`ProtocolError` naming the sentinel.
+    """
+    if not isinstance(reply, list) or not all(isinstance(item, list) for item in reply):
+        raise ProtocolError(
+            f"sentinel {address_text(source)} sent a malformed listing: {excerpt(reply)}"
+        )
+    return [pairs_to_dict(item) for item in reply]
 
 
 def _as_address(address: Any) -> Address:
@@ -196,8 +209,14 @@ class RedisSentinel:
             self._retire(old)
         self._conns[address] = conn
 
-    async def execute_on(self, address: Any, command: bytes | str, *args: Any) -> Any:
+    async def execute_on(
+        self, address: Any, command: bytes | str, *args: Any,
+        parse: Callable[[Any, Address], Any] | None = None,
+    ) -> Any:
         """Run one command on the sentinel at ``address`` (bounded by ``timeout``).
+
+        ``parse(reply, address)``, if given, turns the reply into the result
+        (raising :class:`ProtocolError` for a malformed one).
 
         Errors: :class:`ConnectError`/:class:`TimeoutError` when it cannot be
         reached, :class:`SentinelAuthError` for refused credentials, and the
@@ -207,7 +226,8 @@ class RedisSentinel:
         try:
             async with _timeout(self._timeout):
                 conn = await self._connection(target)
-                return await conn.execute(command, *args)
+                reply = await conn.execute(command, *args)
+            return reply if parse is None else parse(reply, target)
         except asyncio.TimeoutError:
             self._drop(target)
             raise TimeoutError(
@@ -257,10 +277,14 @@ class RedisSentinel:
                 raise result
         return dict(zip(addresses, results, strict=True))
 
-    async def execute(self, command: bytes | str, *args: Any) -> Any:
+    async def execute(
+        self, command: bytes | str, *args: Any,
+        parse: Callable[[Any, Address], Any] | None = None,
+    ) -> Any:
         """Run a command on the first sentinel that answers (known ones in order).
 
-        A reply error from a reachable sentinel is raised at once; when none
+        ``parse`` as for :meth:`execute_on`. A reply error (or a malformed
+        reply) from a reachable sentinel is raised at once; when none
         is reachable: :class:`SentinelsUnreachableError` (or
         :class:`SentinelAuthError` if one refused our credentials).
         """
@@ -268,11 +292,11 @@ class RedisSentinel:
         auth_error: SentinelAuthError | None = None
         for address in list(self._addresses):
             try:
-                return await self.execute_on(address, command, *args)
+                return await self.execute_on(address, command, *args, parse=parse)
             except SentinelAuthError as exc:
                 auth_error = exc
                 failures.append(str(exc))
-            except ReplyError:
+            except (ReplyError, ProtocolError):
                 raise
             except (RedisError, OSError) as exc:
                 failures.append(f"{address_text(address)}: {exc}")
@@ -300,13 +324,13 @@ class RedisSentinel:
 
     async def replicas(self, name: str) -> list[dict[str, str]]:
         """``SENTINEL REPLICAS name``: the master's replicas, as dicts."""
-        return [pairs_to_dict(item) for item in await self._about(name, b"REPLICAS")]
+        return await self._about(name, b"REPLICAS", reply_dicts)  # type: ignore[no-any-return]
 
     slaves = replicas
 
     async def sentinels(self, name: str) -> list[dict[str, str]]:
         """``SENTINEL SENTINELS name``: the other sentinels of that master, as dicts."""
-        return [pairs_to_dict(item) for item in await self._about(name, b"SENTINELS")]
+        return await self._about(name, b"SENTINELS", reply_dicts)  # type: ignore[no-any-return]
 
     async def failover(self, name: str) -> bool:
         """``SENTINEL FAILOVER name``: force a failover (no agreement needed)."""
@@ -317,9 +341,11 @@ class RedisSentinel:
         reply = await self._about(name, b"CKQUORUM")
         return reply.decode() if isinstance(reply, bytes) else str(reply)
 
-    async def _about(self, name: str, subcommand: bytes) -> Any:
+    async def _about(
+        self, name: str, subcommand: bytes, parse: Callable[[Any, Address], Any] | None = None
+    ) -> Any:
         try:
-            return await self.execute(b"SENTINEL", subcommand, name)
+            return await self.execute(b"SENTINEL", subcommand, name, parse=parse)
         except ReplyError as exc:
             if "No such master" in str(exc):
                 raise UnknownServiceError(
