@@ -16,6 +16,7 @@ from ..events import (
     SlotMove,
     TopologyChanged,
 )
+from ..slots import SLOT_COUNT
 from .topology import Address, SlotMap
 
 __all__ = ["map_events", "slot_moves"]
@@ -27,18 +28,24 @@ def _owner(shard: object) -> Address | None:
 
 
 def slot_moves(old: SlotMap | None, new: SlotMap) -> tuple[SlotMove, ...]:
-    """Runs of slots whose master differs between ``old`` and ``new``."""
+    """Runs of slots whose master differs between ``old`` and ``new``.
+
+    Compared per run of slots (the cuts of both maps), not per slot: this
+    runs inside each map apply, on the event loop, while a failover is
+    being followed."""
     moves: list[SlotMove] = []
-    old_shards = old.shards if old is not None else (None,) * len(new.shards)
-    for slot, (a, b) in enumerate(zip(old_shards, new.shards, strict=True)):
-        before, after = _owner(a), _owner(b)
+    cuts = sorted({*old.starts, *new.starts}) if old is not None else new.starts
+    old_shards = old.shards if old is not None else None
+    for start, end in zip(cuts, [*cuts[1:], SLOT_COUNT], strict=True):
+        before = _owner(old_shards[start]) if old_shards is not None else None
+        after = _owner(new.shards[start])
         if before == after:
             continue
         last = moves[-1] if moves else None
-        if last is not None and last.last == slot - 1 and (last.old, last.new) == (before, after):
-            moves[-1] = SlotMove(last.first, slot, before, after)
+        if last is not None and last.last == start - 1 and (last.old, last.new) == (before, after):
+            moves[-1] = SlotMove(last.first, end - 1, before, after)
         else:
-            moves.append(SlotMove(slot, slot, before, after))
+            moves.append(SlotMove(start, end - 1, before, after))
     return tuple(moves)
 
 
@@ -51,8 +58,8 @@ def _roles(view: SlotMap | None) -> dict[Address, str]:
 
 
 def _replicas_of(view: SlotMap, master: Address) -> set[Address]:
-    for shard in view.shards:
-        if shard is not None and shard.master.address == master:
+    for shard in view.distinct:
+        if shard.master.address == master:
             return {r.address for r in shard.replicas}
     return set()
 
