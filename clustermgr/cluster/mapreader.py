@@ -51,7 +51,7 @@ class MapReader:
     gets one without making it; ``report(address, up, reason)`` records each
     node's answer or failure; ``remap`` turns announced addresses into the
     ones to connect to (its :class:`~clustermgr.remap.AddressRemapError`
-    fails the read).
+    fails the read); ``state(ok)`` is told the cluster state each probe shows.
     """
 
     def __init__(
@@ -67,6 +67,7 @@ class MapReader:
         pool_of: Callable[[Address], ConnectionsPool | None],
         report: Callable[[Address, bool, str], None],
         remap: AddressRemap | None = None,
+        state: Callable[[bool], None] | None = None,
     ) -> None:
         self._startup = list(startup)
         self._options = options
@@ -78,6 +79,7 @@ class MapReader:
         self._pool_of = pool_of
         self._report = report
         self._remap = remap
+        self._state = state
         self._info = MapProbe()  # CLUSTER INFO seen per node: is a poll worth a full read?
         self._polled: Address | None = None  # the node polls ask first, while it answers
         #: How many times views of the slot map were read (reloads, polls that read).
@@ -211,6 +213,8 @@ class MapReader:
         if isinstance(role, ReplyError):
             probe.role_refused = True
         info = ClusterInfo.parse(reply)
+        if self._state is not None:  # wakes CLUSTERDOWN-held commands before any read
+            self._state(info.state_ok)
         promoted = isinstance(role, list) and bool(role) and role[0] in (b"master", "master")
         epoch = current.epoch if current is not None else None
         if not probe.worth_reading(address, info, loop.time(), epoch) and not promoted:

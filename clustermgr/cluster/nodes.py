@@ -34,6 +34,7 @@ from .mapreader import MapReader
 from .observe import map_events
 from .readers import ReaderPicker, pick_az_reader
 from .refresh import RefreshOptions
+from .state import ClusterState
 from .topology import Address, Shard, SlotMap, diff_maps, merge_views
 
 __all__ = ["NodePools", "Routes", "pick_az_reader"]
@@ -104,11 +105,13 @@ class NodePools:
         self.map: SlotMap | None = None
         #: The node pools in use, by address.
         self.pools: dict[Address, ConnectionsPool] = {}
+        #: The cluster state as last seen (maps, polls' probes, CLUSTERDOWN replies).
+        self.state = ClusterState()
         self._maps = MapReader(
             startup=startup, options=options, tls=tls, conn_kwargs=conn_kwargs,
             current=lambda: self.map, down=lambda: self._health.down,
             node_pool=self.node_pool, pool_of=lambda a: self.pools.get(a), report=self.report,
-            remap=remap,
+            remap=remap, state=self.state.seen,
         )
 
     # -- node pools -------------------------------------------------------
@@ -152,6 +155,7 @@ class NodePools:
 
     def close(self) -> None:
         """Close every node pool (without waiting)."""
+        self.state.close()
         for pool in self.pools.values():
             pool.close()
 
@@ -218,8 +222,8 @@ class NodePools:
 
     @property
     def state_ok(self) -> bool:
-        """False while the last map's views said ``cluster_state:fail``."""
-        return self.map is None or self.map.state_ok
+        """False while the last answer seen said ``cluster_state:fail`` (see :attr:`state`)."""
+        return self.state.ok
 
     @property
     def reloads(self) -> int:
@@ -277,6 +281,7 @@ class NodePools:
         self._readers = readers
         self._set_readers(readers)
         self.map = new
+        self.state.seen(new.state_ok)
         if old is not None:
             self._fence(old, new)
         for address in [a for a in self.pools if a not in wanted]:

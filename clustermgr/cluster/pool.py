@@ -252,22 +252,23 @@ class ClusterPool(SubscriptionViews, Router):
         self, c: Classified, budget: Budget, error: BaseException, action: Action
     ) -> None:
         """Wait for the slot map to move ``c`` off its failed node (or, after
-        CLUSTERDOWN, for the cluster state to be ok), at most the backoff.
+        CLUSTERDOWN, for an answer saying the cluster state is ok), at most
+        the backoff (after CLUSTERDOWN: its cap, a bound on a wrong guess).
 
         REFRESH_LATER (node unreachable, connection lost, CLUSTERDOWN) polls
         the map every ``hold_interval`` meanwhile; BACKOFF (TRYAGAIN,
-        LOADING) only wakes on reloads that happen anyway.
+        LOADING) only wakes on reloads that happen anyway. A CLUSTERDOWN-held
+        command wakes at the poll's probe saying ok, before any map is read.
         """
-        delay = self._backoff.delay(budget.failures - 1)
+        clusterdown = isinstance(error, ClusterDownError)
+        delay = self._backoff.cap if clusterdown else self._backoff.delay(budget.failures - 1)
         remaining = budget.remaining(self._loop.time())
         failed_on = c.pool
-        clusterdown = isinstance(error, ClusterDownError)
         await self._refresh.hold(
             delay if remaining is None else min(delay, remaining),
             f"held ({type(error).__name__})", poll=action is Action.REFRESH_LATER,
-            released=lambda: self._closed or self._route(c) is not failed_on or (
-                clusterdown and self._nodes.state_ok
-            ),
+            released=lambda: self._closed or self._route(c) is not failed_on,
+            wake=self._nodes.state.turned_ok() if clusterdown else None,
         )
 
     def _redirect(self, c: Classified, error: BaseException, ask: bool) -> ConnectionsPool:
@@ -289,6 +290,8 @@ class ClusterPool(SubscriptionViews, Router):
         return target
 
     def _observe(self, c: Classified, pool: ConnectionsPool | None, error: BaseException) -> None:
+        if isinstance(error, ClusterDownError):
+            self._nodes.state.seen(False)  # held until an answer says ok
         address = pool.address if pool is not None else None
         if not isinstance(address, tuple):
             return

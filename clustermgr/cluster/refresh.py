@@ -120,22 +120,28 @@ class RefreshEngine:
         self.trigger("node stalled", urgent=urgent)
 
     async def hold(
-        self, seconds: float, reason: str, *, poll: bool, released: Callable[[], bool]
+        self, seconds: float, reason: str, *, poll: bool, released: Callable[[], bool],
+        wake: asyncio.Future[None] | None = None,
     ) -> None:
-        """Wait at most ``seconds`` for a reload after which ``released()`` is true.
+        """Wait at most ``seconds`` for a reload after which ``released()`` is true,
+        or for ``wake`` (if given) to be done, whichever comes first.
 
         ``poll``: ask for reloads meanwhile (urgent: every ``hold_interval``);
-        otherwise only reloads that happen anyway end the wait early.
+        otherwise only reloads that happen anyway end the wait early. ``wake``
+        ends it also in the middle of a reload (it is waited on, never cancelled).
         """
         loop = asyncio.get_running_loop()
         wake_at = loop.time() + seconds
         while not self._closed:
             left = wake_at - loop.time()
-            if left <= 0:
+            if left <= 0 or (wake is not None and wake.done()):
                 return
             reload = self.trigger(reason, urgent=True) if poll else self.reloaded()
-            await asyncio.wait((reload,), timeout=left)
-            if not reload.done() or released():
+            await asyncio.wait(
+                (reload,) if wake is None else (reload, wake), timeout=left,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if (wake is not None and wake.done()) or not reload.done() or released():
                 return
 
     async def refresh(

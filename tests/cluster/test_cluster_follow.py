@@ -141,7 +141,6 @@ def _bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-
 @takeover_not_on_valkey
 async def test_held_exclusive_acquires_wake_on_the_promotion(
     local_cluster_factory: ClusterFactory,
@@ -176,6 +175,54 @@ async def test_held_exclusive_acquires_wake_on_the_promotion(
         got = await asyncio.wait_for(asyncio.gather(*held), 10)
         late = max(got) - promoted
         assert late < WAKE_BOUND, f"last acquire answered {late * 1000:.0f} ms after promotion"
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+def _clusterdown_count(node: LocalServer) -> int:
+    """CLUSTERDOWN replies ``node`` sent since its stats were reset (``INFO errorstats``)."""
+    stat = node.info("errorstats").get("errorstat_CLUSTERDOWN", "count=0")
+    return int(stat.split("=", 1)[1].split(",", 1)[0])
+
+
+async def test_clusterdown_held_writes_wait_for_the_state_not_a_timer(
+    local_cluster_factory: ClusterFactory,
+) -> None:
+    """While the cluster state is fail, a CLUSTERDOWN-held write waits for the state
+    to turn ok: it is resent neither after every poll of the map (one every
+    ``hold_interval``, ~20 a second) nor at each step of its backoff (10, 20,
+    40 ms, ...), at most once per backoff cap (0.5 s). The polls run from before
+    the state turned fail (a write stalled on the paused master), so the map
+    the pool read last still says ok."""
+    cluster = local_cluster_factory(replicas_per_master=0, node_timeout_ms=500)
+    pool = await create_cluster_pool(cluster.startup_nodes, retry_timeout=30)
+    try:
+        paused, other = cluster.masters[0], cluster.masters[1]
+        keys = _keys_on(cluster, other, HELD, "state")
+        (stuck,) = _keys_on(cluster, paused, 1, "stuck")
+        info = other.connect()
+        try:
+            cluster.pause(paused)
+            try:
+                stalled = asyncio.ensure_future(pool.execute("SET", stuck, "v"))
+                await asyncio.to_thread(
+                    _wait_thread,
+                    lambda: b"cluster_state:fail" in _bytes(info.command("CLUSTER", "INFO")), 10,
+                )
+                other.command("CONFIG", "RESETSTAT")
+                held = await _held(pool, keys)
+                await asyncio.sleep(1.0)
+                refused = _clusterdown_count(other)
+                assert not any(f.done() for f in held)
+            finally:
+                cluster.resume(paused)
+        finally:
+            info.close()
+        await asyncio.wait_for(asyncio.gather(*held), 20)
+        await asyncio.wait_for(asyncio.gather(stalled, return_exceptions=True), 20)
+        # each write: its first try, then at most one resend per 0.5 s over ~1.4 s
+        assert refused <= HELD * 4, f"{refused} CLUSTERDOWN replies to {HELD} held writes in ~1.4 s"
     finally:
         pool.close()
         await pool.wait_closed()

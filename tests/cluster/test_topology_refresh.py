@@ -169,3 +169,36 @@ async def test_only_urgent_triggers_run_the_cheaper_poll() -> None:
         assert calls == ["poll", "reload", "poll"]
     finally:
         await engine.close()
+
+
+async def test_hold_ends_when_woken_without_waiting_for_the_reload() -> None:
+    """A held command given ``wake`` (the cluster state turning ok) returns the moment
+    it is done, while the reload it asked for is still running."""
+    loop = asyncio.get_running_loop()
+    running = asyncio.Event()
+    finish = asyncio.Event()
+
+    async def reload(reasons: frozenset[str]) -> None:
+        running.set()
+        await finish.wait()
+
+    engine = RefreshEngine(reload, RefreshOptions(period=None, min_interval=0.01))
+    engine.start()
+    try:
+        wake: asyncio.Future[None] = loop.create_future()
+        hold = asyncio.ensure_future(
+            engine.hold(5.0, "held", poll=True, released=lambda: False, wake=wake)
+        )
+        await asyncio.wait_for(running.wait(), 1.0)
+        assert not hold.done()
+        wake.set_result(None)
+        await asyncio.wait_for(hold, 0.5)
+        assert not wake.cancelled()  # shared by every held command: never cancelled
+        done: asyncio.Future[None] = loop.create_future()
+        done.set_result(None)
+        started = loop.time()
+        await engine.hold(5.0, "held", poll=True, released=lambda: False, wake=done)
+        assert loop.time() - started < 0.5  # already woken: no wait at all
+    finally:
+        finish.set()
+        await engine.close()
