@@ -341,11 +341,11 @@ class ConnectionSet:
                 exc = PoolClosedError(f"pool for {self._describe} was closed")
             on_error = kwargs.get("on_error")
             encoding = kwargs.get("encoding", encoding)
-            if future.done() or (
-                on_error is not None and on_error(future, exc, command, args, encoding)
+            if not future.done() and (
+                on_error is None or not on_error(future, exc, command, args, encoding)
             ):
-                return
-            future.set_exception(exc)
+                future.set_exception(exc)
+            del future  # the error's traceback keeps this frame: no cycle back to it
             return
         try:
             if future.done():  # the caller gave up while waiting: nothing is sent

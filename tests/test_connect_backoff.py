@@ -10,6 +10,7 @@ Attempts are counted client-side, on the running loop's ``create_connection``.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -92,6 +93,35 @@ async def test_a_single_server_pool_tries_again_after_the_window(
         await asyncio.sleep(0.1)  # past the first window (at most 0.05 s)
         assert await pool.execute(b"PING") == b"PONG"  # the first after it tries again
         assert len(attempts) == 2
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_a_command_failed_by_the_window_leaves_no_garbage_cycle(
+    server: LocalStandalone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command failed fast by the window is freed by reference counting alone: a
+    failover fails hundreds of them a second (held commands retrying their dead
+    node), and each cycle left (error, traceback, future) would wait for the
+    garbage collector, whose full passes then pause the event loop for 10-30 ms."""
+    monkeypatch.setattr("clustermgr.poolconnect.CONNECT_BACKOFF", Backoff(5.0, 5.0, 1.0))
+    node = server.server
+    pool = await create_pool(node.address, minsize=0, maxsize=2)
+    node.kill()
+    try:
+        for _ in range(3):  # the first opens the window; the refused socket's garbage goes
+            with pytest.raises(ConnectError):
+                await pool.execute(b"PING")
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(20):
+                with pytest.raises(ConnectError, match="connect backoff"):
+                    await pool.execute(b"PING")
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
     finally:
         pool.close()
         await pool.wait_closed()
