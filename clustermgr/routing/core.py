@@ -273,48 +273,52 @@ class Router(AbcPool):
         """Resend ``c`` until it gets a reply or ``budget`` is spent; one loop for all."""
         loop = self._loop
         last = error
-        while True:
-            target: ConnectionsPool | None = None
-            asking = False
-            if error is None:
-                await self._wait_route(c, budget, "no route")
-            else:
-                budget.failures += 1
-                action = self._actions.action(error, c.readonly)
-                if getattr(error, "may_have_executed", False):
-                    budget.unknown = True
-                if action is Action.FAIL:
-                    raise error
-                if self._closed:
-                    raise self._closed_error() from error
-                if action is Action.REFUSE:
-                    raise self._refuse(c, error) from error
-                if action is Action.MOVED or action is Action.ASK:
-                    budget.redirects += 1
-                    asking = action is Action.ASK
-                    target = self._redirect(c, error, asking)
-                elif action is Action.REFRESH:
-                    await self._wait_route(c, budget, type(error).__name__)
-                else:  # BACKOFF, REFRESH_LATER
-                    if action is Action.REFRESH_LATER:
-                        self._request_refresh(type(error).__name__)
-                    await self._wait_retry(c, budget, error, action)
-            why = budget.spent(loop.time())
-            if why is not None:
-                raise self._exhausted(c, budget, why, last)
-            if target is None:
-                target = self._route(c)
+        try:
+            while True:
+                target: ConnectionsPool | None = None
+                asking = False
+                if error is None:
+                    await self._wait_route(c, budget, "no route")
+                else:
+                    budget.failures += 1
+                    action = self._actions.action(error, c.readonly)
+                    if getattr(error, "may_have_executed", False):
+                        budget.unknown = True
+                    if action is Action.FAIL:
+                        raise error
+                    if self._closed:
+                        raise self._closed_error() from error
+                    if action is Action.REFUSE:
+                        raise self._refuse(c, error) from error
+                    if action is Action.MOVED or action is Action.ASK:
+                        budget.redirects += 1
+                        asking = action is Action.ASK
+                        target = self._redirect(c, error, asking)
+                    elif action is Action.REFRESH:
+                        await self._wait_route(c, budget, type(error).__name__)
+                    else:  # BACKOFF, REFRESH_LATER
+                        if action is Action.REFRESH_LATER:
+                            self._request_refresh(type(error).__name__)
+                        await self._wait_retry(c, budget, error, action)
+                why = budget.spent(loop.time())
+                if why is not None:
+                    raise self._exhausted(c, budget, why, last)
                 if target is None:
-                    error = None
-                    continue
-            c.pool = target
-            try:
-                return await attempt(loop.time, target, c, asking, budget, self._exhausted)
-            except RedisError as exc:
-                if self._actions.of_type(type(exc)) is Action.FAIL:
-                    raise
-                self._observe(c, target, exc)
-                error = last = exc
+                    target = self._route(c)
+                    if target is None:
+                        error = None
+                        continue
+                c.pool = target
+                try:
+                    return await attempt(loop.time, target, c, asking, budget, self._exhausted)
+                except RedisError as exc:
+                    if self._actions.of_type(type(exc)) is Action.FAIL:
+                        raise
+                    self._observe(c, target, exc)
+                    error = last = exc
+        finally:
+            # The errors' tracebacks keep this frame: drop them, no cycle for the collector.
+            error = last = None
 
     # -- exclusive connections -------------------------------------------------
 

@@ -35,10 +35,12 @@ async def _settle(
     except asyncio.CancelledError:
         if not future.done():
             future.set_exception(closed_error())
+        del future  # the traceback keeps this frame: no cycle back to the future
         raise
     except Exception as exc:
         if not future.done():
             future.set_exception(exc)
+        del future, args  # the error's traceback keeps this frame: no cycle through it
         return
     if not future.done():
         future.set_result(result)
