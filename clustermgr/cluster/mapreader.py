@@ -51,7 +51,8 @@ class MapReader:
     gets one without making it; ``report(address, up, reason)`` records each
     node's answer or failure; ``remap`` turns announced addresses into the
     ones to connect to (its :class:`~clustermgr.remap.AddressRemapError`
-    fails the read); ``state(ok)`` is told the cluster state each probe shows.
+    fails the read); ``state(address, ok)`` is told the cluster state each
+    ``CLUSTER INFO`` shows.
     """
 
     def __init__(
@@ -67,7 +68,7 @@ class MapReader:
         pool_of: Callable[[Address], ConnectionsPool | None],
         report: Callable[[Address, bool, str], None],
         remap: AddressRemap | None = None,
-        state: Callable[[bool], None] | None = None,
+        state: Callable[[Address, bool], None] | None = None,
     ) -> None:
         self._startup = list(startup)
         self._options = options
@@ -214,7 +215,7 @@ class MapReader:
             probe.role_refused = True
         info = ClusterInfo.parse(reply)
         if self._state is not None:  # wakes CLUSTERDOWN-held commands before any read
-            self._state(info.state_ok)
+            self._state(address, info.state_ok)
         promoted = isinstance(role, list) and bool(role) and role[0] in (b"master", "master")
         epoch = current.epoch if current is not None else None
         if not probe.worth_reading(address, info, loop.time(), epoch) and not promoted:
@@ -267,5 +268,21 @@ class MapReader:
             execute, address, tls=self._tls, info=info, remap=self._remap
         )
         if info.done() and not info.cancelled() and info.exception() is None:
-            self._info.note_read(address, ClusterInfo.parse(info.result()))
+            parsed = ClusterInfo.parse(info.result())
+            self._info.note_read(address, parsed)
+            if self._state is not None:
+                self._state(address, parsed.state_ok)
         return view
+
+    async def probe_state(self, address: Address) -> None:
+        """Tell ``state`` what ``address``'s ``CLUSTER INFO`` says (a node that
+        refused with CLUSTERDOWN, asked beside each poll); a failure says nothing."""
+        try:
+            reply = await self.on_node(
+                address, lambda execute: execute(b"CLUSTER", b"INFO", encoding=None)
+            )
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            logger.debug("CLUSTER INFO of %s failed: %s", address_text(address), exc)
+            return
+        if self._state is not None:
+            self._state(address, ClusterInfo.parse(reply).state_ok)

@@ -105,7 +105,7 @@ class NodePools:
         self.map: SlotMap | None = None
         #: The node pools in use, by address.
         self.pools: dict[Address, ConnectionsPool] = {}
-        #: The cluster state as last seen (maps, polls' probes, CLUSTERDOWN replies).
+        #: The nodes refusing with CLUSTERDOWN (told by the owner), until each says ok.
         self.state = ClusterState()
         self._maps = MapReader(
             startup=startup, options=options, tls=tls, conn_kwargs=conn_kwargs,
@@ -221,11 +221,6 @@ class NodePools:
     # -- the slot map -----------------------------------------------------
 
     @property
-    def state_ok(self) -> bool:
-        """False while the last answer seen said ``cluster_state:fail`` (see :attr:`state`)."""
-        return self.state.ok
-
-    @property
     def reloads(self) -> int:
         """How many times the slot map was reloaded (reloads, and polls that read it)."""
         return self._maps.reads
@@ -243,10 +238,21 @@ class NodePools:
 
     async def poll(self, reasons: frozenset[str]) -> None:
         """While commands are held: ask one node's ``CLUSTER INFO`` and read its view
-        of the map only when that shows news (see :mod:`~clustermgr.cluster.mapreader`)."""
+        of the map only when that shows news (see :mod:`~clustermgr.cluster.mapreader`);
+        meanwhile ask each node refusing with CLUSTERDOWN its ``CLUSTER INFO``."""
         # Closed pools still routed to (retired or closed under us) reopen below.
         reopen = any(p.closed for p in self.pools.values())
-        view = await self._maps.poll()
+        refusing = self.state.refusing
+        if refusing:  # and each node refusing with CLUSTERDOWN: is its state ok now?
+            results = await asyncio.gather(
+                self._maps.poll(), *(self._maps.probe_state(a) for a in refusing),
+                return_exceptions=True,
+            )
+            if isinstance(results[0], BaseException):
+                raise results[0]
+            view: SlotMap | None = results[0]
+        else:
+            view = await self._maps.poll()
         if view is not None:
             self._apply(merge_views(self.map, [view]), reasons)
         elif self.map is not None and (reopen or any(p.closed for p in self.pools.values())):
@@ -281,7 +287,6 @@ class NodePools:
         self._readers = readers
         self._set_readers(readers)
         self.map = new
-        self.state.seen(new.state_ok)
         if old is not None:
             self._fence(old, new)
         for address in [a for a in self.pools if a not in wanted]:

@@ -252,23 +252,27 @@ class ClusterPool(SubscriptionViews, Router):
         self, c: Classified, budget: Budget, error: BaseException, action: Action
     ) -> None:
         """Wait for the slot map to move ``c`` off its failed node (or, after
-        CLUSTERDOWN, for an answer saying the cluster state is ok), at most
+        CLUSTERDOWN, for that node to say its cluster state is ok), at most
         the backoff (after CLUSTERDOWN: its cap, a bound on a wrong guess).
 
         REFRESH_LATER (node unreachable, connection lost, CLUSTERDOWN) polls
         the map every ``hold_interval`` meanwhile; BACKOFF (TRYAGAIN,
         LOADING) only wakes on reloads that happen anyway. A CLUSTERDOWN-held
-        command wakes at the poll's probe saying ok, before any map is read.
+        command wakes at the ``CLUSTER INFO`` of its node saying ok (asked
+        beside each poll), before any map is read (see :mod:`.state`).
         """
-        clusterdown = isinstance(error, ClusterDownError)
-        delay = self._backoff.cap if clusterdown else self._backoff.delay(budget.failures - 1)
-        remaining = budget.remaining(self._loop.time())
         failed_on = c.pool
+        address = failed_on.address if failed_on is not None else None
+        wake = None
+        if isinstance(error, ClusterDownError) and isinstance(address, tuple):
+            wake = self._nodes.state.turned_ok(address)
+        delay = self._backoff.cap if wake is not None else self._backoff.delay(budget.failures - 1)
+        remaining = budget.remaining(self._loop.time())
         await self._refresh.hold(
             delay if remaining is None else min(delay, remaining),
             f"held ({type(error).__name__})", poll=action is Action.REFRESH_LATER,
             released=lambda: self._closed or self._route(c) is not failed_on,
-            wake=self._nodes.state.turned_ok() if clusterdown else None,
+            wake=wake,
         )
 
     def _redirect(self, c: Classified, error: BaseException, ask: bool) -> ConnectionsPool:
@@ -290,12 +294,12 @@ class ClusterPool(SubscriptionViews, Router):
         return target
 
     def _observe(self, c: Classified, pool: ConnectionsPool | None, error: BaseException) -> None:
-        if isinstance(error, ClusterDownError):
-            self._nodes.state.seen(False)  # held until an answer says ok
         address = pool.address if pool is not None else None
         if not isinstance(address, tuple):
             return
-        if isinstance(error, ConnectError):
+        if isinstance(error, ClusterDownError):
+            self._nodes.state.refused(address)  # held until that node says ok
+        elif isinstance(error, ConnectError):
             self._nodes.report(address, False, describe_failure(error))
         elif isinstance(error.__cause__, ReplyTimeoutError):
             # A paused or hung node: down (asked last by reloads), and the map
