@@ -47,6 +47,11 @@ _RETIRE_GRACE = 5.0
 # Least seconds between two probes (PING) of a node reported down.
 _PROBE_EVERY = 1.0
 
+# After a map moved slots while nodes refuse with CLUSTERDOWN: for this long at
+# most, their CLUSTER INFO is asked every hold_interval / 5 (the other masters
+# learn a promotion tens of ms after the promoted replica says ok).
+_WATCH_FOR = 0.5
+
 Routes = list[ConnectionsPool | None]
 """One entry per slot: the node pool serving it, or None."""
 
@@ -97,6 +102,7 @@ class NodePools:
         self._closed = closed
         self._picker = ReaderPicker(read_from, client_az)
         self._zoning: asyncio.Task[Any] | None = None  # learn_zones() for the last map
+        self._watching: asyncio.Task[Any] | None = None  # _watch_refusing() after a move
         self._readers: Routes | None = None
         self._health = NodeHealth()
         self._probing: dict[Address, asyncio.Task[Any]] = {}
@@ -291,6 +297,10 @@ class NodePools:
             self._fence(old, new)
         for address in [a for a in self.pools if a not in wanted]:
             self._spawn(self._retire(self.pools.pop(address)))
+        if diff.moved_slots and self.state.refusing and (
+            self._watching is None or self._watching.done()
+        ):
+            self._watching = self._spawn(self._watch_refusing())
         if diff.changed:
             logger.info(
                 "slot map from %s (epoch %d, %s): %d masters, %d slots covered, "
@@ -313,6 +323,20 @@ class NodePools:
             new.addresses(replicas=True)
         ) and (self._zoning is None or self._zoning.done()):
             self._zoning = self._spawn(self.learn_zones())
+
+    async def _watch_refusing(self) -> None:
+        """Ask the nodes refusing with CLUSTERDOWN their ``CLUSTER INFO`` every
+        ``hold_interval / 5`` until none refuses (at most ``_WATCH_FOR`` s): a
+        promotion just applied reaches them tens of ms later, and the commands
+        held there wake at their first ok (see :mod:`.state`)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + _WATCH_FOR
+        while not self._closed() and loop.time() < until:
+            refusing = self.state.refusing
+            if not refusing:
+                return
+            await asyncio.gather(*(self._maps.probe_state(a) for a in refusing))
+            await asyncio.sleep(self._options.hold_interval / 5)
 
     def _fence(self, old: SlotMap, new: SlotMap) -> None:
         """Distrust the replies still due from each node that was a master in
