@@ -141,6 +141,8 @@ class MasterFollower(Follower):
             named = await self._sentinel.execute_on(
                 sentinel, b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", self._service,
                 parse=address_reply)
+            if named is not None:  # compared as this client reaches it
+                named = self._sentinel.remap(named)
         except (RedisError, OSError) as exc:
             if isinstance(exc, ProtocolError):
                 logger.warning("%s; not comparing its view", exc)
