@@ -39,7 +39,7 @@ from .batching import (
 from .blocking import BlockingCommands, BlockingWait, warn_if_replied
 from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, blocking_wait, resolve
 from .credentials import CredentialProvider, get_credentials
-from .demoted import DemotedReply, demote_waiters
+from .demoted import DemotedReply, all_plain, demote_waiters, withdraw_unsent
 from .dispatch import ErrorHook, ReplyDispatcher
 from .errors import (
     ConnectError,
@@ -263,6 +263,7 @@ class RedisConnection(AbcConnection):
             if self._waiters:
                 self.stats.error(error_cls.__name__, len(self._waiters))
         self._replies.fail_pending(error_cls, message, cause, written)
+        self._replies.report_dropped_pushes()
         self._buffer.clear()
         self._unflushed = 0
         self._blocking.clear()
@@ -468,28 +469,55 @@ class RedisConnection(AbcConnection):
         elif not self._closed_future.done():
             self._on_lost(None)
 
-    def demote(self, grace: float) -> None:
-        """The server stopped being a master while replies are due (cluster fencing).
+    def demote(self, grace: float, *, exclusive: bool = False) -> None:
+        """The server stopped being a master (cluster fencing).
 
-        Those replies are no longer trusted as acknowledgements (see
-        :mod:`clustermgr.demoted`); whatever is still unanswered after
-        ``grace`` seconds fails when the connection closes then. A batch,
-        transaction, subscription or blocking command pending closes it at once.
+        Replies still due are no longer trusted as acknowledgements (see
+        :mod:`clustermgr.demoted`), commands not yet written are failed as
+        not executed, and what is still unanswered after ``grace`` seconds
+        fails when the connection is dropped then. It is dropped at once,
+        idle or not, when lent for ``exclusive`` use (its holder's next
+        commands would go to the demoted server too), and when a batch,
+        transaction, subscription or blocking command is pending.
         """
-        if self._closing or not self._waiters:
+        if self._closing or not (self._waiters or exclusive):
             return
-        demoted = (
-            None if self._multi is not None or self._pubsub.subscribed
-            else demote_waiters(self._waiters, self._address_text)
-        )
-        if demoted is None:
-            self.close()
+        describe = self._address_text
+        if exclusive or self._multi is not None or self._pubsub.subscribed or not all_plain(
+            self._waiters
+        ):
+            self._drop(ConnectionForcedCloseError(f"{describe} was demoted from master"))
             return
-        self._loop.call_later(grace, self._end_demotion, demoted)
+        if self._unflushed:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+                self._flush_handle = None
+            count, self._unflushed = self._unflushed, 0
+            self._buffer.clear()
+            withdraw_unsent(self._waiters, count, describe)
+        if self._waiters:
+            demoted = demote_waiters(self._waiters, describe, self.stats.error)
+            self._loop.call_later(grace, self._end_demotion, demoted, grace)
 
-    def _end_demotion(self, demoted: list[DemotedReply]) -> None:
-        if any(not reply.stand_in.done() for reply in demoted):
-            self.close()
+    def _end_demotion(self, demoted: list[DemotedReply], grace: float) -> None:
+        if not self._closing and any(not reply.stand_in.done() for reply in demoted):
+            self._drop(ConnectionForcedCloseError(
+                f"{self._address_text} was demoted from master and left replies "
+                f"unanswered for {grace}s"
+            ))
+
+    def _drop(self, error: BaseException) -> None:
+        """Abort now, failing what is pending with ``error`` as the cause: not a
+        graceful close, whose flush a frozen server's full socket would hold up."""
+        self._closing = True
+        if self._flush_handle is not None:  # what is still buffered is never sent
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._close_error = error
+        if self._transport is not None:
+            self._transport.abort()
+        elif not self._closed_future.done():
+            self._on_lost(None)
 
     async def wait_closed(self) -> None:
         """Wait until the socket is closed."""

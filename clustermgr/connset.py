@@ -283,11 +283,12 @@ class ConnectionSet:
         self._put_free(conn)
 
     def demote_pending(self, grace: float) -> int:
-        """Demote every connection with replies pending (see ``ConnectionsPool.fence``)."""
-        pending = [conn for conn in self.all if conn.in_flight]
-        for conn in pending:
-            conn.demote(grace)
-        return len(pending)
+        """Demote the connections with replies pending and every lent one (see
+        ``ConnectionsPool.fence``); how many."""
+        fenced = [conn for conn in self.all if conn.in_flight or conn in self._used]
+        for conn in fenced:
+            conn.demote(grace, exclusive=conn in self._used)
+        return len(fenced)
 
     def _fail_waiters(self, exc: Exception) -> None:
         """After a failed open with nothing open or opening, no connection will

@@ -11,19 +11,21 @@ with :class:`~clustermgr.errors.ConnectionForcedCloseError`
 read-only). :func:`demote_waiters` rewrites a connection's queue of waiters
 this way without touching the per-reply path: each waiter gets a
 :class:`DemotedReply` state hook that answers for it, and a stand-in future
-for the dispatcher to skip.
+for the dispatcher to skip. Commands not yet written are taken back instead
+(:func:`withdraw_unsent`): they cannot have run, and are not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .dispatch import ErrorHook, Waiter
-from .errors import ConnectionForcedCloseError, ReplyError
+from .errors import ConnectionClosedError, ConnectionForcedCloseError, ReplyError
 
-__all__ = ["DemotedReply", "demote_waiters"]
+__all__ = ["DemotedReply", "all_plain", "demote_waiters", "withdraw_unsent"]
 
 
 class DemotedReply:
@@ -35,7 +37,9 @@ class DemotedReply:
     :meth:`lost` is the waiter's error hook when the connection ends first.
     """
 
-    __slots__ = ("args", "codec", "command", "describe", "future", "on_error", "stand_in")
+    __slots__ = (
+        "args", "codec", "command", "count_error", "describe", "future", "on_error", "stand_in",
+    )
 
     def __init__(
         self,
@@ -45,6 +49,7 @@ class DemotedReply:
         args: tuple[Any, ...],
         codec: str | None,
         describe: str,
+        count_error: Callable[[str], None],
     ) -> None:
         self.future = future
         self.on_error = on_error
@@ -52,11 +57,14 @@ class DemotedReply:
         self.args = args
         self.codec = codec
         self.describe = describe
+        self.count_error = count_error
         #: What the dispatcher's queue holds instead of ``future``: done once answered.
         self.stand_in: asyncio.Future[Any] = future.get_loop().create_future()
 
     def __call__(self, reply: Any) -> None:
         self.stand_in.set_result(None)  # the dispatcher skips the waiter from here on
+        if isinstance(reply, ReplyError):
+            self.count_error(type(reply).__name__)
         if self.future.done():  # the caller gave up
             return
         if isinstance(reply, ReplyError):
@@ -85,19 +93,37 @@ class DemotedReply:
             self.future.set_exception(error)
 
 
-def demote_waiters(waiters: deque[Waiter], describe: str) -> list[DemotedReply] | None:
-    """Rewrite every waiter of ``waiters`` to be answered by a :class:`DemotedReply`.
+def all_plain(waiters: deque[Waiter]) -> bool:
+    """No waiter is a batch, a state or pub/sub command or a blocking one."""
+    return all(hook is None for _, _, hook, _, _, _ in waiters)
 
-    Returns them, or None (nothing changed) when a waiter is not a plain
-    command (a batch, a state or pub/sub command, a blocking one): the
-    caller then closes the connection.
-    """
-    if any(hook is not None for _, _, hook, _, _, _ in waiters):
-        return None
+
+def demote_waiters(
+    waiters: deque[Waiter], describe: str, count_error: Callable[[str], None]
+) -> list[DemotedReply]:
+    """Rewrite every waiter of ``waiters`` (all plain: :func:`all_plain`) to be
+    answered by a :class:`DemotedReply`; returns them. ``count_error(name)``
+    counts an error reply, as the dispatcher does."""
     replies = []
     for index, (future, encoding, _, on_error, command, args) in enumerate(waiters):
         codec = encoding if isinstance(encoding, str) or encoding is None else None
-        reply = DemotedReply(future, on_error, command, args, codec, describe)
+        reply = DemotedReply(future, on_error, command, args, codec, describe, count_error)
         waiters[index] = (reply.stand_in, encoding, reply, reply.lost, command, args)
         replies.append(reply)
     return replies
+
+
+def withdraw_unsent(waiters: deque[Waiter], count: int, describe: str) -> None:
+    """Take the last ``count`` waiters (plain, never written) off ``waiters`` and
+    fail each with ``may_have_executed=False`` (its error hook may retry it)."""
+    unsent = [waiters.pop() for _ in range(count)]
+    for future, encoding, _, on_error, command, args in reversed(unsent):
+        if future.done():
+            continue
+        error = ConnectionClosedError(
+            f"{describe} was demoted from master before the command was sent",
+            may_have_executed=False,
+        )
+        codec = encoding if isinstance(encoding, str) or encoding is None else None
+        if on_error is None or not on_error(future, error, command, args, codec):
+            future.set_exception(error)

@@ -390,9 +390,10 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         still reaches its command (MOVED is followed), an acknowledgement
         fails it with :class:`~clustermgr.errors.ConnectionForcedCloseError`
         (``may_have_executed=True``: a demoted master's writes are lost when
-        it resyncs), and what is unanswered ``grace`` seconds later fails
-        the same way when the connection closes then. Idle connections stay.
-        How many connections had replies pending.
+        it resyncs), a command not yet written fails as not executed, and
+        what is unanswered ``grace`` seconds later fails when the connection
+        is dropped then. Connections lent for exclusive use are dropped at
+        once, idle or not; idle shared ones stay. How many were fenced.
         """
         return self._conns.demote_pending(grace)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pytest
 
 from clustermgr.cluster import create_cluster_pool
-from clustermgr.errors import RedisError
+from clustermgr.errors import ConnectionClosedError, RedisError
 from clustermgr.slots import key_slot
 from clustermgr.testing.cluster import LocalCluster
 from clustermgr.testing.process import LocalServer
@@ -114,6 +114,45 @@ async def test_a_frozen_master_resumed_right_after_the_switch_never_acks(
                 assert replica.command("GET", key) in (b"fresh", "fresh"), (
                     f"{key} acknowledged and lost: {result!r}"
                 )
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def test_a_connection_lent_to_the_old_master_is_dropped_at_the_switch(
+    local_cluster_factory: ClusterFactory,
+) -> None:
+    """A connection acquired for exclusive use on a master that gets demoted is
+    dropped when the pool switches routes, idle or not: its holder's later
+    writes are refused unsent instead of acknowledged by the old master."""
+    cluster = local_cluster_factory()
+    victim = cluster.masters[0]
+    (replica,) = cluster.replicas_of(victim)
+    key = _key_on(cluster, victim, "lent")
+    slot = key_slot(key)
+    pool = await create_cluster_pool(cluster.startup_nodes)
+    try:
+        await pool.execute("SET", key, "before")
+        node_pool = pool.node_pools[victim.address]
+        lent = await node_pool.acquire()
+        try:
+            cluster.pause(victim)
+            try:
+                # A shared command left overdue makes the pool poll the map.
+                shared = asyncio.ensure_future(pool.execute("SET", key, "shared"))
+                shared.add_done_callback(lambda f: f.cancelled() or f.exception())
+                replica.command("CLUSTER", "FAILOVER", "TAKEOVER")
+                await _until(lambda: pool.slot_owner(slot) == replica.address, 20,
+                             "the pool to route the slot to the new master")
+                await asyncio.wait_for(lent.wait_closed(), 5)
+                with pytest.raises(ConnectionClosedError) as caught:
+                    lent.execute("SET", key, "lost?")
+                assert caught.value.may_have_executed is False
+            finally:
+                cluster.resume(victim)
+        finally:
+            node_pool.release(lent)
+        assert await pool.execute("SET", key, "after") == b"OK"
     finally:
         pool.close()
         await pool.wait_closed()
