@@ -9,8 +9,8 @@ catches those keeps working.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import NoReturn
+from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn
 
 from ..errors import (
     AuthError,
@@ -44,7 +44,17 @@ class MasterDownError(MasterNotFoundError):
 
 
 class SentinelsUnreachableError(MasterNotFoundError, ConnectError):
-    """No sentinel could be reached (refused, timed out, or closed the connection)."""
+    """No sentinel gave a usable answer (refused, timed out, closed the
+    connection, or sent a malformed reply).
+
+    ``failures`` maps each sentinel asked to its error (empty when unknown).
+    """
+
+    def __init__(
+        self, msg: str = "", *args: Any, failures: Mapping[Address, BaseException] | None = None
+    ) -> None:
+        super().__init__(msg, *args)
+        self.failures: dict[Address, BaseException] = dict(failures or {})
 
 
 class SentinelAuthError(AuthError):
