@@ -38,6 +38,7 @@ from ..connection import RedisConnection
 from ..credentials import CredentialProvider, auth_all
 from ..errors import (
     AskError,
+    AskTargetUnreachableError,
     ClusterDownError,
     ClusterRetryError,
     ConnectError,
@@ -260,14 +261,20 @@ class ClusterPool(SubscriptionViews, Router):
         """
         delay = self._backoff.delay(budget.failures - 1)
         remaining = budget.remaining(self._loop.time())
-        failed_on = c.pool
         clusterdown = isinstance(error, ClusterDownError)
+        if budget.held_ask is not None:
+            # The node a migration's ASK named did not answer: ask the source
+            # again when the slot moves or any news comes (a promotion may have
+            # moved the migration on), at the latest after the backoff.
+            failed_on, before = self._route(c), self._nodes.map
+        else:
+            failed_on, before = c.pool, None
         await self._refresh.hold(
             delay if remaining is None else min(delay, remaining),
             f"held ({type(error).__name__})", poll=action is Action.REFRESH_LATER,
             released=lambda: self._closed or self._route(c) is not failed_on or (
                 clusterdown and self._nodes.state_ok
-            ),
+            ) or (before is not None and self._nodes.map is not before),
         )
 
     def _redirect(self, c: Classified, error: BaseException, ask: bool) -> ConnectionsPool:
@@ -320,6 +327,14 @@ class ClusterPool(SubscriptionViews, Router):
     def _exhausted(self, c: Classified, budget: Budget, why: str,
                    last: BaseException | None) -> BaseException:
         detail = f"{type(last).__name__}: {last}" if last is not None else "no route"
+        ask = budget.held_ask
+        if isinstance(ask, AskError):
+            host, port = ask.address
+            return AskTargetUnreachableError(
+                f"{c.name} gave up after {why}: slot {ask.slot} is migrating to "
+                f"{host}:{port} (ASK), which did not answer; last error: {detail}", last,
+                slot=ask.slot, address=ask.address, may_have_executed=budget.unknown,
+            )
         return ClusterRetryError(
             f"{c.name} gave up after {why}; last error: {detail}", last,
             may_have_executed=budget.unknown,
