@@ -39,6 +39,7 @@ from .batching import (
 from .blocking import BlockingCommands, BlockingWait, warn_if_replied
 from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, blocking_wait, resolve
 from .credentials import CredentialProvider, get_credentials
+from .demoted import DemotedReply, demote_waiters
 from .dispatch import ErrorHook, ReplyDispatcher
 from .errors import (
     ConnectError,
@@ -497,6 +498,29 @@ class RedisConnection(AbcConnection):
             self._transport.close()
         elif not self._closed_future.done():
             self._on_lost(None)
+
+    def demote(self, grace: float) -> None:
+        """The server stopped being a master while replies are due (cluster fencing).
+
+        Those replies are no longer trusted as acknowledgements (see
+        :mod:`clustermgr.demoted`); whatever is still unanswered after
+        ``grace`` seconds fails when the connection closes then. A batch,
+        transaction, subscription or blocking command pending closes it at once.
+        """
+        if self._closing or not self._waiters:
+            return
+        demoted = (
+            None if self._multi is not None or self._pubsub.subscribed
+            else demote_waiters(self._waiters, self._address_text)
+        )
+        if demoted is None:
+            self.close()
+            return
+        self._loop.call_later(grace, self._end_demotion, demoted)
+
+    def _end_demotion(self, demoted: list[DemotedReply]) -> None:
+        if any(not reply.stand_in.done() for reply in demoted):
+            self.close()
 
     async def wait_closed(self) -> None:
         """Wait until the socket is closed."""

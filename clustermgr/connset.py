@@ -282,16 +282,11 @@ class ConnectionSet:
             return
         self._put_free(conn)
 
-    def close_pending(self) -> int:
-        """Discard every connection with replies pending (see ``ConnectionsPool.fence``)."""
+    def demote_pending(self, grace: float) -> int:
+        """Demote every connection with replies pending (see ``ConnectionsPool.fence``)."""
         pending = [conn for conn in self.all if conn.in_flight]
         for conn in pending:
-            if conn in self._used:
-                conn.close()  # lent: its release drops it
-                continue
-            if conn in self.free:
-                self.free.remove(conn)
-            self.discard(conn)
+            conn.demote(grace)
         return len(pending)
 
     def _fail_waiters(self, exc: Exception) -> None:

@@ -383,11 +383,18 @@ class ConnectionsPool(SubscriptionViews, AbcPool):
         """Close every free connection (acquired ones close when released)."""
         await self._conns.clear()
 
-    def fence(self) -> int:
-        """Close now every connection with replies pending (the node was demoted):
-        their commands fail with :class:`~clustermgr.errors.ConnectionForcedCloseError`
-        (``may_have_executed=True`` once written); idle connections stay. How many closed."""
-        return self._conns.close_pending()
+    def fence(self, grace: float = 0.5) -> int:
+        """The node was demoted: distrust the replies still due from it.
+
+        On each connection with replies pending, a redirect or error reply
+        still reaches its command (MOVED is followed), an acknowledgement
+        fails it with :class:`~clustermgr.errors.ConnectionForcedCloseError`
+        (``may_have_executed=True``: a demoted master's writes are lost when
+        it resyncs), and what is unanswered ``grace`` seconds later fails
+        the same way when the connection closes then. Idle connections stay.
+        How many connections had replies pending.
+        """
+        return self._conns.demote_pending(grace)
 
     def close(self) -> None:
         """Close the pool: every connection, the pub/sub one, and its channels."""

@@ -305,23 +305,24 @@ class NodePools:
             self._zoning = self._spawn(self.learn_zones())
 
     def _fence(self, old: SlotMap, new: SlotMap) -> None:
-        """Close now the connections with replies pending to each node that was a
-        master in ``old`` and is none in ``new`` (demoted, failed or gone): a
-        frozen old master must not answer writes after its replica took over
-        (they fail with ``may_have_executed=True`` instead of being acknowledged
-        and lost). Routes already point elsewhere; idle connections stay (reads
-        of a demoted node that is now a replica)."""
+        """Distrust the replies still due from each node that was a master in
+        ``old`` and is none in ``new`` (demoted, failed or gone): a frozen old
+        master must not acknowledge writes after its replica took over (they
+        fail with ``may_have_executed=True`` instead of being acknowledged and
+        lost), while a redirect from it (a graceful failover postponed the
+        write) is still followed. See ``ConnectionsPool.fence``. Routes already
+        point elsewhere; idle connections stay (reads of a node now a replica)."""
         masters = {m.address for m in new.masters}
         for node in old.masters:
             address = node.address
             pool = self.pools.get(address)
             if address in masters or pool is None:
                 continue
-            closed = pool.fence()
-            if closed:
+            fenced = pool.fence()
+            if fenced:
                 logger.info(
-                    "%s is no longer a master: closed %d connections with replies pending",
-                    address_text(address), closed,
+                    "%s is no longer a master: %d connections with replies pending fenced",
+                    address_text(address), fenced,
                 )
 
     def _pick_reader(self, shard: Shard, current: ConnectionsPool | None = None) -> Address:

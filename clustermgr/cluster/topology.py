@@ -202,6 +202,18 @@ def _node_from_shards(
     )
 
 
+def _owner_rank(source: Address | None, master: NodeInfo) -> tuple[int, bool, bool]:
+    """How surely ``master`` owns its shard's slots, among the shard's masters.
+
+    A shard can list two masters: with shard ids (Valkey 8, Redis 7.2) a dead
+    master that lost a ``CLUSTER FAILOVER TAKEOVER`` stays in its shard, first
+    and still ``online`` until it is flagged FAIL, beside the promoted replica.
+    The slots are the claim of the highest config epoch (as Redis settles
+    them); with epochs unknown (0), an online master, then the one answering.
+    """
+    return (master.config_epoch, master.is_healthy, master.address == source)
+
+
 def _fill(
     slots: list[Shard | None], first: int, last: int, shard: Shard, covered: int
 ) -> int:
@@ -257,8 +269,7 @@ def parse_shards(
             bounds = [int(b) for b in shard_info.get("slots", ())]
             if not masters or not bounds:
                 continue
-            # Prefer an online master if a failed one is still listed.
-            master = sorted(masters, key=lambda m: not m.is_healthy)[0]
+            master = max(masters, key=functools.partial(_owner_rank, source))
             replicas = tuple(
                 sorted(
                     (m for m in members if not m.is_master),

@@ -44,9 +44,12 @@ class Announced:
             time.sleep(0.1)
 
     def _announced_everywhere(self) -> bool:
+        """Every node lists every node by its announced hostname and port."""
         for node in self.cluster.nodes:
-            text = str(node.command("CLUSTER", "SLOTS"))
-            if any(f"node{i}.invalid" not in text for i in range(len(self.cluster.nodes))):
+            listed = {
+                (str(entry[2][0]), int(entry[2][1])) for entry in node.command("CLUSTER", "SLOTS")
+            }
+            if listed != set(self.real):
                 return False
         return True
 

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable
 
 import pytest
-from on_valkey import takeover_not_on_valkey
 
 from clustermgr.cluster import ClusterPool, RefreshOptions, create_cluster_pool
 from clustermgr.errors import RedisError
@@ -73,7 +72,6 @@ async def test_retry_timeout_bounds_a_command_to_a_paused_master(
         await _closing(pool)
 
 
-@takeover_not_on_valkey
 async def test_paused_master_is_followed_after_a_takeover_with_default_settings(
     local_cluster_factory: ClusterFactory,
 ) -> None:

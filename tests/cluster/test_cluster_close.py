@@ -20,9 +20,9 @@ async def test_close_while_a_node_pool_is_retiring_closes_it(
 ) -> None:
     """A master demoted by a failover is retired with a reply still due; close() then.
 
-    The demoted node pool's connection with the reply due is closed at once
-    (fenced, the GET fails as maybe executed); close() must still close the
-    retired pool: no socket left open.
+    The demoted node pool's connection with the reply due is fenced (the GET,
+    unanswered within the fence's grace, fails as maybe executed); close() must
+    still close the retired pool: no socket left open.
     """
     cluster = local_cluster_factory(3, 1)
     pool = await create_cluster_pool(cluster.startup_nodes, minsize=1, maxsize=2)
@@ -50,8 +50,8 @@ async def test_close_while_a_node_pool_is_retiring_closes_it(
                 break
             await asyncio.sleep(0.05)
         assert old.address not in pool.node_pools
-        # A demoted master is fenced: its reply still due is not awaited (the grace
-        # is for nodes that leave as replicas) but fails as maybe executed.
+        # A demoted master is fenced: its reply still due is awaited for the fence's
+        # grace only (not the retirement grace), then fails as maybe executed.
         with pytest.raises(ConnectionForcedCloseError) as caught:
             await asyncio.wait_for(pending, 5)
         assert caught.value.may_have_executed is True

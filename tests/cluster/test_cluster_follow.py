@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-from on_valkey import takeover_not_on_valkey
 
 from clustermgr.cluster import ClusterPool, create_cluster_pool
 from clustermgr.testing.cluster import LocalCluster
@@ -68,7 +67,6 @@ async def _held(pool: ClusterPool, keys: list[str]) -> list[asyncio.Future[float
     return done
 
 
-@takeover_not_on_valkey
 async def test_held_commands_wake_on_the_promotion(local_cluster_factory: ClusterFactory) -> None:
     """SIGKILL a master, hold commands for its slots, then promote its replica by
     TAKEOVER: every held command is answered within the bound of the promotion."""
@@ -142,7 +140,6 @@ def _bytes(value: object) -> bytes:
 
 
 
-@takeover_not_on_valkey
 async def test_held_exclusive_acquires_wake_on_the_promotion(
     local_cluster_factory: ClusterFactory,
 ) -> None:

@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from on_valkey import takeover_not_on_valkey
 
 from clustermgr.cluster import RefreshOptions, create_cluster_pool, key_slot
 from clustermgr.testing.cluster import LocalCluster
@@ -40,7 +39,6 @@ def _calls(nodes: list[LocalServer]) -> dict[str, int]:
     return total
 
 
-@takeover_not_on_valkey
 async def test_held_commands_probe_and_read_the_map_once_per_failover(
     local_cluster_factory: ClusterFactory,
 ) -> None:

@@ -169,3 +169,33 @@ async def test_only_urgent_triggers_run_the_cheaper_poll() -> None:
         assert calls == ["poll", "reload", "poll"]
     finally:
         await engine.close()
+
+
+def test_parse_shards_picks_the_master_of_highest_config_epoch_in_a_shard() -> None:
+    """Valkey 8 (shard ids) lists a dead master that lost a TAKEOVER in its old
+    shard, first, still ``online`` until it is flagged FAIL, beside the promoted
+    replica: the owner of the slots is the master of highest config epoch."""
+    shards = [[b"slots", [0, 16383], b"nodes", [_node(7000, "master"), _node(7003, "master")]]]
+    epochs = {"n7000": 1, "n7003": 6}
+    for source in (("127.0.0.1", 7001), ("127.0.0.1", 7000)):
+        view = parse_shards(shards, epoch=6, source=source, config_epochs=epochs)
+        owner = view.shards[0]
+        assert owner is not None and owner.master.address == ("127.0.0.1", 7003)
+        assert owner.master.config_epoch == 6 and owner.replicas == ()
+    failed = [[b"slots", [0, 16383], b"nodes", [_node(7000, "master"),
+                                                _node(7003, "master", "failed")]]]
+    owner = parse_shards(failed, source=("127.0.0.1", 7001), config_epochs=epochs).shards[0]
+    assert owner is not None and owner.master.address == ("127.0.0.1", 7003)
+
+
+def test_parse_shards_without_config_epochs_prefers_online_then_the_answering_master() -> None:
+    """Epochs unknown (``CLUSTER NODES`` refused): an online master over a failed
+    one, then the master that answered (it knows it owns the slots)."""
+    both = [_node(7000, "master"), _node(7003, "master")]
+    shards = [[b"slots", [0, 16383], b"nodes", both]]
+    owner = parse_shards(shards, source=("127.0.0.1", 7003)).shards[0]
+    assert owner is not None and owner.master.address == ("127.0.0.1", 7003)
+    failed = [[b"slots", [0, 16383], b"nodes", [_node(7003, "master", "failed"),
+                                                _node(7000, "master")]]]
+    owner = parse_shards(failed, source=("127.0.0.1", 7003)).shards[0]
+    assert owner is not None and owner.master.address == ("127.0.0.1", 7000)
