@@ -12,10 +12,10 @@ The table in ``docs/configuration.md`` ("Timeouts and bounds") lists them.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Final
 
 from .options import DEFAULT, Default, seconds
+from .timeoutarg import server_wait
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -78,47 +78,46 @@ _TIMEOUT_AT: dict[bytes, tuple[int, int]] = {
 }
 
 
-def _word(arg: Any) -> str | None:
-    if isinstance(arg, bytes):
-        return arg.decode("latin-1").upper()
-    return arg.upper() if isinstance(arg, str) else None
+#: XREAD options before STREAMS and how many values each takes (as the server parses them).
+_XREAD_OPTIONS: dict[bytes, int] = {b"BLOCK": 1, b"COUNT": 1, b"GROUP": 2, b"NOACK": 0}
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, (bytes, str)):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
+def _word(arg: Any) -> bytes | None:
+    """An argument as ASCII-upper-cased bytes (the server's ``strcasecmp``), if text."""
+    if isinstance(arg, str):
+        arg = arg.encode()
+    return bytes(arg).upper() if isinstance(arg, (bytes, bytearray, memoryview)) else None
+
+
+def _xread_wait(name: bytes, args: tuple[Any, ...]) -> float | None:
+    """The BLOCK wait of XREAD/XREADGROUP, options read left to right as the server does."""
+    wait = None
+    index = 0
+    while index < len(args):
+        word, more = _word(args[index]), len(args) - index - 1
+        if word == b"STREAMS" and more:
+            return wait
+        takes = _XREAD_OPTIONS.get(word or b"")
+        if takes is None or more < takes:
+            return None  # the server's syntax error, at once
+        if word == b"BLOCK":
+            wait = server_wait(name, args[index + 1], 1000)
+        index += 1 + takes
+    return None
 
 
 def blocking_wait(name: bytes, args: tuple[Any, ...]) -> float | None:
     """Seconds the server may hold blocking command ``name`` (canonical upper case).
 
     ``math.inf`` for a timeout of 0 (wait forever), ``None`` when the
-    arguments hold no usable timeout (the server then answers at once, with
-    a reply or an error, and the ordinary reply bound applies).
+    arguments hold no timeout (the server then answers at once, with a reply
+    or an error, and the ordinary reply bound applies). A timeout in a form
+    the server refuses raises :class:`~clustermgr.errors.TimeoutArgumentError`
+    (:mod:`clustermgr.timeoutarg` reads it as the server does).
     """
     if name in (b"XREAD", b"XREADGROUP"):
-        position = None
-        for index, arg in enumerate(args):  # options come before STREAMS
-            word = _word(arg)
-            if word == "STREAMS":
-                break
-            if word == "BLOCK":
-                position = index
-        if position is None or position + 1 >= len(args):
-            return None
-        raw, unit = args[position + 1], 1000
-    else:
-        where = _TIMEOUT_AT.get(name)
-        if where is None or not args:
-            return None
-        raw, unit = args[where[0]], where[1]
-    timeout = _number(raw)
-    if timeout is None:
+        return _xread_wait(name, args)
+    where = _TIMEOUT_AT.get(name)
+    if where is None or not args:
         return None
-    return math.inf if timeout == 0 else timeout / unit
+    return server_wait(name, args[where[0]], where[1])

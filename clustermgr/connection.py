@@ -294,6 +294,7 @@ class RedisConnection(AbcConnection):
             if self._waiters:
                 self.stats.error(error_cls.__name__, len(self._waiters))
         self._replies.fail_pending(error_cls, message, cause, written)
+        self._replies.report_dropped_pushes()
         self._buffer.clear()
         self._unflushed = 0
         self._blocking.clear()

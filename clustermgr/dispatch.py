@@ -215,6 +215,15 @@ class ReplyDispatcher:
             self._push_logged_at = now
             self._pushes_unlogged = 0
 
+    def report_dropped_pushes(self) -> None:
+        """At close: one log record counting the push frames dropped since the last one."""
+        if self._pushes_unlogged:
+            logger.warning(
+                "%s sent %d more RESP3 push frames to a RESP2 connection before it closed; "
+                "dropped", self.describe, self._pushes_unlogged,
+            )
+            self._pushes_unlogged = 0
+
     def _protocol_error(self, error: ProtocolError, taken: tuple[Any, ...] | None = None) -> None:
         """Drop the connection for ``error``.
 

@@ -53,6 +53,7 @@ __all__ = [
     "SlaveNotFoundError",
     "SlaveReplyError",
     "SocketNotFoundError",
+    "TimeoutArgumentError",
     "TimeoutError",
     "TryAgainError",
     "WatchVariableError",
@@ -505,6 +506,15 @@ class ArgumentError(ValueError):
     After :func:`alias_aioredis_errors` it is also an ``AssertionError``:
     aioredis 1.x checked these arguments with ``assert``, so its users catch
     that (clustermgr checks them without ``assert``, which ``python -O`` strips).
+    """
+
+
+class TimeoutArgumentError(ReplyError, ArgumentError):
+    """A blocking command's timeout in a form the server refuses, refused before sending.
+
+    A :class:`ReplyError` carrying the server's own message (code that
+    handled the server's refusal keeps working) and an :class:`ArgumentError`;
+    nothing was sent, so ``may_have_executed`` is False.
     """
 
 

@@ -394,12 +394,17 @@ class Receiver:
 
     ``await redis.subscribe(receiver.channel("a"), receiver.pattern("b*"))``,
     then ``await receiver.get()`` returns ``(sender, message)``.
+
+    As aioredis' ``Receiver``: ``on_close(sender, exc=None)`` is called when a
+    sender closes (unsubscribed, its pool closed); the default,
+    :meth:`check_stop`, stops the receiver once its last sender has closed,
+    which ends :meth:`iter` after the messages already queued.
     """
 
-    def __init__(self, on_close: Callable[[_Sender], Any] | None = None) -> None:
+    def __init__(self, on_close: Callable[..., Any] | None = None) -> None:
         self._queue = _MessageQueue()
         self._senders: dict[tuple[bytes, bool], _Sender] = {}
-        self._on_close = on_close
+        self._on_close = self.check_stop if on_close is None else on_close
 
     def channel(self, name: bytes | str) -> AbcChannel:
         """A sender for channel ``name`` to pass to SUBSCRIBE."""
@@ -459,9 +464,16 @@ class Receiver:
             sender._closed = True
         self._queue.close(None)
 
+    def check_stop(self, sender: AbcChannel, exc: BaseException | None = None) -> None:
+        """Stop once no sender is left open (the default ``on_close``)."""
+        if not self._senders:
+            self.stop()
+
     def _sender_closed(self, sender: _Sender, exc: BaseException | None) -> None:
-        if self._on_close is not None:
-            self._on_close(sender)
+        key = (sender.name, sender.is_pattern)
+        if self._senders.get(key) is sender:
+            del self._senders[key]
+        self._on_close(sender, exc=exc)
 
     def __repr__(self) -> str:
         return f"<Receiver senders={len(self._senders)} qsize={len(self._queue)}>"

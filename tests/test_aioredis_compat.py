@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from clustermgr import create_connection, create_pool, register_with_aioredis
+from clustermgr import Receiver, create_connection, create_pool, register_with_aioredis
 
 aioredis = pytest.importorskip("aioredis")
 
@@ -127,3 +127,43 @@ async def test_aioredis_isinstance_checks_see_clustermgr_pools(redis_standalone:
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+@pytest.mark.parametrize("receiver_cls", ["aioredis", "clustermgr"])
+async def test_receiver_iteration_ends_when_its_last_channel_closes(
+    redis: Any, redis_standalone: Any, receiver_cls: str,
+) -> None:
+    """As on aioredis: unsubscribing every sender of a Receiver stops it, ending ``iter()``.
+
+    Both aioredis' own Receiver and clustermgr's, over clustermgr's connection and pool.
+    """
+    receiver = aioredis.pubsub.Receiver() if receiver_cls == "aioredis" else Receiver()
+    await redis.subscribe(receiver.channel("compat:rx:a"), receiver.channel("compat:rx:b"))
+    await redis.psubscribe(receiver.pattern("compat:rx:p*"))
+    got: list[Any] = []
+
+    async def read() -> None:
+        async for _channel, message in receiver.iter():
+            got.append(message)
+
+    reader = asyncio.ensure_future(read())
+    publisher = await create_connection(redis_standalone.address)
+    try:
+        assert await publisher.execute("PUBLISH", "compat:rx:a", "1") == 1
+        assert await publisher.execute("PUBLISH", "compat:rx:p1", "2") == 1
+        for _ in range(100):
+            if len(got) == 2:
+                break
+            await asyncio.sleep(0.02)
+        await redis.unsubscribe("compat:rx:a", "compat:rx:b")
+        assert receiver.is_active  # the pattern is still subscribed
+        await redis.punsubscribe("compat:rx:p*")
+        await asyncio.wait_for(reader, 5)
+        assert got == [b"1", (b"compat:rx:p1", b"2")]
+        assert not receiver.is_active
+        assert dict(receiver.channels) == {} and dict(receiver.patterns) == {}
+    finally:
+        publisher.close()
+        await publisher.wait_closed()
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)

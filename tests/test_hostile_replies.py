@@ -131,6 +131,29 @@ async def test_resp3_push_frame_on_resp2_never_answers_a_command(
         assert fatal == []
 
 
+@pytest.mark.parametrize("close", ["client", "server"])
+async def test_push_frames_not_yet_reported_are_counted_when_the_connection_closes(
+    caplog: pytest.LogCaptureFixture, close: str,
+) -> None:
+    push = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n"
+    async with FakeServer() as server:
+        conn = await create_connection(server.address)
+        with caplog.at_level(logging.WARNING, logger="clustermgr"):
+            try:
+                assert await conn.execute("EVIL", "garbage", push * 5 + b"+mine\r\n") == b"mine"
+                if close == "server":
+                    with pytest.raises(ConnectionClosedError):
+                        await conn.execute("EVIL", "garbage-close", push * 2)
+                else:
+                    assert await conn.execute("EVIL", "garbage", push * 2 + b"+x\r\n") == b"x"
+            finally:
+                conn.close()
+                await asyncio.wait_for(conn.wait_closed(), 5)
+        pushes = [r.getMessage() for r in caplog.records if "push" in r.getMessage()]
+        assert len(pushes) == 2, pushes
+        assert "6 more" in pushes[1] and "closed" in pushes[1]
+
+
 def test_excerpt_is_bounded_for_huge_and_deep_values() -> None:
     deep: Any = b"x"
     for _ in range(5000):

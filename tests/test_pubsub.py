@@ -83,6 +83,25 @@ async def test_receiver_waiting_reader_gets_none_when_stopped() -> None:
     assert await receiver.wait_message() is False
 
 
+async def test_receiver_stops_when_its_last_sender_closes_unless_on_close_is_given() -> None:
+    receiver = Receiver()
+    first, second = receiver.channel("a"), receiver.pattern("b*")
+    second.put_nowait((b"bx", b"m"))
+    first.close()
+    assert receiver.is_active and set(receiver.patterns) == {b"b*"}
+    second.close(RuntimeError("gone"))
+    assert [item async for item in receiver.iter()] == [(second, (b"bx", b"m"))]
+    assert not receiver.is_active and await receiver.wait_message() is False
+
+    closed: list[tuple[Any, Any]] = []
+    kept = Receiver(on_close=lambda sender, exc=None: closed.append((sender.name, exc)))
+    error = RuntimeError("lost")
+    kept.channel("c").close(error)
+    assert closed == [(b"c", error)]
+    kept.channel("c").put_nowait(b"still open")  # a fresh sender; not stopped
+    assert await kept.get() == (kept.channel("c"), b"still open")
+
+
 async def test_connection_subscribe_publish_unsubscribe(redis_standalone: Any) -> None:
     sub = await create_connection(redis_standalone.address)
     pub = await create_connection(redis_standalone.address)

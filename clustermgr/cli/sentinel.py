@@ -10,6 +10,7 @@ from typing import Any
 from ..address import address_text
 from ..errors import RedisError, ReplyError
 from ..sentinel import RedisSentinel
+from ..sentinel.replies import address_reply
 from ._common import CliError, add_tls_arguments, node_address, run_async, tls_context
 
 __all__ = ["add_parser", "run"]
@@ -31,12 +32,11 @@ def add_parser(commands: Any) -> None:
 
 async def _view(client: RedisSentinel, address: Any, service: str) -> str:
     try:
-        reply = await client.execute_on(address, b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", service)
+        named = await client.execute_on(
+            address, b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", service, parse=address_reply)
     except (RedisError, OSError) as exc:
         return f"unreachable ({exc})"
-    if not reply:
-        return "does not know the service"
-    return f"{reply[0].decode()}:{int(reply[1])}"
+    return "does not know the service" if named is None else address_text(named)
 
 
 async def _describe(args: argparse.Namespace) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from ..errors import (
     RedisError,
     ReplyError,
 )
-from ._common import Address, address_text
+from ._common import Address, address_text, logger
 from .errors import (
     MasterDownError,
     NoHealthyReplicaError,
@@ -32,7 +32,8 @@ from .errors import (
     SentinelsUnreachableError,
     UnknownServiceError,
 )
-from .sentinel import RedisSentinel, pairs_to_dict, reply_dicts
+from .replies import malformed, port_text, reply_dict, reply_dicts
+from .sentinel import RedisSentinel
 
 __all__ = [
     "MasterView",
@@ -65,14 +66,24 @@ class MasterView:
 
 
 def _view(sentinel: Address, reply: Any, client: RedisSentinel) -> MasterView:
-    info = pairs_to_dict(reply)
-    address = (info["ip"], int(info["port"]))
+    info = reply_dict(reply, sentinel)
+    try:
+        address = (info["ip"], port_text(info["port"]))
+        epoch = int(info.get("config-epoch", "0") or 0)
+    except (KeyError, ValueError):
+        raise malformed(sentinel, "master view", reply) from None
     return MasterView(
         sentinel=sentinel,
         address=client.remap(address),
         flags=frozenset(info.get("flags", "").split(",")),
-        config_epoch=int(info.get("config-epoch", "0") or 0),
+        config_epoch=epoch,
     )
+
+
+def _drop_malformed(answers: dict[Address, Any], source: Address, exc: ProtocolError) -> None:
+    """Count a malformed answer as that sentinel's failure, and log it (bounded)."""
+    logger.warning("%s; ignoring that sentinel's answer", exc)
+    answers[source] = exc
 
 
 def choose_master(views: list[MasterView]) -> list[Address]:
@@ -117,7 +128,8 @@ def _raise_for(
             f"(asked {', '.join(address_text(a) for a in answers)})"
         )
     raise SentinelsUnreachableError(
-        f"no sentinel answered about {service!r}: " + "; ".join(others)
+        f"no sentinel gave a usable answer about {service!r}: " + "; ".join(others),
+        failures={a: r for a, r in answers.items() if isinstance(r, BaseException)},
     )
 
 
@@ -142,13 +154,13 @@ async def discover_master(
         for a, r in (await sentinel.ask_all(b"SENTINEL", b"MASTER", service)).items()
     }
     views: list[MasterView] = []
-    for address, reply in answers.items():
+    for address, reply in list(answers.items()):
         if isinstance(reply, BaseException):
             continue
         try:
             views.append(_view(address, reply, sentinel))
-        except (KeyError, ValueError, TypeError):
-            continue
+        except ProtocolError as exc:
+            _drop_malformed(answers, address, exc)
     candidates = choose_master(views)
     if not candidates:
         _raise_for(service, answers, views, "the master")
@@ -173,13 +185,13 @@ async def discover_replicas(sentinel: RedisSentinel, service: str) -> list[Addre
             continue
         try:
             infos = reply_dicts(reply, source)
-        except ProtocolError as exc:  # counted as no answer from that sentinel
-            answers[source] = exc
+        except ProtocolError as exc:
+            _drop_malformed(answers, source, exc)
             continue
         answered = True
         for info in infos:
             try:
-                announced = (info["ip"], int(info["port"]))
+                announced = (info["ip"], port_text(info["port"]))
             except (KeyError, ValueError):
                 continue
             address = sentinel.remap(announced)

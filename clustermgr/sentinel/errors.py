@@ -9,6 +9,9 @@ catches those keeps working.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ..errors import (
     AuthError,
     ConnectError,
@@ -17,6 +20,7 @@ from ..errors import (
     SlaveNotFoundError,
     TimeoutError,
 )
+from ._common import Address
 
 __all__ = [
     "FailoverTimeoutError",
@@ -39,7 +43,17 @@ class MasterDownError(MasterNotFoundError):
 
 
 class SentinelsUnreachableError(MasterNotFoundError, ConnectError):
-    """No sentinel could be reached (refused, timed out, or closed the connection)."""
+    """No sentinel gave a usable answer (refused, timed out, closed the
+    connection, or sent a malformed reply).
+
+    ``failures`` maps each sentinel asked to its error (empty when unknown).
+    """
+
+    def __init__(
+        self, msg: str = "", *args: Any, failures: Mapping[Address, BaseException] | None = None
+    ) -> None:
+        super().__init__(msg, *args)
+        self.failures: dict[Address, BaseException] = dict(failures or {})
 
 
 class SentinelAuthError(AuthError):

@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any, ClassVar
 
-from ..errors import RedisError
+from ..errors import ProtocolError, RedisError
 from ..events import FailoverDetected
 from ._common import Address, address_text, logger
 from .discovery import MasterView, discover_master
@@ -21,6 +21,7 @@ from .epochs import EpochGuard
 from .errors import RoleMismatchError
 from .events import PROMOTION_EVENTS, SentinelEvent
 from .failover import Failover, Follower
+from .replies import address_reply
 from .servers import ServerPool
 
 __all__ = ["MasterFollower"]
@@ -137,14 +138,18 @@ class MasterFollower(Follower):
     async def _check_view(self, sentinel: Address) -> None:
         """Compare a reconnected sentinel's master with ours (events may be lost)."""
         try:
-            reply = await self._sentinel.execute_on(
-                sentinel, b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", self._service)
-        except (RedisError, OSError):
+            named = await self._sentinel.execute_on(
+                sentinel, b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", self._service,
+                parse=address_reply)
+            if named is not None:  # compared as this client reaches it
+                named = self._sentinel.remap(named)
+        except (RedisError, OSError) as exc:
+            if isinstance(exc, ProtocolError):
+                logger.warning("%s; not comparing its view", exc)
             return
-        if not reply or self.current is None:
+        if named is None or self.current is None:
             return
-        host = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-        if (host, int(reply[1])) != self.current.address and self.active is not None:
+        if named != self.current.address and self.active is not None:
             logger.info("sentinel %s names another master for %r: rediscovering",
                         address_text(sentinel), self._service)
             self.hold()

@@ -8,7 +8,7 @@ that answers) or all of them in parallel, each bounded by a timeout.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -24,33 +24,19 @@ from ..errors import (
     TimeoutError,
 )
 from ..options import InvalidOptionError, check_options, seconds
-from ..protocol import excerpt, to_text
 from ..remap import AddressRemap, remap_address
 from ..tlsopts import Tls, resolve_tls
-from ._common import Address, address_text
+from ._common import Address, address_text, logger
 from .errors import SentinelAuthError, SentinelsUnreachableError, UnknownServiceError
+from .replies import address_reply, reply_dict, reply_dicts
 
-__all__ = ["RedisSentinel", "create_sentinel", "pairs_to_dict", "reply_dicts"]
+__all__ = ["RedisSentinel", "create_sentinel"]
 
 _SSL_OPTION = "sentinel ssl"
 
 
-def pairs_to_dict(reply: Sequence[Any]) -> dict[str, str]:
-    """``[k1, v1, k2, v2, ...]`` (bytes or str) to ``{k1: v1, ...}`` as str."""
-    items = [to_text(x) for x in reply]
-    return dict(zip(items[::2], items[1::2], strict=False))
-
-
-def reply_dicts(reply: Any, source: Address) -> list[dict[str, str]]:
-    """An array of ``[k1, v1, ...]`` arrays (a listing from ``source``) as dicts.
-
-    Any other shape raises :class:`ProtocolError` naming the sentinel.
-    """
-    if not isinstance(reply, list) or not all(isinstance(item, list) for item in reply):
-        raise ProtocolError(
-            f"sentinel {address_text(source)} sent a malformed listing: {excerpt(reply)}"
-        )
-    return [pairs_to_dict(item) for item in reply]
+def _cut(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _as_address(address: Any) -> Address:
@@ -283,44 +269,53 @@ class RedisSentinel:
     ) -> Any:
         """Run a command on the first sentinel that answers (known ones in order).
 
-        ``parse`` as for :meth:`execute_on`. A reply error (or a malformed
-        reply) from a reachable sentinel is raised at once; when none
-        is reachable: :class:`SentinelsUnreachableError` (or
-        :class:`SentinelAuthError` if one refused our credentials).
+        ``parse`` as for :meth:`execute_on`. A reply error from a reachable
+        sentinel is raised at once; a malformed reply is logged (naming the
+        sentinel) and the next sentinel asked. When none gives a usable
+        answer: :class:`SentinelsUnreachableError` naming each one's failure
+        (or :class:`SentinelAuthError` if one refused our credentials).
         """
-        failures: list[str] = []
+        failures: dict[Address, BaseException] = {}
         auth_error: SentinelAuthError | None = None
         for address in list(self._addresses):
             try:
                 return await self.execute_on(address, command, *args, parse=parse)
             except SentinelAuthError as exc:
                 auth_error = exc
-                failures.append(str(exc))
-            except (ReplyError, ProtocolError):
+                failures[address] = exc
+            except ReplyError:
                 raise
+            except ProtocolError as exc:
+                logger.warning("%s; asking the next sentinel", _cut(str(exc)))
+                failures[address] = exc
             except (RedisError, OSError) as exc:
-                failures.append(f"{address_text(address)}: {exc}")
+                failures[address] = exc
         if auth_error is not None:
             raise auth_error
-        raise SentinelsUnreachableError("no sentinel reachable: " + "; ".join(failures))
+        raise SentinelsUnreachableError(
+            "no sentinel gave a usable answer: "
+            + "; ".join(f"{address_text(a)}: {_cut(str(e))}" for a, e in failures.items()),
+            failures=failures,
+        )
 
     # -- sentinel commands ----------------------------------------------------
 
     async def master(self, name: str) -> dict[str, str]:
         """``SENTINEL MASTER name`` as a dict (raises :class:`UnknownServiceError`)."""
-        return pairs_to_dict(await self._about(name, b"MASTER"))
+        return await self._about(name, b"MASTER", reply_dict)  # type: ignore[no-any-return]
 
     async def masters(self) -> list[dict[str, str]]:
         """``SENTINEL MASTERS``: every monitored master, as dicts."""
-        return [pairs_to_dict(item) for item in await self.execute(b"SENTINEL", b"MASTERS")]
+        return await self.execute(  # type: ignore[no-any-return]
+            b"SENTINEL", b"MASTERS", parse=reply_dicts)
 
     async def master_address(self, name: str) -> Address:
         """``SENTINEL GET-MASTER-ADDR-BY-NAME`` as ``(host, port)``."""
-        reply = await self.execute(b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", name)
-        if not reply:
+        address = await self.execute(b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", name,
+                                     parse=address_reply)
+        if address is None:
             raise UnknownServiceError(f"no sentinel monitors a service named {name!r}")
-        host = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-        return self.remap((host, int(reply[1])))
+        return self.remap(address)
 
     async def replicas(self, name: str) -> list[dict[str, str]]:
         """``SENTINEL REPLICAS name``: the master's replicas, as dicts."""

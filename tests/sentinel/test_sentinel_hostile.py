@@ -11,7 +11,7 @@ from fake_sentinel import FakeSentinel, MasterView
 
 from clustermgr import create_connection
 from clustermgr.errors import ProtocolError
-from clustermgr.sentinel.discovery import discover_replicas
+from clustermgr.sentinel.discovery import discover_master, discover_replicas
 from clustermgr.sentinel.errors import SentinelsUnreachableError
 from clustermgr.sentinel.events import SentinelEvent
 from clustermgr.sentinel.monitor import SentinelMonitor
@@ -66,14 +66,15 @@ class _LyingSentinel(FakeSentinel):
 
 
 @pytest.mark.parametrize("reply", [b":5\r\n", b"*1\r\n:5\r\n"])
-async def test_a_malformed_sentinels_listing_is_a_protocol_error_naming_the_sentinel(
+async def test_a_malformed_sentinels_listing_is_a_typed_error_naming_the_sentinel(
     reply: bytes,
 ) -> None:
     async with _LyingSentinel(b"SENTINELS", reply) as lying:
         client = await create_sentinel([lying.address])
         try:
-            with pytest.raises(ProtocolError, match=f"sentinel 127.0.0.1:{lying.port}"):
+            with pytest.raises(SentinelsUnreachableError, match=f"127.0.0.1:{lying.port}") as e:
                 await client.sentinels("svc")
+            assert isinstance(e.value.failures[lying.address], ProtocolError)
         finally:
             client.close()
             await client.wait_closed()
@@ -86,10 +87,94 @@ async def test_a_malformed_replicas_listing_is_a_typed_error_naming_the_sentinel
     async with _LyingSentinel(b"REPLICAS", reply) as lying:
         client = await create_sentinel([lying.address])
         try:
-            with pytest.raises(ProtocolError, match=f"sentinel 127.0.0.1:{lying.port}"):
+            with pytest.raises(SentinelsUnreachableError, match=f"127.0.0.1:{lying.port}") as e:
                 await client.replicas("svc")
+            assert isinstance(e.value.failures[lying.address], ProtocolError)
             with pytest.raises(SentinelsUnreachableError, match=f"127.0.0.1:{lying.port}"):
                 await discover_replicas(client, "svc")
+        finally:
+            client.close()
+            await client.wait_closed()
+
+
+_BAD_ADDR_REPLIES = [
+    b":5\r\n",  # not an array
+    b"*1\r\n$9\r\n127.0.0.1\r\n",  # one element
+    b"*3\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n$1\r\nx\r\n",  # three elements
+    b"*2\r\n:1\r\n$4\r\n6379\r\n",  # host not a string
+    b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n0x10\r\n",  # port not an integer
+    b"*2\r\n$9\r\n127.0.0.1\r\n$5\r\n99999\r\n",  # port out of range
+    b"*2\r\n$9\r\n127.0.0.1\r\n*0\r\n",  # port an array
+]
+
+
+@pytest.mark.parametrize("reply", _BAD_ADDR_REPLIES)
+async def test_a_malformed_master_address_is_logged_and_the_next_sentinel_asked(
+    reply: bytes, caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with _LyingSentinel(b"GET-MASTER-ADDR-BY-NAME", reply) as lying, FakeSentinel(
+        "svc", MasterView(("127.0.0.1", 4242))
+    ) as honest:
+        client = await create_sentinel([lying.address, honest.address])
+        try:
+            with caplog.at_level(logging.WARNING, logger="clustermgr"):
+                assert await client.master_address("svc") == ("127.0.0.1", 4242)
+            logged = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+            assert len(logged) == 1 and f"127.0.0.1:{lying.port}" in logged[0]
+            assert len(logged[0]) < 600
+        finally:
+            client.close()
+            await client.wait_closed()
+
+
+async def test_when_every_sentinel_answers_malformed_the_error_names_each_one() -> None:
+    async with _LyingSentinel(b"GET-MASTER-ADDR-BY-NAME", b":5\r\n") as first, _LyingSentinel(
+        b"GET-MASTER-ADDR-BY-NAME", b"*2\r\n$1\r\nh\r\n$2\r\nxx\r\n"
+    ) as second:
+        client = await create_sentinel([first.address, second.address])
+        try:
+            with pytest.raises(SentinelsUnreachableError) as caught:
+                await client.master_address("svc")
+            text = str(caught.value)
+            assert f"127.0.0.1:{first.port}" in text and f"127.0.0.1:{second.port}" in text
+            assert "malformed" in text
+            assert set(caught.value.failures) == {first.address, second.address}
+        finally:
+            client.close()
+            await client.wait_closed()
+
+
+async def test_a_malformed_listing_from_the_first_sentinel_asks_the_next() -> None:
+    async with _LyingSentinel(b"SENTINELS", b":5\r\n") as lying, FakeSentinel(
+        "svc", MasterView(("127.0.0.1", 1))
+    ) as honest:
+        client = await create_sentinel([lying.address, honest.address])
+        try:
+            assert await client.sentinels("svc") == []
+        finally:
+            client.close()
+            await client.wait_closed()
+
+
+@pytest.mark.parametrize("reply", [b":5\r\n", b"*2\r\n$2\r\nip\r\n$1\r\nh\r\n",
+                                   b"*4\r\n$2\r\nip\r\n$1\r\nh\r\n$4\r\nport\r\n$2\r\nxx\r\n"])
+async def test_malformed_master_views_from_every_sentinel_name_each_one(
+    reply: bytes, caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with _LyingSentinel(b"MASTER", reply) as first, _LyingSentinel(
+        b"MASTER", reply
+    ) as second:
+        client = await create_sentinel([first.address, second.address])
+        try:
+            with caplog.at_level(logging.WARNING, logger="clustermgr"), pytest.raises(
+                SentinelsUnreachableError
+            ) as caught:
+                await discover_master(client, "svc")
+            text = str(caught.value)
+            assert f"127.0.0.1:{first.port}" in text and f"127.0.0.1:{second.port}" in text
+            assert "malformed" in text
+            logged = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+            assert len(logged) == 2 and all(len(m) < 600 for m in logged)
         finally:
             client.close()
             await client.wait_closed()

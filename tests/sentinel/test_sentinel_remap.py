@@ -105,3 +105,26 @@ async def test_a_failing_remap_fails_the_sentinel_pool_typed(
             group.sentinel_addresses, group.service, address_remap=broken,
         ), 20)
     assert caught.value.address == group.master.address
+
+
+async def test_a_sentinel_reconnect_compares_its_master_through_the_remap(
+    mapped: Mapped, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After a sentinel's event connection comes back, the master it names is
+    compared with the pool's remapped one: the same master is not rediscovered."""
+    group = mapped.group
+    pool = await create_sentinel_pool(
+        group.sentinel_addresses, group.service, address_remap=mapped.remap,
+    )
+    try:
+        assert await pool.execute("SET", "remap:r", "v") == b"OK"
+        caplog.set_level("INFO", logger="clustermgr.sentinel")
+        for sentinel in group.sentinels:
+            sentinel.command("CLIENT", "KILL", "TYPE", "pubsub")
+        await asyncio.sleep(3.0)  # the monitor reconnects and compares views
+        rediscovered = [r.getMessage() for r in caplog.records if "rediscovering" in r.getMessage()]
+        assert rediscovered == []
+        assert await pool.execute("GET", "remap:r") == b"v"
+    finally:
+        pool.close()
+        await pool.wait_closed()
