@@ -51,6 +51,7 @@ from .errors import (
 from .execreply import ExecCodecs
 from .handback import ConnectionState
 from .options import check_class, check_options
+from .peerstate import Probe, peer_ended, state_probe
 from .protocol import (
     BLOCKING_COMMANDS,
     case_variants,
@@ -153,7 +154,12 @@ class RedisConnection(AbcConnection):
         # One entry per reply awaited (the dispatcher's queue; see dispatch.Waiter).
         self._waiters = self._replies.waiters
         self._buffer: list[bytes] = []
+        # Commands queued (waiters at the tail) whose bytes were not handed to the kernel.
         self._unflushed = 0
+        # Set once nothing more may be written (see _stopped); then every queued
+        # command stays unsent and fails as not executed when the loss is reported.
+        self._unsendable = False
+        self._peer_state: Probe | None = None
         self._flush_handle: asyncio.Handle | None = None
         self._tracked = StateTracker()
         self._blocking = BlockingCommands(self._blocking_given_up)
@@ -195,22 +201,47 @@ class RedisConnection(AbcConnection):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             peer = transport.get_extra_info("peername")
             self._peer = (peer[0], peer[1]) if peer else None
+            self._peer_state = state_probe(sock)
+
+    def _stopped(self, transport: asyncio.Transport, idle: bool) -> bool:
+        """True once nothing more may be written (it stays so): the transport is
+        closing (asyncio would drop the bytes) or, before the first write to an
+        ``idle`` connection, the kernel holds the peer's FIN or RST
+        (:mod:`clustermgr.peerstate`). The loss is then reported by asyncio."""
+        if not self._unsendable:
+            probe = self._peer_state
+            self._unsendable = transport.is_closing() or (
+                idle and probe is not None and peer_ended(probe)
+            )
+        return self._unsendable
 
     def _flush(self) -> None:
         self._flush_handle = None
-        if self._buffer and self._transport is not None:
+        transport = self._transport
+        if self._buffer and transport is not None and not self._stopped(
+            transport, len(self._waiters) == self._unflushed
+        ):
             data = b"".join(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
             self._buffer.clear()
+            transport.write(data)
+            if transport.is_closing():  # the kernel refused the write: asyncio closed at once
+                self._unsendable = True
+                return
             self.stats.commands += self._unflushed  # once per write, not per command
             self._unflushed = 0
-            self._transport.write(data)
 
     def _send(self, data: bytes) -> None:
-        if self._flush_handle is None and len(self._waiters) == 1 and self._transport is not None:
+        transport = self._transport
+        if self._flush_handle is None and len(self._waiters) == 1 and transport is not None:
             # An idle connection: send at once (a lone caller saves a loop turn);
             # commands that follow in this tick are coalesced into one write.
-            self.stats.commands += 1
-            self._transport.write(data)
+            if not self._stopped(transport, True):
+                transport.write(data)
+                if not transport.is_closing():
+                    self.stats.commands += 1
+                    return
+                self._unsendable = True  # the kernel refused the write: asyncio closed at once
+            self._unflushed += 1  # not sent: it fails as not executed with the loss
             return
         self._buffer.append(data)
         self._unflushed += 1

@@ -36,6 +36,7 @@ from ..connection import RedisConnection
 from ..credentials import CredentialProvider, auth_all
 from ..errors import (
     AskError,
+    AskTargetUnreachableError,
     ClusterDownError,
     ClusterRetryError,
     ConnectError,
@@ -125,7 +126,8 @@ class ClusterPool(SubscriptionViews, Router):
         self._refresh = RefreshEngine(self._nodes.reload, self._options, poll=self._nodes.poll)
         self._waits = MapWaits(
             self._refresh, route=self._route, report=self._nodes.report,
-            state_ok=lambda: self._nodes.state_ok, closed=lambda: self._closed,
+            state_ok=lambda: self._nodes.state_ok, current_map=lambda: self._nodes.map,
+            closed=lambda: self._closed,
             backoff=self._backoff, actions=self._actions, retry_timeout=self._retry_timeout,
             node_timeout=self._options.node_timeout,
         )
@@ -235,6 +237,14 @@ class ClusterPool(SubscriptionViews, Router):
     def _exhausted(self, c: Classified, budget: Budget, why: str,
                    last: BaseException | None) -> BaseException:
         detail = f"{type(last).__name__}: {last}" if last is not None else "no route"
+        ask = budget.held_ask
+        if isinstance(ask, AskError):
+            host, port = ask.address
+            return AskTargetUnreachableError(
+                f"{c.name} gave up after {why}: slot {ask.slot} is migrating to "
+                f"{host}:{port} (ASK), which did not answer; last error: {detail}", last,
+                slot=ask.slot, address=ask.address, may_have_executed=budget.unknown,
+            )
         return ClusterRetryError(
             f"{c.name} gave up after {why}; last error: {detail}", last,
             may_have_executed=budget.unknown,

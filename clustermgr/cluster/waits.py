@@ -32,8 +32,8 @@ class MapWaits:
     errors are never retried.
     """
 
-    __slots__ = ("_actions", "_backoff", "_closed", "_node_timeout", "_refresh", "_report",
-                 "_retry_timeout", "_route", "_state_ok", "_time")
+    __slots__ = ("_actions", "_backoff", "_closed", "_current_map", "_node_timeout",
+                 "_refresh", "_report", "_retry_timeout", "_route", "_state_ok", "_time")
 
     def __init__(
         self,
@@ -42,6 +42,7 @@ class MapWaits:
         route: Callable[[Classified], ConnectionsPool | None],
         report: Callable[[Address, bool, str], None],
         state_ok: Callable[[], bool],
+        current_map: Callable[[], object],
         closed: Callable[[], bool],
         backoff: Backoff,
         actions: ErrorActions,
@@ -52,6 +53,7 @@ class MapWaits:
         self._route = route
         self._report = report
         self._state_ok = state_ok
+        self._current_map = current_map
         self._closed = closed
         self._backoff = backoff
         self._actions = actions
@@ -82,14 +84,20 @@ class MapWaits:
         """
         delay = self._backoff.delay(budget.failures - 1)
         remaining = budget.remaining(self._time())
-        failed_on = c.pool
         clusterdown = isinstance(error, ClusterDownError)
+        if budget.held_ask is not None:
+            # The node a migration's ASK named did not answer: ask the source
+            # again when the slot moves or any news comes (a promotion may have
+            # moved the migration on), at the latest after the backoff.
+            failed_on, before = self._route(c), self._current_map()
+        else:
+            failed_on, before = c.pool, None
         await self._refresh.hold(
             delay if remaining is None else min(delay, remaining),
             f"held ({type(error).__name__})", poll=action is Action.REFRESH_LATER,
             released=lambda: self._closed() or self._route(c) is not failed_on or (
                 clusterdown and self._state_ok()
-            ),
+            ) or (before is not None and self._current_map() is not before),
         )
 
     def failed(self, pool: ConnectionsPool | None, error: BaseException) -> None:
