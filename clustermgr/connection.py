@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,7 +38,7 @@ from .batching import (
 from .blocking import BlockingCommands, BlockingWait, warn_if_replied
 from .bounds import CONNECT_TIMEOUT, DEFAULT, READ_TIMEOUT, Default, blocking_wait, resolve
 from .credentials import CredentialProvider, get_credentials
-from .demoted import DemotedReply, all_plain, demote_waiters, withdraw_unsent
+from .demoted import all_plain, demote_plain
 from .dispatch import ErrorHook, ReplyDispatcher
 from .errors import (
     ConnectError,
@@ -65,6 +64,7 @@ from .stall import Overdue, StallWatch
 from .stats import Counters
 from .tlsopts import resolve_tls
 from .tracking import StateTracker
+from .writer import CommandWriter
 
 __all__ = [
     "BATCH_CHECKED_NAMES", "SPECIAL_COMMANDS", "ErrorHook", "RedisConnection", "create_connection",
@@ -139,7 +139,6 @@ class RedisConnection(AbcConnection):
         self._encoding = encoding
         self._loop = loop or asyncio.get_running_loop()
         target = address.target
-        self._transport: asyncio.Transport | None = None
         self._peer: tuple[str, int] | None = None  # the TCP peer, once connected
         self._pubsub = PubSubState(self._server_unsubscribed)
         self._replies = ReplyDispatcher(
@@ -152,9 +151,8 @@ class RedisConnection(AbcConnection):
         )
         # One entry per reply awaited (the dispatcher's queue; see dispatch.Waiter).
         self._waiters = self._replies.waiters
-        self._buffer: list[bytes] = []
-        self._unflushed = 0
-        self._flush_handle: asyncio.Handle | None = None
+        # Commands out to the socket; the unsent ones (the waiters at the tail).
+        self._writer = CommandWriter(self._loop, self._waiters, Counters())
         self._tracked = StateTracker()
         self._blocking = BlockingCommands(self._blocking_given_up)
         # Between MULTI and EXEC/DISCARD: each queued command's codec, for its EXEC slot.
@@ -175,8 +173,6 @@ class RedisConnection(AbcConnection):
         #: Called when the server unsubscribes a channel on its own (sharded
         #: channel whose slot moved). When unset the channel is closed.
         self.on_unsubscribed: UnsubscribedHook | None = None
-        #: Commands sent and errors seen (a pool replaces it with its node's counters).
-        self.stats = Counters()
 
     def watch_overdue(self, overdue: Overdue) -> None:
         """Call ``overdue.call()`` when replies are due and none came for
@@ -186,41 +182,27 @@ class RedisConnection(AbcConnection):
 
     # -- plumbing ---------------------------------------------------------
 
+    @property
+    def stats(self) -> Counters:
+        """Commands sent and errors seen (a pool replaces it with its node's counters)."""
+        return self._writer.stats
+
+    @stats.setter
+    def stats(self, counters: Counters) -> None:
+        self._writer.stats = counters
+
     def _attach(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
+        self._writer.attach(transport)
         if self._stall is not None:
             self._stall.start()
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            peer = transport.get_extra_info("peername")
-            self._peer = (peer[0], peer[1]) if peer else None
-
-    def _flush(self) -> None:
-        self._flush_handle = None
-        if self._buffer and self._transport is not None:
-            data = b"".join(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
-            self._buffer.clear()
-            self.stats.commands += self._unflushed  # once per write, not per command
-            self._unflushed = 0
-            self._transport.write(data)
-
-    def _send(self, data: bytes) -> None:
-        if self._flush_handle is None and len(self._waiters) == 1 and self._transport is not None:
-            # An idle connection: send at once (a lone caller saves a loop turn);
-            # commands that follow in this tick are coalesced into one write.
-            self.stats.commands += 1
-            self._transport.write(data)
-            return
-        self._buffer.append(data)
-        self._unflushed += 1
-        if self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self._flush)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self._peer = (peer[0], peer[1])
 
     def _due_since(self) -> float | None:
         """When replies became due (the stall check): None while none is written,
         0.0 for ordinary commands, the end of a blocking command's own wait."""
-        if self._closing or not self._waiters or self._unflushed:
+        if self._closing or not self._waiters or self._writer.unflushed:
             return None
         return self._blocking.until if self._blocking.count else 0.0
 
@@ -233,21 +215,19 @@ class RedisConnection(AbcConnection):
     def _blocking_given_up(self, command: Any) -> None:
         """The caller of blocking ``command`` cancelled before its reply: close."""
         if not self._closing:
-            warn_if_replied(self._transport, self._address_text, command)
+            warn_if_replied(self._writer.transport, self._address_text, command)
             logger.debug("closing %r: its caller gave up on %r", self, command)
             self.close()
 
     def _on_lost(self, exc: BaseException | None) -> None:
         forced = self._closing
         self._closing = True
-        if self._transport is not None and not self._transport.is_closing():
+        writer = self._writer
+        transport, writer.transport = writer.transport, None
+        if transport is not None and not transport.is_closing():
             # Python 3.10's SSL transport stays "open" after connection_lost (a
             # ResourceWarning when collected) unless it is closed explicitly.
-            self._transport.close()
-        self._transport = None
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
+            transport.close()
         if self._stall is not None:
             self._stall.stop()
         cause = self._close_error or exc
@@ -256,7 +236,7 @@ class RedisConnection(AbcConnection):
             else "lost" if cause is None else f"lost: {cause}"
         )
         # Waiters whose bytes never left our buffer cannot have run.
-        written = len(self._waiters) - self._unflushed
+        written = len(self._waiters) - writer.withdraw()
         error_cls = ConnectionForcedCloseError if forced else ConnectionClosedError
         if not forced:
             self.stats.disconnects += 1
@@ -264,8 +244,6 @@ class RedisConnection(AbcConnection):
                 self.stats.error(error_cls.__name__, len(self._waiters))
         self._replies.fail_pending(error_cls, message, cause, written)
         self._replies.report_dropped_pushes()
-        self._buffer.clear()
-        self._unflushed = 0
         self._blocking.clear()
         # The owner's hook, when set, decides which channels end (closed by us or lost alike).
         hook = self.on_pubsub_lost
@@ -277,8 +255,8 @@ class RedisConnection(AbcConnection):
 
     def _abort(self, exc: BaseException) -> None:
         self._close_error = exc
-        if self._transport is not None:
-            self._transport.abort()
+        if self._writer.transport is not None:
+            self._writer.transport.abort()
 
     @property
     def _address_text(self) -> str:
@@ -340,7 +318,7 @@ class RedisConnection(AbcConnection):
         if hook is not None and type(hook) is BlockingWait:
             future.add_done_callback(hook.given_up)
         self._waiters.append((future, encoding, hook, on_error, command, args))
-        self._send(data)
+        self._writer.send(data)
         return future
 
     def execute_plain(
@@ -359,7 +337,7 @@ class RedisConnection(AbcConnection):
             self._stall.progress()
         future = self._loop.create_future()
         self._waiters.append((future, encoding, None, on_error, command, args))
-        self._send(data)
+        self._writer.send(data)
         return future
 
     def execute_batch(
@@ -410,10 +388,7 @@ class RedisConnection(AbcConnection):
         self._waiters.extend([entry_] * len(payload))
         if self._stall is not None and len(self._waiters) == len(payload):
             self._stall.progress()
-        self._buffer.append(b"".join(payload))
-        self._unflushed += len(payload)
-        if self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self._flush)
+        self._writer.queue(b"".join(payload), len(payload))
         return future
 
     def _state_hook(self, special: bytes, command: Any, args: tuple[Any, ...]) -> Any:
@@ -445,7 +420,7 @@ class RedisConnection(AbcConnection):
         future: asyncio.Future[Any] = self._loop.create_future()
         name, data, wait = self._pubsub.request(command, channels, future)
         self._waiters.append((future, None, wait, None, name, ()))
-        self._send(data)
+        self._writer.send(data)
         return future
 
     @contextmanager
@@ -460,62 +435,45 @@ class RedisConnection(AbcConnection):
         if self._closing:
             return
         self._closing = True
-        if self._flush_handle is not None:
-            # Commands still in our buffer are never sent: they fail as not executed.
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        if self._transport is not None:
-            self._transport.close()
+        self._writer.hold()  # what is still queued is never sent: it fails as not executed
+        if self._writer.transport is not None:
+            self._writer.transport.close()
         elif not self._closed_future.done():
             self._on_lost(None)
 
     def demote(self, grace: float, *, exclusive: bool = False) -> None:
         """The server stopped being a master (cluster fencing).
 
-        Replies still due are no longer trusted as acknowledgements (see
-        :mod:`clustermgr.demoted`), commands not yet written are failed as
-        not executed, and what is still unanswered after ``grace`` seconds
-        fails when the connection is dropped then. It is dropped at once,
-        idle or not, when lent for ``exclusive`` use (its holder's next
-        commands would go to the demoted server too), and when a batch,
-        transaction, subscription or blocking command is pending.
+        Replies still due are no longer trusted as acknowledgements, commands
+        not yet written fail as not executed, and what is still unanswered
+        after ``grace`` seconds fails when the connection is dropped then
+        (see :mod:`clustermgr.demoted`). It is dropped at once, idle or not,
+        when lent for ``exclusive`` use (its holder's next commands would go
+        to the demoted server too), and when a batch, transaction,
+        subscription or blocking command is pending.
         """
         if self._closing or not (self._waiters or exclusive):
             return
-        describe = self._address_text
         if exclusive or self._multi is not None or self._pubsub.subscribed or not all_plain(
             self._waiters
         ):
-            self._drop(ConnectionForcedCloseError(f"{describe} was demoted from master"))
+            self._drop(ConnectionForcedCloseError(f"{self._address_text} was demoted from master"))
             return
-        if self._unflushed:
-            if self._flush_handle is not None:
-                self._flush_handle.cancel()
-                self._flush_handle = None
-            count, self._unflushed = self._unflushed, 0
-            self._buffer.clear()
-            withdraw_unsent(self._waiters, count, describe)
-        if self._waiters:
-            demoted = demote_waiters(self._waiters, describe, self.stats.error)
-            self._loop.call_later(grace, self._end_demotion, demoted, grace)
-
-    def _end_demotion(self, demoted: list[DemotedReply], grace: float) -> None:
-        if not self._closing and any(not reply.stand_in.done() for reply in demoted):
-            self._drop(ConnectionForcedCloseError(
-                f"{self._address_text} was demoted from master and left replies "
-                f"unanswered for {grace}s"
-            ))
+        demote_plain(
+            self._waiters, self._writer.withdraw(), self._address_text, self.stats.error,
+            grace, self._drop,
+        )
 
     def _drop(self, error: BaseException) -> None:
         """Abort now, failing what is pending with ``error`` as the cause: not a
         graceful close, whose flush a frozen server's full socket would hold up."""
+        if self._closing:
+            return
         self._closing = True
-        if self._flush_handle is not None:  # what is still buffered is never sent
-            self._flush_handle.cancel()
-            self._flush_handle = None
+        self._writer.hold()  # what is still queued is never sent
         self._close_error = error
-        if self._transport is not None:
-            self._transport.abort()
+        if self._writer.transport is not None:
+            self._writer.transport.abort()
         elif not self._closed_future.done():
             self._on_lost(None)
 
@@ -715,7 +673,8 @@ async def create_connection(
             f"cannot connect to {conn._address_text}: {exc.strerror or exc}", exc
         ) from exc
     except (UnicodeError, ValueError) as exc:  # a host the resolver cannot take
-        opened = conn._transport is not None  # then the handshake raised: not a connect error
+        # Connected: then the handshake raised, which is not a connect error.
+        opened = conn._writer.transport is not None
         conn.close()
         if opened:
             await conn.wait_closed()

@@ -25,7 +25,7 @@ from typing import Any
 from .dispatch import ErrorHook, Waiter
 from .errors import ConnectionClosedError, ConnectionForcedCloseError, ReplyError
 
-__all__ = ["DemotedReply", "all_plain", "demote_waiters", "withdraw_unsent"]
+__all__ = ["DemotedReply", "all_plain", "demote_plain", "demote_waiters", "withdraw_unsent"]
 
 
 class DemotedReply:
@@ -81,6 +81,8 @@ class DemotedReply:
         self, _stand_in: asyncio.Future[Any], error: BaseException, *_: Any
     ) -> bool:
         """The waiter's error hook: the connection ended before the reply."""
+        if not self.stand_in.done():
+            self.stand_in.set_result(None)
         if not self.future.done():
             self._fail(error)
         return True
@@ -127,3 +129,30 @@ def withdraw_unsent(waiters: deque[Waiter], count: int, describe: str) -> None:
         codec = encoding if isinstance(encoding, str) or encoding is None else None
         if on_error is None or not on_error(future, error, command, args, codec):
             future.set_exception(error)
+
+
+def demote_plain(
+    waiters: deque[Waiter],
+    unsent: int,
+    describe: str,
+    count_error: Callable[[str], None],
+    grace: float,
+    drop: Callable[[BaseException], None],
+) -> None:
+    """Demote a connection whose ``waiters`` are all plain: the last ``unsent``
+    were never written (withdrawn, failed as not executed), the others get a
+    :class:`DemotedReply`; ``drop(error)`` ends the connection if any of them
+    is still unanswered ``grace`` seconds later."""
+    if unsent:
+        withdraw_unsent(waiters, unsent, describe)
+    if not waiters:
+        return
+    demoted = demote_waiters(waiters, describe, count_error)
+
+    def end_of_grace() -> None:
+        if any(not reply.stand_in.done() for reply in demoted):
+            drop(ConnectionForcedCloseError(
+                f"{describe} was demoted from master and left replies unanswered for {grace}s"
+            ))
+
+    asyncio.get_running_loop().call_later(grace, end_of_grace)

@@ -19,6 +19,7 @@ __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
     "AskError",
+    "AskTargetUnreachableError",
     "AuthError",
     "BusyGroupError",
     "BusyLoadingError",
@@ -444,6 +445,26 @@ class ClusterRetryError(RouteError):
         super().__init__(f"{msg} ({note})")
         self.last_error = last_error
         self.may_have_executed = may_have_executed
+
+
+class AskTargetUnreachableError(ClusterRetryError):
+    """A command for a key that a slot migration already moved gave up: the node
+    the migration's source sent it to (ASK) did not answer within ``retry_timeout``.
+
+    ``slot`` is the migrating slot and ``address`` the ``(host, port)`` the ASK
+    named. The command was held, not redirected again, until the budget ended.
+    On Redis 7 a migration whose target died stays pointed at it until an
+    operator moves it on (``CLUSTER SETSLOT``); Valkey 8 points it at the
+    promoted replica.
+    """
+
+    def __init__(
+        self, msg: str, last_error: BaseException | None, *, slot: int,
+        address: tuple[str, int], may_have_executed: bool = False,
+    ) -> None:
+        super().__init__(msg, last_error, may_have_executed=may_have_executed)
+        self.slot = slot
+        self.address = address
 
 
 class MasterNotFoundError(RedisError):

@@ -97,6 +97,16 @@ def test_budget() -> None:
     assert endless.spent(1e9) is None and endless.remaining(1e9) is None
 
 
+def test_an_ask_whose_node_does_not_answer_is_not_counted_as_a_redirect() -> None:
+    budget = Budget(0.0, 10.0, max_failures=None, max_redirects=1)
+    ask = ReplyError("ASK 7 127.0.0.1:7001")
+    for _ in range(5):  # source answers ASK, its target does not answer, held, again
+        budget.redirects += 1
+        budget.ask_unreached(ask)
+    assert budget.spent(1.0) is None and budget.held_ask is ask
+    assert budget.spent(10.0) is not None  # the deadline still bounds it
+
+
 @given(st.integers(0, 10_000), st.floats(0.0, 1.0))
 def test_backoff_delay_stays_within_jittered_exponential_bounds(attempt: int, u: float) -> None:
     backoff = Backoff(base=0.01, cap=0.5, jitter=0.5)

@@ -149,7 +149,7 @@ async def test_rediss_with_ca_and_client_certificate(
         assert await pool.execute("GET", "tls:k") == b"v"
         assert await pool.execute("ACL", "WHOAMI") == USER.encode()
         async with pool.get() as conn:
-            transport = conn._transport  # type: ignore[attr-defined]
+            transport = conn._writer.transport  # type: ignore[attr-defined]
             assert transport.get_extra_info("ssl_object") is not None
             assert transport.get_extra_info("peercert")["subjectAltName"]
         # The server's view: the pool's connections (user app) reached the TLS port

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from ..commands import CommandInfo, CommandTable
-from ..errors import ClusterRetryError, OutcomeUnknownError
+from ..errors import AskTargetUnreachableError, ClusterRetryError, OutcomeUnknownError
 from ..slots import SLOT_COUNT, key_slot
 from .pool import READ_FROM, ClusterPool, create_cluster_pool
 from .refresh import RefreshOptions
@@ -17,6 +17,7 @@ from .topology import NodeInfo, Shard, SlotMap
 __all__ = [
     "READ_FROM",
     "SLOT_COUNT",
+    "AskTargetUnreachableError",
     "ClusterPool",
     "ClusterRetryError",
     "CommandInfo",

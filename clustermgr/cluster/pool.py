@@ -13,8 +13,8 @@ The data path, top-down:
   TRYAGAIN, CLUSTERDOWN, LOADING, READONLY, a lost connection); the one
   retry path of :class:`~clustermgr.routing.Router` carries it out, bounded
   by ``max_redirects`` and ``retry_timeout``. This module says only where a
-  command goes (:meth:`ClusterPool._route`) and how to wait for a route
-  (a slot map refresh).
+  command goes (:meth:`ClusterPool._route`); how a held command waits for
+  the slot map is :mod:`.waits`, where a redirect leads :mod:`.redirects`.
 * The slot map is reloaded by one :class:`~clustermgr.cluster.refresh.RefreshEngine`
   calling :class:`~clustermgr.cluster.nodes.NodePools`: applying a map diffs
   it against the previous one, creates / retires node pools only for nodes
@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .._timeout import timeout as _timeout
 from ..abc import AbcConnection
 from ..bounds import DEFAULT, Default
 from ..commands import CommandInfo, CommandTable
@@ -38,6 +36,7 @@ from ..connection import RedisConnection
 from ..credentials import CredentialProvider, auth_all
 from ..errors import (
     AskError,
+    AskTargetUnreachableError,
     ClusterDownError,
     ClusterRetryError,
     ConnectError,
@@ -48,48 +47,35 @@ from ..errors import (
     PoolClosedError,
     ReadOnlyError,
     RedirectError,
-    RedisError,
-    ReplyTimeoutError,
     RouteError,
     TryAgainError,
 )
-from ..events import Redirect
-from ..health import describe_failure
 from ..options import check_options
 from ..pool import ConnectionsPool
 from ..pubsub import is_pubsub_command
-from ..remap import AddressRemap, remap_address
+from ..remap import AddressRemap
 from ..replybound import DEFAULT_MAX_REPLY_SIZE
 from ..routing import Action, Budget, Classified, Router
 from ..routing.batch import RoutedBatch
 from ..slots import SLOT_COUNT, key_slot
-from ..stall import Overdue
 from ..stats import NodeStats
 from ..subscriptions import SubscriptionSet, SubscriptionViews
 from ..tasks import failed
+from .commandtable import read_command_table
 from .multikey import pubsub_merge
+from .nodefactory import NodePoolFactory
 from .nodes import NodePools, Routes
 from .pubsub import ClusterPubSub
+from .redirects import Redirects
 from .refresh import RefreshEngine, RefreshOptions
 from .settings import READ_FROM, ClusterSettings, cluster_settings
 from .spread import fan_out, scan_one_master, split_across_slots
 from .topology import Address, SlotMap
+from .waits import MapWaits
 
 __all__ = ["READ_FROM", "ClusterPool", "create_cluster_pool"]
 
-logger = logging.getLogger("clustermgr.cluster")
-
 _FANOUT = ("all_shards", "all_nodes")
-
-# Least seconds of silence, replies owed, before a node's replies are overdue.
-_OVERDUE_LEAST = 0.5
-
-
-def overdue_after(hold_interval: float, read_timeout: float) -> float:
-    """Seconds of silence, replies owed, after which a node's replies are overdue
-    and the map is polled: ``min(max(hold_interval, 0.5), read_timeout / 4)``
-    (0.5 s by default: slower than most commands, well before a failover ends)."""
-    return min(max(hold_interval, _OVERDUE_LEAST), read_timeout / 4)
 
 
 class ClusterPool(SubscriptionViews, Router):
@@ -116,28 +102,43 @@ class ClusterPool(SubscriptionViews, Router):
             max_redirects=settings.max_redirects,
         )
         self._encoding = settings.encoding
-        self._read_from = read_from = settings.read_from
+        read_from = settings.read_from
         self._options = settings.refresh
-        self._pool_cls = settings.pool_cls
         self._pool_kwargs = settings.pool_kwargs
-        self._remap = settings.remap
         self._table = CommandTable.builtin()
         self._table_wanted = False
         self._routes: Routes = [None] * SLOT_COUNT
         self._readers: Routes | None = None
         self._masters: list[ConnectionsPool] = []
+        create = NodePoolFactory(
+            settings.pool_cls, self._pool_kwargs, read_from=read_from,
+            hold_interval=self._options.hold_interval, adopt=self._adopt,
+            overdue=lambda address: self._waits.overdue(address),
+        )
         self._nodes = NodePools(
             startup=settings.startup, read_from=read_from, options=self._options, tls=settings.tls,
             conn_kwargs=settings.conn_kwargs,
-            events=self.events, create=self._new_node_pool, set_routes=self._set_routes,
+            events=self.events, create=create, set_routes=self._set_routes,
             set_readers=self._set_readers, applied=self._map_applied,
             spawn=self._tasks.spawn, forget=self._forget, closed=lambda: self._closed,
             remap=settings.remap, client_az=settings.client_az,
         )
         self._refresh = RefreshEngine(self._nodes.reload, self._options, poll=self._nodes.poll)
+        self._waits = MapWaits(
+            self._refresh, route=self._route, report=self._nodes.report,
+            state=self._nodes.state, current_map=lambda: self._nodes.map,
+            closed=lambda: self._closed,
+            backoff=self._backoff, actions=self._actions, retry_timeout=self._retry_timeout,
+            node_timeout=self._options.node_timeout,
+        )
+        self._redirects = Redirects(
+            remap=settings.remap, routes=lambda: self._routes, node_pool=self._nodes.node_pool,
+            pools=lambda: self._nodes.pools, events=self.events, trigger=self._refresh.trigger,
+        )
         self._pubsub = ClusterPubSub(
             spawn=self._tasks.spawn, slot_owner=self._route_slot, masters=lambda: self._masters,
-            refresh=self._refresh_now, trigger=self._refresh.trigger, poll=self._poll_map,
+            refresh=self._waits.refresh_now, trigger=self._refresh.trigger,
+            poll=self._waits.poll_map,
             retry_timeout=self._retry_timeout, events=self.events,
         )
 
@@ -158,15 +159,9 @@ class ClusterPool(SubscriptionViews, Router):
         self._refresh.start()
 
     async def _load_command_table(self) -> None:
-        for pool in list(self._masters):
-            try:
-                async with _timeout(self._options.node_timeout * 5):
-                    reply = await pool.execute(b"COMMAND", encoding=None)
-                self._table = CommandTable.from_command_reply(reply)
-                return
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
-                logger.debug("COMMAND on %s failed: %s", pool, exc)
-        logger.warning("could not read the command table; using the builtin one")
+        table = await read_command_table(list(self._masters), self._options.node_timeout * 5)
+        if table is not None:
+            self._table = table
 
     @property
     def commands(self) -> CommandTable:
@@ -174,23 +169,6 @@ class ClusterPool(SubscriptionViews, Router):
         return self._table
 
     # -- nodes ------------------------------------------------------------
-
-    def _new_node_pool(self, address: Address) -> ConnectionsPool:
-        on_connect = self._send_readonly if self._read_from != "master" else None
-        read_timeout = self._pool_kwargs.get("read_timeout")
-        overdue = None if read_timeout is None else Overdue(
-            overdue_after(self._options.hold_interval, read_timeout),
-            functools.partial(self._overdue, address),
-        )
-        pool = self._pool_cls(
-            address, on_connect=on_connect, overdue=overdue, **self._pool_kwargs
-        )
-        self._adopt(pool)
-        return pool
-
-    @staticmethod
-    async def _send_readonly(conn: RedisConnection) -> None:
-        await conn.execute(b"READONLY", encoding=None)
 
     async def auth(self, password: str, username: str | None = None) -> bool:
         """``AUTH`` every connection of every node pool (ACL ``username`` optional);
@@ -239,94 +217,34 @@ class ClusterPool(SubscriptionViews, Router):
         return self._any_master() if slot is None else self._routes[slot]
 
     async def _wait_route(self, c: Classified, budget: Budget, why: str) -> None:
-        await self._refresh.refresh(why, budget.remaining(self._loop.time()))
-        if self._route(c) is None:
-            failure = self._refresh.failure
-            if failure is not None and self._actions.of_type(type(failure)) is Action.FAIL:
-                # never retried (credentials, the remap): the cause, at once (the
-                # reload's one error for every waiting command: no growing traceback)
-                raise failure.with_traceback(None)
-            await self._backoff.sleep(budget.failures, budget.remaining(self._loop.time()))
+        await self._waits.for_route(c, budget, why)
 
     async def _wait_retry(
         self, c: Classified, budget: Budget, error: BaseException, action: Action
     ) -> None:
-        """Wait for the slot map to move ``c`` off its failed node (or, after
-        CLUSTERDOWN, for that node to say its cluster state is ok), at most
-        the backoff (after CLUSTERDOWN: its cap, a bound on a wrong guess).
-
-        REFRESH_LATER (node unreachable, connection lost, CLUSTERDOWN) polls
-        the map every ``hold_interval`` meanwhile; BACKOFF (TRYAGAIN,
-        LOADING) only wakes on reloads that happen anyway. A CLUSTERDOWN-held
-        command wakes at the ``CLUSTER INFO`` of its node saying ok (asked
-        beside each poll), before any map is read (see :mod:`.state`).
-        """
-        failed_on = c.pool
-        address = failed_on.address if failed_on is not None else None
-        wake = None
-        if isinstance(error, ClusterDownError) and isinstance(address, tuple):
-            wake = self._nodes.state.turned_ok(address)
-        delay = self._backoff.cap if wake is not None else self._backoff.delay(budget.failures - 1)
-        remaining = budget.remaining(self._loop.time())
-        await self._refresh.hold(
-            delay if remaining is None else min(delay, remaining),
-            f"held ({type(error).__name__})", poll=action is Action.REFRESH_LATER,
-            released=lambda: self._closed or self._route(c) is not failed_on,
-            wake=wake,
-        )
+        await self._waits.for_retry(c, budget, error, action)
 
     def _redirect(self, c: Classified, error: BaseException, ask: bool) -> ConnectionsPool:
         assert isinstance(error, RedirectError)
-        address = remap_address(self._remap, error.address)  # AddressRemapError: not retried
-        source = self._routes[error.slot]
-        if source is not None:
-            source.counters.redirects += 1
-        if self.events.active:
-            origin = source.address if source is not None else None
-            self.events.emit(Redirect(
-                "ASK" if ask else "MOVED", error.slot,
-                origin if isinstance(origin, tuple) else None, address, c.name,
-            ))
-        target = self._nodes.node_pool(address)
-        if not ask:
-            self._routes[error.slot] = target
-            self._refresh.trigger("moved")
-        return target
+        return self._redirects.follow(c.name, error, ask)
 
     def _observe(self, c: Classified, pool: ConnectionsPool | None, error: BaseException) -> None:
-        address = pool.address if pool is not None else None
-        if not isinstance(address, tuple):
-            return
-        if isinstance(error, ClusterDownError):
-            self._nodes.state.refused(address)  # held until that node says ok
-        elif isinstance(error, ConnectError):
-            self._nodes.report(address, False, describe_failure(error))
-        elif isinstance(error.__cause__, ReplyTimeoutError):
-            # A paused or hung node: down (asked last by reloads), and the map
-            # is polled so its failover is followed without waiting for the
-            # next command to stall.
-            self._nodes.report(address, False, describe_failure(error))
-            self._refresh.hurry(self._retry_timeout)
-
-    def _overdue(self, address: Address) -> None:
-        # Replies from ``address`` are late (a paused master?): poll the map now
-        # (asking that node last), so a promotion is seen and the node fenced
-        # before it can answer them. A slow command (> 0.5 s) looks the same:
-        # the node is suspected until it answers a probe.
-        if not self._closed:
-            self._nodes.report(address, False, "replies overdue")
-            self._refresh.hurry(self._retry_timeout, urgent=True)
+        self._waits.failed(pool, error)
 
     def _request_refresh(self, reason: str) -> None:
-        # A poll (probe first): the command is held next, polling until the map changes.
-        self._refresh.trigger(
-            "clusterdown" if reason == ClusterDownError.__name__ else "connection failure",
-            urgent=True,
-        )
+        self._waits.request(reason)
 
     def _exhausted(self, c: Classified, budget: Budget, why: str,
                    last: BaseException | None) -> BaseException:
         detail = f"{type(last).__name__}: {last}" if last is not None else "no route"
+        ask = budget.held_ask
+        if isinstance(ask, AskError):
+            host, port = ask.address
+            return AskTargetUnreachableError(
+                f"{c.name} gave up after {why}: slot {ask.slot} is migrating to "
+                f"{host}:{port} (ASK), which did not answer; last error: {detail}", last,
+                slot=ask.slot, address=ask.address, may_have_executed=budget.unknown,
+            )
         return ClusterRetryError(
             f"{c.name} gave up after {why}; last error: {detail}", last,
             may_have_executed=budget.unknown,
@@ -354,7 +272,7 @@ class ClusterPool(SubscriptionViews, Router):
     def redirect_pool(self, address: Address) -> ConnectionsPool | None:
         """The node pool in use for an address a redirect announced (remapped as
         the pool's own redirects are; :class:`~clustermgr.remap.AddressRemapError`)."""
-        return self._nodes.pools.get(remap_address(self._remap, address))
+        return self._redirects.known(address)
 
     # -- AbcPool: commands ------------------------------------------------
 
@@ -496,18 +414,10 @@ class ClusterPool(SubscriptionViews, Router):
         """Async iterator over the keys of every master (each key once per pass)."""
         from .scan import cluster_scan
 
-        refresh = functools.partial(self._refresh_now, "scan")
+        refresh = functools.partial(self._waits.refresh_now, "scan")
         return cluster_scan(
             self, refresh=refresh, node=self._nodes.node_pool, match=match, count=count
         )
-
-    async def _refresh_now(self, reason: str) -> None:
-        """Reload the slot map (coalesced, rate-limited) and wait for it."""
-        await self._refresh.refresh(reason, self._options.node_timeout)
-
-    async def _poll_map(self, reason: str) -> None:
-        """Reload the slot map at the held commands' interval and wait for it."""
-        await self._refresh.refresh(reason, self._options.node_timeout, urgent=True)
 
     # -- stats ------------------------------------------------------------
 

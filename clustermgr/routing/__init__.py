@@ -5,8 +5,9 @@
   the retry path carries it;
 * :mod:`.core`: :class:`Router` (fast path, the one retry path,
   acquire/release, tasks, stats, close);
-* :mod:`.batch`: many commands per node in one write, redirects followed in
-  order.
+* :mod:`.batchplan`: a batch checked and cut into segments before anything
+  is sent; :mod:`.batch`: many commands per node in one write, redirects
+  followed in order.
 """
 
 from __future__ import annotations

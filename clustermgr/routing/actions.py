@@ -84,8 +84,8 @@ class ErrorActions:
 class Budget:
     """What one command may still spend on retries: time, failures, redirects."""
 
-    __slots__ = ("deadline", "failures", "max_failures", "max_redirects", "redirects",
-                 "started", "unknown")
+    __slots__ = ("deadline", "failures", "held_ask", "max_failures", "max_redirects",
+                 "redirects", "started", "unknown")
 
     def __init__(
         self, now: float, timeout: float | None, max_failures: int | None,
@@ -99,6 +99,16 @@ class Budget:
         self.redirects = 0
         #: Some failed attempt may have run (a read-only command that was retried).
         self.unknown = False
+        #: The ASK redirect whose node did not answer, while the command is held on
+        #: that migration (None once another answer came).
+        self.held_ask: BaseException | None = None
+
+    def ask_unreached(self, ask: BaseException) -> None:
+        """The node ``ask`` (an ASK redirect) named did not answer: the command
+        is held on that migration like one whose node is down (paced by the
+        hold, bounded by the deadline), so the redirect is not counted."""
+        self.redirects -= 1
+        self.held_ask = ask
 
     def remaining(self, now: float) -> float | None:
         """Seconds left, or None without a deadline."""

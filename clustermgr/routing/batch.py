@@ -1,24 +1,18 @@
 """Many commands, grouped per node pool, one write each; redirects followed in order.
 
-:class:`RoutedBatch` checks every command before anything is sent: a command
-that is not a sequence, an argument of a type that cannot be sent, a command a
-batch cannot carry (SELECT, WATCH, MULTI, ...) raise TypeError; a ``str`` that
-is not valid UTF-8 (a lone surrogate) raises ValueError; an unknown
-``encoding`` raises LookupError -- and then nothing has been sent.
+What :class:`RoutedBatch` sends was checked and cut into segments first, by
+:class:`~.batchplan.BatchPlan` (bad input raises before anything is sent).
 
-Order. The batch runs as *segments*, one after the other: each command that
-does not go to one slot's node (keyless, cross-slot, blocking, pub/sub: run
-with the router's ``execute``) is a segment of its own, and the commands
-between two such are one segment. Inside a segment the commands are grouped
-by the node pool of their slot and each group goes out as one batch. Per
-slot, the commands are sent in the callers' order, in one run up to the first
-command that names a key of a *multi-key* command before it in the run (a
-migrating slot answers a multi-key command TRYAGAIN while a later command on
-one of its keys may be served): that command and the rest of the slot wait for
-the multi-key command's reply. When a node refuses
-a command (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, a lost connection of a
-read-only command, ...), that command and every later command of its slot
-that was refused too are resent in their order, before the rest of the slot.
+Order. The segments run one after the other. Inside a segment the commands
+are grouped by the node pool of their slot and each group goes out as one
+batch. Per slot, the commands are sent in the callers' order, in one run up
+to the first command that names a key of a *multi-key* command before it in
+the run (a migrating slot answers a multi-key command TRYAGAIN while a later
+command on one of its keys may be served): that command and the rest of the
+slot wait for the multi-key command's reply. When a node refuses a command
+(MOVED, ASK, TRYAGAIN, CLUSTERDOWN, a lost connection of a read-only
+command, ...), that command and every later command of its slot that was
+refused too are resent in their order, before the rest of the slot.
 
 What this guarantees, exactly: the commands of one slot are *sent* in batch
 order, and a refused command is resent before any later command of its slot
@@ -45,73 +39,19 @@ True) and those not yet sent :class:`~clustermgr.errors.PoolClosedError`.
 from __future__ import annotations
 
 import asyncio
-import codecs
 from collections.abc import Sequence
 from typing import Any
 
-from ..commands import CommandInfo
-from ..connection import BATCH_CHECKED_NAMES, refuse_in_batch
-from ..errors import ConnectionForcedCloseError, CrossSlotError, RedirectError
+from ..errors import ConnectionForcedCloseError, RedirectError
 from ..pool import ConnectionsPool
-from ..protocol import is_blocking
-from ..pubsub import is_pubsub_command
 from .actions import Action, Budget
+from .batchplan import BatchPlan
 from .core import Classified, Router
 
 __all__ = ["RoutedBatch"]
 
-_ARG_TYPES = (bytes, str, int, float, memoryview, bytearray)
-_NOT_A_COMMAND = (str, bytes, bytearray, memoryview)
-_FAST_TYPES = frozenset({bytes, str, int, float})
-
 Group = tuple[ConnectionsPool, bool]  # (pool, send ASKING first)
-Segment = int | list[int]  # one command run alone, or commands grouped per slot
 _PENDING: Any = object()  # a result not known yet
-
-
-def _check(index: int, entry: Any) -> None:
-    kind = type(entry)
-    if ((kind is not tuple and kind is not list) and (
-        isinstance(entry, _NOT_A_COMMAND) or not isinstance(entry, Sequence)
-    )) or not entry:
-        raise TypeError(
-            f"execute_batch: command {index} must be a non-empty sequence "
-            f"(command, *args), not {entry!r}"
-        )
-    command = entry[0]
-    if type(command) is not bytes and type(command) is not str:
-        raise TypeError(f"execute_batch: command {index} has name {command!r}; "
-                        "a name is bytes or str")
-    for position, arg in enumerate(entry):
-        if type(arg) not in _FAST_TYPES and (
-            isinstance(arg, bool) or not isinstance(arg, _ARG_TYPES)
-        ):
-            raise TypeError(
-                f"execute_batch: argument {position} of command {index} ({command!r}) has "
-                f"type {type(arg).__name__}; commands take bytes, str, int or float"
-            )
-
-
-def _check_text(index: int, entry: Sequence[Any]) -> None:
-    """Every ``str`` of ``entry`` can be sent as UTF-8 (ValueError if not)."""
-    for position, arg in enumerate(entry):
-        if type(arg) is str and not arg.isascii():
-            try:
-                arg.encode()
-            except UnicodeEncodeError as exc:
-                raise ValueError(
-                    f"execute_batch: argument {position} of command {index} "
-                    f"({entry[0]!r}) cannot be encoded as UTF-8: {exc.reason}"
-                ) from exc
-
-
-def _check_kwargs(kwargs: dict[str, Any]) -> None:
-    for name in kwargs:
-        if name != "encoding":
-            raise TypeError(f"execute_batch got an unexpected keyword argument {name!r}")
-    encoding = kwargs.get("encoding")
-    if type(encoding) is str:
-        codecs.lookup(encoding)  # LookupError now, not after the commands ran
 
 
 def _key_bytes(key: Any) -> bytes:
@@ -122,11 +62,6 @@ def _key_bytes(key: Any) -> bytes:
     if isinstance(key, (bytearray, memoryview)):
         return bytes(key)
     return str(key).encode()  # an int or float key is sent as its text
-
-
-def _multi_key(info: CommandInfo) -> bool:
-    """Whether ``info``'s command may name several keys (a migrating slot: TRYAGAIN)."""
-    return info.movablekeys or info.last_key != info.first_key
 
 
 class RoutedBatch:
@@ -155,9 +90,7 @@ class RoutedBatch:
     def __init__(
         self, router: Router, commands: Sequence[Sequence[Any]], kwargs: dict[str, Any]
     ) -> None:
-        if isinstance(commands, _NOT_A_COMMAND) or not isinstance(commands, Sequence):
-            raise TypeError(f"execute_batch takes a sequence of commands, not {commands!r}")
-        _check_kwargs(kwargs)
+        plan = BatchPlan(commands, kwargs, router._lookup, router._plain_kind)
         self._router = router
         self._kwargs = kwargs
         self._entries = commands
@@ -165,14 +98,12 @@ class RoutedBatch:
         self.results: list[Any] = [_PENDING] * size
         #: Built on first need (a retry), from the classification made here.
         self.classified: list[Classified | None] = [None] * size
-        self._infos: list[CommandInfo | None] = [None] * size
-        self._slots: list[int] = [0] * size
-        #: Commands whose slot's later commands wait for their reply.
-        self._barriers: set[int] = set()
-        #: Grouped commands that are not plain (unknown names, XREAD without
-        #: BLOCK): their group goes through the node pool's checked execute_batch.
-        self._checked: set[int] = set()
-        self._segments: list[Segment] = []
+        self._infos = plan.infos
+        self._slots = plan.slots
+        self._barriers = plan.barriers
+        self._checked = plan.checked
+        self._segments = plan.segments
+        self._ordered = plan.ordered
         self._errors: dict[int, BaseException] = {}
         #: Commands an attempt of which may have run (their final error says so).
         self._unknown: set[int] = set()
@@ -181,58 +112,7 @@ class RoutedBatch:
         self._forced: dict[int, Group] = {}
         #: Commands written and not answered yet (what a close interrupts).
         self._wire: list[Sequence[int]] = []
-        #: Segments (by position) where a command names a slot after a multi-key one.
-        self._ordered: set[int] = set()
         self._budget: Budget | None = None
-        lookup, infos, slots = router._lookup, self._infos, self._slots
-        plain_kind = router._plain_kind
-        fast, checked = _FAST_TYPES, BATCH_CHECKED_NAMES
-        segments = self._segments
-        grouped: list[int] = []
-        held: set[int] = set()  # slots of the segment's multi-key commands
-        for index, entry in enumerate(commands):
-            kind = type(entry)
-            if (kind is not tuple and kind is not list) or not entry:
-                _check(index, entry)  # raises unless an acceptable sequence
-            command, args = entry[0], entry[1:]
-            if type(command) is not bytes and type(command) is not str:
-                _check(index, entry)
-            for arg in entry:
-                if type(arg) not in fast:
-                    _check(index, entry)
-                elif type(arg) is str and not arg.isascii():
-                    _check_text(index, entry)
-            info = lookup(command)
-            if info.name in checked or not info.name:
-                refuse_in_batch(command, args)
-            try:
-                slot = info.slot_of(args)
-            except CrossSlotError:  # split (or refused) by execute
-                slot = None
-            if (
-                slot is None
-                or (info.pubsub and is_pubsub_command(command))
-                or (info.is_blocking and is_blocking(command, tuple(args)))
-            ):
-                if grouped:
-                    segments.append(grouped)
-                    grouped, held = [], set()
-                segments.append(index)
-                continue
-            if not plain_kind(info):
-                self._checked.add(index)
-            if info.subcommands and args:
-                info = info.subcommand(args[0]) or info
-            infos[index] = info if info.name else None
-            slots[index] = slot
-            if held and slot in held:
-                self._ordered.add(len(segments))
-            if _multi_key(info):
-                self._barriers.add(index)
-                held.add(slot)
-            grouped.append(index)
-        if grouped:
-            segments.append(grouped)
 
     def _c(self, index: int) -> Classified:
         c = self.classified[index]

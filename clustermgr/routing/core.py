@@ -38,6 +38,7 @@ from ..errors import (
     OutcomeUnknownError,
     PoolClosedError,
     RedisError,
+    ReplyError,
     RouteError,
 )
 from ..events import EventBus
@@ -273,6 +274,7 @@ class Router(AbcPool):
         """Resend ``c`` until it gets a reply or ``budget`` is spent; one loop for all."""
         loop = self._loop
         last = error
+        followed: BaseException | None = None  # the ASK redirect the last attempt followed
         try:
             while True:
                 target: ConnectionsPool | None = None
@@ -290,6 +292,10 @@ class Router(AbcPool):
                         raise self._closed_error() from error
                     if action is Action.REFUSE:
                         raise self._refuse(c, error) from error
+                    if followed is not None and not isinstance(error, ReplyError):
+                        budget.ask_unreached(followed)  # no answer from the node the ASK named
+                    elif action is not Action.ASK:
+                        budget.held_ask = None
                     if action is Action.MOVED or action is Action.ASK:
                         budget.redirects += 1
                         asking = action is Action.ASK
@@ -309,6 +315,7 @@ class Router(AbcPool):
                         error = None
                         continue
                 c.pool = target
+                followed = error if asking else None
                 try:
                     return await attempt(loop.time, target, c, asking, budget, self._exhausted)
                 except RedisError as exc:
@@ -318,7 +325,7 @@ class Router(AbcPool):
                     error = last = exc
         finally:
             # The errors' tracebacks keep this frame: drop them, no cycle for the collector.
-            error = last = None
+            error = last = followed = None
 
     # -- exclusive connections -------------------------------------------------
 

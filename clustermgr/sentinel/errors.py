@@ -9,8 +9,8 @@ catches those keeps working.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn
 
 from ..errors import (
     AuthError,
@@ -20,7 +20,7 @@ from ..errors import (
     SlaveNotFoundError,
     TimeoutError,
 )
-from ._common import Address
+from ._common import Address, address_text
 
 __all__ = [
     "FailoverTimeoutError",
@@ -30,6 +30,7 @@ __all__ = [
     "SentinelAuthError",
     "SentinelsUnreachableError",
     "UnknownServiceError",
+    "raise_no_usable",
 ]
 
 
@@ -84,3 +85,20 @@ class FailoverTimeoutError(MasterNotFoundError, TimeoutError):
     """
 
     may_have_executed = False
+
+
+def raise_no_usable(
+    role: str, service: str, errors: Iterable[tuple[Address, BaseException]]
+) -> NoReturn:
+    """Why a start found no usable ``role`` of ``service``: refused credentials first."""
+    errors = list(errors)
+    for address, exc in errors:
+        if isinstance(exc, AuthError):
+            raise AuthError(
+                f"{role} {address_text(address)} of {service!r} refused the credentials: {exc}"
+            ) from exc
+    not_found = MasterNotFoundError if role == "master" else SlaveNotFoundError
+    raise not_found(
+        f"no {role} of {service!r} could be used: "
+        + "; ".join(f"{address_text(a)}: {e}" for a, e in errors)
+    )

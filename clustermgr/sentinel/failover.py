@@ -34,7 +34,7 @@ rotation of healthy replicas) to it; :class:`~.master.MasterFollower` and
   drops one on ``+sdown``, a role change, a promotion or a connection error,
   and adds them back on ``-sdown``/``+slave``/... (coalesced, rate-limited
   refresh, plus one every few watchdog rounds).
-* learns peer sentinels (``SENTINEL SENTINELS``, ``+sentinel``).
+* learns peer sentinels (``SENTINEL SENTINELS``, ``+sentinel``: :mod:`.peers`).
 """
 
 from __future__ import annotations
@@ -52,18 +52,25 @@ from ..errors import (
     MasterNotFoundError,
     PoolClosedError,
     RedisError,
-    SlaveNotFoundError,
 )
-from ..health import NodeHealth
 from ..pool import ConnectionsPool
 from ..remap import AddressRemapError
 from ._common import Address, Tasks, address_text, logger
-from .errors import FailoverTimeoutError, MasterDownError, NoHealthyReplicaError, RoleMismatchError
-from .events import SentinelEvent, remap_event
+from .errors import (
+    FailoverTimeoutError,
+    MasterDownError,
+    NoHealthyReplicaError,
+    RoleMismatchError,
+    raise_no_usable,
+)
+from .events import SentinelEvent
 from .hooks import PoolHooks
-from .monitor import SentinelMonitor
+from .nodereports import NodeReports
+from .peers import SentinelPeers
+from .routegate import RouteGate
 from .sentinel import RedisSentinel
 from .servers import ServerPool, Servers
+from .switches import Switches
 from .watchdog import watch_roles
 
 __all__ = ["Follower"]
@@ -75,9 +82,6 @@ _NEVER_RETRIED = (AuthError, AddressRemapError, CredentialProviderError)
 #: What the first discovery may find while a failover moves the service: the app
 #: waits (bounded by failover_timeout) instead of failing.
 _PASSING_GAPS = (MasterDownError, NoHealthyReplicaError)
-
-#: Events that say a data node is down (+sdown) or answering again (the others).
-_NODE_EVENTS = frozenset({"+sdown", "-sdown", "+reboot", "+convert-to-slave", "+slave"})
 
 
 @dataclass
@@ -128,11 +132,8 @@ class Follower:
         self._role_check_interval = role_check_interval
         self._tasks = tasks
         self.servers = Servers(hooks, self.role, pool_kwargs, tasks)
-        self.monitor = SentinelMonitor(
-            connect=sentinel.open_connection,
-            on_event=lambda event: self.on_event(remap_event(event, sentinel.remap)),
-            on_state=self._on_sentinel_state,
-        )
+        self.peers = SentinelPeers(sentinel, service, on_event=self.on_event,
+                                   on_reconnect=self._on_sentinel_back)
         #: The pool commands go to now (for replicas: the first of the
         #: rotation, used for pub/sub and acquire); None while holding.
         self.active: ServerPool | None = None
@@ -143,21 +144,18 @@ class Follower:
         #: role="master": the failover in progress, if any.
         self.failover: Failover | None = None
         self.last_error: BaseException | None = None
-        self._ready: asyncio.Future[ServerPool] = asyncio.get_running_loop().create_future()
+        self._ready: RouteGate[ServerPool] = RouteGate()
         self._lazy = False  # start_lazily() called, nothing started yet
         self._start_pending = False  # started lazily: _started() due after the first install
         self._resolver: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_discovery = float("-inf")
-        self._seen_sentinels: set[Address] = set()
-        self._health = NodeHealth()
+        self._nodes = NodeReports(service, hooks.events)
         self._closing = False
-        self.switch_count = 0
+        self.switches = Switches(self.role, service)
         # Bumped by every failover event that changes the picture: a search
         # begun under an older generation is not installed (decided again).
         self._generation = 0
-        self.last_switch_at: float | None = None
-        self.last_hold_duration: float | None = None
 
     # -- what a role adds ----------------------------------------------------------------
 
@@ -194,8 +192,7 @@ class Follower:
 
     async def start(self) -> None:
         """Discover, verify and install the first server(s); start listening."""
-        for address in self._sentinel.addresses:
-            self.monitor.watch(address)
+        self.peers.watch_known()
         self._last_discovery = asyncio.get_running_loop().time()
         generation = self._generation
         try:
@@ -220,17 +217,7 @@ class Follower:
             await self._started()
             return
         if not pools:
-            for address, exc in errors:
-                if isinstance(exc, AuthError):
-                    raise AuthError(
-                        f"{self.role} {address_text(address)} of {self._service!r} refused "
-                        f"the credentials: {exc}"
-                    ) from exc
-            not_found = MasterNotFoundError if self.role == "master" else SlaveNotFoundError
-            raise not_found(
-                f"no {self.role} of {self._service!r} could be used: "
-                + "; ".join(f"{address_text(a)}: {e}" for a, e in errors)
-            )
+            raise_no_usable(self.role, self._service, errors)
         self._install(pools, "initial discovery")
         await self._started()
 
@@ -241,35 +228,16 @@ class Follower:
     def _start_late(self) -> None:
         self._lazy = False
         self._start_pending = True
-        for address in self._sentinel.addresses:
-            self.monitor.watch(address)
+        self.peers.watch_known()
         self.hold()
 
     async def _started(self) -> None:
-        await self._learn_sentinels()
+        await self.peers.learn()
         if self._role_check_interval:
             self._tasks.spawn(watch_roles(
                 self, self._role_check_interval, "master" if self.role == "master" else "slave",
                 self.servers.check_timeout,
             ))
-
-    async def _learn_sentinels(self) -> None:
-        try:
-            peers = await self._sentinel.sentinels(self._service)
-        except (RedisError, OSError) as exc:
-            logger.debug("could not list the sentinels of %r: %s", self._service, exc)
-            return
-        for peer in peers:
-            try:
-                announced = (peer["ip"], int(peer["port"]))
-            except (KeyError, ValueError):
-                continue
-            self._learn(self._sentinel.remap(announced))
-
-    def _learn(self, address: Address) -> None:
-        if self._sentinel.add(address):
-            logger.info("learned sentinel %s for %r", address_text(address), self._service)
-        self.monitor.watch(address)
 
     # -- installing server pools -----------------------------------------------------
 
@@ -290,7 +258,6 @@ class Follower:
 
     def _install(self, pools: list[ServerPool], reason: str) -> None:
         """Route commands to ``pools`` (the master, or the healthy replicas)."""
-        loop = asyncio.get_running_loop()
         old = self.current
         failover, self.failover = self.failover, None
         for pool in self._serving():
@@ -300,16 +267,8 @@ class Follower:
         self.current = current
         self._installing(pools, old, reason)
         if old is not None and old.address != current.address:
-            self.switch_count += 1
-            self.last_switch_at = loop.time()
-            held = loop.time() - failover.since if failover is not None else None
-            self.last_hold_duration = held
-            logger.info(
-                "%s of %r switched %s -> %s (%s; commands held %s)",
-                self.role, self._service, address_text(old.address),
-                address_text(current.address), reason,
-                f"{held * 1000:.0f} ms" if held is not None else "0 ms",
-            )
+            held = self.switches.record(old.address, current.address, reason,
+                                        failover.since if failover is not None else None)
             self._switched(old, current, failover, reason, held)
         elif old is None:
             logger.info("using %s %s of %r", self.role,
@@ -319,9 +278,7 @@ class Follower:
         self.last_error = None
         self.active = current
         self._publish()
-        if self._ready.done():
-            self._ready = loop.create_future()
-        self._ready.set_result(current)
+        self._ready.open(current)
         if self._start_pending:  # a lazy start: what start() does after the first install
             self._start_pending = False
             self._tasks.spawn(self._started())
@@ -336,8 +293,7 @@ class Follower:
         """Stop sending commands until the resolver installs a (new) server."""
         self.active = None
         self._hooks.set_route(None, ())
-        if self._ready.done():
-            self._ready = asyncio.get_running_loop().create_future()
+        self._ready.shut()
         if self._resolver is None or self._resolver.done():
             self._resolver = self._tasks.spawn(self._resolve())
         self._wake.set()
@@ -363,10 +319,8 @@ class Follower:
             self._start_late()
         if self._resolver is None or self._resolver.done():
             self.hold()
-        ready = self._ready
         try:
-            async with _timeout(self._failover_timeout):
-                return await asyncio.shield(ready)
+            return await self._ready.wait(self._failover_timeout)
         except asyncio.TimeoutError:
             raise FailoverTimeoutError(
                 f"no usable {self.role} of {self._service!r} within "
@@ -441,9 +395,7 @@ class Follower:
         """End this search: the commands waiting for a server fail with ``error``."""
         logger.warning("giving up finding a %s of %r: %s", self.role, self._service, error)
         self.failover = None
-        if not self._ready.done():
-            self._ready.set_exception(error)
-            self._ready.exception()  # retrieved: nobody may be waiting
+        self._ready.fail(error)
 
     def _new_search(self) -> None:
         """A resolve begins (subclasses reset per-search state)."""
@@ -468,40 +420,22 @@ class Follower:
 
     # -- sentinel events ---------------------------------------------------------------
 
-    def _on_sentinel_state(self, address: Address, up: bool) -> None:
-        if not up:
-            logger.info("sentinel %s lost (event subscription down)", address_text(address))
-            return
-        if address in self._seen_sentinels and self.active is not None:
+    def _on_sentinel_back(self, address: Address) -> None:
+        if self.active is not None:
             self._after_reconnect(address)
-        self._seen_sentinels.add(address)
 
     def on_event(self, event: SentinelEvent) -> None:
-        """Handle one sentinel event (each arrives once per sentinel: idempotent)."""
-        if event.kind == "+sentinel" and event.address is not None:
-            if event.master_name == self._service:
-                self._learn(event.address)
-            return
+        """Handle one sentinel event (each arrives once per sentinel: idempotent).
+
+        ``+sentinel`` (a peer) is :class:`~.peers.SentinelPeers`' business.
+        """
         if event.master_name != self._service or self._closing:
             return
         if self.current is None:
             self._on_startup_event(event)
             return
-        if event.kind in _NODE_EVENTS and event.address is not None and (
-            event.instance_type in ("master", "slave", "replica")
-        ):
-            self._node_event(event)
+        self._nodes.heard(event)
         self._on_service_event(event)
-
-    def _node_event(self, event: SentinelEvent) -> None:
-        assert event.address is not None
-        reason = f"{event.kind} {event.instance_type} from sentinel {address_text(event.source)}"
-        change = self._health.report(event.address, event.kind != "+sdown", reason)
-        if change is None:
-            return
-        logger.info("%s, service %r", change.describe(), self._service)
-        if self._hooks.events.active:
-            self._hooks.events.emit(change)
 
     def _current_address(self) -> Address | None:
         pool = self.current
@@ -527,16 +461,13 @@ class Follower:
         """Stop listening and close every server pool."""
         self._closing = True
         self.active = None
-        self.monitor.close()
+        self.peers.close()
         for pool in (self.current, *self.replicas):
             if pool is not None and not pool.closed:
                 self.servers.discard(pool)
-        if not self._ready.done():
-            self._ready.set_exception(
-                PoolClosedError(f"sentinel pool for {self._service!r} was closed"))
-            self._ready.exception()
+        self._ready.fail(PoolClosedError(f"sentinel pool for {self._service!r} was closed"))
 
     async def wait_closed(self) -> None:
         """Wait until the event subscriptions and server pools are closed."""
-        await self.monitor.wait_closed()
+        await self.peers.wait_closed()
         await self.servers.wait_closed()

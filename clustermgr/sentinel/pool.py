@@ -350,17 +350,17 @@ class SentinelPool(SubscriptionViews, Router):
     @property
     def switch_count(self) -> int:
         """Number of master (or replica) changes followed."""
-        return self._follower.switch_count
+        return self._follower.switches.count
 
     @property
     def last_switch_at(self) -> float | None:
         """Loop time of the last change."""
-        return self._follower.last_switch_at
+        return self._follower.switches.last_at
 
     @property
     def last_hold_duration(self) -> float | None:
         """How long commands were held for the last change (seconds)."""
-        return self._follower.last_hold_duration
+        return self._follower.switches.last_hold
 
     @property
     def sentinel(self) -> RedisSentinel:
@@ -404,7 +404,7 @@ class SentinelPool(SubscriptionViews, Router):
         return [pool.node_stats(role=role) for pool in self._serving()]
 
     def _stats_counters(self) -> dict[str, int]:
-        return {"failovers": self._follower.switch_count}
+        return {"failovers": self._follower.switches.count}
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("holding" if self._active is None else "ready")

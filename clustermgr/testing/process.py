@@ -1,34 +1,32 @@
 """One local ``redis-server`` (or sentinel) process: config, start, stop, signals.
 
-A :class:`LocalServer` writes its config into its own directory, starts the
-binary with :class:`subprocess.Popen` bound to 127.0.0.1, and only ever signals
-the PID it started.  On Linux the child gets ``PR_SET_PDEATHSIG=SIGKILL`` so it
-dies with the Python process (:mod:`.children`), so starting or restarting
-servers from short-lived threads (e.g. ``asyncio.to_thread``) is safe.
+A :class:`LocalServer` writes its config (:mod:`.serverconfig`) into its own
+directory, starts the binary with :class:`subprocess.Popen` bound to
+127.0.0.1 on a free port (:mod:`.ports`), and only ever signals the PID it
+started (:mod:`.serverprocess`).  On Linux the child gets
+``PR_SET_PDEATHSIG=SIGKILL`` so it dies with the Python process
+(:mod:`.children`), so starting or restarting servers from short-lived
+threads (e.g. ``asyncio.to_thread``) is safe.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
-import random
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeAlias
 
 from .binaries import find_server_binary, server_version
 from .children import death_signal_preexec, spawn
 from .errors import ServerStartError
+from .ports import BUS_PORT_OFFSET, MAX_PORT, find_free_port, port_is_free
 from .resp import CommandArg, RespConnection, RespError, RespValue, as_list, as_str, parse_info
+from .serverconfig import ConfigInput, ConfigValue, base_config, config_lines
+from .serverprocess import ServerProcess
 
 __all__ = [
     "MAX_PORT",
@@ -40,142 +38,10 @@ __all__ = [
     "port_is_free",
 ]
 
-MAX_PORT = 55535
-"""Highest port handed out, so that ``port + 10000`` (cluster bus) stays valid."""
-
-BUS_PORT_OFFSET = 10000
-
-ConfigValue: TypeAlias = str | int | Sequence[str | int]
-"""A config value: one argument (quoted as needed) or a sequence of arguments."""
-
-ConfigInput: TypeAlias = Mapping[str, ConfigValue] | Iterable[str | tuple[str, ConfigValue]]
-"""Extra config: a mapping, or an iterable of raw lines / ``(directive, value)`` pairs."""
-
 _HOST = "127.0.0.1"
 _LOG_NAME = "server.log"
 _STDOUT_NAME = "stdout.log"
 _ADDR_IN_USE = "Address already in use"
-
-_rng = random.SystemRandom()
-_reserved: set[int] = set()
-_reserve_lock = threading.Lock()
-_live: set[LocalServer] = set()
-_live_lock = threading.Lock()
-
-
-# -- config ------------------------------------------------------------------
-
-
-def _quote(value: str | int) -> str:
-    text = str(value)
-    if text and not any(ch in text for ch in " \t\r\n\"'\\"):
-        return text
-    escaped = (
-        text.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
-    return f'"{escaped}"'
-
-
-def _directive(key: str, value: ConfigValue) -> str:
-    if isinstance(value, int):
-        return f"{key} {value}"
-    if isinstance(value, str):
-        return f"{key} {value}" if value else f'{key} ""'
-    return " ".join([key, *(_quote(v) for v in value)])
-
-
-def config_lines(config: ConfigInput | None) -> list[str]:
-    """Normalise ``config`` into redis.conf lines.
-
-    * plain strings are raw lines: ``"appendonly yes"``;
-    * a ``str``/``int`` value (in a mapping or a ``(directive, value)`` pair) is
-      written as is, so it may hold several words: ``("replicaof", "127.0.0.1
-      6380")``; an empty string becomes ``""``;
-    * a sequence value is a list of arguments, each quoted when needed:
-      ``("requirepass", ["secret with spaces"])``, ``("save", [60, 1000])``.
-    """
-    if config is None:
-        return []
-    if isinstance(config, Mapping):
-        return [_directive(key, value) for key, value in config.items()]
-    lines: list[str] = []
-    for item in config:
-        if isinstance(item, str):
-            lines.append(item)
-        else:
-            lines.append(_directive(item[0], item[1]))
-    return lines
-
-
-# -- ports -------------------------------------------------------------------
-
-
-def port_is_free(port: int, host: str = _HOST) -> bool:
-    """Return True if a TCP listener could bind ``host:port`` right now."""
-    if not 0 < port < 65536:
-        return False
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _ephemeral_low() -> int:
-    try:
-        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
-        return int(text.split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def _candidate_ok(port: int, host: str, bus: bool) -> bool:
-    if port in _reserved or port > MAX_PORT or not port_is_free(port, host):
-        return False
-    if bus:
-        bus_port = port + BUS_PORT_OFFSET
-        return bus_port not in _reserved and port_is_free(bus_port, host)
-    return True
-
-
-def find_free_port(host: str = _HOST, *, bus: bool = False, attempts: int = 500) -> int:
-    """Return a currently free TCP port on ``host`` and reserve it in this process.
-
-    Ports are drawn at random below the kernel's ephemeral range (so outgoing
-    connections cannot grab them between runs of a server); if none is found
-    there, the kernel is asked for one by binding port 0.  With ``bus=True`` the
-    cluster bus port ``port + 10000`` must be free too.  Every port returned is
-    at most :data:`MAX_PORT` and never returned twice by this process.  The port
-    may still be taken by another process before the server binds it; the
-    launcher retries on ``EADDRINUSE``.
-    """
-    low = 10000
-    high = _ephemeral_low() - 1 - (BUS_PORT_OFFSET if bus else 0)
-    high = min(high, MAX_PORT)
-    with _reserve_lock:
-        if high > low:
-            for _ in range(attempts):
-                port = _rng.randint(low, high)
-                if _candidate_ok(port, host, bus):
-                    _reserved.add(port)
-                    if bus:
-                        _reserved.add(port + BUS_PORT_OFFSET)
-                    return port
-        for _ in range(attempts):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind((host, 0))
-                port = int(sock.getsockname()[1])
-            if _candidate_ok(port, host, bus):
-                _reserved.add(port)
-                if bus:
-                    _reserved.add(port + BUS_PORT_OFFSET)
-                return port
-    raise OSError(f"no free port found on {host} after {attempts} attempts")
 
 
 # -- process helpers ---------------------------------------------------------
@@ -199,17 +65,6 @@ def _tail(path: Path, lines: int = 30, since: int = 0) -> str:
         return ""
     text = data.decode("utf-8", "replace")
     return "\n".join(text.splitlines()[-lines:])
-
-
-def _kill_all_at_exit() -> None:
-    with _live_lock:
-        servers = list(_live)
-    for server in servers:
-        with contextlib.suppress(Exception):
-            server.kill()
-
-
-atexit.register(_kill_all_at_exit)
 
 
 # -- the server --------------------------------------------------------------
@@ -284,9 +139,7 @@ class LocalServer:
             self.directory = Path(directory)
             self.directory.mkdir(parents=True, exist_ok=True)
             self._owns_directory = False
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._last_pid: int | None = None
-        self._paused = False
+        self._process = ServerProcess()
         self._config_written = False
         self._log_offsets = (0, 0)
 
@@ -310,22 +163,22 @@ class LocalServer:
     @property
     def pid(self) -> int | None:
         """PID of the running process, else of the last one (``None`` if never started)."""
-        return self._proc.pid if self._proc is not None else self._last_pid
+        return self._process.pid
 
     @property
     def is_running(self) -> bool:
         """True while the started process has not exited (paused counts as running)."""
-        return self._proc is not None and self._proc.poll() is None
+        return self._process.running
 
     @property
     def is_paused(self) -> bool:
         """True between :meth:`pause` and :meth:`resume`."""
-        return self._paused and self.is_running
+        return self._process.paused
 
     @property
     def is_available(self) -> bool:
         """Running and not paused (i.e. expected to answer)."""
-        return self.is_running and not self._paused
+        return self._process.running and not self._process.paused
 
     @property
     def config_path(self) -> Path:
@@ -344,46 +197,22 @@ class LocalServer:
 
     def __repr__(self) -> str:
         if self.is_running:
-            state = f"pid={self.pid} {'paused' if self._paused else 'running'}"
+            state = f"pid={self.pid} {'paused' if self._process.paused else 'running'}"
         else:
             state = "stopped"
         return f"<LocalServer {self.name} {self.host}:{self._port} {state}>"
 
     # -- config -------------------------------------------------------------
 
-    def _base_config(self) -> list[str]:
-        listen = [f"port {self._port}"]
-        if self.tls is not None:
-            listen = [f"port {self.plaintext_port or 0}", f"tls-port {self._port}"]
-        lines = [
-            *listen,
-            f"bind {self.host}",
-            "protected-mode no",
-            "daemonize no",
-            f"dir {_quote(str(self.directory))}",
-            f"logfile {_quote(str(self.directory / _LOG_NAME))}",
-        ]
-        if not self.sentinel:
-            lines += ['save ""', "appendonly no", "repl-diskless-sync-delay 0"]
-            if self.version >= (7, 0, 0):
-                lines.append("shutdown-on-sigterm nosave now")
-            if self.cluster:
-                lines += [
-                    "cluster-enabled yes",
-                    "cluster-config-file nodes.conf",
-                    f"cluster-announce-ip {self.host}",
-                ]
-            if self.password is not None:
-                lines.append(f"masterauth {_quote(self.password)}")
-                if self.username is not None:
-                    lines.append(f"masteruser {_quote(self.username)}")
-        if self.password is not None and self.username is None:
-            lines.append(f"requirepass {_quote(self.password)}")
-        return lines
-
     def write_config(self) -> None:
         """(Re)write the config file with the current port; keeps other files in the dir."""
-        text = "\n".join([*self._base_config(), *self.extra_config]) + "\n"
+        base = base_config(
+            host=self.host, port=self._port, directory=self.directory, log_path=self.log_path,
+            tls=self.tls is not None, plaintext_port=self.plaintext_port,
+            sentinel=self.sentinel, cluster=self.cluster, password=self.password,
+            username=self.username, version=None if self.sentinel else self.version,
+        )
+        text = "\n".join([*base, *self.extra_config]) + "\n"
         self.config_path.write_text(text)
         self._config_written = True
 
@@ -397,7 +226,7 @@ class LocalServer:
         """
         if self.is_running:
             raise RuntimeError(f"{self!r} is already running")
-        self._reap()
+        self._process.reap()
         if not self._config_written:
             self.write_config()
         args = [self.binary, str(self.config_path)]
@@ -418,10 +247,7 @@ class LocalServer:
                     preexec_fn=preexec,
                 )
 
-            self._proc = popen() if preexec is None else spawn(popen)
-        self._paused = False
-        with _live_lock:
-            _live.add(self)
+            self._process.track(popen() if preexec is None else spawn(popen))
 
     def wait_ready(self, timeout: float | None = None, *, bind_retries: int = 5) -> None:
         """Block until the server answers ``PING`` as the process we started.
@@ -435,16 +261,15 @@ class LocalServer:
         deadline = time.monotonic() + budget
         retries = 0
         while True:
-            proc = self._proc
-            if proc is None:
+            if not self._process.tracked:
                 raise ServerStartError(f"{self!r} was not launched")
-            if proc.poll() is not None:
+            if not self._process.running:
                 if retries < bind_retries and self._bind_failed():
                     retries += 1
                     self._relaunch_after_bind_failure()
                     continue
                 message = self._failure_message("exited during startup")
-                self._reap()
+                self._process.reap()
                 raise ServerStartError(message)
             if self._answers_as_us():
                 self._port_pinned = True
@@ -462,7 +287,7 @@ class LocalServer:
         )
 
     def _relaunch_after_bind_failure(self) -> None:
-        self._reap()
+        self._process.reap()
         marker = f"--- clustermgr: bind failed on {self._port}, retrying ---\n"
         with contextlib.suppress(OSError), self.log_path.open("a") as fh:
             fh.write(marker)
@@ -485,12 +310,12 @@ class LocalServer:
             raise ServerStartError(self._failure_message(f"PING failed: {exc}")) from exc
         except OSError:
             return False
-        return self._proc is not None and info.get("process_id") == str(self._proc.pid)
+        return self._process.tracked and info.get("process_id") == str(self._process.pid)
 
     def _failure_message(self, what: str) -> str:
         parts = [f"{self.name} on {self.host}:{self._port} ({self.binary}) {what}"]
-        if self._proc is not None and self._proc.returncode is not None:
-            parts.append(f"exit code {self._proc.returncode}")
+        if self._process.returncode is not None:
+            parts.append(f"exit code {self._process.returncode}")
         log = _tail(self.log_path)
         out = _tail(self.directory / _STDOUT_NAME)
         if log:
@@ -509,28 +334,9 @@ class LocalServer:
             raise
         return self
 
-    def _reap(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            return
-        proc.wait()
-        self._last_pid = proc.pid
-        self._proc = None
-        self._paused = False
-        with _live_lock:
-            _live.discard(self)
-
     def kill(self) -> None:
         """SIGKILL the process we started (if alive) and reap it."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.kill()  # Popen.send_signal never signals an already-reaped PID
-        proc.wait()
-        self._reap()
+        self._process.kill()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop gracefully with SIGTERM, then SIGKILL after ``timeout``; reap.
@@ -538,32 +344,15 @@ class LocalServer:
         Data nodes of Redis >= 7 are configured with ``shutdown-on-sigterm
         nosave now`` so SIGTERM does not save or wait for lagging replicas.
         """
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            if self._paused:
-                proc.send_signal(signal.SIGCONT)
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        proc.wait()
-        self._reap()
+        self._process.stop(timeout)
 
     def terminate(self) -> None:
         """Send SIGTERM without waiting (resuming first if paused); reap with :meth:`stop`."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            if self._paused:
-                proc.send_signal(signal.SIGCONT)
-            proc.terminate()
+        self._process.terminate()
 
     def detach(self) -> None:
         """Stop tracking the process: it is no longer killed when this Python process exits."""
-        with _live_lock:
-            _live.discard(self)
+        self._process.detach()
 
     def restart(self, timeout: float | None = None) -> LocalServer:
         """Stop (if running) and start again on the same port with the same dir."""
@@ -573,18 +362,12 @@ class LocalServer:
 
     def pause(self) -> None:
         """Freeze the process with SIGSTOP (it keeps its sockets but stops answering)."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
+        if not self._process.pause():
             raise RuntimeError(f"{self!r} is not running")
-        proc.send_signal(signal.SIGSTOP)
-        self._paused = True
 
     def resume(self) -> None:
         """Continue a paused process with SIGCONT."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-        self._paused = False
+        self._process.resume()
 
     def cleanup(self) -> None:
         """Stop the process and remove the directory if this server created it."""

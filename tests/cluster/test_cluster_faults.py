@@ -319,7 +319,9 @@ async def test_paused_master_is_detected_by_read_timeout(
             logger.info("GET on a paused master's slot answered after %.2f s (by the promoted "
                         "replica)", waited)
             assert value == b"before"
-            assert cluster.node_for_key("paused:key") != victim
+            # The launcher asks one node, which may learn of the promotion a moment later.
+            await _wait_for(lambda: cluster.node_for_key("paused:key") != victim, 5,
+                            "the cluster to name the promoted replica")
         finally:
             cluster.resume(victim)
     finally:

@@ -157,7 +157,7 @@ async def test_tls_pool_never_connects_to_an_announced_plaintext_port(
                 for i in range(30):
                     assert await pool.execute("SET", f"trap:{i}", i) == b"OK"
                     assert await pool.execute("GET", f"trap:{i}") == str(i).encode()
-                await pool._refresh_now("test")  # a reload reads the trap ports again
+                await pool._waits.refresh_now("test")  # a reload reads the trap ports again
             finally:
                 pool.close()
                 await pool.wait_closed()

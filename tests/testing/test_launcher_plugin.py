@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from launcher_helpers import PLUGIN_ARGS
 
-from clustermgr.testing import DockerTopologies, LocalCluster, LocalStandalone, process
+from clustermgr.testing import DockerTopologies, LocalCluster, LocalStandalone, serverprocess
 
 INNER_TESTS = """
 import pytest
@@ -27,10 +27,10 @@ def test_plain():
 def test_docker_tests_skipped_and_factories_clean_up(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_inner=INNER_TESTS)
-    before = set(process._live)
+    before = set(serverprocess._live)
     result = pytester.runpytest_inprocess(*PLUGIN_ARGS, "-p", "no:cacheprovider", "-rs")
     result.assert_outcomes(passed=2, skipped=1)
-    assert set(process._live) == before  # the factory stopped what it started
+    assert set(serverprocess._live) == before  # the factory stopped what it started
     result.stdout.fnmatch_lines(["*run with --docker*"])
 
 
