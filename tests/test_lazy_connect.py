@@ -94,7 +94,8 @@ async def test_a_lazy_sentinel_pool_discovers_at_the_first_command(
             assert sentinel.accepted == 0 and sentinel.refused == 0
             with pytest.raises(MasterNotFoundError) as caught:  # no sentinel yet: typed, bounded
                 await asyncio.wait_for(pool.execute(b"SET", b"lazy:s", b"v"), 10)
-            assert "no sentinel answered" in str(caught.value)
+            assert "no sentinel gave a usable answer" in str(caught.value)
+            assert f"{sentinel.address[0]}:{sentinel.address[1]}" in str(caught.value)
             sentinel.refuse(False)
             assert await asyncio.wait_for(pool.execute(b"SET", b"lazy:s", b"v"), 10) == b"OK"
             assert pool.address == group.master.address
