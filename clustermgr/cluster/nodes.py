@@ -355,7 +355,7 @@ class NodePools:
             fenced = pool.fence()
             if fenced:
                 logger.info(
-                    "%s is no longer a master: %d connections with replies pending fenced",
+                    "%s is no longer a master: %d connections fenced (replies pending or lent)",
                     address_text(address), fenced,
                 )
 
