@@ -5,9 +5,9 @@ loop turn); the commands that follow in the same loop tick are coalesced into
 one write. :attr:`CommandWriter.unflushed` counts the commands still queued
 here, never handed to the kernel: they cannot have run, so the connection
 fails them as not executed when it ends. Nothing is written once the
-transport is closing, or, before the first write to an idle connection, when
-the kernel already holds the peer's FIN or RST (:mod:`clustermgr.peerstate`):
-the loss is then reported by asyncio, and the command provably was not sent.
+transport is closing (asyncio would drop the bytes), and a write the kernel
+refuses closes the transport at once: the loss is then reported by asyncio,
+and the command provably was not sent.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import asyncio
 import socket
 from collections.abc import Sized
 
-from .peerstate import Probe, peer_ended, state_probe
 from .stats import Counters
 
 __all__ = ["CommandWriter"]
@@ -26,13 +25,13 @@ class CommandWriter:
     """Writes one connection's commands; counts what is still unsent.
 
     ``pending`` is the connection's queue of replies awaited (only its length
-    is read: when it equals :attr:`unflushed`, the connection is idle on the
-    wire). ``stats`` counts the commands written.
+    is read: a command alone in it is written at once). ``stats`` counts the
+    commands written.
     """
 
     __slots__ = (
-        "_buffer", "_handle", "_loop", "_pending", "_probe", "_unsendable", "stats",
-        "transport", "unflushed",
+        "_buffer", "_handle", "_loop", "_pending", "_unsendable", "stats", "transport",
+        "unflushed",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pending: Sized, stats: Counters) -> None:
@@ -47,7 +46,6 @@ class CommandWriter:
         self._handle: asyncio.Handle | None = None
         # Set once nothing more may be written (see _stopped); it stays so.
         self._unsendable = False
-        self._probe: Probe | None = None
 
     def attach(self, transport: asyncio.Transport) -> None:
         """Write to ``transport`` from now on (a TCP socket gets ``TCP_NODELAY``)."""
@@ -55,14 +53,13 @@ class CommandWriter:
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._probe = state_probe(sock)
 
     def send(self, data: bytes) -> None:
         """Write one encoded command: at once if it is the only reply awaited, else
         with the rest of this loop tick."""
         transport = self.transport
         if self._handle is None and len(self._pending) == 1 and transport is not None:
-            if not self._stopped(transport, True):
+            if not self._stopped(transport):
                 transport.write(data)
                 if not transport.is_closing():
                     self.stats.commands += 1
@@ -95,23 +92,16 @@ class CommandWriter:
         self._buffer.clear()
         return count
 
-    def _stopped(self, transport: asyncio.Transport, idle: bool) -> bool:
-        """True once nothing more may be written: the transport is closing (asyncio
-        would drop the bytes) or, before the first write to an ``idle``
-        connection, the kernel holds the peer's FIN or RST."""
+    def _stopped(self, transport: asyncio.Transport) -> bool:
+        """True once nothing more may be written: the transport is closing."""
         if not self._unsendable:
-            probe = self._probe
-            self._unsendable = transport.is_closing() or (
-                idle and probe is not None and peer_ended(probe)
-            )
+            self._unsendable = transport.is_closing()
         return self._unsendable
 
     def _flush(self) -> None:
         self._handle = None
         transport = self.transport
-        if self._buffer and transport is not None and not self._stopped(
-            transport, len(self._pending) == self.unflushed
-        ):
+        if self._buffer and transport is not None and not self._stopped(transport):
             data = b"".join(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
             self._buffer.clear()
             transport.write(data)
