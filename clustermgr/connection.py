@@ -457,7 +457,7 @@ class RedisConnection(AbcConnection):
         if exclusive or self._multi is not None or self._pubsub.subscribed or not all_plain(
             self._waiters
         ):
-            self._drop(ConnectionForcedCloseError(f"{self._address_text} was demoted from master"))
+            self._drop(ConnectionAbortedError(f"{self._address_text} was demoted from master"))
             return
         demote_plain(
             self._waiters, self._writer.withdraw(), self._address_text, self.stats.error,

@@ -151,7 +151,7 @@ def demote_plain(
 
     def end_of_grace() -> None:
         if any(not reply.stand_in.done() for reply in demoted):
-            drop(ConnectionForcedCloseError(
+            drop(ConnectionAbortedError(
                 f"{describe} was demoted from master and left replies unanswered for {grace}s"
             ))
 

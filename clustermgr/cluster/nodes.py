@@ -106,6 +106,7 @@ class NodePools:
         self._readers: Routes | None = None
         self._health = NodeHealth()
         self._probing: dict[Address, asyncio.Task[Any]] = {}
+        self._stating: dict[Address, asyncio.Task[Any]] = {}  # CLUSTER INFO of refusing nodes
         self._probed: dict[Address, float] = {}  # loop time of each node's last probe
         #: The slot map last applied.
         self.map: SlotMap | None = None
@@ -248,17 +249,10 @@ class NodePools:
         meanwhile ask each node refusing with CLUSTERDOWN its ``CLUSTER INFO``."""
         # Closed pools still routed to (retired or closed under us) reopen below.
         reopen = any(p.closed for p in self.pools.values())
-        refusing = self.state.refusing
-        if refusing:  # and each node refusing with CLUSTERDOWN: is its state ok now?
-            results = await asyncio.gather(
-                self._maps.poll(), *(self._maps.probe_state(a) for a in refusing),
-                return_exceptions=True,
-            )
-            if isinstance(results[0], BaseException):
-                raise results[0]
-            view: SlotMap | None = results[0]
-        else:
-            view = await self._maps.poll()
+        # Each node refusing with CLUSTERDOWN is asked whether its state is ok now,
+        # beside the poll: a silent one must not hold up the map's news.
+        self._probe_states(self.state.refusing)
+        view = await self._maps.poll()
         if view is not None:
             self._apply(merge_views(self.map, [view]), reasons)
         elif self.map is not None and (reopen or any(p.closed for p in self.pools.values())):
@@ -297,6 +291,7 @@ class NodePools:
             self._fence(old, new)
         for address in [a for a in self.pools if a not in wanted]:
             self._spawn(self._retire(self.pools.pop(address)))
+        self.state.keep_only(new.addresses(replicas=True))
         if diff.moved_slots and self.state.refusing and (
             self._watching is None or self._watching.done()
         ):
@@ -324,6 +319,20 @@ class NodePools:
         ) and (self._zoning is None or self._zoning.done()):
             self._zoning = self._spawn(self.learn_zones())
 
+    def _probe_states(self, addresses: Iterable[Address]) -> None:
+        """Ask each of ``addresses`` its ``CLUSTER INFO`` in the background (at most
+        one question in flight per node)."""
+        for address in addresses:
+            if address in self._stating:
+                continue
+            task = self._spawn(self._maps.probe_state(address))
+            self._stating[address] = task
+            task.add_done_callback(functools.partial(self._stated, address))
+
+    def _stated(self, address: Address, task: asyncio.Task[Any]) -> None:
+        if self._stating.get(address) is task:
+            del self._stating[address]
+
     async def _watch_refusing(self) -> None:
         """Ask the nodes refusing with CLUSTERDOWN their ``CLUSTER INFO`` every
         ``hold_interval / 5`` until none refuses (at most ``_WATCH_FOR`` s): a
@@ -335,7 +344,7 @@ class NodePools:
             refusing = self.state.refusing
             if not refusing:
                 return
-            await asyncio.gather(*(self._maps.probe_state(a) for a in refusing))
+            self._probe_states(refusing)
             await asyncio.sleep(self._options.hold_interval / 5)
 
     def _fence(self, old: SlotMap, new: SlotMap) -> None:

@@ -14,6 +14,7 @@ masters tens of milliseconds later, once the news reached them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Container
 
 from .topology import Address
 
@@ -42,6 +43,12 @@ class ClusterState:
         """``address`` answered ``CLUSTER INFO`` with ``cluster_state:ok`` (or fail)."""
         if ok:
             _release(self._refusing.pop(address, None))
+
+    def keep_only(self, addresses: Container[Address]) -> None:
+        """Forget the refusing nodes not in ``addresses`` (they left the map): their
+        held commands wake and look again."""
+        for address in [a for a in self._refusing if a not in addresses]:
+            _release(self._refusing.pop(address))
 
     def turned_ok(self, address: Address) -> asyncio.Future[None]:
         """A future done once ``address`` says ok (already done unless it refused).
