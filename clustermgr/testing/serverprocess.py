@@ -103,9 +103,7 @@ class ServerProcess:
         if proc is None:
             return
         if proc.poll() is None:
-            if self._paused:
-                proc.send_signal(signal.SIGCONT)
-            proc.terminate()
+            self.terminate()
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -120,6 +118,11 @@ class ServerProcess:
             if self._paused:
                 proc.send_signal(signal.SIGCONT)
             proc.terminate()
+            if self._paused:
+                # A SIGSTOP sent just before may take effect after the first
+                # SIGCONT (the child stops itself when next scheduled): resume
+                # again, so the SIGTERM is handled.
+                proc.send_signal(signal.SIGCONT)
 
     def pause(self) -> bool:
         """Freeze the process with SIGSTOP; False if it is not running."""
