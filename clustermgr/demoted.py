@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .dispatch import ErrorHook, Waiter
+from .dispatch import ErrorHook, Waiter, retry_codec
 from .errors import ConnectionClosedError, ConnectionForcedCloseError, ReplyError
 
 __all__ = ["DemotedReply", "all_plain", "demote_plain", "demote_waiters", "withdraw_unsent"]
@@ -108,8 +108,9 @@ def demote_waiters(
     counts an error reply, as the dispatcher does."""
     replies = []
     for index, (future, encoding, _, on_error, command, args) in enumerate(waiters):
-        codec = encoding if isinstance(encoding, str) or encoding is None else None
-        reply = DemotedReply(future, on_error, command, args, codec, describe, count_error)
+        reply = DemotedReply(
+            future, on_error, command, args, retry_codec(encoding), describe, count_error
+        )
         waiters[index] = (reply.stand_in, encoding, reply, reply.lost, command, args)
         replies.append(reply)
     return replies
@@ -126,8 +127,7 @@ def withdraw_unsent(waiters: deque[Waiter], count: int, describe: str) -> None:
             f"{describe} was demoted from master before the command was sent",
             may_have_executed=False,
         )
-        codec = encoding if isinstance(encoding, str) or encoding is None else None
-        if on_error is None or not on_error(future, error, command, args, codec):
+        if on_error is None or not on_error(future, error, command, args, retry_codec(encoding)):
             future.set_exception(error)
 
 

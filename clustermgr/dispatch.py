@@ -23,7 +23,7 @@ from .protocol import PUSH_FRAME, case_variants, decode, excerpt, lookup_command
 from .pubsubframes import PUBSUB_EVENTS, PubSubState, PubSubWait
 from .replybound import DEFAULT_MAX_REPLY_SIZE, ReplyBound
 
-__all__ = ["ErrorHook", "ReplyDispatcher", "Waiter"]
+__all__ = ["ErrorHook", "ReplyDispatcher", "Waiter", "retry_codec"]
 
 logger = logging.getLogger("clustermgr.connection")
 
@@ -49,7 +49,7 @@ Waiter = tuple[
 ]
 
 
-def _codec(encoding: str | ExecCodecs | None) -> str | None:
+def retry_codec(encoding: str | ExecCodecs | None) -> str | None:
     """The codec a retry of the command would ask for (EXEC's default for its codecs)."""
     return encoding.default if isinstance(encoding, ExecCodecs) else encoding
 
@@ -170,7 +170,7 @@ class ReplyDispatcher:
                 if isinstance(obj, ReplyError):
                     self._count_error(type(obj).__name__)
                     if on_error is None or not on_error(
-                        future, obj, command, args, _codec(encoding)
+                        future, obj, command, args, retry_codec(encoding)
                     ):
                         future.set_exception(obj)
                     continue
@@ -238,7 +238,7 @@ class ReplyDispatcher:
                 f"connection to {self.describe} lost: {error}", may_have_executed=True
             )
             lost.__cause__ = error
-            if on_error is None or not on_error(future, lost, command, args, _codec(encoding)):
+            if on_error is None or not on_error(future, lost, command, args, retry_codec(encoding)):
                 future.set_exception(lost)
         self._abort(error)
 
@@ -258,7 +258,8 @@ class ReplyDispatcher:
             if not target.done():
                 error = error_cls(message, may_have_executed=index < written)
                 error.__cause__ = cause
-                if on_error is not None and on_error(future, error, command, args, _codec(enc)):
+                codec = retry_codec(enc)
+                if on_error is not None and on_error(future, error, command, args, codec):
                     continue
                 target.set_exception(error)
         self.waiters.clear()
