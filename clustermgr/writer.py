@@ -30,8 +30,7 @@ class CommandWriter:
     """
 
     __slots__ = (
-        "_buffer", "_handle", "_loop", "_pending", "_unsendable", "stats", "transport",
-        "unflushed",
+        "_buffer", "_handle", "_loop", "_pending", "stats", "transport", "unflushed",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pending: Sized, stats: Counters) -> None:
@@ -44,8 +43,6 @@ class CommandWriter:
         #: Commands queued (the tail of ``pending``) whose bytes were not written.
         self.unflushed = 0
         self._handle: asyncio.Handle | None = None
-        # Set once nothing more may be written (see _stopped); it stays so.
-        self._unsendable = False
 
     def attach(self, transport: asyncio.Transport) -> None:
         """Write to ``transport`` from now on (a TCP socket gets ``TCP_NODELAY``)."""
@@ -59,12 +56,13 @@ class CommandWriter:
         with the rest of this loop tick."""
         transport = self.transport
         if self._handle is None and len(self._pending) == 1 and transport is not None:
-            if not self._stopped(transport):
+            # A closing transport drops the bytes; one that closes on this write
+            # had it refused by the kernel (asyncio closes at once): not sent.
+            if not transport.is_closing():
                 transport.write(data)
                 if not transport.is_closing():
                     self.stats.commands += 1
                     return
-                self._unsendable = True  # the kernel refused the write: asyncio closed at once
             self.unflushed += 1  # not sent: it fails as not executed with the loss
             return
         self._buffer.append(data)
@@ -92,21 +90,14 @@ class CommandWriter:
         self._buffer.clear()
         return count
 
-    def _stopped(self, transport: asyncio.Transport) -> bool:
-        """True once nothing more may be written: the transport is closing."""
-        if not self._unsendable:
-            self._unsendable = transport.is_closing()
-        return self._unsendable
-
     def _flush(self) -> None:
         self._handle = None
         transport = self.transport
-        if self._buffer and transport is not None and not self._stopped(transport):
+        if self._buffer and transport is not None and not transport.is_closing():
             data = b"".join(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
             self._buffer.clear()
             transport.write(data)
             if transport.is_closing():  # the kernel refused the write: asyncio closed at once
-                self._unsendable = True
                 return
             self.stats.commands += self.unflushed  # once per write, not per command
             self.unflushed = 0
